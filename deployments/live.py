@@ -1,0 +1,42 @@
+"""Live updates of a deployment: the payload and its channel-layer group."""
+
+from typing import Any, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.template.loader import render_to_string
+
+from deployments.models import Deployment
+
+
+class StatusPayload(TypedDict):
+    type: str
+    id: int
+    status: str
+    status_reason: str
+    badge_html: str
+
+
+def group_name(deployment_id: int) -> str:
+    return f"deployment.{deployment_id}"
+
+
+def status_payload(deployment: Deployment) -> StatusPayload:
+    return {
+        "type": "deployment.status",
+        "id": deployment.pk,
+        "status": deployment.status,
+        "status_reason": deployment.status_reason,
+        "badge_html": render_to_string(
+            "deployments/_status_badge.html", {"status": deployment.status}
+        ),
+    }
+
+
+def broadcast_status(deployment: Deployment) -> None:
+    """Send the deployment's status to every open page. Call after commit, never inside."""
+    layer: Any = get_channel_layer()
+    async_to_sync(layer.group_send)(
+        group_name(deployment.pk),
+        {"type": "deployment.status", "payload": status_payload(deployment)},
+    )

@@ -1,0 +1,185 @@
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from deployments.status import Status
+from environments.models import Environment, dns_label
+
+sha_validator = RegexValidator(r"^[0-9a-f]{40}$", "A git commit sha is 40 lower-case hex digits.")
+
+
+class Service(models.Model):
+    """A deployable component and its mustache manifest templates."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[dns_label])
+    image_repository = models.CharField(
+        max_length=300, help_text="The image is <image repository>:<full commit sha>."
+    )
+    git_repository_url = models.URLField(blank=True)
+    deployment_template = models.TextField(help_text="Mustache YAML of the Deployment.")
+    service_template = models.TextField(blank=True, help_text="Mustache YAML of the Service.")
+    ingress_template = models.TextField(blank=True, help_text="Mustache YAML of the Ingress.")
+    extra_templates = models.TextField(
+        blank=True, help_text="Further manifests as mustache YAML documents separated by ---."
+    )
+    default_variables: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
+        default=dict, blank=True
+    )
+    deployed_per_group = models.BooleanField(
+        default=False, help_text="This service can only be deployed with groups."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeployableVersion(models.Model):
+    """A commit of a service that CI built and registered as deployable."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="versions")
+    git_commit_sha = models.CharField(max_length=40, validators=[sha_validator])
+    branch = models.CharField(max_length=255, blank=True, db_index=True)
+    commit_message = models.TextField(blank=True)
+    commit_author = models.CharField(max_length=255, blank=True)
+    commit_url = models.URLField(max_length=500, blank=True)
+    repository_url = models.URLField(max_length=500, blank=True)
+    committed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "git_commit_sha"], name="version_unique_sha"
+            ),
+            models.CheckConstraint(
+                condition=Q(git_commit_sha__regex=r"^[0-9a-f]{40}$"), name="version_sha_40_hex"
+            ),
+        ]
+        indexes = [
+            # Serves "recent versions of a service" on the deploy page.
+            models.Index(fields=["service", "-created_at"], name="version_recent_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}@{self.git_commit_sha[:12]}"
+
+    @property
+    def image(self) -> str:
+        return f"{self.service.image_repository}:{self.git_commit_sha}"
+
+
+class Group(models.Model):
+    """A shard of a service in an environment with its own variables and scaling factor."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="groups")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=40, validators=[dns_label])
+    scaling_factor = models.PositiveIntegerField(default=1)
+    variables: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
+        default=dict, blank=True
+    )
+
+    class Meta:
+        ordering = ["service__name", "environment__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "environment", "name"], name="group_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}/{self.environment.name}/{self.name}"
+
+
+class InvalidTransition(Exception):
+    """A status change the deployment state machine does not allow."""
+
+
+class DeploymentQuerySet(models.QuerySet["Deployment"]):
+    def with_related(self) -> "DeploymentQuerySet":
+        return self.select_related("service", "environment", "version", "deployed_by", "group")
+
+    def in_progress(self) -> "DeploymentQuerySet":
+        return self.filter(status__in=Status.in_progress())
+
+
+class Deployment(models.Model):
+    """One service at one version into one environment (and optionally one group)."""
+
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="deployments"
+    )
+    group = models.ForeignKey(
+        Group, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
+    version = models.ForeignKey(
+        DeployableVersion, on_delete=models.PROTECT, related_name="deployments"
+    )
+    source_version = models.ForeignKey(
+        DeployableVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version that ran before; cancel re-applies it.",
+    )
+    deployed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deployments"
+    )
+    message = models.TextField(blank=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.TextField(blank=True)
+    rendered_manifests = models.TextField(blank=True)
+    timeline: models.JSONField[list[Any], list[Any]] = models.JSONField(default=list, blank=True)
+    environment_snapshot: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
+        default=dict, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # History pages: newest first, keyset on (created_at, id), filtered by one column.
+            models.Index(fields=["-created_at", "-id"], name="deployment_recent_idx"),
+            models.Index(fields=["environment", "-created_at"], name="deployment_env_idx"),
+            models.Index(fields=["service", "-created_at"], name="deployment_service_idx"),
+            models.Index(fields=["deployed_by", "-created_at"], name="deployment_user_idx"),
+            models.Index(fields=["status", "-created_at"], name="deployment_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.service_id}→{self.environment_id} {self.status}"
+
+    def transition_to(self, new_status: Status, *, reason: str = "") -> None:
+        """Move to new_status if the state machine allows it, guarded against races.
+
+        The UPDATE is conditional on the status this instance last saw, so two workers (or a
+        worker and a cancel request) cannot both move the same row; the loser gets
+        InvalidTransition and must re-read.
+        """
+        current = Status(self.status)
+        if not current.can_become(new_status):
+            raise InvalidTransition(f"a {current} deployment cannot become {new_status}")
+        changes: dict[str, Any] = {"status": new_status}
+        if reason:
+            changes["status_reason"] = reason
+        updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
+        if updated != 1:
+            raise InvalidTransition(f"deployment {self.pk} is no longer {current}")
+        self.status = new_status
+        if reason:
+            self.status_reason = reason

@@ -1,0 +1,85 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from environments.models import Cluster, Environment
+
+
+class ClusterForm(forms.ModelForm[Cluster]):
+    # SECURITY: write-only. The stored token is never put back into the form; leaving the
+    # field empty keeps the current token, ticking "clear" removes it.
+    token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Bearer token for the token connection. Write-only: never shown again.",
+    )
+    clear_token = forms.BooleanField(required=False, help_text="Remove the stored token.")
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "name",
+            "connection",
+            "kubeconfig_path",
+            "kubeconfig_context",
+            "api_url",
+            "ca_certificate",
+            "verify_tls",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("connection") == Cluster.Connection.TOKEN:
+            if not data.get("api_url"):
+                self.add_error("api_url", "The token connection needs the API server URL.")
+            has_token = bool(data.get("token")) or (
+                self.instance.has_token and not data.get("clear_token")
+            )
+            if not has_token:
+                self.add_error("token", "The token connection needs a bearer token.")
+        return data
+
+    def save(self, commit: bool = True) -> Cluster:
+        cluster = super().save(commit=False)
+        if self.cleaned_data.get("clear_token"):
+            cluster.token_ciphertext = ""
+        elif self.cleaned_data.get("token"):
+            cluster.set_token(self.cleaned_data["token"])
+        if commit:
+            cluster.save()
+        return cluster
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin[Cluster]):
+    form = ClusterForm
+    list_display = ["name", "connection", "api_url", "kubeconfig_context", "token_stored"]
+    list_filter = ["connection"]
+    search_fields = ["name", "api_url", "kubeconfig_context"]
+
+    @admin.display(boolean=True, description="token stored")
+    def token_stored(self, obj: Cluster) -> bool:
+        return obj.has_token
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin[Environment]):
+    list_display = [
+        "name",
+        "availability",
+        "region",
+        "cluster",
+        "namespace",
+        "node_port_coefficient",
+        "concurrency_limit",
+        "require_deployment_message",
+    ]
+    list_filter = ["availability", "region", "cluster", "require_deployment_message"]
+    search_fields = ["name", "namespace", "region"]
+    list_select_related = ["cluster"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("cluster")

@@ -1,0 +1,113 @@
+"""Settings are read from the environment and fail loudly on bad values."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from apollo_site.envconfig import env_bool, env_int, env_list
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings_in_subprocess(
+    env: dict[str, str], expression: str
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    code = f"import apollo_site.settings as s; print({expression})"
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("off", False)])
+def test_env_bool_reads_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool
+) -> None:
+    monkeypatch.setenv("APOLLO_FLAG", raw)
+    assert env_bool("APOLLO_FLAG", default=not expected) is expected
+
+
+def test_env_bool_refuses_anything_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APOLLO_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="APOLLO_FLAG"):
+        env_bool("APOLLO_FLAG", default=False)
+
+
+def test_env_int_refuses_words_and_values_below_the_minimum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APOLLO_N", "ten")
+    with pytest.raises(ImproperlyConfigured, match="integer"):
+        env_int("APOLLO_N", 1)
+    monkeypatch.setenv("APOLLO_N", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("APOLLO_N", 1, minimum=1)
+
+
+def test_env_list_refuses_empty_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APOLLO_HOSTS", "a.example,,b.example")
+    with pytest.raises(ImproperlyConfigured):
+        env_list("APOLLO_HOSTS", [])
+
+
+def test_secret_key_is_required_when_debug_is_off() -> None:
+    result = _settings_in_subprocess({"DEBUG": "0", "SECRET_KEY": ""}, "s.SECRET_KEY")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_production_switches_come_from_the_environment() -> None:
+    result = _settings_in_subprocess(
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "a-production-secret-from-the-environment",
+            "ALLOWED_HOSTS": "apollo.example.com",
+            "DATABASE_URL": "postgres://apollo@db.example.com:5432/apollo",
+            "REDIS_URL": "redis://cache.example.com:6379/0",
+        },
+        "s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES['default']['ENGINE'], "
+        "s.CHANNEL_LAYERS['default']['BACKEND'], s.SESSION_COOKIE_SECURE",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "False ['apollo.example.com'] django.db.backends.postgresql "
+        "channels_redis.core.RedisChannelLayer True"
+    )
+
+
+def test_development_defaults_need_nothing_set(tmp_path: Path) -> None:
+    result = _settings_in_subprocess(
+        {"APOLLO_VAR_DIR": str(tmp_path), "DEBUG": "1", "SECRET_KEY": ""},
+        "s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
+        "len(s.SECRET_KEY) > 40",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "django.db.backends.sqlite3 channels.layers.InMemoryChannelLayer True"
+    )
+    # Generated once and kept: a second start reuses the same key.
+    assert (tmp_path / "secret_key").exists()
+    key = (tmp_path / "secret_key").read_text()
+    again = _settings_in_subprocess(
+        {"APOLLO_VAR_DIR": str(tmp_path), "DEBUG": "1", "SECRET_KEY": ""}, "s.SECRET_KEY"
+    )
+    assert again.stdout.strip() == key
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEBUG", "sometimes", "DEBUG must be a boolean"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL must start with"),
+        ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
+    ],
+)
+def test_bad_values_stop_the_start(name: str, value: str, message: str) -> None:
+    result = _settings_in_subprocess({name: value, "SECRET_KEY": "x" * 50}, "s.DEBUG")
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -1,0 +1,67 @@
+"""Shared fixtures: the personas of the product brief and the live server for browser tests."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from tests import factories
+from tests.live import LiveServer, start_live_server
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    """Admin."""
+    return factories.make_user("alice", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    """May deploy and read logs in staging only (grants arrive with the gate)."""
+    return factories.make_user("bob")
+
+
+@pytest.fixture
+def carol(db: None) -> User:
+    """May view everything, deploy nothing."""
+    return factories.make_user("carol")
+
+
+@pytest.fixture
+def mallory(db: None) -> User:
+    """Logged in, no grants."""
+    return factories.make_user("mallory")
+
+
+@pytest.fixture
+def jenkins(db: None) -> User:
+    """The CI user: holds an API token that may register versions only."""
+    user = factories.make_user("jenkins")
+    Token.objects.create(user=user)
+    return user
+
+
+@pytest.fixture
+def personas(alice: User, bob: User, carol: User, mallory: User) -> dict[str, User]:
+    return {"alice": alice, "bob": bob, "carol": carol, "mallory": mallory}
+
+
+def login(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def live_apollo(transactional_db: None) -> Iterator[LiveServer]:
+    """Apollo's real ASGI application served by daphne in a child process."""
+    with start_live_server() as server:
+        yield server
+
+
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    # Browser tests are the slowest; run them last so fast failures show first.
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

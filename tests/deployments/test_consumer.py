@@ -1,0 +1,90 @@
+"""The websocket harness: Apollo's real ASGI application, origin check and session auth."""
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+
+from apollo_site.asgi import application
+from deployments.live import broadcast_status
+from deployments.models import Deployment
+from deployments.status import Status
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+def _session_cookie(user: User) -> tuple[bytes, bytes]:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())
+
+
+def _deployment(user: User) -> Deployment:
+    return factories.make_deployment(
+        service=factories.make_service(), environment=factories.make_environment(), deployed_by=user
+    )
+
+
+def _communicator(path: str, *headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path, headers=[(b"host", b"127.0.0.1"), *headers])
+
+
+async def _connect(path: str, *headers: tuple[bytes, bytes]) -> tuple[bool, Any]:
+    communicator = _communicator(path, *headers)
+    connected, code = await communicator.connect()
+    await communicator.disconnect()
+    return connected, code
+
+
+async def test_an_anonymous_socket_is_refused(alice: User) -> None:
+    deployment = await sync_to_async(_deployment)(alice)
+    connected, code = await _connect(f"/ws/deployments/{deployment.pk}/", ORIGIN)
+    assert not connected
+    assert code == 4401
+
+
+async def test_a_socket_from_a_foreign_origin_is_refused(alice: User) -> None:
+    deployment = await sync_to_async(_deployment)(alice)
+    cookie = await sync_to_async(_session_cookie)(alice)
+    connected, _ = await _connect(
+        f"/ws/deployments/{deployment.pk}/", (b"origin", b"https://evil.example"), cookie
+    )
+    assert not connected
+
+
+async def test_an_unknown_deployment_is_refused(alice: User) -> None:
+    cookie = await sync_to_async(_session_cookie)(alice)
+    connected, code = await _connect("/ws/deployments/999999/", ORIGIN, cookie)
+    assert not connected
+    assert code == 4404
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob", "carol", "mallory"])
+async def test_a_signed_in_persona_gets_the_status_then_live_changes(
+    personas: dict[str, User], persona: str
+) -> None:
+    deployment = await sync_to_async(_deployment)(personas["alice"])
+    cookie = await sync_to_async(_session_cookie)(personas[persona])
+    communicator = _communicator(f"/ws/deployments/{deployment.pk}/", ORIGIN, cookie)
+    connected, _ = await communicator.connect()
+    assert connected
+    first = await communicator.receive_json_from(timeout=5)
+    assert first["status"] == "PENDING"
+    assert "status-pending" in first["badge_html"]
+
+    def start() -> None:
+        deployment.transition_to(Status.STARTED, reason="applying manifests")
+        broadcast_status(deployment)
+
+    await sync_to_async(start)()
+    update = await communicator.receive_json_from(timeout=5)
+    assert update["status"] == "STARTED"
+    assert update["status_reason"] == "applying manifests"
+    await communicator.disconnect()
