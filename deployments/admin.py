@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from deployments.models import DeployableVersion, Deployment, Group, Service
+from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 
 
 @admin.register(Service)
@@ -46,3 +46,11 @@ class DeploymentAdmin(admin.ModelAdmin[Deployment]):
 
     def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False
+
+
+@admin.register(CIStatus)
+class CIStatusAdmin(admin.ModelAdmin[CIStatus]):
+    list_display = ["version", "context", "state", "reported_at"]
+    list_filter = ["state", "context"]
+    search_fields = ["version__git_commit_sha", "context"]
+    list_select_related = ["version__service"]

@@ -183,3 +183,31 @@ class Deployment(models.Model):
         self.status = new_status
         if reason:
             self.status_reason = reason
+
+
+class CIStatus(models.Model):
+    """A CI result for a version (one row per CI context), reported through the API."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "pending"
+        SUCCESS = "success", "success"
+        FAILURE = "failure", "failure"
+        ERROR = "error", "error"
+
+    version = models.ForeignKey(
+        DeployableVersion, on_delete=models.CASCADE, related_name="ci_statuses"
+    )
+    context = models.CharField(max_length=100, default="ci", help_text="For example jenkins/unit.")
+    state = models.CharField(max_length=10, choices=State.choices)
+    url = models.URLField(max_length=500, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    reported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["context"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "context"], name="ci_status_unique_context")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} {self.context}: {self.state}"
