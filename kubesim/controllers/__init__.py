@@ -1,0 +1,1 @@
+"""Controllers running as asyncio tasks inside the server (deployment, replicaset, kubelet, gc)."""
