@@ -54,7 +54,7 @@ class WatchEvent:
         return self._raw
 
 
-@dataclass
+@dataclass(eq=False)
 class Watcher:
     rtype: ResourceType
     namespace: str | None
