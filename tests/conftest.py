@@ -8,6 +8,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from permissions.services import grant
+from permissions.verbs import Verb
 from tests import factories
 from tests.live import LiveServer, start_live_server
 
@@ -18,6 +20,10 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# bob's grant: ALLOW these verbs on availability "staging" (see permissions.rules).
+BOB_VERBS = [Verb.DEPLOY, Verb.VIEW_LOGS, Verb.CANCEL, Verb.RESTART]
+
+
 @pytest.fixture
 def alice(db: None) -> User:
     """Admin."""
@@ -26,13 +32,15 @@ def alice(db: None) -> User:
 
 @pytest.fixture
 def bob(db: None) -> User:
-    """May deploy and read logs in staging only (grants arrive with the gate)."""
-    return factories.make_user("bob")
+    """May deploy, cancel, restart and read logs in every staging environment, nothing else."""
+    user = factories.make_user("bob")
+    grant(actor=None, user=user, verbs=BOB_VERBS, availability="staging", note="persona bob")
+    return user
 
 
 @pytest.fixture
 def carol(db: None) -> User:
-    """May view everything, deploy nothing."""
+    """May view everything (every signed-in user may view pages), act on nothing: no grants."""
     return factories.make_user("carol")
 
 

@@ -1,0 +1,283 @@
+"""Admin for grants and blockers. Saving and deleting go through the services, which write
+history in the same transaction; the admin never writes grants or blockers itself."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+
+from deployments.models import Service
+from environments.models import Environment
+from permissions import blockers, services
+from permissions.forms import BlockerForm, GrantForm
+from permissions.models import (
+    RULE_HELP,
+    Blocker,
+    Grant,
+    GrantGroupObjectPermission,
+    GrantUserObjectPermission,
+)
+from permissions.selectors import permission_matrix
+from permissions.verbs import Verb
+
+
+class VerbFilter(admin.SimpleListFilter):
+    title = "verb"
+    parameter_name = "verb"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(v.value, v.value) for v in Verb]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> QuerySet[Grant]:
+        if self.value() is None:
+            return queryset
+        user_side = queryset.filter(user_perms__permission__codename=self.value())
+        group_side = queryset.filter(group_perms__permission__codename=self.value())
+        return queryset.filter(pk__in=user_side.values("pk").union(group_side.values("pk")))
+
+
+class HolderKindFilter(admin.SimpleListFilter):
+    title = "held by"
+    parameter_name = "held_by"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("user", "a user"), ("group", "a group")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> QuerySet[Grant]:
+        if self.value() == "user":
+            return queryset.filter(user_perms__isnull=False).distinct()
+        if self.value() == "group":
+            return queryset.filter(group_perms__isnull=False).distinct()
+        return queryset
+
+
+@admin.register(Grant)
+class GrantAdmin(admin.ModelAdmin[Grant]):
+    form = GrantForm
+    change_list_template = "permissions/admin/grant_change_list.html"
+    list_display = ["id", "effect", "verb_list", "holder", "scope", "note", "updated_at"]
+    list_display_links = ["id", "effect"]
+    list_filter = [
+        "effect",
+        VerbFilter,
+        HolderKindFilter,
+        ("service", admin.RelatedOnlyFieldListFilter),
+        ("environment", admin.RelatedOnlyFieldListFilter),
+        "availability",
+    ]
+    search_fields = [
+        "user_perms__user__username",
+        "group_perms__group__name",
+        "service__name",
+        "environment__name",
+        "availability",
+        "note",
+    ]
+    fieldsets = [
+        ("Who", {"fields": ["user", "group"]}),
+        ("What", {"fields": ["verbs", "effect"], "description": RULE_HELP}),
+        ("Where (exactly one scope)", {"fields": ["service", "environment", "availability"]}),
+        (None, {"fields": ["note"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Grant]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("service", "environment")
+            .prefetch_related(
+                "user_perms__user",
+                "user_perms__permission",
+                "group_perms__group",
+                "group_perms__permission",
+            )
+        )
+
+    @admin.display(description="verbs")
+    def verb_list(self, obj: Grant) -> str:
+        rows: list[Any] = [*obj.user_perms.all(), *obj.group_perms.all()]
+        codenames = {row.permission.codename for row in rows}
+        return ", ".join(v.value for v in Verb if v.value in codenames)
+
+    @admin.display(description="held by")
+    def holder(self, obj: Grant) -> str:
+        users = {f"user {row.user}" for row in obj.user_perms.all()}
+        groups = {f"group {row.group}" for row in obj.group_perms.all()}
+        return ", ".join(sorted(users | groups)) or "(nobody)"
+
+    @admin.display(description="scope")
+    def scope(self, obj: Grant) -> str:
+        return obj.scope_label
+
+    def save_model(
+        self, request: HttpRequest, obj: Grant, form: ModelForm[Grant], change: bool
+    ) -> None:
+        assert isinstance(form, GrantForm)
+        services.save_grant(
+            actor=request.user, grant=obj, holder=form.holder, verbs=form.cleaned_data["verbs"]
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Grant) -> None:
+        services.revoke_grant(actor=request.user, grant=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
+        # One service call per grant, so that every revocation gets its own history event.
+        for grant in queryset:
+            services.revoke_grant(actor=request.user, grant=grant)
+
+    def get_urls(self) -> list[URLPattern]:
+        matrix = path(
+            "matrix/",
+            self.admin_site.admin_view(self.matrix_view),
+            name="permissions_grant_matrix",
+        )
+        return [matrix, *super().get_urls()]
+
+    def matrix_view(self, request: HttpRequest) -> HttpResponse:
+        """Who can do what: users and groups x services x environments, for one verb."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        verb = request.GET.get("verb", Verb.DEPLOY)
+        verb = verb if verb in Verb.values else Verb.DEPLOY
+        service_list = Service.objects.all()
+        environment_list = Environment.objects.all()
+        if request.GET.get("service", "").isdigit():
+            service_list = service_list.filter(pk=request.GET["service"])
+        if request.GET.get("environment", "").isdigit():
+            environment_list = environment_list.filter(pk=request.GET["environment"])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Who can do what",
+            "opts": self.model._meta,
+            "verbs": Verb.choices,
+            "verb": verb,
+            "all_services": Service.objects.all(),
+            "all_environments": Environment.objects.all(),
+            "chosen_service": request.GET.get("service", ""),
+            "chosen_environment": request.GET.get("environment", ""),
+            "matrix": permission_matrix(
+                verb=Verb(verb), services=list(service_list), environments=list(environment_list)
+            ),
+            "rule_help": RULE_HELP,
+        }
+        return TemplateResponse(request, "permissions/admin/matrix.html", context)
+
+
+@admin.register(GrantUserObjectPermission)
+class GrantUserObjectPermissionAdmin(admin.ModelAdmin[GrantUserObjectPermission]):
+    """Read-only view of the guardian rows; change them through the grants."""
+
+    list_display = ["content_object", "user", "permission"]
+    search_fields = ["user__username", "permission__codename"]
+    list_select_related = [
+        "content_object__service",
+        "content_object__environment",
+        "user",
+        "permission",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(GrantGroupObjectPermission)
+class GrantGroupObjectPermissionAdmin(admin.ModelAdmin[GrantGroupObjectPermission]):
+    """Read-only view of the guardian rows; change them through the grants."""
+
+    list_display = ["content_object", "group", "permission"]
+    search_fields = ["group__name", "permission__codename"]
+    list_select_related = [
+        "content_object__service",
+        "content_object__environment",
+        "group",
+        "permission",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+_KIND_SECTIONS = [
+    ("Unconditional", "unconditional", ["except_services", "except_environments"]),
+    ("Time window", "time_window", ["days", "start", "end", "timezone"]),
+    ("Branch allow-list", "branch", ["patterns"]),
+    ("Concurrency", "concurrency", ["max_in_progress", "concurrency_except_services"]),
+    ("CI status", "ci_status", ["required_contexts"]),
+    ("Promotion", "promotion", ["from_environment", "min_minutes"]),
+]
+
+
+# Typed loosely: django-stubs cannot type a fieldset list built by a comprehension.
+_KIND_FIELDSETS: list[Any] = [
+    (title, {"fields": fields, "description": f"Only for the kind {kind}.", "classes": [kind]})
+    for title, kind, fields in _KIND_SECTIONS
+]
+
+
+@admin.register(Blocker)
+class BlockerAdmin(admin.ModelAdmin[Blocker]):
+    form = BlockerForm
+    list_display = ["name", "kind", "scope", "active", "overridable", "updated_at"]
+    list_filter = [
+        "kind",
+        "active",
+        "overridable",
+        ("service", admin.RelatedOnlyFieldListFilter),
+        ("environment", admin.RelatedOnlyFieldListFilter),
+        "availability",
+    ]
+    search_fields = ["name", "service__name", "environment__name", "availability"]
+    list_select_related = ["service", "environment"]
+    filter_horizontal = ["exempt_users"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "active", "overridable"]}),
+        (
+            "Scope",
+            {
+                "fields": ["service", "environment", "availability", "exempt_users"],
+                "description": "Every field that is set narrows the scope; none set blocks "
+                "every deployment. Exempt users are never refused by this blocker.",
+            },
+        ),
+        *_KIND_FIELDSETS,
+    ]
+
+    @admin.display(description="scope")
+    def scope(self, obj: Blocker) -> str:
+        return obj.scope_label
+
+    def save_model(
+        self, request: HttpRequest, obj: Blocker, form: ModelForm[Blocker], change: bool
+    ) -> None:
+        blockers.save_blocker(
+            actor=request.user, blocker=obj, exempt_users=list(form.cleaned_data["exempt_users"])
+        )
+
+    def save_related(
+        self, request: HttpRequest, form: ModelForm[Blocker], formsets: Any, change: bool
+    ) -> None:
+        # save_blocker already stored the exemptions, inside its transaction and history event.
+        pass
+
+    def delete_model(self, request: HttpRequest, obj: Blocker) -> None:
+        blockers.delete_blocker(actor=request.user, blocker=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Blocker]) -> None:
+        for blocker in queryset:
+            blockers.delete_blocker(actor=request.user, blocker=blocker)

@@ -1,0 +1,214 @@
+"""Reads for permissions: grant holdings, and what a user may act on, in constant queries.
+
+``environments_for``/``services_for``/``allowed_targets`` answer "where may this user do this
+verb" for whole lists (the deploy form, the API, the matrix) from one query of the user's
+holdings plus one each for services and environments, then apply ``permissions.rules`` in
+memory. Nothing here checks one row at a time against the database.
+
+Semantics: a (service, environment) target is allowed when ``can(user, verb, service=s,
+environment=e)`` is true. ``environments_for`` returns the environments in which the user may
+do the verb to at least one service; ``services_for`` the services the user may do it to in
+the given environment (or in at least one environment).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, Group, User
+from django.db.models import F, Q, QuerySet, Value
+
+from deployments.models import Service
+from environments.models import Environment
+from permissions.models import GrantGroupObjectPermission, GrantUserObjectPermission
+from permissions.rules import Decision, Holding, HoldingIndex, Target, decide, sentence
+from permissions.verbs import Verb
+
+Pair = tuple[int, int]
+
+_SCOPE_FIELDS = {
+    "grant_id": F("content_object_id"),
+    "effect": F("content_object__effect"),
+    "service_id": F("content_object__service_id"),
+    "service_name": F("content_object__service__name"),
+    "environment_id": F("content_object__environment_id"),
+    "environment_name": F("content_object__environment__name"),
+    "availability": F("content_object__availability"),
+}
+
+
+def _verb_filter(verb: Verb) -> Q:
+    # The codename alone is not unique across apps; pin it to Grant's content type.
+    return Q(
+        permission__codename=verb.value,
+        permission__content_type__app_label="permissions",
+        permission__content_type__model="grant",
+    )
+
+
+def _user_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
+    rows: QuerySet[Any] = (
+        GrantUserObjectPermission.objects.filter(_verb_filter(verb), condition)
+        .values(**_SCOPE_FIELDS)
+        .annotate(
+            holder_kind=Value("user"), holder_id=F("user_id"), holder_name=F("user__username")
+        )
+    )
+    return rows
+
+
+def _group_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
+    rows: QuerySet[Any] = (
+        GrantGroupObjectPermission.objects.filter(_verb_filter(verb), condition)
+        .values(**_SCOPE_FIELDS)
+        .annotate(holder_kind=Value("group"), holder_id=F("group_id"), holder_name=F("group__name"))
+    )
+    return rows
+
+
+def target_scope_q(target: Target) -> Q:
+    """The grants whose scope covers the target (rule 2 of permissions.rules), as a filter."""
+    s, e = target.service_id, target.environment_id
+    unscoped = {"content_object__availability": ""}
+    scopes = Q(pk__in=[])  # matches nothing; each covering scope is OR-ed in
+    if s is not None and e is not None:
+        scopes |= Q(content_object__service_id=s, content_object__environment_id=e)
+    if e is not None:
+        scopes |= Q(content_object__service__isnull=True, content_object__environment_id=e)
+    if s is not None:
+        scopes |= Q(
+            content_object__service_id=s, content_object__environment__isnull=True, **unscoped
+        )
+    if e is not None and target.availability:
+        scopes |= Q(
+            content_object__service__isnull=True,
+            content_object__environment__isnull=True,
+            content_object__availability=target.availability,
+        )
+    return scopes
+
+
+def holdings(
+    *,
+    verb: Verb,
+    user: User | None = None,
+    group: Group | None = None,
+    target: Target | None = None,
+) -> list[Holding]:
+    """Holdings of a verb in one query: a user's own and their groups', a group's, or everyone's."""
+    user_condition, group_condition = Q(), Q()
+    if user is not None:
+        user_condition, group_condition = Q(user=user), Q(group__user=user)
+    if group is not None:
+        user_condition, group_condition = Q(pk__in=[]), Q(group=group)
+    if target is not None:
+        scope = target_scope_q(target)
+        user_condition, group_condition = user_condition & scope, group_condition & scope
+    rows = _user_rows(verb, user_condition).union(_group_rows(verb, group_condition), all=True)
+    return [Holding(**row) for row in rows]
+
+
+def _is_refused_outright(user: User | AnonymousUser) -> bool:
+    return not (user.is_authenticated and user.is_active)
+
+
+def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
+    """Every (service_id, environment_id) where the user may do the verb; three queries."""
+    verb = Verb(verb)
+    if _is_refused_outright(user):
+        return set()
+    assert isinstance(user, User)
+    services = list(Service.objects.values_list("pk", flat=True))
+    environments = list(Environment.objects.values_list("pk", "availability"))
+    if user.is_superuser:
+        return {(s, e) for s in services for e, _ in environments}
+    index = HoldingIndex(holdings(verb=verb, user=user))
+    who = user.get_username()
+    return {
+        (s, e)
+        for s in services
+        for e, availability in environments
+        if decide(index, Target(s, "", e, "", availability), who=who, verb=verb).allowed
+    }
+
+
+def environments_for(user: User | AnonymousUser, verb: Verb) -> QuerySet[Environment]:
+    """Environments where the user may do the verb to at least one service."""
+    if user.is_authenticated and user.is_active and user.is_superuser:
+        return Environment.objects.all()
+    ids = {e for _, e in allowed_targets(user, verb)}
+    return Environment.objects.filter(pk__in=ids)
+
+
+def services_for(
+    user: User | AnonymousUser, verb: Verb, *, environment: Environment | None = None
+) -> QuerySet[Service]:
+    """Services the user may do the verb to in the environment (or in at least one)."""
+    if user.is_authenticated and user.is_active and user.is_superuser:
+        return Service.objects.all()
+    pairs = allowed_targets(user, verb)
+    ids = {s for s, e in pairs if environment is None or e == environment.pk}
+    return Service.objects.filter(pk__in=ids)
+
+
+@dataclass(frozen=True)
+class Cell:
+    allowed: bool
+    label: str  # ALLOW, DENY, "superuser" or "" (no grant)
+    reason: str
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    label: str
+    cells: list[Cell]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    verb: Verb
+    columns: list[tuple[Service, Environment]]
+    rows: list[MatrixRow]
+
+
+def _cell(decision: Decision) -> Cell:
+    holding = decision.deciding_grant
+    label = holding.effect if holding is not None else ("superuser" if decision.allowed else "")
+    return Cell(decision.allowed, label, decision.reason)
+
+
+def _row(
+    label: str, who: str, index: HoldingIndex | None, verb: Verb, targets: list[Target]
+) -> MatrixRow:
+    if index is None:  # a superuser
+        cells = [
+            Cell(True, "superuser", sentence(who, verb, t, allowed=True, why="superuser"))
+            for t in targets
+        ]
+    else:
+        cells = [_cell(decide(index, t, who=who, verb=verb)) for t in targets]
+    return MatrixRow(label, cells)
+
+
+def permission_matrix(
+    *, verb: Verb, services: list[Service], environments: list[Environment]
+) -> Matrix:
+    """Every active user and every group against every (service, environment), in 4 queries."""
+    columns = [(s, e) for e in environments for s in services]
+    targets = [Target(s.pk, s.name, e.pk, e.name, e.availability) for s, e in columns]
+    by_user: dict[int, list[Holding]] = defaultdict(list)
+    by_group: dict[int, list[Holding]] = defaultdict(list)
+    for h in holdings(verb=verb):
+        (by_user if h.holder_kind == "user" else by_group)[h.holder_id].append(h)
+    groups_of: dict[int, list[int]] = defaultdict(list)
+    for user_id, group_id in User.groups.through.objects.values_list("user_id", "group_id"):
+        groups_of[user_id].append(group_id)
+    rows = []
+    for user in User.objects.filter(is_active=True).order_by("username"):
+        own = by_user[user.pk] + [h for g in groups_of[user.pk] for h in by_group[g]]
+        index = None if user.is_superuser else HoldingIndex(own)
+        rows.append(_row(f"user {user.username}", user.username, index, verb, targets))
+    for group in Group.objects.order_by("name"):
+        who = f"group {group.name}"
+        rows.append(_row(who, who, HoldingIndex(by_group[group.pk]), verb, targets))
+    return Matrix(verb, columns, rows)
