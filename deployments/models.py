@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from deployments.status import Status
 from environments.models import Environment, dns_label
@@ -143,6 +144,19 @@ class Deployment(models.Model):
     environment_snapshot: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
         default=dict, blank=True
     )
+    override_reason = models.TextField(
+        blank=True,
+        help_text="Why the deployer overrode the blockers listed in overridden_blockers.",
+    )
+    overridden_blockers: models.JSONField[list[Any], list[Any]] = models.JSONField(
+        default=list, blank=True
+    )
+    # "" for a deployment without a group: NULLs would not collide in the unique constraint.
+    group_key = models.CharField(max_length=40, blank=True, editable=False)
+    # The worker's lease: a deployment whose lease expired is resumed by another worker.
+    lease_owner = models.CharField(max_length=100, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    applied_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -160,6 +174,15 @@ class Deployment(models.Model):
             models.Index(fields=["deployed_by", "-created_at"], name="deployment_user_idx"),
             models.Index(fields=["status", "-created_at"], name="deployment_status_idx"),
         ]
+        constraints = [
+            # At most one deployment in progress per target: the database, not a check in
+            # Python, decides which of two concurrent requests proceeds.
+            models.UniqueConstraint(
+                fields=["service", "environment", "group_key"],
+                condition=Q(status__in=["PENDING", "STARTED", "PENDING_CANCELLATION", "CANCELING"]),
+                name="deployment_one_in_progress_per_target",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.service_id}→{self.environment_id} {self.status}"
@@ -174,15 +197,16 @@ class Deployment(models.Model):
         current = Status(self.status)
         if not current.can_become(new_status):
             raise InvalidTransition(f"a {current} deployment cannot become {new_status}")
-        changes: dict[str, Any] = {"status": new_status}
+        changes: dict[str, Any] = {"status": new_status, "updated_at": timezone.now()}
+        if new_status.is_terminal:
+            changes.update(finished_at=changes["updated_at"], lease_owner="", lease_expires_at=None)
         if reason:
             changes["status_reason"] = reason
         updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
         if updated != 1:
             raise InvalidTransition(f"deployment {self.pk} is no longer {current}")
-        self.status = new_status
-        if reason:
-            self.status_reason = reason
+        for field, value in changes.items():
+            setattr(self, field, value)
 
 
 class CIStatus(models.Model):

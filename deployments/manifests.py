@@ -1,0 +1,70 @@
+"""Manifests for a deployment: the model-aware side of deployments.rendering."""
+
+from typing import Any
+
+from deployments import rendering
+from deployments.models import DeployableVersion, Group, Service
+from environments.models import Environment
+
+SAMPLE_SHA = "0" * 40
+
+
+def target_for(
+    *, service: Service, environment: Environment, sha: str, group: Group | None
+) -> rendering.Target:
+    return rendering.Target(
+        service=service.name,
+        image_repository=service.image_repository,
+        sha=sha,
+        environment=environment.name,
+        namespace=environment.namespace,
+        availability=environment.availability,
+        region=environment.region,
+        node_port_coefficient=environment.node_port_coefficient,
+        group=group.name if group is not None else "",
+        replicas=group.scaling_factor if group is not None else None,
+    )
+
+
+def render_for(
+    *, service: Service, environment: Environment, version: DeployableVersion, group: Group | None
+) -> list[dict[str, Any]]:
+    """The finalized documents to apply. Raises rendering.RenderError with a clear message."""
+    target = target_for(
+        service=service, environment=environment, sha=version.git_commit_sha, group=group
+    )
+    return _render(service, target, environment.variables, group.variables if group else {})
+
+
+def _render(
+    service: Service,
+    target: rendering.Target,
+    environment_variables: dict[str, Any],
+    group_variables: dict[str, Any],
+) -> list[dict[str, Any]]:
+    variables = rendering.build_variables(
+        target, service.default_variables, environment_variables, group_variables
+    )
+    sources = rendering.template_sources(
+        service.deployment_template,
+        service.service_template,
+        service.ingress_template,
+        service.extra_templates,
+    )
+    return rendering.finalize(rendering.render_documents(sources, variables), target)
+
+
+def preview(service: Service, environment: Environment | None = None) -> str:
+    """Render with sample values (or a real environment) for validation and the admin preview."""
+    target = rendering.Target(
+        service=service.name or "service",
+        image_repository=service.image_repository or "registry.example.com/service",
+        sha=SAMPLE_SHA,
+        environment=environment.name if environment else "sample",
+        namespace=environment.namespace if environment else "sample",
+        availability=environment.availability if environment else "staging",
+        region=environment.region if environment else "",
+        node_port_coefficient=environment.node_port_coefficient if environment else 0,
+    )
+    documents = _render(service, target, environment.variables if environment else {}, {})
+    return rendering.to_yaml(documents)

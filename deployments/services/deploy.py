@@ -1,0 +1,204 @@
+"""Requesting and cancelling deployments: the one path pages, the API and commands share.
+
+A request goes through the gate (permission, then blockers), renders the manifests to
+fail early on a template error, and creates a PENDING deployment that the worker picks up.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+
+from deployments import live, rendering
+from deployments.manifests import render_for
+from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
+from deployments.status import Status
+from environments.models import Environment
+from history.services import record_event
+from permissions import blockers
+from permissions.services import can, explain
+from permissions.verbs import Verb
+
+OutcomeKind = Literal["created", "refused", "blocked", "in_progress", "invalid"]
+
+
+@dataclass(frozen=True)
+class DeployOutcome:
+    kind: OutcomeKind
+    service: Service
+    environment: Environment
+    group: Group | None = None
+    deployment: Deployment | None = None
+    reason: str = ""
+    refusals: tuple[blockers.Refusal, ...] = field(default_factory=tuple)
+    may_override: bool = False
+
+
+def request_deployment(
+    *,
+    user: User,
+    service: Service,
+    environment: Environment,
+    version: DeployableVersion,
+    group: Group | None = None,
+    message: str = "",
+    override_reason: str = "",
+) -> DeployOutcome:
+    def outcome(kind: OutcomeKind, reason: str = "", **extra: object) -> DeployOutcome:
+        return DeployOutcome(kind, service, environment, group, reason=reason, **extra)  # type: ignore[arg-type]
+
+    problem = _invalid_request(service, environment, version, group, message)
+    if problem:
+        return outcome("invalid", problem)
+    decision = explain(user, Verb.DEPLOY, service=service, environment=environment)
+    if not decision.allowed:
+        return outcome("refused", decision.reason)
+    refusals = tuple(
+        blockers.evaluate(
+            user=user, service=service, environment=environment, version=version, group=group
+        )
+    )
+    may_override = bool(refusals) and blockers.can_override(
+        user, service=service, environment=environment
+    )
+    if refusals and not (override_reason.strip() and may_override and _overridable(refusals)):
+        reason = "; ".join(r.reason for r in refusals)
+        return outcome("blocked", reason, refusals=refusals, may_override=may_override)
+    try:
+        documents = render_for(
+            service=service, environment=environment, version=version, group=group
+        )
+    except rendering.RenderError as exc:
+        return outcome("invalid", f"the templates of {service.name} cannot be rendered: {exc}")
+    deployment = _create(
+        user=user, service=service, environment=environment, version=version, group=group,
+        message=message.strip(), manifests=rendering.to_yaml(documents),
+        refusals=refusals, override_reason=override_reason.strip(),
+    )  # fmt: skip
+    if deployment is None:
+        return outcome("in_progress", _in_progress_reason(service, environment, group))
+    return outcome("created", deployment=deployment)
+
+
+def _overridable(refusals: tuple[blockers.Refusal, ...]) -> bool:
+    return all(refusal.overridable for refusal in refusals)
+
+
+def _invalid_request(
+    service: Service,
+    environment: Environment,
+    version: DeployableVersion,
+    group: Group | None,
+    message: str,
+) -> str:
+    if version.service_id != service.pk:
+        return f"version {version.git_commit_sha[:12]} is not a version of {service.name}"
+    if group is not None and (group.service_id, group.environment_id) != (
+        service.pk,
+        environment.pk,
+    ):
+        return f"group {group.name} does not belong to {service.name} in {environment.name}"
+    if service.deployed_per_group and group is None:
+        return f"{service.name} is deployed per group: choose one or more groups"
+    if environment.require_deployment_message and not message.strip():
+        return f"{environment.name} requires a deployment message"
+    return ""
+
+
+def _in_progress_reason(service: Service, environment: Environment, group: Group | None) -> str:
+    where = f"{service.name}{'/' + group.name if group else ''} in {environment.name}"
+    return f"a deployment of {where} is already in progress"
+
+
+def previous_version(
+    *, service: Service, environment: Environment, group: Group | None
+) -> DeployableVersion | None:
+    """The version Apollo last deployed successfully to this target."""
+    last = (
+        Deployment.objects.filter(
+            service=service, environment=environment, group=group, status=Status.DONE
+        )
+        .select_related("version")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    return last.version if last is not None else None
+
+
+def _create(
+    *,
+    user: User,
+    service: Service,
+    environment: Environment,
+    version: DeployableVersion,
+    group: Group | None,
+    message: str,
+    manifests: str,
+    refusals: tuple[blockers.Refusal, ...],
+    override_reason: str,
+) -> Deployment | None:
+    try:
+        with transaction.atomic():
+            deployment = Deployment.objects.create(
+                service=service, environment=environment, group=group,
+                group_key=group.name if group else "", version=version,
+                source_version=previous_version(
+                    service=service, environment=environment, group=group
+                ),
+                deployed_by=user, message=message, rendered_manifests=manifests,
+                override_reason=override_reason if refusals else "",
+                overridden_blockers=[
+                    {"name": r.name, "kind": r.kind, "reason": r.reason} for r in refusals
+                ],
+            )  # fmt: skip
+            overriding = f" overriding {len(refusals)} blocker(s)" if refusals else ""
+            record_event(
+                actor=user, action="deployment.requested", target=deployment,
+                summary=f"requested {service.name}@{version.git_commit_sha[:12]} "
+                f"to {environment.name}{overriding}",
+                data={"override_reason": override_reason} if refusals else {},
+            )  # fmt: skip
+    except IntegrityError:
+        # The partial unique constraint: another request for this target won the race.
+        return None
+    return deployment
+
+
+def cancel_deployment(*, user: User, deployment: Deployment) -> Deployment:
+    """Cancel: a PENDING deployment ends CANCELED; a STARTED one is rolled back by the worker.
+
+    Raises PermissionDenied without the cancel verb, InvalidTransition when the deployment
+    cannot be cancelled (finished already, or nothing ran before to roll back to).
+    """
+    decision = explain(
+        user, Verb.CANCEL, service=deployment.service, environment=deployment.environment
+    )
+    if not decision.allowed:
+        raise PermissionDenied(decision.reason)
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if deployment.status == Status.PENDING:
+            deployment.transition_to(Status.CANCELED, reason=f"cancelled by {user.username}")
+        elif deployment.status == Status.STARTED:
+            if deployment.source_version_id is None:
+                raise InvalidTransition(
+                    "nothing ran before this deployment, so there is no version to roll back to"
+                )
+            deployment.transition_to(
+                Status.PENDING_CANCELLATION,
+                reason=f"cancelled by {user.username}: rolling back",
+            )
+        else:
+            raise InvalidTransition(f"a {deployment.status} deployment cannot be cancelled")
+        record_event(
+            actor=user, action="deployment.cancelled", target=deployment,
+            summary=f"cancelled deployment #{deployment.pk}",
+        )  # fmt: skip
+        transaction.on_commit(lambda: live.broadcast_status(deployment))
+    return deployment
+
+
+def may_cancel(user: User, deployment: Deployment) -> bool:
+    return can(user, Verb.CANCEL, service=deployment.service, environment=deployment.environment)
