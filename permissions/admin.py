@@ -4,7 +4,8 @@ history in the same transaction; the admin never writes grants or blockers itsel
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -35,9 +36,11 @@ class VerbFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> QuerySet[Grant]:
         if self.value() is None:
             return queryset
-        user_side = queryset.filter(user_perms__permission__codename=self.value())
-        group_side = queryset.filter(group_perms__permission__codename=self.value())
-        return queryset.filter(pk__in=user_side.values("pk").union(group_side.values("pk")))
+        verb = {"content_object": OuterRef("pk"), "permission__codename": self.value()}
+        return queryset.filter(
+            Exists(GrantUserObjectPermission.objects.filter(**verb))
+            | Exists(GrantGroupObjectPermission.objects.filter(**verb))
+        )
 
 
 class HolderKindFilter(admin.SimpleListFilter):
@@ -167,10 +170,34 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
         return TemplateResponse(request, "permissions/admin/matrix.html", context)
 
 
-@admin.register(GrantUserObjectPermission)
-class GrantUserObjectPermissionAdmin(admin.ModelAdmin[GrantUserObjectPermission]):
-    """Read-only view of the guardian rows; change them through the grants."""
+class _GuardianRowAdmin(admin.ModelAdmin[Any]):
+    """Read-only view of guardian rows; they change only through the grants."""
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The rows go with their grant (or with a deleted service, environment, user or
+        # group); the admin's cascade check asks this, so it follows delete_grant. Deleting a
+        # row on its own is refused below: that would change a grant without history.
+        return request.user.has_perm("permissions.delete_grant")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        raise PermissionDenied("revoke or change the grant instead")
+
+
+@admin.register(GrantUserObjectPermission)
+class GrantUserObjectPermissionAdmin(_GuardianRowAdmin):
     list_display = ["content_object", "user", "permission"]
     search_fields = ["user__username", "permission__codename"]
     list_select_related = [
@@ -180,20 +207,9 @@ class GrantUserObjectPermissionAdmin(admin.ModelAdmin[GrantUserObjectPermission]
         "permission",
     ]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
 
 @admin.register(GrantGroupObjectPermission)
-class GrantGroupObjectPermissionAdmin(admin.ModelAdmin[GrantGroupObjectPermission]):
-    """Read-only view of the guardian rows; change them through the grants."""
-
+class GrantGroupObjectPermissionAdmin(_GuardianRowAdmin):
     list_display = ["content_object", "group", "permission"]
     search_fields = ["group__name", "permission__codename"]
     list_select_related = [
@@ -202,15 +218,6 @@ class GrantGroupObjectPermissionAdmin(admin.ModelAdmin[GrantGroupObjectPermissio
         "group",
         "permission",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 _KIND_SECTIONS = [
