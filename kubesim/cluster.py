@@ -39,6 +39,9 @@ class Settings:
     history_size: int = 5000
     watch_queue_size: int = 10000
 
+    def __post_init__(self) -> None:
+        self.update({k: getattr(self, k) for k in self.__dataclass_fields__})
+
     def to_json(self) -> JSON:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
@@ -46,8 +49,9 @@ class Settings:
         for key, value in values.items():
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown setting {key!r}")
-            current = getattr(self, key)
-            setattr(self, key, type(current)(value))
+            # Coerce to the declared default's type (an int 0 must not turn 0.6 into 0).
+            kind = type(self.__dataclass_fields__[key].default)
+            setattr(self, key, kind(value))
 
 
 @dataclass

@@ -45,7 +45,7 @@ class Controller:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            batch = list(self._dirty)
+            batch = self.order(list(self._dirty))
             self._dirty.clear()
             for index, key in enumerate(batch):
                 try:
@@ -55,6 +55,9 @@ class Controller:
                 if index % 50 == 49:
                     # Let HTTP handlers run during large batches (e.g. 500 deployments at once).
                     await asyncio.sleep(0)
+
+    def order(self, batch: list[Key]) -> list[Key]:
+        return batch
 
     def sync(self, namespace: str, name: str) -> None:
         raise NotImplementedError

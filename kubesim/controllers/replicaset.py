@@ -67,6 +67,18 @@ class ReplicaSetController(Controller):
                     pods.append(pod)
         return pods
 
+    def order(self, batch: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Scale-downs first, so a rollout never briefly runs more pods than maxSurge allows."""
+
+        def surplus(key: tuple[str, str]) -> int:
+            rs = self.store.get(R.REPLICASETS, *key)
+            if rs is None:
+                return 0
+            active = sum(1 for p in self.owned_pods(rs) if is_active(p))
+            return active - int(rs.get("spec", {}).get("replicas", 1))
+
+        return sorted(batch, key=lambda key: -surplus(key))
+
     def sync(self, namespace: str, name: str) -> None:
         rs = self.store.get(R.REPLICASETS, namespace, name)
         if rs is None or rs["metadata"].get("deletionTimestamp"):
