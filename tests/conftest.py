@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
@@ -12,6 +12,9 @@ from permissions.services import grant
 from permissions.verbs import Verb
 from tests import factories
 from tests.live import LiveServer, start_live_server
+
+# kubesim (the simulated cluster) as session fixtures: kubesim, kubesim_api, kubesim_namespace.
+pytest_plugins = ["kubesim.pytest_plugin"]
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +57,11 @@ def mallory(db: None) -> User:
 def jenkins(db: None) -> User:
     """The CI user: holds an API token that may register versions only."""
     user = factories.make_user("jenkins")
+    user.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="deployments", codename="add_deployableversion"
+        )
+    )
     Token.objects.create(user=user)
     return user
 
