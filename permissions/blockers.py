@@ -83,6 +83,10 @@ class _Facts:
         return sorted(rows)
 
     @cached_property
+    def environment_names(self) -> set[str]:
+        return set(Environment.objects.values_list("name", flat=True))
+
+    @cached_property
     def ci_states(self) -> dict[str, str]:
         rows = CIStatus.objects.filter(version=self.request.version)
         return dict(rows.values_list("context", "state"))
@@ -286,7 +290,7 @@ def _check_promotion(config: bc.Promotion, facts: _Facts) -> str | None:
     request = facts.request
     finished = facts.first_success_by_environment.get(config.from_environment)
     if finished is None:
-        if not Environment.objects.filter(name=config.from_environment).exists():
+        if config.from_environment not in facts.environment_names:
             raise bc.ConfigError(f"environment {config.from_environment!r} does not exist")
         return f"{request.version} must first succeed in {config.from_environment}"
     age = request.now - finished
