@@ -199,7 +199,8 @@ class Kubelet:
         self.book.start(
             key[2], LogRun(key[1], name, image, now, rate, self.cluster.settings.log_buffer)
         )
-        ready = not behaviour.notready and not behaviour.slow_seconds
+        # A crash-looping application fails its readiness probe before it crashes.
+        ready = not behaviour.notready and not behaviour.slow_seconds and not behaviour.crashloop
 
         def change(current: JSON) -> None:
             set_container_state(
