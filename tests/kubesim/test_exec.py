@@ -48,10 +48,12 @@ def test_exit_codes_arrive_on_the_error_channel(core: client.CoreV1Api, kubesim_
     resp.run_forever(timeout=5)
     assert resp.read_stdout() == "out\n"
     assert "nosuchcmd: command not found" in resp.read_stderr()
-    status = json.loads(resp.read_channel(3))
+    assert resp.returncode == 3
+    again = run(core, kubesim_namespace, name, ["sh", "-c", "exit 3"])
+    again.run_forever(timeout=5)
+    status = json.loads(again.read_channel(3))
     assert (status["status"], status["reason"]) == ("Failure", "NonZeroExitCode")
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
-    assert resp.returncode == 3
     ok = run(core, kubesim_namespace, name, ["true"])
     ok.run_forever(timeout=5)
     assert ok.returncode == 0
