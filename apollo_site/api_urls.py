@@ -1,0 +1,28 @@
+"""The REST API under /api/v1/ (the public contract; see README "Jenkins")."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import IsAuthenticated
+
+from deployments.api import versions
+
+app_name = "api"
+
+urlpatterns = [
+    path(
+        "deployable-versions/",
+        versions.RegisterVersionView.as_view(),
+        name="deployable-versions",
+    ),
+    path(
+        "deployable-versions/<str:service>/<str:sha>/ci-status/",
+        versions.ReportCIStatusView.as_view(),
+        name="ci-status",
+    ),
+    # SECURITY: the schema lists every operation; signed-in users (or token holders) only.
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]),
+        name="schema",
+    ),
+]
