@@ -230,7 +230,8 @@ class KubeHandlers:
         options = await self._delete_options(request)
         obj = self.cluster.api.delete(route.rtype, route.namespace, route.name, options)
         store_obj = self.cluster.store.get(route.rtype, route.key_namespace, route.name)
-        if store_obj is not None or route.rtype.kind in ("Pod", "Namespace"):
+        # Pods and services answer with the deleted object (ReturnDeletedObject), others a Status.
+        if store_obj is not None or route.rtype.kind in ("Pod", "Namespace", "Service"):
             return json_response(obj)
         details = {
             "name": route.name,
