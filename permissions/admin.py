@@ -252,6 +252,10 @@ class BlockerAdmin(admin.ModelAdmin[Blocker]):
     search_fields = ["name", "service__name", "environment__name", "availability"]
     list_select_related = ["service", "environment"]
     filter_horizontal = ["exempt_users"]
+
+    class Media:
+        js = ["permissions/blocker_kind.js"]
+
     fieldsets = [
         (None, {"fields": ["name", "kind", "active", "overridable"]}),
         (

@@ -74,12 +74,16 @@ def test_alice_creates_a_deny_grant_and_a_time_window_blocker_and_explain_report
     expect(bob_row.get_by_role("cell").nth(1)).to_have_attribute("title", decision.reason)
 
 
-def test_the_blocker_form_shows_why_a_configuration_is_refused(
+def test_the_blocker_form_shows_the_kinds_settings_and_why_a_configuration_is_refused(
     live_apollo: LiveServer, page: Page, alice: User
 ) -> None:
     _log_in_to_the_admin(page, live_apollo, "/admin/permissions/blocker/add/")
     page.get_by_label("Name:").fill("Broken window")
+    page.get_by_label("Kind:").select_option(label="branch allow-list")
+    expect(page.get_by_label("Patterns:")).to_be_visible()
+    expect(page.get_by_label("Start:")).to_be_hidden()
     page.get_by_label("Kind:").select_option(label="time window")
+    expect(page.get_by_label("Patterns:")).to_be_hidden()
     page.get_by_label("Friday").check()
     page.get_by_label("Start:").fill("12:00")
     page.get_by_label("End:").fill("13:00")

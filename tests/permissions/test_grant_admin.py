@@ -185,3 +185,24 @@ def test_non_staff_personas_cannot_reach_the_grant_admin(bob: User, carol: User)
         assert login(user).get(LIST).status_code == 302
         assert login(user).post(ADD, _form(user=user.pk, availability="x")).status_code == 302
     assert Grant.objects.count() == 1  # bob's persona grant only
+
+
+def test_alice_can_still_delete_a_service_that_carries_grants(alice: User, mallory: User) -> None:
+    svc = factories.make_service("checkout")
+    grant(actor=alice, user=mallory, verbs=[Verb.DEPLOY], service=svc)
+    response = login(alice).post(f"/admin/deployments/service/{svc.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Grant.objects.exists()
+
+
+def test_the_guardian_rows_cannot_be_deleted_on_their_own(alice: User, mallory: User) -> None:
+    created = grant(actor=alice, user=mallory, verbs=[Verb.DEPLOY], availability="staging")
+    row = created.user_perms.get()
+    client = login(alice)
+    url = f"/admin/permissions/grantuserobjectpermission/{row.pk}/delete/"
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert (
+        client.get(f"/admin/permissions/grantuserobjectpermission/{row.pk}/change/").status_code
+        == 200
+    )
+    assert created.user_perms.exists()
