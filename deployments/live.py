@@ -40,3 +40,12 @@ def broadcast_status(deployment: Deployment) -> None:
         group_name(deployment.pk),
         {"type": "deployment.status", "payload": status_payload(deployment)},
     )
+
+
+def broadcast_timeline(deployment: Deployment, entry: dict[str, Any]) -> None:
+    """Send one new timeline entry to every open page of the deployment."""
+    layer: Any = get_channel_layer()
+    async_to_sync(layer.group_send)(
+        group_name(deployment.pk),
+        {"type": "deployment.status", "payload": {"type": "deployment.timeline", **entry}},
+    )

@@ -13,8 +13,9 @@ from permissions.verbs import Verb
 from tests import factories
 from tests.live import LiveServer, start_live_server
 
-# kubesim (the simulated cluster) as session fixtures: kubesim, kubesim_api, kubesim_namespace.
-pytest_plugins = ["kubesim.pytest_plugin"]
+# kubesim (the simulated cluster) as session fixtures: kubesim, kubesim_api, kubesim_namespace;
+# tests.kubeenv: Apollo in front of it (staging environment, running worker).
+pytest_plugins = ["kubesim.pytest_plugin", "tests.kubeenv"]
 
 
 @pytest.fixture(autouse=True)

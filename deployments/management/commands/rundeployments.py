@@ -1,0 +1,29 @@
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from deployments.worker import run_worker, worker_name
+
+
+class Command(BaseCommand):
+    help = "Run the deployment worker: claim PENDING deployments, apply them, follow rollouts."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--parallel", type=int, default=8, help="deployments at once")
+        parser.add_argument("--poll-interval", type=float, default=0.5)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        shutdown = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: shutdown.set())
+        name = worker_name()
+        self.stdout.write(f"deployment worker {name} started")
+        run_worker(
+            shutdown=shutdown,
+            poll_interval=options["poll_interval"],
+            parallel=options["parallel"],
+            owner=name,
+        )
+        self.stdout.write("deployment worker stopped")

@@ -1,0 +1,301 @@
+"""The deployment worker (`manage.py rundeployments`).
+
+It claims PENDING deployments with a conditional UPDATE (two workers never start the same
+one), applies the manifests with server-side apply, follows the rollout and ends it DONE
+or FAILED. Each claimed deployment carries a lease that the worker renews while following;
+a deployment whose lease expired (its worker was killed) is resumed by any worker, and is
+not applied a second time (applied_at records that the apply happened).
+"""
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.db.models import Q
+from django.utils import timezone
+
+from deployments import live
+from deployments.health import assess
+from deployments.manifests import render_for
+from deployments.models import Deployment, InvalidTransition
+from deployments.rendering import RenderError
+from deployments.rollout import Follower, RolloutResult
+from deployments.snapshots import take_snapshot
+from deployments.status import Status
+from environments import kube
+
+logger = logging.getLogger(__name__)
+LEASE = timedelta(seconds=getattr(settings, "APOLLO_WORKER_LEASE_SECONDS", 30))
+APPLY_ATTEMPTS = getattr(settings, "APOLLO_APPLY_ATTEMPTS", 5)
+UNREACHABLE_LIMIT = float(getattr(settings, "APOLLO_UNREACHABLE_SECONDS", 60))
+TIMELINE_LIMIT = 300
+RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
+
+
+def claim(owner: str) -> Deployment | None:
+    """Claim one deployment: the oldest PENDING, or one in progress whose lease expired."""
+    now = timezone.now()
+    candidates = (
+        Deployment.objects.filter(
+            Q(status=Status.PENDING) | Q(status__in=RESUMABLE, lease_expires_at__lt=now)
+        )
+        .order_by("created_at", "id")
+        .values_list("pk", "status", "lease_expires_at")[:10]
+    )
+    for pk, status, lease in candidates:
+        changes: dict[str, Any] = {"lease_owner": owner, "lease_expires_at": now + LEASE}
+        if status == Status.PENDING:
+            changes.update(status=Status.STARTED, started_at=now)
+        # Conditional on what we read: of two workers racing for this row, one updates it.
+        won = Deployment.objects.filter(pk=pk, status=status, lease_expires_at=lease).update(
+            **changes, updated_at=now
+        )
+        if won:
+            return Deployment.objects.with_related().get(pk=pk)
+    return None
+
+
+class Run:
+    """One deployment being driven by this worker."""
+
+    def __init__(self, deployment: Deployment, owner: str, shutdown: threading.Event) -> None:
+        self.deployment = deployment
+        self.owner = owner
+        self.shutdown = shutdown
+        self.lease_renewed = time.monotonic()
+
+    # -- timeline and status -------------------------------------------------------------
+
+    def note(self, source: str, message: str) -> None:
+        entry = {"at": timezone.now().isoformat(), "source": source, "message": message[:1000]}
+        timeline = [*self.deployment.timeline, entry][-TIMELINE_LIMIT:]
+        self.deployment.timeline = timeline
+        Deployment.objects.filter(pk=self.deployment.pk).update(timeline=timeline)
+        live.broadcast_timeline(self.deployment, entry)
+
+    def finish(self, status: Status, reason: str) -> None:
+        try:
+            self.deployment.transition_to(status, reason=reason)
+        except InvalidTransition:
+            self.deployment.refresh_from_db()
+            logger.warning("deployment %s moved under us: %s", self.deployment.pk, reason)
+            return
+        self.note("worker", f"{status}: {reason}")
+        live.broadcast_status(self.deployment)
+
+    def current_status(self) -> Status:
+        status = Deployment.objects.filter(pk=self.deployment.pk).values_list("status", flat=True)
+        return Status(status.get())
+
+    def renew_lease(self) -> bool:
+        """Extend the lease; False when another worker took the deployment over."""
+        if time.monotonic() - self.lease_renewed < LEASE.total_seconds() / 3:
+            return True
+        renewed = Deployment.objects.filter(pk=self.deployment.pk, lease_owner=self.owner).update(
+            lease_expires_at=timezone.now() + LEASE
+        )
+        self.lease_renewed = time.monotonic()
+        return bool(renewed)
+
+    # -- the flow --------------------------------------------------------------------------
+
+    def drive(self) -> None:
+        live.broadcast_status(self.deployment)
+        status = Status(self.deployment.status)
+        if status == Status.STARTED:
+            self.deploy()
+            status = self.current_status()
+        if status in (Status.PENDING_CANCELLATION, Status.CANCELING):
+            self.roll_back()
+
+    def deploy(self) -> None:
+        d = self.deployment
+        documents = self.render(d.version)
+        if documents is None:
+            return
+        if d.applied_at is None:
+            if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
+                return
+            Deployment.objects.filter(pk=d.pk).update(applied_at=timezone.now())
+        else:
+            self.note("worker", "resumed by another worker; manifests were applied already")
+        result = self.follow(documents, d.version.git_commit_sha)
+        if result.state == "interrupted":
+            return
+        if result.state == "done":
+            self.finish_with_snapshot(Status.DONE, result.reason)
+        else:
+            self.finish(Status.FAILED, result.reason)
+
+    def roll_back(self) -> None:
+        d = self.deployment
+        d.refresh_from_db()
+        if d.status == Status.PENDING_CANCELLATION:
+            d.transition_to(Status.CANCELING, reason=d.status_reason)
+            live.broadcast_status(d)
+        source = d.source_version
+        if source is None:
+            self.finish(
+                Status.FAILED, "cancelled, but there is no previous version to roll back to"
+            )
+            return
+        self.note("worker", f"rolling back to {source.git_commit_sha[:12]}")
+        documents = self.render(source)
+        if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
+            return
+        result = self.follow(documents, source.git_commit_sha, cancelling=True)
+        if result.state == "done":
+            self.finish_with_snapshot(
+                Status.CANCELED, f"rolled back to {source.git_commit_sha[:12]}"
+            )
+        elif result.state == "failed":
+            self.finish(Status.FAILED, f"rollback failed: {result.reason}")
+
+    def render(self, version: Any) -> list[dict[str, Any]] | None:
+        d = self.deployment
+        try:
+            return render_for(
+                service=d.service, environment=d.environment, version=version, group=d.group
+            )
+        except RenderError as exc:
+            self.finish(Status.FAILED, f"templates cannot be rendered: {exc}")
+            return None
+
+    def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:
+        d = self.deployment
+        cluster, namespace = d.environment.cluster, d.environment.namespace
+        delay = 0.5
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                kube.apply(cluster, namespace, documents)
+            except kube.ClusterUnreachable as exc:
+                self.note("cluster", f"apply attempt {attempt}/{APPLY_ATTEMPTS} failed: {exc}")
+                if attempt == APPLY_ATTEMPTS or self.shutdown.wait(delay):
+                    self.finish(
+                        Status.FAILED,
+                        f"cluster {cluster.name} unreachable after {attempt} attempts: {exc}",
+                    )
+                    return False
+                delay = min(delay * 2, 8.0)
+                continue
+            except kube.KubeError as exc:
+                self.finish(Status.FAILED, f"the cluster refused the manifests: {exc}")
+                return False
+            kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
+            self.note("worker", f"applied {what}: {kinds}")
+            return True
+        return False
+
+    def follow(
+        self, documents: list[dict[str, Any]], sha: str, *, cancelling: bool = False
+    ) -> RolloutResult:
+        d = self.deployment
+        name = next(doc for doc in documents if doc["kind"] == "Deployment")["metadata"]["name"]
+        started = d.started_at or timezone.now()
+        timeout = d.environment.rollout_timeout_seconds
+        remaining = timeout - (timezone.now() - started).total_seconds()
+
+        def should_stop() -> bool:
+            if self.shutdown.is_set() or not self.renew_lease():
+                return True
+            # A cancellation request interrupts a forward rollout (not the rollback itself).
+            return not cancelling and self.current_status() != Status.STARTED
+
+        follower = Follower(
+            cluster=d.environment.cluster, namespace=d.environment.namespace, name=name,
+            sha=sha, deadline=time.monotonic() + max(remaining, 1), timeout_seconds=timeout,
+            unreachable_limit=UNREACHABLE_LIMIT, on_progress=self.note, should_stop=should_stop,
+        )  # fmt: skip
+        result = follower.run()
+        if result.state == "failed":
+            self.explain_failure(follower)
+        return result
+
+    def explain_failure(self, follower: Follower) -> None:
+        """Put the last log lines of a crash-looping container into the timeline."""
+        observed = follower.observation
+        if observed.deployment is None:
+            return
+        verdict = assess(observed.deployment, list(observed.pods.values()))
+        if verdict.pod and verdict.container and "crash" in verdict.reason:
+            lines = kube.pod_log_tail(
+                follower.cluster, follower.namespace, verdict.pod,
+                container=verdict.container, previous=True,
+            )  # fmt: skip
+            if lines:
+                self.note("logs", "\n".join(lines))
+
+    def finish_with_snapshot(self, status: Status, reason: str) -> None:
+        d = self.deployment
+        try:
+            snapshot = take_snapshot(d.environment)
+        except (kube.ClusterUnreachable, kube.KubeError) as exc:
+            snapshot = {"error": f"snapshot failed: {exc}"}
+        Deployment.objects.filter(pk=d.pk).update(environment_snapshot=snapshot)
+        d.environment_snapshot = snapshot
+        self.finish(status, reason)
+
+
+def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Event) -> None:
+    """Drive one claimed deployment to a terminal state; never leave it stuck on an error."""
+    run = Run(deployment, owner, shutdown)
+    try:
+        run.drive()
+    except Exception as exc:
+        logger.exception("deployment %s failed in the worker", deployment.pk)
+        deployment.refresh_from_db()
+        if not Status(deployment.status).is_terminal:
+            run.finish(Status.FAILED, f"internal error in the worker: {type(exc).__name__}: {exc}")
+    finally:
+        if shutdown.is_set():
+            # Hand the deployment over at once rather than when the lease runs out.
+            Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
+                lease_expires_at=timezone.now()
+            )
+        connections.close_all()
+
+
+def _forget(done: Callable[[int], None], pk: int, _future: object) -> None:
+    done(pk)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def run_worker(
+    *, shutdown: threading.Event, poll_interval: float = 0.5, parallel: int = 8,
+    owner: str | None = None, on_idle: Callable[[], None] | None = None,
+) -> None:  # fmt: skip
+    """Claim and drive deployments until shutdown is set."""
+    owner = owner or worker_name()
+    active: set[int] = set()
+    lock = threading.Lock()
+
+    def done(pk: int) -> None:
+        with lock:
+            active.discard(pk)
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool:
+        while not shutdown.is_set():
+            close_old_connections()
+            deployment = claim(owner) if len(active) < parallel else None
+            if deployment is None:
+                if on_idle is not None:
+                    on_idle()
+                shutdown.wait(poll_interval)
+                continue
+            with lock:
+                active.add(deployment.pk)
+            future = pool.submit(drive_deployment, deployment, owner, shutdown)
+            future.add_done_callback(functools.partial(_forget, done, deployment.pk))
