@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
-from deployments.api import versions
+from deployments.api import deployments, versions
 
 app_name = "api"
 
@@ -18,6 +18,17 @@ urlpatterns = [
         "deployable-versions/<str:service>/<str:sha>/ci-status/",
         versions.ReportCIStatusView.as_view(),
         name="ci-status",
+    ),
+    path("deployments/", deployments.DeploymentsView.as_view(), name="deployments"),
+    path(
+        "deployments/<int:deployment_id>/",
+        deployments.DeploymentDetailView.as_view(),
+        name="deployment",
+    ),
+    path(
+        "deployments/<int:deployment_id>/cancel/",
+        deployments.CancelDeploymentView.as_view(),
+        name="deployment-cancel",
     ),
     # SECURITY: the schema lists every operation; signed-in users (or token holders) only.
     path(

@@ -27,6 +27,17 @@ def test_it_documents_the_version_operations(jenkins: User) -> None:
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
 
+def test_it_documents_the_deployment_operations(alice: User) -> None:
+    paths = login(alice).get(f"{URL}?format=json").json()["paths"]
+    assert set(paths["/api/v1/deployments/"]) == {"get", "post"}
+    assert set(paths["/api/v1/deployments/"]["post"]["responses"]) >= {"201", "403", "409"}
+    assert set(paths["/api/v1/deployments/{deployment_id}/"]) == {"get"}
+    cancel = paths["/api/v1/deployments/{deployment_id}/cancel/"]["post"]
+    assert set(cancel["responses"]) >= {"200", "403", "409"}
+    filters = {p["name"] for p in paths["/api/v1/deployments/"]["get"]["parameters"]}
+    assert filters >= {"service", "environment", "status", "cursor", "page_size"}
+
+
 def test_the_request_body_lists_the_contract_fields(mallory: User) -> None:
     schema = yaml.safe_load(login(mallory).get(URL).content)
     operation = schema["paths"]["/api/v1/deployable-versions/"]["post"]

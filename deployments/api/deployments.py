@@ -1,0 +1,275 @@
+"""Deployments through the API: request one, read them, cancel one.
+
+POST /api/v1/deployments/                 request a deployment (deployments.services.deploy)
+GET  /api/v1/deployments/                 newest first, ?service=&environment=&status=, cursor pages
+GET  /api/v1/deployments/<id>/            one deployment
+POST /api/v1/deployments/<id>/cancel/     cancel it (rolls back a started one)
+
+Every signed-in user (or token holder) may read deployments, as on the pages; requesting and
+cancelling are decided by the deploy service (the deploy and cancel verbs, then the blockers).
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from deployments.api.common import ApolloAPIView, acting_user
+from deployments.models import (
+    DeployableVersion,
+    Deployment,
+    DeploymentQuerySet,
+    Group,
+    InvalidTransition,
+    Service,
+)
+from deployments.services.deploy import DeployOutcome, cancel_deployment, request_deployment
+from deployments.services.versions import VersionError, normalise_sha
+from deployments.status import Status
+from environments.models import Environment
+
+
+class DeploymentOutput(serializers.ModelSerializer[Deployment]):
+    service = serializers.CharField(source="service.name")
+    environment = serializers.CharField(source="environment.name")
+    group = serializers.CharField(source="group.name", allow_null=True, default=None)
+    git_commit_sha = serializers.CharField(source="version.git_commit_sha")
+    deployed_by = serializers.CharField(source="deployed_by.username")
+    url = serializers.SerializerMethodField(help_text="The deployment's page.")
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "status",
+            "status_reason",
+            "service",
+            "environment",
+            "group",
+            "git_commit_sha",
+            "message",
+            "deployed_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "url",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, deployment: Deployment) -> str:
+        path = reverse("deployment-detail", args=[deployment.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class BlockerOutput(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class RefusalOutput(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+    blockers = BlockerOutput(many=True, required=False)
+    may_override = serializers.BooleanField(
+        required=False, help_text="Send override_reason to deploy past the blockers."
+    )
+
+
+class DeploymentPage(serializers.Serializer[Any]):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DeploymentOutput(many=True)
+
+
+class NewestFirst(CursorPagination):
+    # Keyset pages on the deployment_recent_idx index: stable while deployments are added,
+    # and no COUNT(*) over the whole history.
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _detail(message: str, code: int, **extra: Any) -> Response:
+    return Response({"detail": message, **extra}, status=code)
+
+
+def _outcome_response(request: Request, outcome: DeployOutcome) -> Response:
+    if outcome.kind == "created" and outcome.deployment is not None:
+        body = DeploymentOutput(outcome.deployment, context={"request": request}).data
+        location = reverse("api:deployment", args=[outcome.deployment.pk])
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+    if outcome.kind == "refused":
+        return _detail(outcome.reason, status.HTTP_403_FORBIDDEN)
+    if outcome.kind == "blocked":
+        return _detail(
+            f"The deployment is blocked: {outcome.reason}",
+            status.HTTP_409_CONFLICT,
+            blockers=[
+                {"name": r.name, "kind": r.kind, "reason": r.reason} for r in outcome.refusals
+            ],
+            may_override=outcome.may_override,
+        )
+    if outcome.kind == "in_progress":
+        return _detail(outcome.reason, status.HTTP_409_CONFLICT)
+    return _detail(outcome.reason or "The deployment cannot be requested.", 400)
+
+
+class DeploymentsView(ApolloAPIView):
+    class Input(serializers.Serializer[dict[str, Any]]):
+        service = serializers.CharField(max_length=100)
+        environment = serializers.CharField(max_length=100)
+        git_commit_sha = serializers.CharField(max_length=100, help_text="The full 40-hex sha.")
+        group = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        message = serializers.CharField(required=False, allow_blank=True, default="")
+        override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+        class Meta:
+            ref_name = "DeploymentInput"
+
+    class Filters(serializers.Serializer[dict[str, Any]]):
+        service = serializers.CharField(required=False, help_text="service name")
+        environment = serializers.CharField(required=False, help_text="environment name")
+        status = serializers.ChoiceField(choices=Status.choices, required=False)
+
+        class Meta:
+            ref_name = "DeploymentFilters"
+
+    @extend_schema(
+        operation_id="list_deployments",
+        summary="Deployments, newest first (cursor pages of 50, ?page_size= up to 200).",
+        parameters=[
+            Filters,
+            OpenApiParameter("cursor", str, description="From the next/previous link."),
+            OpenApiParameter("page_size", int, description="50 by default, at most 200."),
+        ],
+        responses={200: DeploymentPage, 400: OpenApiResponse(description="A bad filter.")},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        deployments = _filtered(Deployment.objects.with_related(), filters.validated_data)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(deployments, request, view=self)
+        body = DeploymentOutput(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(body)
+
+    @extend_schema(
+        operation_id="request_deployment",
+        summary="Deploy a registered version of a service to an environment (optionally a group).",
+        request=Input,
+        responses={
+            201: DeploymentOutput,
+            400: OpenApiResponse(description="Field errors, or {detail} when it cannot run."),
+            401: OpenApiResponse(description="No token, or an unknown token."),
+            403: OpenApiResponse(RefusalOutput, description="No permission to deploy there."),
+            409: OpenApiResponse(RefusalOutput, description="Blocked, or already in progress."),
+            413: OpenApiResponse(description="The body is larger than 64 KiB."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        user = acting_user(request)
+        serializer = self.Input(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        service, environment, version, group = _resolve(data)
+        outcome = request_deployment(
+            user=user,
+            service=service,
+            environment=environment,
+            version=version,
+            group=group,
+            message=data["message"],
+            override_reason=data["override_reason"],
+        )
+        return _outcome_response(request, outcome)
+
+
+class DeploymentDetailView(ApolloAPIView):
+    @extend_schema(
+        operation_id="get_deployment",
+        responses={200: DeploymentOutput, 404: OpenApiResponse(description="No such deployment.")},
+    )
+    def get(self, request: Request, deployment_id: int) -> Response:
+        deployment = _deployment_or_404(deployment_id)
+        return Response(DeploymentOutput(deployment, context={"request": request}).data)
+
+
+class CancelDeploymentView(ApolloAPIView):
+    @extend_schema(
+        operation_id="cancel_deployment",
+        summary="Cancel: a pending deployment ends CANCELED, a started one is rolled back.",
+        request=None,
+        responses={
+            200: DeploymentOutput,
+            403: OpenApiResponse(RefusalOutput, description="No permission to cancel it."),
+            404: OpenApiResponse(description="No such deployment."),
+            409: OpenApiResponse(RefusalOutput, description="It cannot be cancelled (any more)."),
+        },
+    )
+    def post(self, request: Request, deployment_id: int) -> Response:
+        user = acting_user(request)
+        deployment = _deployment_or_404(deployment_id)
+        try:
+            cancel_deployment(user=user, deployment=deployment)
+        except PermissionDenied as exc:
+            return _detail(str(exc) or "You may not cancel this deployment.", 403)
+        except InvalidTransition as exc:
+            return _detail(f"The deployment cannot be cancelled: {exc}", 409)
+        deployment = _deployment_or_404(deployment_id)
+        return Response(DeploymentOutput(deployment, context={"request": request}).data)
+
+
+def _filtered(deployments: DeploymentQuerySet, filters: dict[str, Any]) -> DeploymentQuerySet:
+    if "service" in filters:
+        deployments = deployments.filter(service__name=filters["service"])
+    if "environment" in filters:
+        deployments = deployments.filter(environment__name=filters["environment"])
+    if "status" in filters:
+        deployments = deployments.filter(status=filters["status"])
+    return deployments
+
+
+def _deployment_or_404(deployment_id: int) -> Deployment:
+    deployment = Deployment.objects.with_related().filter(pk=deployment_id).first()
+    if deployment is None:
+        raise NotFound(f"No deployment #{deployment_id}.")
+    return deployment
+
+
+def _resolve(
+    data: dict[str, Any],
+) -> tuple[Service, Environment, DeployableVersion, Group | None]:
+    """The rows the names in the request refer to; a 400 naming the field otherwise."""
+    service = Service.objects.filter(name=data["service"]).first()
+    if service is None:
+        raise ValidationError({"service": [f"Unknown service '{data['service']}'."]})
+    environment = Environment.objects.filter(name=data["environment"]).first()
+    if environment is None:
+        raise ValidationError({"environment": [f"Unknown environment '{data['environment']}'."]})
+    try:
+        sha = normalise_sha(data["git_commit_sha"])
+    except VersionError as exc:
+        raise ValidationError({exc.field: [exc.message]}) from None
+    version = DeployableVersion.objects.filter(service=service, git_commit_sha=sha).first()
+    if version is None:
+        message = f"No deployable version {service.name}@{sha} is registered."
+        raise ValidationError({"git_commit_sha": [message]})
+    return service, environment, version, _group(data.get("group") or "", service, environment)
+
+
+def _group(name: str, service: Service, environment: Environment) -> Group | None:
+    if not name:
+        return None
+    group = Group.objects.filter(service=service, environment=environment, name=name).first()
+    if group is None:
+        message = f"{service.name} has no group '{name}' in {environment.name}."
+        raise ValidationError({"group": [message]})
+    return group
