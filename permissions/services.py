@@ -167,9 +167,9 @@ def grant(
     note: str = "",
 ) -> Grant:
     """Give a user or a group verbs at one scope (tests, the demo seed and scripts use this)."""
-    if (user is None) == (group is None):
+    holders = [h for h in (user, group) if h is not None]
+    if len(holders) != 1:
         raise ValueError("give exactly one of user or group")
-    holder: Holder = user if user is not None else group  # type: ignore[assignment]
     new = Grant(
         effect=effect,
         service=service,
@@ -177,7 +177,7 @@ def grant(
         availability=availability,
         note=note,
     )
-    return save_grant(actor=actor, grant=new, holder=holder, verbs=verbs)
+    return save_grant(actor=actor, grant=new, holder=holders[0], verbs=verbs)
 
 
 @transaction.atomic
