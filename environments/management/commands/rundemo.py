@@ -1,4 +1,4 @@
-"""Start everything the demo needs and stop it all on Ctrl-C.
+"""`make run`: the demo cluster, the deployment worker and the web server, stopped together.
 
 Each part runs as a child process; when one of them exits on its own, the others are
 stopped too, so `make run` never leaves half a demo running.
@@ -6,41 +6,77 @@ stopped too, so `make run` never leaves half a demo running.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+Processes = dict[str, subprocess.Popen[bytes]]
+
+
+def _port(name: str, default: str) -> str:
+    value = os.environ.get(name, default)
+    if not value.isdigit():
+        raise CommandError(f"{name} must be a port number, got {value!r}")
+    return value
 
 
 class Command(BaseCommand):
-    help = "Migrate, seed the demo and serve Apollo on 127.0.0.1:$APOLLO_PORT (default 8000)."
+    help = "Start kubesim, migrate, seed the demo, run the worker and serve on APOLLO_PORT."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        port = os.environ.get("APOLLO_PORT", "8000")
-        if not port.isdigit():
-            self.stderr.write(f"APOLLO_PORT must be a port number, got {port!r}")
-            sys.exit(2)
-        call_command("migrate", interactive=False, verbosity=0)
-        call_command("seed_demo")
-        children = {
-            "web": [
-                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port,
-                "apollo_site.asgi:application",
-            ],
-        }  # fmt: skip
-        processes = {name: subprocess.Popen(argv) for name, argv in children.items()}
-        self.stdout.write(f"Apollo is serving on http://127.0.0.1:{port}/ (Ctrl-C stops it)")
+        port = _port("APOLLO_PORT", "8000")
+        kube_port = _port("APOLLO_KUBESIM_PORT", "6443")
+        kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
+        processes: Processes = {}
         try:
+            processes["kubesim"] = self._start_kubesim(kube_port, kubeconfig)
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("seed_demo")
+            python = sys.executable
+            processes["worker"] = subprocess.Popen([python, "manage.py", "rundeployments"])
+            processes["web"] = subprocess.Popen(
+                [python, "-m", "daphne", "-b", "127.0.0.1", "-p", port,
+                 "apollo_site.asgi:application"]
+            )  # fmt: skip
+            self.stdout.write(
+                f"Apollo is serving on http://127.0.0.1:{port}/ — kubesim on "
+                f"https://127.0.0.1:{kube_port} (kubeconfig {kubeconfig}). Ctrl-C stops everything."
+            )
             self._wait_for_first_exit(processes)
         except KeyboardInterrupt:
             self.stdout.write("Stopping…")
         finally:
             self._stop(processes)
 
-    def _wait_for_first_exit(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    def _start_kubesim(self, port: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
+        kubeconfig.unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kubesim", "--port", port, "--kubeconfig", str(kubeconfig),
+             "--namespace", "staging", "--namespace", "production", "--startup-delay", "2"]
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CommandError(f"kubesim exited with {process.returncode} (is {port} taken?)")
+            if kubeconfig.exists() and self._listening(int(port)):
+                return process
+            time.sleep(0.2)
+        process.kill()
+        raise CommandError("kubesim did not start within 30 s")
+
+    @staticmethod
+    def _listening(port: int) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    def _wait_for_first_exit(self, processes: Processes) -> None:
         while True:
             for name, process in processes.items():
                 if process.poll() is not None:
@@ -48,7 +84,7 @@ class Command(BaseCommand):
                     return
             time.sleep(0.5)
 
-    def _stop(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    def _stop(self, processes: Processes) -> None:
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

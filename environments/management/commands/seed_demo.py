@@ -1,25 +1,85 @@
+"""Seed the kubesim demo: a cluster, staging and production, services, versions, personas.
+
+Idempotent: re-running updates what exists. Every persona gets a freshly generated password,
+printed once and never stored in plain text.
+"""
+
 import secrets
+from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+
+from deployments import demo
+from environments.models import Cluster, Environment
+from permissions.models import Grant
+from permissions.services import grant
+from permissions.verbs import Verb
+
+PERSONAS = {
+    "alice": "admin: may do everything",
+    "bob": "may deploy, cancel, restart and read logs in staging",
+    "carol": "may view everything, deploy nothing",
+    "mallory": "signed in, no grants",
+}
+BOB_VERBS = [Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC]
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo admin; prints its name and a freshly generated password."
+    help = "Create or refresh the demo: personas (new passwords), cluster, environments, services."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--personas-only", action="store_true", help="only the personas, no cluster data"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        user_model = get_user_model()
-        # SECURITY: a new random password on every run; it is printed once and never stored
-        # in plain text anywhere.
-        password = secrets.token_urlsafe(12)
         with transaction.atomic():
-            admin, _ = user_model.objects.get_or_create(
-                username="alice", defaults={"email": "alice@example.com"}
-            )
-            admin.is_staff = True
-            admin.is_superuser = True
-            admin.set_password(password)
-            admin.save()
-        self.stdout.write(f"Demo admin: username 'alice', password '{password}'")
+            passwords = {name: self._persona(name) for name in PERSONAS}
+            if not options["personas_only"]:
+                self._demo(users={name: User.objects.get(username=name) for name in PERSONAS})
+        for name, role in PERSONAS.items():
+            self.stdout.write(f"  {name:8} password '{passwords[name]}'  ({role})")
+        self.stdout.write(f"Demo admin: username 'alice', password '{passwords['alice']}'")
+
+    def _persona(self, name: str) -> str:
+        password = secrets.token_urlsafe(12)
+        user, _ = User.objects.get_or_create(
+            username=name, defaults={"email": f"{name}@example.com"}
+        )
+        user.is_staff = user.is_superuser = name == "alice"
+        user.set_password(password)
+        user.save()
+        return password
+
+    def _demo(self, *, users: dict[str, User]) -> None:
+        kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
+        cluster, _ = Cluster.objects.update_or_create(
+            name="kubesim",
+            defaults={
+                "connection": Cluster.Connection.KUBECONFIG,
+                "kubeconfig_path": str(kubeconfig),
+                "kubeconfig_context": "kubesim",
+            },
+        )
+        staging, _ = Environment.objects.update_or_create(
+            name="staging",
+            defaults={"cluster": cluster, "namespace": "staging", "availability": "staging",
+                      "region": "eu-west", "rollout_timeout_seconds": 120},
+        )  # fmt: skip
+        Environment.objects.update_or_create(
+            name="production",
+            defaults={"cluster": cluster, "namespace": "production",
+                      "availability": "production", "region": "eu-west",
+                      "node_port_coefficient": 100, "require_deployment_message": True,
+                      "rollout_timeout_seconds": 300},
+        )  # fmt: skip
+        demo.seed_services()
+        if not Grant.objects.filter(note="demo: bob in staging").exists():
+            grant(
+                actor=users["alice"], user=users["bob"], verbs=BOB_VERBS,
+                availability=staging.availability, note="demo: bob in staging",
+            )  # fmt: skip

@@ -1,0 +1,98 @@
+"""Demo services and versions for `make run`: kubesim accepts any image not marked missing."""
+
+import hashlib
+from datetime import timedelta
+
+from django.utils import timezone
+
+from deployments.models import DeployableVersion, Service
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{service}}
+spec:
+  replicas: {{replicas}}
+  progressDeadlineSeconds: 60
+  selector:
+    matchLabels: {app: {{service}}}
+  template:
+    metadata:
+      labels: {app: {{service}}}
+    spec:
+      containers:
+        - name: app
+          image: {{image}}
+          ports:
+            - {containerPort: 8080, name: http}
+          env:
+            - {name: ENVIRONMENT, value: "{{environment}}"}
+            - {name: REGION, value: "{{region}}"}
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{service}}
+spec:
+  type: NodePort
+  selector: {app: {{service}}}
+  ports:
+    - {port: 80, targetPort: 8080, nodePort: {{node_port}}}
+"""
+INGRESS = """\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {{service}}
+spec:
+  rules:
+    - host: {{service}}.{{environment}}.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service: {name: {{service}}, port: {number: 80}}
+"""
+SERVICES = [
+    ("checkout", "registry.example.com/shop/checkout", 30080, True, 2),
+    ("catalog", "registry.example.com/shop/catalog", 30081, False, 2),
+    ("payments", "registry.example.com/shop/payments", 30082, False, 1),
+    # Its images are "missing" by kubesim's naming convention: every deploy fails, on purpose.
+    ("legacy-missing", "registry.example.com/shop/missing-legacy", 30083, False, 1),
+]
+COMMITS = [
+    ("main", "Alice Adams", "Add express checkout for returning customers"),
+    ("main", "Bob Brown", "Fix rounding of discounts in the basket"),
+    ("feature/search", "Carol Chen", "Try a new ranking for search results"),
+    ("main", "Dan Diaz", "Upgrade the HTTP client and retry idempotent calls"),
+]
+
+
+def seed_services() -> None:
+    now = timezone.now()
+    for name, repository, node_port, ingress, replicas in SERVICES:
+        service, _ = Service.objects.update_or_create(
+            name=name,
+            defaults={
+                "image_repository": repository,
+                "git_repository_url": f"https://git.example.com/shop/{name}",
+                "deployment_template": DEPLOYMENT,
+                "service_template": SERVICE,
+                "ingress_template": INGRESS if ingress else "",
+                "default_variables": {"node_port": node_port, "replicas": replicas},
+            },
+        )
+        for age, (branch, author, message) in enumerate(COMMITS):
+            sha = hashlib.sha1(f"{name}-{age}".encode(), usedforsecurity=False).hexdigest()
+            DeployableVersion.objects.get_or_create(
+                service=service, git_commit_sha=sha,
+                defaults={
+                    "branch": branch, "commit_author": author, "commit_message": message,
+                    "commit_url": f"https://git.example.com/shop/{name}/commit/{sha}",
+                    "repository_url": f"https://git.example.com/shop/{name}",
+                    "committed_at": now - timedelta(hours=6 * (len(COMMITS) - age)),
+                },
+            )  # fmt: skip
