@@ -136,7 +136,8 @@ class ObjectApi:
         if meta.get("name", name) != name:
             raise ApiError(
                 400,
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})",
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})",
             )
         rv = meta.get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -174,9 +175,10 @@ class ObjectApi:
             self._assign_service(new, old, dry_run)
         if dry_run:
             return new
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            if rtype.kind != "Pod":
-                return self._remove(rtype, new)
+        meta = new["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rtype.kind != "Pod":
+            # The last finalizer was removed: the deletion completes now.
+            return self._remove(rtype, new)
         return self.store.put(rtype, new)
 
     def _merge_system_fields(

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from kubesim import discovery
 from kubesim.cluster import Cluster
@@ -106,9 +107,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
-def faults_middleware(
-    cluster: Cluster,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def faults_middleware(cluster: Cluster) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_kubesim"):

@@ -50,8 +50,8 @@ class Settings:
             if key not in self.__dataclass_fields__:
                 raise ValueError(f"unknown setting {key!r}")
             # Coerce to the declared default's type (an int 0 must not turn 0.6 into 0).
-            kind = type(self.__dataclass_fields__[key].default)
-            setattr(self, key, kind(value))
+            default = self.__dataclass_fields__[key].default
+            setattr(self, key, int(value) if isinstance(default, int) else float(value))
 
 
 @dataclass

@@ -7,6 +7,7 @@ v5 adds 255 = "close channel"). The error channel carries a JSON Status when the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -126,10 +127,8 @@ class ExecHandler:
             stdout=query.get("stdout", "true") in ("true", "1"),
             stderr=query.get("stderr", "true") in ("true", "1"),
         )
-        try:
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             await self._run(session, command, stdin=query.get("stdin") in ("true", "1"))
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
         return ws
 
     async def _run(self, session: Session, command: list[str], *, stdin: bool) -> None:

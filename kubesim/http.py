@@ -83,8 +83,11 @@ async def read_body(request: web.Request) -> Any:
     if "protobuf" in content_type:
         # Typed kubectl commands (e.g. `kubectl create deployment`) send protobuf; the JSON-only
         # simulator says so instead of guessing. `kubectl apply/create -f` send JSON.
-        raise ApiError(415, f"kubesim does not decode {content_type} request bodies; send JSON "
-                       "or YAML", reason="UnsupportedMediaType")
+        raise ApiError(
+            415,
+            f"kubesim does not decode {content_type} request bodies; send JSON or YAML",
+            reason="UnsupportedMediaType",
+        )
     try:
         if content_type.endswith("yaml"):
             return yaml.safe_load(raw)
@@ -149,7 +152,7 @@ class KubeHandlers:
                 return await self.create(request, route)
             if method == "DELETE":
                 return await self.delete_collection(request, route)
-            raise ApiError(405, f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "the server does not allow this method on the requested resource")
         if method == "GET":
             return self.get(request, route)
         if method == "PUT":

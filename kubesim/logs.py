@@ -73,9 +73,7 @@ class LogRun:
     def count_at(self, now: float) -> int:
         """Lines written by `now` (the final crash line included once the run ended)."""
         until = now if self.end is None else min(now, self.end)
-        generated = (
-            0 if self.rate <= 0 else max(int(math.floor((until - self.start) * self.rate)), 0)
-        )
+        generated = 0 if self.rate <= 0 else max(math.floor((until - self.start) * self.rate), 0)
         return len(self.head) + generated + (1 if self.ended_by(now) and self.exit_code else 0)
 
     def ended_by(self, now: float) -> bool:
@@ -85,7 +83,7 @@ class LogRun:
         generated = (
             0
             if self.rate <= 0 or self.end is None
-            else max(int(math.floor((self.end - self.start) * self.rate)), 0)
+            else max(math.floor((self.end - self.start) * self.rate), 0)
         )
         if self.exit_code and index == len(self.head) + generated:
             return (

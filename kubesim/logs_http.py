@@ -1,4 +1,5 @@
-"""GET pods/{name}/log: tailLines, sinceSeconds, sinceTime, timestamps, previous, limitBytes, follow."""
+"""GET pods/{name}/log with tailLines, sinceSeconds, sinceTime, timestamps, previous, limitBytes
+and follow."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ JSON = dict[str, Any]
 def pick_container(pod: JSON, requested: str | None) -> str:
     """Resolve the container like the real server, with its 400 messages."""
     name = pod["metadata"]["name"]
-    containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    containers = [str(c["name"]) for c in pod.get("spec", {}).get("containers", [])]
     if requested:
         if requested not in containers:
             raise bad_request(f"container {requested} is not valid for pod {name}")

@@ -293,20 +293,23 @@ def validate(rtype: R.ResourceType, obj: JSON) -> None:
 def validate_update(rtype: R.ResourceType, old: JSON, new: JSON) -> None:
     """Immutable fields, checked on update like the real strategies do."""
     name = new["metadata"]["name"]
-    if rtype.kind in ("Deployment", "ReplicaSet"):
-        if old.get("spec", {}).get("selector") != new.get("spec", {}).get("selector"):
-            raise invalid(
-                rtype.kind,
-                rtype.group,
-                name,
-                [
-                    (
-                        "spec.selector",
-                        "FieldValueInvalid",
-                        f"Invalid value: {new.get('spec', {}).get('selector')!r}: field is immutable",
-                    )
-                ],
-            )
+    selector = new.get("spec", {}).get("selector")
+    if (
+        rtype.kind in ("Deployment", "ReplicaSet")
+        and old.get("spec", {}).get("selector") != selector
+    ):
+        raise invalid(
+            rtype.kind,
+            rtype.group,
+            name,
+            [
+                (
+                    "spec.selector",
+                    "FieldValueInvalid",
+                    f"Invalid value: {selector!r}: field is immutable",
+                )
+            ],
+        )
     if rtype.kind == "Pod":
         old_spec = {k: v for k, v in old.get("spec", {}).items() if k not in ("containers",)}
         new_spec = {k: v for k, v in new.get("spec", {}).items() if k not in ("containers",)}
@@ -321,11 +324,11 @@ def validate_update(rtype: R.ResourceType, old: JSON, new: JSON) -> None:
                     (
                         "spec",
                         "FieldValueForbidden",
-                        "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, "
-                        "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, "
-                        "`spec.tolerations` (only additions to existing tolerations), "
-                        "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously "
-                        "negative)",
+                        "Forbidden: pod updates may not change fields other than "
+                        "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                        "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to "
+                        "existing tolerations), `spec.terminationGracePeriodSeconds` (allow it "
+                        "to be set to 1 if it was previously negative)",
                     )
                 ],
             )

@@ -135,7 +135,8 @@ def _read(request: JSON, bean: JSON, now: int) -> JSON:
             "request": request,
             "status": 404,
             "error_type": "javax.management.AttributeNotFoundException",
-            "error": f"javax.management.AttributeNotFoundException : No such attribute: {attribute}",
+            "error": "javax.management.AttributeNotFoundException : No such attribute: "
+            f"{attribute}",
         }
     value = bean[attribute]
     if path and isinstance(value, dict):

@@ -138,8 +138,10 @@ class KubesimServer:
         sock.listen(512)
         self.port = sock.getsockname()[1]
         loop = asyncio.get_running_loop()
+        protocol_factory = self.runner.server
+        assert protocol_factory is not None
         self.listener = await loop.create_server(
-            self.runner.server, sock=sock, ssl=self.ssl_context, backlog=512
+            protocol_factory, sock=sock, ssl=self.ssl_context, backlog=512
         )
 
     def _drop_connections(self) -> None:

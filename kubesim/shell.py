@@ -22,7 +22,7 @@ _DIRS = {
     "/app": ["app.jar", "config.yaml"],
     "/etc": ["hostname", "hosts", "os-release", "passwd", "resolv.conf"],
     "/bin": ["cat", "echo", "env", "hostname", "ls", "pwd", "sh"],
-    "/tmp": [],
+    "/tmp": [],  # noqa: S108 (a simulated directory listing, not a file we use)
     "/home": [],
     "/root": [],
     "/var": ["log", "tmp"],
@@ -88,10 +88,7 @@ class Shell:
         return f"{self.cwd} # "
 
     def _path(self, arg: str) -> str:
-        if arg.startswith("/"):
-            path = arg
-        else:
-            path = f"{self.cwd.rstrip('/')}/{arg}"
+        path = arg if arg.startswith("/") else f"{self.cwd.rstrip('/')}/{arg}"
         parts: list[str] = []
         for part in path.split("/"):
             if part in ("", "."):
@@ -228,7 +225,7 @@ class Shell:
             if path in self.files:
                 out += self.files[path]
             elif path in self.dirs:
-                err += f"cat: read error: Is a directory\n"
+                err += "cat: read error: Is a directory\n"
                 code = 1
             else:
                 err += f"cat: can't open '{arg}': No such file or directory\n"

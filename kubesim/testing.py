@@ -1,9 +1,9 @@
 """Embedding API: run kubesim in a background thread and drive it from tests.
 
-    with run_kubesim(tmp_dir=tmp_path) as sim:
-        core = kubernetes.client.CoreV1Api(sim.api_client())
-        sim.register_image("registry.example/shop:" + sha, behaviour="crashloop")
-        sim.set_faults(error_rate=0.2, seed=1)
+with run_kubesim(tmp_dir=tmp_path) as sim:
+    core = kubernetes.client.CoreV1Api(sim.api_client())
+    sim.register_image("registry.example/shop:" + sha, behaviour="crashloop")
+    sim.set_faults(error_rate=0.2, seed=1)
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class ControlClient:
     def call(self, action: str, body: JSON | None = None, *, method: str = "POST") -> JSON:
         data = json.dumps(body or {}).encode() if method == "POST" else None
         request = urllib.request.Request(  # noqa: S310 (https only, our own server)
-            f"{self.url}/_kubesim/{action}", data=data, method=method,
+            f"{self.url}/_kubesim/{action}",
+            data=data,
+            method=method,
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
@@ -67,7 +69,9 @@ class ControlClient:
                 result: JSON = json.loads(response.read())
                 return result
         except urllib.error.HTTPError as exc:
-            raise ControlError(f"{action}: {exc.code} {exc.read().decode(errors='replace')}") from exc
+            raise ControlError(
+                f"{action}: {exc.code} {exc.read().decode(errors='replace')}"
+            ) from exc
 
 
 @dataclass
@@ -91,11 +95,26 @@ class KubesimHandle:
 
     # -- image registry ----------------------------------------------------------------------
 
-    def register_image(self, ref: str, behaviour: str = "ok", *, seconds: float = 0,
-                       exit_code: int = 1, has_bash: bool = True) -> JSON:
+    def register_image(
+        self,
+        ref: str,
+        behaviour: str = "ok",
+        *,
+        seconds: float = 0,
+        exit_code: int = 1,
+        has_bash: bool = True,
+    ) -> JSON:
         """behaviour: ok | missing | crashloop | notready | slow (seconds: crash/slow timing)."""
-        return self.control.call("images", {"image": ref, "behaviour": behaviour, "seconds": seconds,
-                                            "exitCode": exit_code, "hasBash": has_bash})
+        return self.control.call(
+            "images",
+            {
+                "image": ref,
+                "behaviour": behaviour,
+                "seconds": seconds,
+                "exitCode": exit_code,
+                "hasBash": has_bash,
+            },
+        )
 
     def mark_image_missing(self, ref: str) -> JSON:
         return self.register_image(ref, "missing")
@@ -105,11 +124,22 @@ class KubesimHandle:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def set_faults(self, *, latency_ms: float | None = None, error_rate: float | None = None,
-                   drop_rate: float | None = None, fail_next: int | None = None,
-                   seed: int | None = None) -> JSON:
-        values = {"latency_ms": latency_ms, "error_rate": error_rate, "drop_rate": drop_rate,
-                  "fail_next": fail_next, "seed": seed}
+    def set_faults(
+        self,
+        *,
+        latency_ms: float | None = None,
+        error_rate: float | None = None,
+        drop_rate: float | None = None,
+        fail_next: int | None = None,
+        seed: int | None = None,
+    ) -> JSON:
+        values = {
+            "latency_ms": latency_ms,
+            "error_rate": error_rate,
+            "drop_rate": drop_rate,
+            "fail_next": fail_next,
+            "seed": seed,
+        }
         return self.control.call("faults", {k: v for k, v in values.items() if v is not None})
 
     def reset_faults(self) -> JSON:
@@ -171,14 +201,19 @@ def run_kubesim(
     port: int = 0,
     host: str = "127.0.0.1",
     token: str | None = None,
-    limited_token: str = "kubesim-limited-token",
+    limited_token: str = "kubesim-limited-token",  # noqa: S107 (a test-only token)
     settings: JSON | None = None,
 ) -> Iterator[KubesimHandle]:
     """Start kubesim over TLS on a free port in a background thread; stop it on exit."""
     values = {**FAST_SETTINGS, "startup_delay": startup_delay, **(settings or {})}
-    config = ServerConfig(host=host, port=port, kubeconfig_path=Path(tmp_dir) / "kubesim.kubeconfig",
-                          limited_token=limited_token, namespaces=namespaces,
-                          settings=Settings(**values))
+    config = ServerConfig(
+        host=host,
+        port=port,
+        kubeconfig_path=Path(tmp_dir) / "kubesim.kubeconfig",
+        limited_token=limited_token,
+        namespaces=namespaces,
+        settings=Settings(**values),
+    )
     if token:
         config.token = token
     thread = _LoopThread()
@@ -192,8 +227,12 @@ def run_kubesim(
     server: KubesimServer = thread.call(build())
     ca_pem = server.certs.ca_pem.decode()
     handle = KubesimHandle(
-        server=server, url=server.url, kubeconfig_path=config.kubeconfig_path or Path(),
-        token=config.token, limited_token=limited_token, ca_cert_pem=ca_pem,
+        server=server,
+        url=server.url,
+        kubeconfig_path=config.kubeconfig_path or Path(),
+        token=config.token,
+        limited_token=limited_token,
+        ca_cert_pem=ca_pem,
         control=ControlClient(server.url, config.token, ca_pem),
     )
     try:

@@ -37,7 +37,7 @@ def _without_hash(template: JSON) -> JSON:
 
 
 def resolve_bound(value: Any, total: int, round_up: bool) -> int:
-    """An IntOrString (3 or "25%") against `total`, rounding like intstr.GetScaledValueFromIntOrPercent."""
+    """An IntOrString (3 or "25%") against `total`, rounding like intstr's scaled value."""
     if isinstance(value, str) and value.endswith("%"):
         scaled = int(value[:-1]) * total / 100
         return math.ceil(scaled) if round_up else math.floor(scaled)
@@ -262,7 +262,8 @@ class DeploymentController(Controller):
                 rs = self._scale(deployment, rs, spec_replicas(rs) - step)
                 cleaned += step
             result.append(rs)
-        # Then available ones, oldest first, keeping minAvailable (scaleDownOldReplicaSetsForRollingUpdate).
+        # Then available ones, oldest first, keeping minAvailable
+        # (scaleDownOldReplicaSetsForRollingUpdate).
         available = sum(available_of(rs) for rs in [*result, new_rs])
         budget = available - min_available
         final = []

@@ -18,7 +18,7 @@ _BY_PLURAL = {t.plural: t for t in R.ALL_TYPES}
 
 
 class GarbageCollector:
-    """Deletes dependents whose owners are gone, finishes foreground deletions, empties namespaces."""
+    """Deletes dependents of deleted owners, finishes foreground deletions, empties namespaces."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster

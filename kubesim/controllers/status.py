@@ -52,7 +52,7 @@ def _counts(new_rs: JSON | None, old_rss: list[JSON]) -> JSON:
 def _progressing(old: JSON, new: JSON) -> bool:
     old_old = old.get("replicas", 0) - old.get("updatedReplicas", 0)
     new_old = new["replicas"] - new["updatedReplicas"]
-    return (
+    return bool(
         new["updatedReplicas"] > old.get("updatedReplicas", 0)
         or new_old < old_old
         or new["readyReplicas"] > old.get("readyReplicas", 0)

@@ -9,8 +9,13 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05,
-             what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -22,10 +27,17 @@ def wait_for(check: Callable[[], T | None], *, timeout: float = 10.0, interval: 
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def deployment(name: str, image: str = "registry.example/web:1.0", *, replicas: int = 2,
-               strategy: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-               progress_deadline: int | None = None, env: list[dict[str, str]] | None = None,
-               ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str,
+    image: str = "registry.example/web:1.0",
+    *,
+    replicas: int = 2,
+    strategy: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    progress_deadline: int | None = None,
+    env: list[dict[str, str]] | None = None,
+    ports: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     labels = labels or {"app": name}
     container: dict[str, Any] = {"name": "app", "image": image}
     if env:
@@ -45,5 +57,9 @@ def deployment(name: str, image: str = "registry.example/web:1.0", *, replicas: 
 
 
 def pod(name: str, image: str = "registry.example/web:1.0", **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **meta},
-            "spec": {"containers": [{"name": "app", "image": image}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, **meta},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }

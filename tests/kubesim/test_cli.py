@@ -18,10 +18,28 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_command_line_server(tmp_path: Path, signum: int) -> None:
     kubeconfig = tmp_path / "kubesim.kubeconfig"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubesim", "--port", "0", "--kubeconfig", str(kubeconfig),
-         "--startup-delay", "0", "--namespace", "staging", "--namespace", "production",
-         "--limited-token", "viewer-token"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "kubesim",
+            "--port",
+            "0",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--startup-delay",
+            "0",
+            "--namespace",
+            "staging",
+            "--namespace",
+            "production",
+            "--limited-token",
+            "viewer-token",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         ready = process.stdout.readline()
@@ -54,7 +72,20 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "kubesim", "--port", str(port), "--kubeconfig",
-             str(tmp_path / "k")], cwd=ROOT, capture_output=True, text=True, timeout=20, check=False)
+            [
+                sys.executable,
+                "-m",
+                "kubesim",
+                "--port",
+                str(port),
+                "--kubeconfig",
+                str(tmp_path / "k"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     assert result.returncode == 1
     assert "Address already in use" in result.stderr

@@ -18,17 +18,21 @@ def test_objects_get_uid_timestamps_and_increasing_resource_versions(
     first = core.create_namespaced_config_map(kubesim_namespace, {"metadata": {"name": "a"}})
     second = core.create_namespaced_config_map(kubesim_namespace, {"metadata": {"name": "b"}})
     assert isinstance(first, client.V1ConfigMap)
-    assert first.metadata.uid and first.metadata.uid != second.metadata.uid
+    assert first.metadata.uid
+    assert first.metadata.uid != second.metadata.uid
     assert first.metadata.creation_timestamp is not None
     assert int(second.metadata.resource_version) > int(first.metadata.resource_version)
 
 
-def test_generation_is_bumped_on_spec_changes_only(kubesim_api: Any, kubesim_namespace: str) -> None:
+def test_generation_is_bumped_on_spec_changes_only(
+    kubesim_api: Any, kubesim_namespace: str
+) -> None:
     apps = client.AppsV1Api(kubesim_api)
     created = apps.create_namespaced_deployment(kubesim_namespace, deployment("gen", replicas=1))
     assert created.metadata.generation == 1
-    labelled = apps.patch_namespaced_deployment("gen", kubesim_namespace,
-                                                {"metadata": {"labels": {"team": "a"}}})
+    labelled = apps.patch_namespaced_deployment(
+        "gen", kubesim_namespace, {"metadata": {"labels": {"team": "a"}}}
+    )
     assert labelled.metadata.generation == 1
     scaled = apps.patch_namespaced_deployment("gen", kubesim_namespace, {"spec": {"replicas": 2}})
     assert scaled.metadata.generation == 2
@@ -36,9 +40,15 @@ def test_generation_is_bumped_on_spec_changes_only(kubesim_api: Any, kubesim_nam
 
 def test_list_filters_by_label_selectors(kubesim_api: Any, kubesim_namespace: str) -> None:
     core = client.CoreV1Api(kubesim_api)
-    for name, labels in [("a", {"tier": "web", "env": "prod"}), ("b", {"tier": "db", "env": "prod"}),
-                         ("c", {"tier": "web"}), ("d", {})]:
-        core.create_namespaced_config_map(kubesim_namespace, {"metadata": {"name": name, "labels": labels}})
+    for name, labels in [
+        ("a", {"tier": "web", "env": "prod"}),
+        ("b", {"tier": "db", "env": "prod"}),
+        ("c", {"tier": "web"}),
+        ("d", {}),
+    ]:
+        core.create_namespaced_config_map(
+            kubesim_namespace, {"metadata": {"name": name, "labels": labels}}
+        )
 
     def names(selector: str) -> list[str]:
         items = core.list_namespaced_config_map(kubesim_namespace, label_selector=selector).items
@@ -57,14 +67,21 @@ def test_list_filters_by_field_selectors(kubesim_api: Any, kubesim_namespace: st
     core = client.CoreV1Api(kubesim_api)
     core.create_namespaced_pod(kubesim_namespace, pod("p1"))
     core.create_namespaced_pod(kubesim_namespace, pod("p2"))
-    wait_for(lambda: all(p.status.phase == "Running"
-                         for p in core.list_namespaced_pod(kubesim_namespace).items))
+    wait_for(
+        lambda: all(
+            p.status.phase == "Running" for p in core.list_namespaced_pod(kubesim_namespace).items
+        )
+    )
     by_name = core.list_namespaced_pod(kubesim_namespace, field_selector="metadata.name=p2").items
     assert [p.metadata.name for p in by_name] == ["p2"]
     everywhere = core.list_pod_for_all_namespaces(
-        field_selector=f"metadata.namespace={kubesim_namespace},status.phase=Running").items
+        field_selector=f"metadata.namespace={kubesim_namespace},status.phase=Running"
+    ).items
     assert sorted(p.metadata.name for p in everywhere) == ["p1", "p2"]
-    assert core.list_namespaced_pod(kubesim_namespace, field_selector="status.phase=Pending").items == []
+    assert (
+        core.list_namespaced_pod(kubesim_namespace, field_selector="status.phase=Pending").items
+        == []
+    )
 
 
 def test_list_pages_with_limit_and_continue(kubesim_api: Any, kubesim_namespace: str) -> None:
@@ -88,44 +105,87 @@ def test_list_pages_with_limit_and_continue(kubesim_api: Any, kubesim_namespace:
 
 def test_json_merge_and_strategic_merge_patches(kubesim_api: Any, kubesim_namespace: str) -> None:
     apps = client.AppsV1Api(kubesim_api)
-    body = deployment("patchy", replicas=1, env=[{"name": "A", "value": "1"}],
-                      ports=[{"containerPort": 8080, "name": "http"}])
+    body = deployment(
+        "patchy",
+        replicas=1,
+        env=[{"name": "A", "value": "1"}],
+        ports=[{"containerPort": 8080, "name": "http"}],
+    )
     apps.create_namespaced_deployment(kubesim_namespace, body)
     # Strategic merge: containers merge by name, env by name, ports by containerPort.
-    patched = apps.patch_namespaced_deployment("patchy", kubesim_namespace, {"spec": {"template": {
-        "spec": {"containers": [{"name": "app", "env": [{"name": "B", "value": "2"}],
-                                 "ports": [{"containerPort": 8778, "name": "jolokia"}]}]}}}})
+    patched = apps.patch_namespaced_deployment(
+        "patchy",
+        kubesim_namespace,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "env": [{"name": "B", "value": "2"}],
+                                "ports": [{"containerPort": 8778, "name": "jolokia"}],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+    )
     container = patched.spec.template.spec.containers[0]
     assert container.image == "registry.example/web:1.0"
     assert [e.name for e in container.env] == ["A", "B"]
     assert [p.container_port for p in container.ports] == [8080, 8778]
     # JSON patch.
     patched = apps.patch_namespaced_deployment(
-        "patchy", kubesim_namespace,
-        [{"op": "replace", "path": "/spec/replicas", "value": 3},
-         {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}],
-        _content_type="application/json-patch+json")
+        "patchy",
+        kubesim_namespace,
+        [
+            {"op": "replace", "path": "/spec/replicas", "value": 3},
+            {"op": "add", "path": "/metadata/labels", "value": {"x": "y"}},
+        ],
+        _content_type="application/json-patch+json",
+    )
     assert (patched.spec.replicas, patched.metadata.labels) == (3, {"x": "y"})
     # Merge patch replaces lists wholesale.
     merged = apps.patch_namespaced_deployment(
-        "patchy", kubesim_namespace, {"metadata": {"labels": {"x": None, "z": "1"}}},
-        _content_type="application/merge-patch+json")
+        "patchy",
+        kubesim_namespace,
+        {"metadata": {"labels": {"x": None, "z": "1"}}},
+        _content_type="application/merge-patch+json",
+    )
     assert merged.metadata.labels == {"z": "1"}
 
 
 def test_a_strategic_patch_can_delete_a_list_item(kubesim_api: Any, kubesim_namespace: str) -> None:
     apps = client.AppsV1Api(kubesim_api)
-    apps.create_namespaced_deployment(kubesim_namespace, deployment(
-        "envs", replicas=1, env=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]))
-    patched = apps.patch_namespaced_deployment("envs", kubesim_namespace, {"spec": {"template": {
-        "spec": {"containers": [{"name": "app", "env": [{"name": "A", "$patch": "delete"}]}]}}}})
+    apps.create_namespaced_deployment(
+        kubesim_namespace,
+        deployment(
+            "envs", replicas=1, env=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+        ),
+    )
+    patched = apps.patch_namespaced_deployment(
+        "envs",
+        kubesim_namespace,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [{"name": "app", "env": [{"name": "A", "$patch": "delete"}]}]
+                    }
+                }
+            }
+        },
+    )
     assert [e.name for e in patched.spec.template.spec.containers[0].env] == ["B"]
 
 
 def test_secrets_string_data_is_encoded(kubesim_api: Any, kubesim_namespace: str) -> None:
     core = client.CoreV1Api(kubesim_api)
-    secret = core.create_namespaced_secret(kubesim_namespace, {"metadata": {"name": "s"},
-                                                               "stringData": {"password": "hunter2"}})
+    secret = core.create_namespaced_secret(
+        kubesim_namespace, {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}
+    )
     assert secret.data == {"password": "aHVudGVyMg=="}
     assert secret.type == "Opaque"
 
@@ -142,7 +202,7 @@ def test_deleting_a_pod_is_graceful(kubesim_api: Any, kubesim_namespace: str) ->
         try:
             core.read_namespaced_pod("bye", kubesim_namespace)
         except ApiException as exc:
-            return exc.status == 404
+            return bool(exc.status == 404)
         return False
 
     wait_for(gone, what="pod removal")

@@ -26,23 +26,63 @@ def core(kubesim_api: Any) -> client.CoreV1Api:
 
 
 def run(core: client.CoreV1Api, namespace: str, name: str, command: list[str]) -> Any:
-    return stream(core.connect_get_namespaced_pod_exec, name, namespace, command=command,
-                  stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    return stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        namespace,
+        command=command,
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
 
 
-def test_a_one_shot_command_returns_its_output(core: client.CoreV1Api, kubesim_namespace: str) -> None:
+def test_a_one_shot_command_returns_its_output(
+    core: client.CoreV1Api, kubesim_namespace: str
+) -> None:
     name = start(core, kubesim_namespace, "ex", "registry.example/web:1.0")
-    output = stream(core.connect_get_namespaced_pod_exec, name, kubesim_namespace,
-                    command=["echo", "hello", "world"], stderr=True, stdin=False, stdout=True, tty=False)
+    output = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        kubesim_namespace,
+        command=["echo", "hello", "world"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+    )
     assert output == "hello world\n"
-    assert stream(core.connect_get_namespaced_pod_exec, name, kubesim_namespace,
-                  command=["hostname"], stdout=True, stderr=True, stdin=False, tty=False) == name + "\n"
-    env = stream(core.connect_get_namespaced_pod_exec, name, kubesim_namespace, command=["env"],
-                 stdout=True, stderr=True, stdin=False, tty=False)
+    assert (
+        stream(
+            core.connect_get_namespaced_pod_exec,
+            name,
+            kubesim_namespace,
+            command=["hostname"],
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+        )
+        == name + "\n"
+    )
+    env = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        kubesim_namespace,
+        command=["env"],
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+    )
     assert "GREETING=hello" in env
 
 
-def test_exit_codes_arrive_on_the_error_channel(core: client.CoreV1Api, kubesim_namespace: str) -> None:
+def test_exit_codes_arrive_on_the_error_channel(
+    core: client.CoreV1Api, kubesim_namespace: str
+) -> None:
     name = start(core, kubesim_namespace, "codes", "registry.example/web:1.0")
     resp = run(core, kubesim_namespace, name, ["sh", "-c", "echo out; nosuchcmd; exit 3"])
     resp.run_forever(timeout=5)
@@ -61,8 +101,17 @@ def test_exit_codes_arrive_on_the_error_channel(core: client.CoreV1Api, kubesim_
 
 def test_an_interactive_shell_reads_stdin(core: client.CoreV1Api, kubesim_namespace: str) -> None:
     name = start(core, kubesim_namespace, "shell", "registry.example/web:1.0")
-    resp = stream(core.connect_get_namespaced_pod_exec, name, kubesim_namespace, command=["/bin/bash"],
-                  stderr=True, stdin=True, stdout=True, tty=False, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        kubesim_namespace,
+        command=["/bin/bash"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
     resp.write_stdin("pwd\n")
     out = ""
     for _ in range(50):
@@ -84,8 +133,9 @@ def test_an_interactive_shell_reads_stdin(core: client.CoreV1Api, kubesim_namesp
     assert resp.returncode == 4
 
 
-def test_bash_is_missing_on_alpine_images_so_clients_can_fall_back(core: client.CoreV1Api,
-                                                                   kubesim_namespace: str) -> None:
+def test_bash_is_missing_on_alpine_images_so_clients_can_fall_back(
+    core: client.CoreV1Api, kubesim_namespace: str
+) -> None:
     name = start(core, kubesim_namespace, "tiny", "registry.example/tool:alpine-3.19")
     resp = run(core, kubesim_namespace, name, ["/bin/bash"])
     resp.run_forever(timeout=5)
@@ -93,15 +143,32 @@ def test_bash_is_missing_on_alpine_images_so_clients_can_fall_back(core: client.
     status = json.loads(error)
     assert status["status"] == "Failure"
     assert 'exec: "/bin/bash": stat /bin/bash: no such file or directory' in status["message"]
-    fallback = stream(core.connect_get_namespaced_pod_exec, name, kubesim_namespace,
-                      command=["sh", "-c", "echo fine"], stdout=True, stderr=True, stdin=False, tty=False)
+    fallback = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        kubesim_namespace,
+        command=["sh", "-c", "echo fine"],
+        stdout=True,
+        stderr=True,
+        stdin=False,
+        tty=False,
+    )
     assert fallback == "fine\n"
 
 
 def test_a_tty_session_echoes_and_prompts(core: client.CoreV1Api, kubesim_namespace: str) -> None:
     name = start(core, kubesim_namespace, "tty", "registry.example/tool:alpine")
-    resp = stream(core.connect_get_namespaced_pod_exec, name, kubesim_namespace, command=["sh"],
-                  stderr=True, stdin=True, stdout=True, tty=True, _preload_content=False)
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        kubesim_namespace,
+        command=["sh"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=True,
+        _preload_content=False,
+    )
     resp.write_channel(4, json.dumps({"Width": 120, "Height": 40}))
     resp.write_stdin("echo hi\r")
     out = ""

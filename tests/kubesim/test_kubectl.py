@@ -24,10 +24,17 @@ class Kubectl:
     def __init__(self, kubeconfig: Path, namespace: str) -> None:
         self.base = ["kubectl", "--kubeconfig", str(kubeconfig), "-n", namespace]
 
-    def run(self, *args: str, timeout: float = 30, check: bool = True,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*self.base, *args], capture_output=True, text=True,
-                                timeout=timeout, input=stdin, check=False)
+    def run(
+        self, *args: str, timeout: float = 30, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*self.base, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
         return result
@@ -54,7 +61,8 @@ def test_apply_get_and_describe(kubectl: Kubectl, tmp_path: Path) -> None:
     assert table[1].split()[:4] == ["web", "2/2", "2", "2"]
     pods = kubectl.run("get", "pods", "-o", "wide").stdout.splitlines()
     assert pods[0].split()[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert len(pods) == 3 and all("Running" in line and "1/1" in line for line in pods[1:])
+    assert len(pods) == 3
+    assert all("Running" in line and "1/1" in line for line in pods[1:])
     described = kubectl.run("describe", "deployment", "web").stdout
     assert "NewReplicaSetAvailable" in described
     assert "Scaled up replica set web-" in described
@@ -65,8 +73,11 @@ def test_apply_get_and_describe(kubectl: Kubectl, tmp_path: Path) -> None:
 
 
 def test_rollout_status_fails_after_the_progress_deadline(kubectl: Kubectl, tmp_path: Path) -> None:
-    apply(kubectl, tmp_path, deployment("broken", "registry.example/shop:missing", replicas=1,
-                                        progress_deadline=2))
+    apply(
+        kubectl,
+        tmp_path,
+        deployment("broken", "registry.example/shop:missing", replicas=1, progress_deadline=2),
+    )
     result = kubectl.run("rollout", "status", "deployment/broken", "--timeout=30s", check=False)
     assert result.returncode != 0
     assert 'deployment "broken" exceeded its progress deadline' in result.stderr
@@ -76,12 +87,19 @@ def test_rollout_status_fails_after_the_progress_deadline(kubectl: Kubectl, tmp_
 
 def test_logs_follow_with_tail(kubectl: Kubectl, kubesim_api: Any, kubesim_namespace: str) -> None:
     core = client.CoreV1Api(kubesim_api)
-    core.create_namespaced_pod(kubesim_namespace, {
-        "metadata": {"name": "chatty", "annotations": {"kubesim.io/log-rate": "50"}},
-        "spec": {"containers": [{"name": "app", "image": "registry.example/web:1.0"}]}})
-    wait_for(lambda: core.read_namespaced_pod("chatty", kubesim_namespace).status.phase == "Running")
-    process = subprocess.Popen([*kubectl.base, "logs", "-f", "--tail=3", "chatty"],
-                               stdout=subprocess.PIPE, text=True)
+    core.create_namespaced_pod(
+        kubesim_namespace,
+        {
+            "metadata": {"name": "chatty", "annotations": {"kubesim.io/log-rate": "50"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/web:1.0"}]},
+        },
+    )
+    wait_for(
+        lambda: core.read_namespaced_pod("chatty", kubesim_namespace).status.phase == "Running"
+    )
+    process = subprocess.Popen(
+        [*kubectl.base, "logs", "-f", "--tail=3", "chatty"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(10)]
@@ -94,10 +112,18 @@ def test_logs_follow_with_tail(kubectl: Kubectl, kubesim_api: Any, kubesim_names
 
 def test_exec_echo(kubectl: Kubectl, kubesim_api: Any, kubesim_namespace: str) -> None:
     core = client.CoreV1Api(kubesim_api)
-    core.create_namespaced_pod(kubesim_namespace, {"metadata": {"name": "box"}, "spec": {
-        "containers": [{"name": "app", "image": "registry.example/web:1.0"}]}})
+    core.create_namespaced_pod(
+        kubesim_namespace,
+        {
+            "metadata": {"name": "box"},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/web:1.0"}]},
+        },
+    )
     wait_for(lambda: core.read_namespaced_pod("box", kubesim_namespace).status.phase == "Running")
-    assert kubectl.run("exec", "-i", "box", "--", "echo", "hi", "there", stdin="").stdout == "hi there\n"
+    assert (
+        kubectl.run("exec", "-i", "box", "--", "echo", "hi", "there", stdin="").stdout
+        == "hi there\n"
+    )
     failed = kubectl.run("exec", "box", "--", "sh", "-c", "exit 7", check=False)
     assert failed.returncode == 7
     assert "command terminated with exit code 7" in failed.stderr
@@ -108,15 +134,27 @@ def test_delete_scale_restart_and_events(kubectl: Kubectl, tmp_path: Path) -> No
     kubectl.run("rollout", "status", "deployment/ops", "--timeout=20s")
     victim = kubectl.run("get", "pods", "-o", "name").stdout.split()[0]
     assert kubectl.run("delete", victim).stdout.strip() == f'pod "{victim.split("/")[1]}" deleted'
-    wait_for(lambda: len(kubectl.run("get", "pods", "--no-headers").stdout.splitlines()) == 2
-             and victim not in kubectl.run("get", "pods", "-o", "name").stdout)
-    assert kubectl.run("scale", "deployment/ops", "--replicas=3").stdout.strip() == \
-        "deployment.apps/ops scaled"
-    wait_for(lambda: kubectl.run("get", "deployment", "ops", "--no-headers").stdout.split()[1] == "3/3")
-    assert kubectl.run("rollout", "restart", "deployment/ops").stdout.strip() == \
-        "deployment.apps/ops restarted"
+    wait_for(
+        lambda: (
+            len(kubectl.run("get", "pods", "--no-headers").stdout.splitlines()) == 2
+            and victim not in kubectl.run("get", "pods", "-o", "name").stdout
+        )
+    )
+    assert (
+        kubectl.run("scale", "deployment/ops", "--replicas=3").stdout.strip()
+        == "deployment.apps/ops scaled"
+    )
+    wait_for(
+        lambda: kubectl.run("get", "deployment", "ops", "--no-headers").stdout.split()[1] == "3/3"
+    )
+    assert (
+        kubectl.run("rollout", "restart", "deployment/ops").stdout.strip()
+        == "deployment.apps/ops restarted"
+    )
     kubectl.run("rollout", "status", "deployment/ops", "--timeout=20s")
     sets = kubectl.run("get", "replicasets", "--no-headers").stdout.splitlines()
     assert len(sets) == 2
     events = kubectl.run("get", "events").stdout
-    assert "ScalingReplicaSet" in events and "SuccessfulCreate" in events and "Killing" in events
+    assert "ScalingReplicaSet" in events
+    assert "SuccessfulCreate" in events
+    assert "Killing" in events

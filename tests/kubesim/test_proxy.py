@@ -13,19 +13,36 @@ from kubesim.testing import KubesimHandle
 from tests.kubesim.helpers import wait_for
 
 
-def java_pod(core: client.CoreV1Api, namespace: str, name: str, *, port_name: str = "jolokia") -> None:
-    core.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": {"containers": [{
-        "name": "app", "image": "registry.example/java:1",
-        "ports": [{"containerPort": 8080, "name": "http"}, {"containerPort": 8778, "name": port_name}],
-    }]}})
+def java_pod(
+    core: client.CoreV1Api, namespace: str, name: str, *, port_name: str = "jolokia"
+) -> None:
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "registry.example/java:1",
+                        "ports": [
+                            {"containerPort": 8080, "name": "http"},
+                            {"containerPort": 8778, "name": port_name},
+                        ],
+                    }
+                ]
+            },
+        },
+    )
     wait_for(lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running")
 
 
 def proxy_get(api: Any, namespace: str, name: str, path: str) -> tuple[int, str]:
     core = client.CoreV1Api(api)
     try:
-        response = core.connect_get_namespaced_pod_proxy_with_path(name, namespace, path,
-                                                                   _preload_content=False)
+        response = core.connect_get_namespaced_pod_proxy_with_path(
+            name, namespace, path, _preload_content=False
+        )
     except ApiException as exc:
         return exc.status, exc.body
     return response.status, response.data.decode()
@@ -36,26 +53,37 @@ def test_jolokia_version_and_read(kubesim_api: Any, kubesim_namespace: str) -> N
     code, text = proxy_get(kubesim_api, kubesim_namespace, "java:8778", "jolokia/version")
     assert code == 200
     assert json.loads(text)["value"]["agent"] == "1.7.2"
-    code, text = proxy_get(kubesim_api, kubesim_namespace, "java:8778",
-                           "jolokia/read/java.lang:type=Memory/HeapMemoryUsage")
+    code, text = proxy_get(
+        kubesim_api,
+        kubesim_namespace,
+        "java:8778",
+        "jolokia/read/java.lang:type=Memory/HeapMemoryUsage",
+    )
     body = json.loads(text)
     assert body["status"] == 200
     assert body["value"]["used"] < body["value"]["max"]
 
 
-def test_jolokia_post_requests(kubesim: KubesimHandle, kubesim_api: Any, kubesim_namespace: str) -> None:
+def test_jolokia_post_requests(
+    kubesim: KubesimHandle, kubesim_api: Any, kubesim_namespace: str
+) -> None:
     java_pod(client.CoreV1Api(kubesim_api), kubesim_namespace, "java")
     path = f"/api/v1/namespaces/{kubesim_namespace}/pods/java:8778/proxy/jolokia/"
     response = kubesim_api.rest_client.pool_manager.request(
-        "POST", kubesim_api.configuration.host + path,
-        body=json.dumps([{"type": "read", "mbean": "java.lang:type=Threading",
-                          "attribute": "ThreadCount"},
-                         {"type": "read", "mbean": "java.lang:type=Nope"}]),
-        headers={"Authorization": f"Bearer {kubesim.token}",
-                 "Content-Type": "application/json"})
+        "POST",
+        kubesim_api.configuration.host + path,
+        body=json.dumps(
+            [
+                {"type": "read", "mbean": "java.lang:type=Threading", "attribute": "ThreadCount"},
+                {"type": "read", "mbean": "java.lang:type=Nope"},
+            ]
+        ),
+        headers={"Authorization": f"Bearer {kubesim.token}", "Content-Type": "application/json"},
+    )
     assert response.status == 200
     first, second = json.loads(response.data)
-    assert first["status"] == 200 and first["value"] > 0
+    assert first["status"] == 200
+    assert first["value"] > 0
     assert second["status"] == 404
     assert second["error_type"] == "javax.management.InstanceNotFoundException"
 
@@ -72,21 +100,43 @@ def test_a_missing_pod_is_404(kubesim_api: Any, kubesim_namespace: str) -> None:
     assert code == 404
 
 
-def test_the_annotation_also_declares_a_jolokia_port(kubesim_api: Any, kubesim_namespace: str) -> None:
+def test_the_annotation_also_declares_a_jolokia_port(
+    kubesim_api: Any, kubesim_namespace: str
+) -> None:
     core = client.CoreV1Api(kubesim_api)
-    core.create_namespaced_pod(kubesim_namespace, {
-        "metadata": {"name": "ann", "annotations": {"apollo.io/jolokia-port": "7777"}},
-        "spec": {"containers": [{"name": "app", "image": "registry.example/java:1"}]}})
+    core.create_namespaced_pod(
+        kubesim_namespace,
+        {
+            "metadata": {"name": "ann", "annotations": {"apollo.io/jolokia-port": "7777"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/java:1"}]},
+        },
+    )
     wait_for(lambda: core.read_namespaced_pod("ann", kubesim_namespace).status.phase == "Running")
-    code, text = proxy_get(kubesim_api, kubesim_namespace, "ann:7777",
-                           "jolokia/read/java.lang:type=Runtime/Uptime")
+    code, _text = proxy_get(
+        kubesim_api, kubesim_namespace, "ann:7777", "jolokia/read/java.lang:type=Runtime/Uptime"
+    )
     assert code == 200
 
 
 @pytest.mark.parametrize("image", ["registry.example/java:missing"])
-def test_a_pod_that_is_not_running_is_503(kubesim_api: Any, kubesim_namespace: str, image: str) -> None:
+def test_a_pod_that_is_not_running_is_503(
+    kubesim_api: Any, kubesim_namespace: str, image: str
+) -> None:
     core = client.CoreV1Api(kubesim_api)
-    core.create_namespaced_pod(kubesim_namespace, {"metadata": {"name": "down"}, "spec": {"containers": [{
-        "name": "app", "image": image, "ports": [{"containerPort": 8778, "name": "jolokia"}]}]}})
+    core.create_namespaced_pod(
+        kubesim_namespace,
+        {
+            "metadata": {"name": "down"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": image,
+                        "ports": [{"containerPort": 8778, "name": "jolokia"}],
+                    }
+                ]
+            },
+        },
+    )
     code, _ = proxy_get(kubesim_api, kubesim_namespace, "down:8778", "jolokia/version")
     assert code == 503

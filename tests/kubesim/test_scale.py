@@ -16,8 +16,9 @@ from tests.kubesim.helpers import deployment, wait_for
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubesimHandle]:
-    with run_kubesim(tmp_dir=tmp_path_factory.mktemp("big"), namespaces=("big",),
-                     settings={"log_rate": 0}) as handle:
+    with run_kubesim(
+        tmp_dir=tmp_path_factory.mktemp("big"), namespaces=("big",), settings={"log_rate": 0}
+    ) as handle:
         yield handle
 
 
@@ -25,14 +26,17 @@ def create_many(api: Any, count: int, replicas: int) -> None:
     apps = client.AppsV1Api(api)
 
     def create(index: int) -> None:
-        apps.create_namespaced_deployment("big", deployment(f"svc-{index:03d}", replicas=replicas),
-                                          _preload_content=False)
+        apps.create_namespaced_deployment(
+            "big", deployment(f"svc-{index:03d}", replicas=replicas), _preload_content=False
+        )
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(count)))
 
 
-def test_five_hundred_deployments_and_five_thousand_pods(big: KubesimHandle, tmp_path: Path) -> None:
+def test_five_hundred_deployments_and_five_thousand_pods(
+    big: KubesimHandle, tmp_path: Path
+) -> None:
     api = big.api_client()
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 8
     create_many(api, 500, 10)

@@ -14,7 +14,10 @@ def service(name: str, *, kind: str = "NodePort", node_port: int | None = None) 
     port: dict[str, Any] = {"port": 80, "targetPort": 8080}
     if node_port:
         port["nodePort"] = node_port
-    return {"metadata": {"name": name}, "spec": {"type": kind, "selector": {"app": name}, "ports": [port]}}
+    return {
+        "metadata": {"name": name},
+        "spec": {"type": kind, "selector": {"app": name}, "ports": [port]},
+    }
 
 
 def test_cluster_ips_are_assigned(kubesim_api: Any, kubesim_namespace: str) -> None:
@@ -33,19 +36,25 @@ def test_node_ports_are_auto_assigned_in_range(kubesim_api: Any, kubesim_namespa
     assert 30000 <= lb.spec.ports[0].node_port <= 32767
 
 
-def test_a_taken_node_port_is_422_across_namespaces(kubesim_api: Any, kubesim_namespace: str) -> None:
+def test_a_taken_node_port_is_422_across_namespaces(
+    kubesim_api: Any, kubesim_namespace: str
+) -> None:
     core = client.CoreV1Api(kubesim_api)
     core.create_namespace({"metadata": {"name": f"{kubesim_namespace}-b"}})
     try:
         core.create_namespaced_service(kubesim_namespace, service("first", node_port=31080))
         with pytest.raises(ApiException) as raised:
-            core.create_namespaced_service(f"{kubesim_namespace}-b", service("second", node_port=31080))
+            core.create_namespaced_service(
+                f"{kubesim_namespace}-b", service("second", node_port=31080)
+            )
         body = json.loads(raised.value.body)
         assert (raised.value.status, body["reason"]) == (422, "Invalid")
         assert "provided port is already allocated" in body["message"]
         assert body["details"]["causes"][0]["field"] == "spec.ports[0].nodePort"
         core.delete_namespaced_service("first", kubesim_namespace)
-        freed = core.create_namespaced_service(f"{kubesim_namespace}-b", service("second", node_port=31080))
+        freed = core.create_namespaced_service(
+            f"{kubesim_namespace}-b", service("second", node_port=31080)
+        )
         assert freed.spec.ports[0].node_port == 31080
     finally:
         core.delete_namespace(f"{kubesim_namespace}-b")
@@ -53,8 +62,9 @@ def test_a_taken_node_port_is_422_across_namespaces(kubesim_api: Any, kubesim_na
 
 def test_an_out_of_range_node_port_is_422(kubesim_api: Any, kubesim_namespace: str) -> None:
     with pytest.raises(ApiException) as raised:
-        client.CoreV1Api(kubesim_api).create_namespaced_service(kubesim_namespace,
-                                                                service("far", node_port=29999))
+        client.CoreV1Api(kubesim_api).create_namespaced_service(
+            kubesim_namespace, service("far", node_port=29999)
+        )
     assert raised.value.status == 422
     assert "not in the valid range" in raised.value.body
 
@@ -62,7 +72,8 @@ def test_an_out_of_range_node_port_is_422(kubesim_api: Any, kubesim_namespace: s
 def test_updating_a_service_keeps_its_node_port(kubesim_api: Any, kubesim_namespace: str) -> None:
     core = client.CoreV1Api(kubesim_api)
     created = core.create_namespaced_service(kubesim_namespace, service("keep"))
-    patched = core.patch_namespaced_service("keep", kubesim_namespace,
-                                            {"metadata": {"labels": {"a": "b"}}})
+    patched = core.patch_namespaced_service(
+        "keep", kubesim_namespace, {"metadata": {"labels": {"a": "b"}}}
+    )
     assert patched.spec.ports[0].node_port == created.spec.ports[0].node_port
     assert patched.spec.cluster_ip == created.spec.cluster_ip
