@@ -241,3 +241,312 @@ def pod_log_tail(
     except KubeError:
         return []
     return str(text).splitlines()[-lines:]
+
+
+# -- Live status, pod actions, logs, exec and proxy (the environment page) --------------------
+# Added below the functions above without changing them: the worker and snapshots use those.
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+# A followed log quiet for this long ends; LiveTail reconnects without losing lines.
+FOLLOW_READ_TIMEOUT = 600
+
+
+def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    try:
+        obj = _call(_apis(cluster)["core"].read_namespaced_pod, name, namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(api_client(cluster), obj)
+
+
+def delete_pod(cluster: Cluster, namespace: str, name: str) -> None:
+    """Delete one pod; its ReplicaSet creates the replacement (404 counts as done)."""
+    try:
+        _call(_apis(cluster)["core"].delete_namespaced_pod, name, namespace)
+    except KubeError as exc:
+        if exc.status != 404:
+            raise
+
+
+def restart_deployment(cluster: Cluster, namespace: str, name: str, *, at: str) -> Obj:
+    """What `kubectl rollout restart` does: stamp the pod template so that a rollout starts."""
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
+    obj = _call(
+        _apis(cluster)["apps"].patch_namespaced_deployment, name, namespace, patch,
+        field_manager=FIELD_MANAGER, _content_type="application/strategic-merge-patch+json",
+    )  # fmt: skip
+    return _plain(api_client(cluster), obj)
+
+
+def scale_deployment(cluster: Cluster, namespace: str, name: str, *, replicas: int) -> Obj:
+    obj = _call(
+        _apis(cluster)["apps"].patch_namespaced_deployment_scale, name, namespace,
+        {"spec": {"replicas": replicas}}, field_manager=FIELD_MANAGER,
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    return _plain(api_client(cluster), obj)
+
+
+class WatchStream:
+    """One watch request whose connection another thread may close (to stop it at once).
+
+    `watch_objects` above can only stop between events; a live page must stop its watch when
+    the last viewer leaves, even if nothing happens in the namespace.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        kind: str,
+        namespace: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        **selectors: str,
+    ) -> None:
+        api_name, method = _LISTS[kind]
+        self._api = api_client(cluster)
+        self._closed = False
+        self._response = _call_stream(
+            getattr(_apis(cluster)[api_name], method), namespace, watch=True,
+            resource_version=resource_version, timeout_seconds=timeout_seconds,
+            allow_watch_bookmarks=True, _request_timeout=(5, timeout_seconds + 10), **selectors,
+        )  # fmt: skip
+
+    def events(self) -> Iterator[WatchEvent]:
+        import json
+
+        try:
+            for line in _lines(self._response):
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    raw = event.get("object") or {}
+                    if raw.get("code") == 410:
+                        raise WatchExpired(str(raw.get("message", "")))
+                    raise KubeError(int(raw.get("code", 500)), str(raw.get("reason")), str(raw))
+                yield WatchEvent(str(event["type"]), event.get("object") or {})
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
+            if not self._closed:
+                raise ClusterUnreachable(_describe(exc)) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        _close_response(self._response)
+
+
+def _call_stream(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """A call answered with a stream (watch, follow): the raw urllib3 response."""
+    kwargs.setdefault("_request_timeout", TIMEOUT)
+    try:
+        return function(*args, _preload_content=False, **kwargs)
+    except ApiException as exc:
+        if exc.status == 410:
+            raise WatchExpired(str(exc.reason)) from None
+        raise _translate(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnreachable(_describe(exc)) from None
+
+
+def _lines(response: Any) -> Iterator[str]:
+    """Complete lines of a streamed response, decoded; a partial last line is kept back."""
+    pending = b""
+    for chunk in response.stream(64 * 1024, decode_content=False):
+        pending += chunk
+        if b"\n" not in pending:
+            continue
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            yield raw.decode("utf-8", errors="replace")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
+
+
+def _close_response(response: Any) -> None:
+    # Closing the socket from another thread ends a blocked read in the stream's thread.
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        response.shutdown()
+    with contextlib.suppress(Exception):
+        response.close()
+    with contextlib.suppress(Exception):
+        response.release_conn()
+
+
+class LogStream:
+    """A pod's log as it is written (follow) or as it is (not follow), line by line."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None,
+        tail_lines: int | None,
+        since_seconds: int | None = None,
+        timestamps: bool = True,
+        previous: bool = False,
+        follow: bool = True,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "follow": follow, "timestamps": timestamps, "previous": previous,
+            "_request_timeout": (5, FOLLOW_READ_TIMEOUT) if follow else TIMEOUT,
+        }  # fmt: skip
+        if container:
+            kwargs["container"] = container
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        if since_seconds is not None:
+            kwargs["since_seconds"] = since_seconds
+        self._closed = False
+        self._response = _call_stream(
+            _apis(cluster)["core"].read_namespaced_pod_log, pod, namespace, **kwargs
+        )
+
+    def lines(self) -> Iterator[str]:
+        try:
+            yield from _lines(self._response)
+        except (urllib3.exceptions.HTTPError, OSError, AttributeError, ValueError) as exc:
+            if not self._closed:
+                raise ClusterUnreachable(_describe(exc)) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        _close_response(self._response)
+
+
+EXEC_STDOUT, EXEC_STDERR, EXEC_ERROR, EXEC_RESIZE = 1, 2, 3, 4
+
+
+class ExecSession:
+    """An exec websocket to a container (a blocking WSClient): use it from one thread only.
+
+    Raises KubeError(403) when the cluster's credentials may not create pods/exec.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        pod: str,
+        *,
+        container: str,
+        command: list[str],
+        tty: bool = True,
+    ) -> None:
+        from kubernetes.stream import stream
+
+        core = client.CoreV1Api(api_client(cluster))
+        try:
+            self._ws = stream(
+                core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                command=command, stdin=True, stdout=True, stderr=True, tty=tty,
+                _preload_content=False,
+            )  # fmt: skip
+        except ApiException as exc:
+            raise _translate_handshake(exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterUnreachable(_describe(exc)) from None
+
+    def read(self, timeout: float) -> tuple[str, str | None]:
+        """Output that arrived within timeout, and the error channel's Status JSON (or None)."""
+        self._ws.update(timeout=timeout)
+        output = self._ws.read_channel(EXEC_STDOUT) + self._ws.read_channel(EXEC_STDERR)
+        status = self._ws.read_channel(EXEC_ERROR)
+        return output, (status or None)
+
+    def is_open(self) -> bool:
+        return bool(self._ws.is_open())
+
+    def write(self, data: str) -> None:
+        self._ws.write_stdin(data)
+
+    def resize(self, *, cols: int, rows: int) -> None:
+        import json
+
+        self._ws.write_channel(EXEC_RESIZE, json.dumps({"Width": cols, "Height": rows}))
+
+    def close(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self._ws.close()
+
+
+def _translate_handshake(exc: ApiException) -> Exception:
+    # The websocket client reports a refused upgrade as status 0 with the HTTP status in words:
+    # "Handshake status 403 Forbidden -+-+- {headers} -+-+- b'{...Status...}'".
+    import json
+    import re
+
+    text = str(exc.reason or "")
+    found = re.search(r"Handshake status (\d{3})", text)
+    if not found:
+        return ClusterUnreachable(text[:300])
+    status = int(found.group(1))
+    message = re.search(r'"message":\s*"((?:[^"\\]|\\.)*)"', text)
+    detail = json.loads(f'"{message.group(1)}"') if message else text[:300]
+    if status >= 500:
+        return ClusterUnreachable(f"API server answered {status}: {detail}")
+    return KubeError(status, "Forbidden" if status == 403 else "Error", detail)
+
+
+@dataclass(frozen=True)
+class ProxyResponse:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def proxy_pod(
+    cluster: Cluster,
+    namespace: str,
+    pod: str,
+    *,
+    port: int,
+    path: str,
+    method: str,
+    body: Any,
+    query: list[tuple[str, str]],
+    max_bytes: int,
+) -> ProxyResponse:
+    """One request through the API server's pod proxy (pods/{name}:{port}/proxy/{path}).
+
+    body is JSON-serialisable (sent as application/json) or None. At most max_bytes + 1 bytes
+    of the answer are read, so that the caller can refuse an oversized one.
+    """
+    from urllib.parse import quote
+
+    api = api_client(cluster)
+    resource = (
+        f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}:{port}"
+        f"/proxy/{quote(path.lstrip('/'), safe='/!*:=,@;')}"
+    )
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    try:
+        method_, url, headers_out, body_out, _ = api.param_serialize(
+            method, resource, query_params=query or None, header_params=headers, body=body,
+            auth_settings=["BearerToken"],
+        )  # fmt: skip
+        response = api.call_api(
+            method_, url, header_params=headers_out, body=body_out, _request_timeout=TIMEOUT
+        )
+        raw = response.response
+        try:
+            data = raw.read(max_bytes + 1)
+        finally:
+            raw.release_conn()
+    except ApiException as exc:
+        raise _translate(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnreachable(_describe(exc)) from None
+    return ProxyResponse(int(response.status), str(raw.headers.get("Content-Type", "")), data)
