@@ -73,6 +73,8 @@ def make_deployment(
     version: DeployableVersion | None = None,
     **extra: Any,
 ) -> Deployment:
+    # DONE by default: only one deployment per target may be in progress at a time.
+    extra.setdefault("status", "DONE")
     return Deployment.objects.create(
         service=service,
         environment=environment,

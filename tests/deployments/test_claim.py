@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _deployment(user: User, **extra: Any) -> Deployment:
     service = factories.make_service()
+    extra.setdefault("status", "PENDING")
     return factories.make_deployment(
         service=service, environment=factories.make_environment(), deployed_by=user, **extra
     )

@@ -28,7 +28,10 @@ def _session_cookie(user: User) -> tuple[bytes, bytes]:
 
 def _deployment(user: User) -> Deployment:
     return factories.make_deployment(
-        service=factories.make_service(), environment=factories.make_environment(), deployed_by=user
+        service=factories.make_service(),
+        environment=factories.make_environment(),
+        deployed_by=user,
+        status="PENDING",
     )
 
 

@@ -226,6 +226,7 @@ def deployment(alice: User, version: DeployableVersion, staging: Environment) ->
         version=version,
         deployed_by=alice,
         message="first release",
+        status=Status.PENDING,
     )
 
 

@@ -50,6 +50,7 @@ def deployment(db: None, alice: User) -> Deployment:
         service=factories.make_service(),
         environment=factories.make_environment(),
         deployed_by=alice,
+        status=Status.PENDING,
     )
 
 
