@@ -5,3 +5,14 @@ from deployments.consumers import DeploymentConsumer
 websocket_urlpatterns = [
     path("ws/deployments/<int:deployment_id>/", DeploymentConsumer.as_asgi()),
 ]
+
+# Environment pages (environments/): live status, LiveTail, web shell.
+from environments.consumers import StatusConsumer  # noqa: E402
+from environments.logs import LogConsumer  # noqa: E402
+from environments.shell import ShellConsumer  # noqa: E402
+
+websocket_urlpatterns += [
+    path("ws/environments/<str:name>/status/", StatusConsumer.as_asgi()),
+    path("ws/environments/<str:name>/logs/", LogConsumer.as_asgi()),
+    path("ws/environments/<str:name>/pods/<str:pod>/shell/", ShellConsumer.as_asgi()),
+]

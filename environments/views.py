@@ -1,11 +1,19 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from deployments.models import Deployment
+from deployments.models import Deployment, Group, Service
+from environments import kube, services
 from environments.models import Environment
+from environments.status import jolokia_port
+from permissions.verbs import Verb
 
 LATEST_DEPLOYMENTS = 20
+DEFAULT_TAIL = 200
+MAX_TAIL = 5000
 
 
 @login_required
@@ -21,3 +29,146 @@ def home(request: HttpRequest) -> HttpResponse:
 def environment_list(request: HttpRequest) -> HttpResponse:
     environments = Environment.objects.select_related("cluster").order_by("availability", "name")
     return render(request, "environments/list.html", {"environments": environments})
+
+
+def _environment(name: str) -> Environment:
+    return get_object_or_404(Environment.objects.select_related("cluster"), name=name)
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """The live status page. It makes no Kubernetes call: the shared watch feeds its socket."""
+    environment = _environment(name)
+    return render(request, "environments/detail.html", {"environment": environment})
+
+
+def _back(environment: Environment) -> HttpResponse:
+    return redirect("environment-detail", name=environment.name)
+
+
+def _cluster_error(request: HttpRequest, exc: Exception) -> None:
+    messages.error(request, f"The cluster refused or did not answer: {exc}")
+
+
+@login_required
+@require_POST
+def restart_pod(request: HttpRequest, name: str, pod: str) -> HttpResponse:
+    environment = _environment(name)
+    try:
+        services.restart_pod(user=_user(request), environment=environment, pod_name=pod)
+    except services.NotFound as exc:
+        raise Http404(str(exc)) from None
+    except (kube.ClusterUnreachable, kube.KubeError) as exc:
+        _cluster_error(request, exc)
+    else:
+        messages.success(request, f"Pod {pod} deleted; its replacement is starting.")
+    return _back(environment)
+
+
+@login_required
+@require_POST
+def restart_service(request: HttpRequest, name: str, service: str) -> HttpResponse:
+    environment = _environment(name)
+    target = get_object_or_404(Service, name=service)
+    group = request.POST.get("group", "")
+    try:
+        services.rollout_restart(
+            user=_user(request), environment=environment, service=target, group=group
+        )
+    except services.NotFound as exc:
+        raise Http404(str(exc)) from None
+    except (kube.ClusterUnreachable, kube.KubeError) as exc:
+        _cluster_error(request, exc)
+    else:
+        where = f"{service}/{group}" if group else service
+        messages.success(request, f"Rolling restart of {where} started.")
+    return _back(environment)
+
+
+@login_required
+@require_POST
+def scale_group(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
+    environment = _environment(name)
+    group = get_object_or_404(
+        Group.objects.select_related("service", "environment__cluster"),
+        pk=group_id, environment=environment,
+    )  # fmt: skip
+    services.require(_user(request), Verb.RESTART, environment=environment, service=group.service)
+    try:
+        replicas = int(request.POST.get("replicas", ""))
+        services.scale_group(user=_user(request), group=group, replicas=replicas)
+    except ValueError as exc:
+        messages.error(request, f"Cannot scale: {exc}")
+    except services.NotFound as exc:
+        raise Http404(str(exc)) from None
+    except (kube.ClusterUnreachable, kube.KubeError) as exc:
+        _cluster_error(request, exc)
+    else:
+        messages.success(request, f"{group.service.name}/{group.name} scaled to {replicas}.")
+    return _back(environment)
+
+
+def _find_pod(request: HttpRequest, environment: Environment, pod: str) -> services.PodTarget:
+    try:
+        return services.find_pod(environment, pod)
+    except services.NotFound as exc:
+        raise Http404(str(exc)) from None
+
+
+@login_required
+def logs(request: HttpRequest, name: str) -> HttpResponse:
+    """LiveTail: `?service=S[&group=G]` for all pods of a service, `?pod=P` for one pod."""
+    environment = _environment(name)
+    pod_name, service_name = request.GET.get("pod", ""), request.GET.get("service", "")
+    context: dict[str, object] = {"environment": environment, "group": request.GET.get("group", "")}
+    if pod_name:
+        try:
+            target = _find_pod(request, environment, pod_name)
+        except (kube.ClusterUnreachable, kube.KubeError) as exc:
+            _cluster_error(request, exc)
+            return _back(environment)
+        services.require(
+            _user(request), Verb.VIEW_LOGS, environment=environment, service=target.service
+        )
+        context.update(pod=target.name, containers=target.pod["spec"]["containers"],
+                       service=target.service.name if target.service else "")  # fmt: skip
+    elif service_name:
+        service = get_object_or_404(Service, name=service_name)
+        services.require(_user(request), Verb.VIEW_LOGS, environment=environment, service=service)
+        context.update(pod="", containers=[], service=service.name)
+    else:
+        raise Http404("choose a pod or a service")
+    context.update(tail=_tail(request), container=request.GET.get("container", ""))
+    context["previous"] = request.GET.get("previous") == "1"
+    return render(request, "environments/logs.html", context)
+
+
+def _tail(request: HttpRequest) -> int:
+    try:
+        return max(0, min(int(request.GET.get("tail", DEFAULT_TAIL)), MAX_TAIL))
+    except ValueError:
+        return DEFAULT_TAIL
+
+
+@login_required
+def shell(request: HttpRequest, name: str, pod: str) -> HttpResponse:
+    environment = _environment(name)
+    try:
+        target = _find_pod(request, environment, pod)
+    except (kube.ClusterUnreachable, kube.KubeError) as exc:
+        _cluster_error(request, exc)
+        return _back(environment)
+    services.require(_user(request), Verb.EXEC, environment=environment, service=target.service)
+    containers = [c["name"] for c in target.pod["spec"]["containers"]]
+    return render(
+        request,
+        "environments/shell.html",
+        {"environment": environment, "pod": target.name, "containers": containers,
+         "container": request.GET.get("container") or containers[0],
+         "jolokia_port": jolokia_port(target.pod)},
+    )  # fmt: skip

@@ -1,0 +1,106 @@
+"""The environment page's live status socket: ws/environments/<name>/status/.
+
+Every signed-in user may watch the status (as every signed-in user may view pages); the action
+buttons in the rendered partial follow the viewer's permissions, and each action re-checks.
+"""
+
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser, User
+from django.template.loader import render_to_string
+
+from deployments.models import Service
+from environments.live import EnvironmentWatcher, group_name, registry
+from environments.models import Environment
+from permissions.services import can
+from permissions.verbs import Verb
+
+PERMISSIONS_TTL = 60.0  # seconds a viewer's button permissions are reused before re-asking
+Perms = dict[str, dict[str, bool]]
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def load_environment(name: str) -> Environment | None:
+    return Environment.objects.select_related("cluster").filter(name=name).first()
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def service_permissions(
+    user: User | AnonymousUser, environment: Environment, names: set[str]
+) -> Perms:
+    """Which buttons the user may see, per service: one gate question per verb and service."""
+    services = {s.name: s for s in Service.objects.filter(name__in=names)}
+    return {
+        name: {
+            verb.value: can(user, verb, service=services.get(name), environment=environment)
+            for verb in (Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC)
+        }
+        for name in names
+    }
+
+
+def render_state(state: dict[str, Any], environment: Environment, perms: Perms) -> str:
+    return render_to_string(
+        "environments/_services.html",
+        {
+            "state": state,
+            "environment": environment,
+            "rows": [
+                {"entry": entry, "perms": perms.get(entry["service"], {})}
+                for entry in state["services"]
+            ],
+        },
+    )
+
+
+class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # SECURITY: signed-in users only; refused before accepting.
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        environment = await load_environment(self.scope["url_route"]["kwargs"]["name"])
+        if environment is None:
+            await self.close(code=4404)
+            return
+        self.user = user
+        self.environment = environment
+        self.perms: Perms = {}
+        self.perms_at = 0.0
+        self.group = group_name(environment.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        self.watcher: EnvironmentWatcher = registry.acquire(environment.pk)
+        if self.watcher.latest is not None:
+            await self._send_state(self.watcher.latest)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if hasattr(self, "watcher"):
+            registry.release(self.environment.pk)
+            del self.watcher
+
+    async def environment_state(self, event: dict[str, Any]) -> None:
+        await self._send_state(event["state"])
+
+    async def _send_state(self, state: dict[str, Any]) -> None:
+        names = {entry["service"] for entry in state["services"]}
+        if time.monotonic() - self.perms_at > PERMISSIONS_TTL:
+            self.perms, self.perms_at = {}, time.monotonic()
+        missing = names - self.perms.keys()
+        if missing:
+            self.perms.update(await service_permissions(self.user, self.environment, missing))
+        await self.send_json(
+            {
+                "type": "environment.state",
+                "reachable": state["reachable"],
+                "error": state["error"],
+                "updated_at": state["updated_at"],
+                "html": render_state(state, self.environment, self.perms),
+            }
+        )

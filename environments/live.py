@@ -1,0 +1,307 @@
+"""One cluster watch per environment, shared by everybody who looks at it.
+
+A per-process registry holds an `EnvironmentWatcher` per environment, reference-counted by the
+consumers of this process (status pages and LiveTails). The first viewer starts it, the last
+one stops it. The watcher lists, then watches, the Apollo-managed Deployments and Pods of the
+namespace (one thread per kind), and a publisher thread sends the joined status to the
+channel-layer group ``environment.<id>.pods`` at most every PUBLISH_INTERVAL seconds. Viewers
+therefore cost no Kubernetes call: 20 pages on one environment make the calls of one.
+
+A watch the API server ends, or answers with 410 Gone, is resumed by listing again (the list is
+the truth; events missed in between cannot matter). While the cluster cannot be reached the
+published status says so, and the watcher retries with a capped back-off.
+
+With several Apollo processes (Redis channel layer) each process that has viewers keeps its own
+single watch; each publishes the full state, so a page that receives the same state from two
+processes shows the same thing. That is one watch per process and environment, not per viewer.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from deployments.rendering import MANAGED_BY
+from environments import kube
+from environments.models import Environment
+from environments.status import build_status, load_records, running_targets
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+KINDS = ("Deployment", "Pod")
+SELECTOR = f"{MANAGED_BY}=apollo"
+PUBLISH_INTERVAL = 0.25  # seconds: coalesces bursts of pod events into one message
+REFRESH_SECONDS = 10.0  # republish even without events: Apollo's records change too
+PodListener = Callable[[list[Obj]], None]
+
+
+def group_name(environment_id: int) -> str:
+    return f"environment.{environment_id}.pods"
+
+
+def _watch_seconds() -> int:
+    return int(getattr(settings, "APOLLO_WATCH_SECONDS", 240))
+
+
+class EnvironmentWatcher:
+    """The watch threads and the publisher of one environment in this process."""
+
+    def __init__(self, environment_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.environment_id = environment_id
+        self.loop = loop
+        self.objects: dict[str, dict[str, Obj]] = {kind: {} for kind in KINDS}
+        self.listed: set[str] = set()
+        self.errors: dict[str, str] = {}
+        self.latest: Obj | None = None
+        self.relists = 0
+        self._listeners: list[PodListener] = []
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._streams: dict[str, kube.WatchStream] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for kind in KINDS:
+            self._spawn(self._watch_kind, kind)
+        self._spawn(self._publish_loop)
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        name = f"env-{self.environment_id}-{target.__name__}-{'-'.join(args)}"
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.close()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def join(self, timeout: float = 5) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # -- listeners (LiveTail follows pods through the same watch) ---------------------------
+
+    def add_listener(self, listener: PodListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+            ready = "Pod" in self.listed
+            pods = list(self.objects["Pod"].values())
+        if ready:
+            listener(pods)
+
+    def remove_listener(self, listener: PodListener) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def _environment(self) -> Environment | None:
+        try:
+            return (
+                Environment.objects.select_related("cluster").filter(pk=self.environment_id).first()
+            )
+        finally:
+            close_old_connections()
+
+    def _watch_kind(self, kind: str) -> None:
+        delay = 0.5
+        while not self.stopped:
+            environment = self._environment()
+            if environment is None:
+                return
+            try:
+                self._list_and_watch(environment, kind)
+                delay = 0.5
+            except (kube.ClusterUnreachable, kube.KubeError) as exc:
+                self._set_error(kind, str(exc))
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception:  # a bug must not kill the page for everybody silently
+                log.exception("watch of %s in environment %s failed", kind, self.environment_id)
+                self._set_error(kind, "internal error while watching the cluster")
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _list_and_watch(self, environment: Environment, kind: str) -> None:
+        cluster, namespace = environment.cluster, environment.namespace
+        items, version = kube.list_objects(cluster, kind, namespace, label_selector=SELECTOR)
+        with self._lock:
+            self.objects[kind] = {item["metadata"]["uid"]: item for item in items}
+            self.listed.add(kind)
+            self.errors.pop(kind, None)
+        self._changed(kind)
+        stream = kube.WatchStream(
+            cluster, kind, namespace, resource_version=version,
+            timeout_seconds=_watch_seconds(), label_selector=SELECTOR,
+        )  # fmt: skip
+        with self._lock:
+            self._streams[kind] = stream
+        if self.stopped:
+            stream.close()
+        try:
+            for event in stream.events():
+                if self.stopped:
+                    return
+                self._apply(kind, event)
+        except kube.WatchExpired:
+            pass  # 410 Gone: relist below
+        finally:
+            with self._lock:
+                self._streams.pop(kind, None)
+        if not self.stopped:
+            self.relists += 1  # the server ended the watch (or 410): list again
+
+    def _apply(self, kind: str, event: kube.WatchEvent) -> None:
+        if event.type == "BOOKMARK":
+            return
+        uid = (event.object.get("metadata") or {}).get("uid")
+        if not uid:
+            return
+        with self._lock:
+            if event.type == "DELETED":
+                self.objects[kind].pop(uid, None)
+            else:
+                self.objects[kind][uid] = event.object
+        self._changed(kind)
+
+    def _set_error(self, kind: str, message: str) -> None:
+        with self._lock:
+            self.errors[kind] = message
+        self._changed(kind)
+
+    def _changed(self, kind: str) -> None:
+        if kind == "Pod":
+            self._notify_listeners()
+        self._dirty.set()
+
+    def _notify_listeners(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+            pods = list(self.objects["Pod"].values())
+        for listener in listeners:
+            try:
+                listener(pods)
+            except Exception:
+                log.exception("pod listener failed")
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        try:
+            while not self.stopped:
+                self._dirty.wait(REFRESH_SECONDS)
+                if self.stopped:
+                    return
+                self._dirty.clear()
+                if self.listed or self.errors:
+                    self._publish()
+                self._stop.wait(PUBLISH_INTERVAL)
+        finally:
+            close_old_connections()
+
+    def snapshot(self) -> Obj | None:
+        environment = self._environment()
+        if environment is None:
+            return None
+        with self._lock:
+            deployments = list(self.objects["Deployment"].values())
+            pods = list(self.objects["Pod"].values())
+            errors = dict(self.errors)
+        try:
+            records = load_records(environment.pk, running_targets(deployments))
+        finally:
+            close_old_connections()
+        return build_status(
+            environment=environment, deployments=deployments, pods=pods, records=records,
+            reachable=not errors, error="; ".join(sorted(set(errors.values()))),
+        )  # fmt: skip
+
+    def _publish(self) -> None:
+        try:
+            state = self.snapshot()
+        except Exception:
+            log.exception("status of environment %s failed", self.environment_id)
+            return
+        if state is None:
+            return
+        self.latest = state
+        layer: Any = get_channel_layer()
+        message = {"type": "environment.state", "state": state}
+        future = asyncio.run_coroutine_threadsafe(
+            layer.group_send(group_name(self.environment_id), message), self.loop
+        )
+        with contextlib.suppress(Exception):
+            future.result(timeout=10)
+
+
+class WatcherRegistry:
+    """Environment id -> (watcher, number of consumers of this process using it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[int, tuple[EnvironmentWatcher, int]] = {}
+
+    def acquire(self, environment_id: int) -> EnvironmentWatcher:
+        """Call from the event loop's thread (a consumer's connect)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            watcher, count = self._entries.get(environment_id, (None, 0))
+            if watcher is None or watcher.loop is not loop or watcher.loop.is_closed():
+                if watcher is not None:
+                    watcher.stop()  # left behind by an event loop that is gone (tests)
+                watcher, count = EnvironmentWatcher(environment_id, loop), 0
+                watcher.start()
+            self._entries[environment_id] = (watcher, count + 1)
+            return watcher
+
+    def release(self, environment_id: int) -> None:
+        with self._lock:
+            watcher, count = self._entries.get(environment_id, (None, 0))
+            if watcher is None:
+                return
+            if count <= 1:
+                del self._entries[environment_id]
+                watcher.stop()
+            else:
+                self._entries[environment_id] = (watcher, count - 1)
+
+    def active(self) -> dict[int, int]:
+        """Environment id -> number of users (tests and the benchmark read this)."""
+        with self._lock:
+            return {key: count for key, (_, count) in self._entries.items()}
+
+    def get(self, environment_id: int) -> EnvironmentWatcher | None:
+        with self._lock:
+            entry = self._entries.get(environment_id)
+        return entry[0] if entry else None
+
+
+registry = WatcherRegistry()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10) -> bool:
+    """Poll until check() is true (tests and the benchmark)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()

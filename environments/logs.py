@@ -1,0 +1,357 @@
+"""LiveTail (F5): follow pod logs over a websocket, ws/environments/<name>/logs/?...
+
+Query: ``service=S[&group=G]`` (all pods of the service, lines merged and prefixed with the
+pod) or ``pod=P`` (one pod; when it is replaced, the tail follows its replacements), plus
+``container=C``, ``tail=N`` (last N lines first, then follow) and ``previous=1`` (the previous
+container's log, which does not follow).
+
+Each followed pod is read by a thread (kube.LogStream, follow=True). Threads append to one
+bounded buffer per tail; the consumer sends what accumulated every FLUSH_SECONDS as one message
+(at most BATCH_LINES lines each), so a busy pod costs a few messages per second, not one per
+line. While the viewer has paused, nothing is sent and the buffer keeps the newest
+BUFFER_LINES lines; the next batch reports how many were dropped. Which pods are followed comes
+from the environment's shared watch (environments.live): a tail makes no watch of its own.
+"""
+
+import asyncio
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser, User
+
+from deployments.rendering import LABEL_GROUP, LABEL_SERVICE
+from environments import kube
+from environments.consumers import load_environment
+from environments.live import EnvironmentWatcher, registry
+from environments.models import Environment
+from environments.services import NotFound, PodTarget, find_pod
+from permissions.services import can
+from permissions.verbs import Verb
+
+Obj = dict[str, Any]
+Line = tuple[str, str, str]  # (pod, timestamp, text)
+FLUSH_SECONDS = 0.05
+BATCH_LINES = 2000
+BUFFER_LINES = 20_000
+MAX_TAIL = 5000
+RECHECK_SECONDS = 30.0  # the gate is asked again this often while a tail runs
+RECONNECT_SECONDS = 1.0
+
+
+def _ts_key(timestamp: str) -> tuple[str, str]:
+    """RFC 3339 timestamps with any number of fraction digits, comparable as tuples."""
+    seconds, _, fraction = timestamp.rstrip("Z").partition(".")
+    return seconds, fraction.ljust(9, "0")
+
+
+@dataclass
+class TailOptions:
+    service: str = ""
+    group: str = ""
+    pod: str = ""
+    container: str = ""
+    tail: int = 200
+    previous: bool = False
+
+    @classmethod
+    def from_query(cls, query: bytes) -> "TailOptions":
+        values = {k: v[0] for k, v in parse_qs(query.decode(errors="replace")).items() if v}
+        try:
+            tail = max(0, min(int(values.get("tail", 200)), MAX_TAIL))
+        except ValueError:
+            tail = 200
+        return cls(
+            service=values.get("service", ""), group=values.get("group", ""),
+            pod=values.get("pod", ""), container=values.get("container", ""), tail=tail,
+            previous=values.get("previous") in ("1", "true"),
+        )  # fmt: skip
+
+
+@dataclass
+class LogTail:
+    """The streams and the bounded buffer of one open LiveTail."""
+
+    environment: Environment
+    options: TailOptions
+    buffer: deque[Line] = field(default_factory=lambda: deque(maxlen=BUFFER_LINES))
+    dropped: int = 0
+    notices: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _streams: dict[str, kube.LogStream | None] = field(default_factory=dict)
+    _known: set[str] = field(default_factory=set)
+    _followed_gone: bool = False
+    _closed: bool = False
+
+    # -- buffer -----------------------------------------------------------------------------
+
+    def push(self, line: Line) -> None:
+        with self._lock:
+            if len(self.buffer) == self.buffer.maxlen:
+                self.dropped += 1  # the deque drops the oldest line
+            self.buffer.append(line)
+
+    def notice(self, text: str) -> None:
+        with self._lock:
+            self.notices.append(text)
+
+    def drain(self, limit: int = BATCH_LINES) -> tuple[list[Line], int, list[str]]:
+        with self._lock:
+            count = min(limit, len(self.buffer))
+            lines = [self.buffer.popleft() for _ in range(count)]
+            dropped, self.dropped = self.dropped, 0
+            notices, self.notices = self.notices, []
+        return lines, dropped, notices
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self.buffer)
+
+    # -- which pods -------------------------------------------------------------------------
+
+    def wants(self, pod: Obj) -> bool:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        name = pod["metadata"]["name"]
+        if self.options.pod and not self._followed_gone:
+            return bool(name == self.options.pod)
+        if labels.get(LABEL_SERVICE) != self.options.service:
+            return False
+        if self.options.group and labels.get(LABEL_GROUP, "") != self.options.group:
+            return False
+        # One pod, replaced: follow the pods that appeared since, not its old siblings.
+        return not self.options.pod or name not in self._known
+
+    def on_pods(self, pods: list[Obj]) -> None:
+        """Called by the environment's watch with every pod; start and stop streams."""
+        if self._closed:
+            return
+        names = {p["metadata"]["name"] for p in pods}
+        gone = self.options.pod and self.options.pod not in names
+        if gone and self._known and not self._followed_gone:
+            # The pod was there and is gone: follow its replacements.
+            self._followed_gone = True
+            self.notice(f"pod {self.options.pod} is gone; following its replacements")
+        if not self._known:
+            self._known = set(names)
+        wanted = {p["metadata"]["name"]: p for p in pods if self.wants(p) and _started(p)}
+        with self._lock:
+            stop = [name for name in self._streams if name not in wanted]
+            start = [name for name in wanted if name not in self._streams]
+            for name in start:
+                self._streams[name] = None
+            stopped = [self._streams.pop(name) for name in stop]
+        for stream in stopped:
+            if stream is not None:
+                stream.close()
+        for name in stop:
+            self.notice(f"stopped following {name} (pod gone)")
+        for name in start:
+            container = self._container(wanted[name])
+            threading.Thread(target=self._follow, args=(name, container), daemon=True).start()
+
+    def _container(self, pod: Obj) -> str | None:
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if self.options.container in containers:
+            return self.options.container
+        return containers[0] if containers else None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _follow(self, pod: str, container: str | None) -> None:
+        last: tuple[str, str] | None = None
+        last_seen = 0.0
+        first = True
+        while self._following(pod):
+            since = None if last is None else math.ceil(time.monotonic() - last_seen) + 2
+            try:
+                stream = kube.LogStream(
+                    self.environment.cluster, self.environment.namespace, pod,
+                    container=container, tail_lines=self.options.tail if first else None,
+                    since_seconds=since, timestamps=True, previous=False, follow=True,
+                )  # fmt: skip
+            except (kube.KubeError, kube.ClusterUnreachable) as exc:
+                if first:
+                    self.notice(f"{pod}: {exc}")
+                first = False
+                time.sleep(RECONNECT_SECONDS)
+                continue
+            if not self._register(pod, stream):
+                return
+            first = False
+            try:
+                for raw in stream.lines():
+                    timestamp, _, text = raw.partition(" ")
+                    key = _ts_key(timestamp)
+                    if last is not None and key <= last:
+                        continue  # already sent before the stream was resumed
+                    last, last_seen = key, time.monotonic()
+                    self.push((pod, timestamp, text))
+            except kube.ClusterUnreachable as exc:
+                self.notice(f"{pod}: log stream interrupted ({exc}); resuming")
+            time.sleep(RECONNECT_SECONDS if self._following(pod) else 0)
+
+    def _following(self, pod: str) -> bool:
+        with self._lock:
+            return not self._closed and pod in self._streams
+
+    def _register(self, pod: str, stream: kube.LogStream) -> bool:
+        with self._lock:
+            if self._closed or pod not in self._streams:
+                keep = False
+            else:
+                self._streams[pod], keep = stream, True
+        if not keep:
+            stream.close()
+        return keep
+
+    def read_previous(self, pod: str) -> None:
+        """The previous container's log of one pod, once (it cannot grow)."""
+        try:
+            stream = kube.LogStream(
+                self.environment.cluster, self.environment.namespace, pod,
+                container=self.options.container or None, tail_lines=self.options.tail or None,
+                timestamps=True, previous=True, follow=False,
+            )  # fmt: skip
+            for raw in stream.lines():
+                timestamp, _, text = raw.partition(" ")
+                self.push((pod, timestamp, text))
+            self.notice(f"end of the previous container's log of {pod}")
+        except (kube.KubeError, kube.ClusterUnreachable) as exc:
+            self.notice(f"{pod}: {exc}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            if stream is not None:
+                stream.close()
+
+
+def _started(pod: Obj) -> bool:
+    """A container has started (running or terminated): its log can be read."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return True  # still readable while it terminates
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+    return False
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def _may_view_logs(user: User | AnonymousUser, environment: Environment, service: str) -> bool:
+    from deployments.models import Service
+
+    target = Service.objects.filter(name=service).first() if service else None
+    if service and target is None:
+        return False
+    return can(user, Verb.VIEW_LOGS, service=target, environment=environment)
+
+
+def _find_pod(environment: Environment, pod: str) -> PodTarget | None:
+    try:
+        return find_pod(environment, pod)
+    except (NotFound, kube.KubeError, kube.ClusterUnreachable):
+        return None
+
+
+class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        environment = await load_environment(self.scope["url_route"]["kwargs"]["name"])
+        if environment is None:
+            await self.close(code=4404)
+            return
+        options = TailOptions.from_query(self.scope.get("query_string", b""))
+        if options.pod:
+            target = await asyncio.to_thread(_find_pod_sync, environment, options.pod)
+            if target is None:
+                await self.close(code=4404)
+                return
+            options.service = target.service.name if target.service else ""
+            options.group = target.group
+        elif not options.service:
+            await self.close(code=4400)
+            return
+        # SECURITY: view_logs on the pod's service, asked before accepting.
+        if not await _may_view_logs(user, environment, options.service):
+            await self.close(code=4403)
+            return
+        self.user, self.environment, self.options = user, environment, options
+        self.paused = False
+        self.checked_at = time.monotonic()
+        self.tail = LogTail(environment, options)
+        await self.accept()
+        await self.send_json({"type": "hello", "options": options.__dict__})
+        if options.previous and options.pod:
+            threading.Thread(target=self.tail.read_previous, args=(options.pod,)).start()
+        else:
+            self.watcher: EnvironmentWatcher = registry.acquire(environment.pk)
+            self.watcher.add_listener(self.tail.on_pods)
+        self.flusher = asyncio.create_task(self._flush_loop())
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "flusher"):
+            self.flusher.cancel()
+        if hasattr(self, "tail"):
+            self.tail.close()
+        if hasattr(self, "watcher"):
+            self.watcher.remove_listener(self.tail.on_pods)
+            registry.release(self.environment.pk)
+            del self.watcher
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not await self._still_allowed():
+            return
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "pause":
+            self.paused = True
+        elif action == "resume":
+            self.paused = False
+
+    async def _still_allowed(self) -> bool:
+        # SECURITY: a revoked grant ends an open tail (checked per action and periodically).
+        self.checked_at = time.monotonic()
+        if await _may_view_logs(self.user, self.environment, self.options.service):
+            return True
+        await self.send_json({"type": "notice", "text": "You may no longer view these logs."})
+        await self.close(code=4403)
+        return False
+
+    async def _flush_loop(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                due = time.monotonic() - self.checked_at > RECHECK_SECONDS
+                if due and not await self._still_allowed():
+                    return
+                if self.paused:
+                    await asyncio.sleep(FLUSH_SECONDS)
+                    continue
+                lines, dropped, notices = self.tail.drain()
+                if lines or dropped or notices:
+                    await self.send_json(
+                        {"type": "lines", "lines": lines, "dropped": dropped, "notices": notices}
+                    )
+                if self.tail.pending() < BATCH_LINES:
+                    await asyncio.sleep(FLUSH_SECONDS)
+
+
+def _find_pod_sync(environment: Environment, pod: str) -> PodTarget | None:
+    from django.db import close_old_connections
+
+    try:
+        return _find_pod(environment, pod)
+    finally:
+        close_old_connections()

@@ -1,0 +1,133 @@
+"""Pod actions on a running environment: restart a pod, rolling restart, scale a group.
+
+Each service checks the gate itself (pages and any future API call the same function), makes
+the Kubernetes call outside any transaction, then records history. A refused or failed action
+raises; nothing is recorded for an action that did not happen.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from deployments.models import Group, Service
+from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
+from environments import kube
+from environments.models import Environment
+from history.services import record_event
+from permissions.services import explain
+from permissions.verbs import Verb
+
+Obj = dict[str, Any]
+MAX_REPLICAS = 50
+
+
+class NotFound(Exception):
+    """The pod, service or group is not in this environment."""
+
+
+@dataclass(frozen=True)
+class PodTarget:
+    """A pod and the Apollo service it belongs to (None for a pod Apollo did not deploy)."""
+
+    pod: Obj
+    service: Service | None
+    group: str
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+
+def find_pod(environment: Environment, name: str) -> PodTarget:
+    pod = kube.read_pod(environment.cluster, environment.namespace, name)
+    if pod is None:
+        raise NotFound(f"pod {name} is not in {environment.name}")
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    service = Service.objects.filter(name=labels.get(LABEL_SERVICE, "")).first()
+    return PodTarget(pod=pod, service=service, group=str(labels.get(LABEL_GROUP, "")))
+
+
+def require(
+    user: User | AnonymousUser, verb: Verb, *, environment: Environment, service: Service | None
+) -> None:
+    """Raise PermissionDenied with the gate's reason unless the user may do the verb."""
+    decision = explain(user, verb, service=service, environment=environment)
+    if not decision.allowed:
+        raise PermissionDenied(decision.reason)
+
+
+def restart_pod(*, user: User, environment: Environment, pod_name: str) -> PodTarget:
+    target = find_pod(environment, pod_name)
+    require(user, Verb.RESTART, environment=environment, service=target.service)
+    kube.delete_pod(environment.cluster, environment.namespace, target.name)
+    with transaction.atomic():
+        record_event(
+            actor=user, action="pod.restarted",
+            summary=f"Restarted pod {target.name} in {environment.name}",
+            target=environment,
+            data={"pod": target.name, "service": _name(target.service), "group": target.group},
+        )  # fmt: skip
+    return target
+
+
+def rollout_restart(
+    *, user: User, environment: Environment, service: Service, group: str = ""
+) -> str:
+    """What `kubectl rollout restart deployment/<name>` does; returns the Deployment's name."""
+    require(user, Verb.RESTART, environment=environment, service=service)
+    name = _deployment_name(environment, service, group)
+    at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    kube.restart_deployment(environment.cluster, environment.namespace, name, at=at)
+    where = f"{service.name}/{group}" if group else service.name
+    with transaction.atomic():
+        record_event(
+            actor=user, action="service.restarted",
+            summary=f"Rolling restart of {where} in {environment.name}", target=environment,
+            data={"service": service.name, "group": group, "deployment": name, "at": at},
+        )  # fmt: skip
+    return name
+
+
+def scale_group(*, user: User, group: Group, replicas: int) -> str:
+    """Set a group's replicas in the cluster and its scaling factor for later deployments."""
+    environment = group.environment
+    require(user, Verb.RESTART, environment=environment, service=group.service)
+    if not 0 <= replicas <= MAX_REPLICAS:
+        raise ValueError(f"replicas must be between 0 and {MAX_REPLICAS}")
+    name = _deployment_name(environment, group.service, group.name)
+    kube.scale_deployment(environment.cluster, environment.namespace, name, replicas=replicas)
+    with transaction.atomic():
+        before = Group.objects.select_for_update().get(pk=group.pk).scaling_factor
+        Group.objects.filter(pk=group.pk).update(scaling_factor=replicas)
+        record_event(
+            actor=user, action="group.scaled",
+            summary=f"Scaled {group.service.name}/{group.name} in {environment.name} "
+            f"from {before} to {replicas}",
+            target=group, data={"deployment": name, "before": before, "after": replicas},
+        )  # fmt: skip
+    group.scaling_factor = replicas
+    return name
+
+
+def _deployment_name(environment: Environment, service: Service, group: str) -> str:
+    selector = f"{MANAGED_BY}=apollo,{LABEL_SERVICE}={service.name}"
+    items, _ = kube.list_objects(
+        environment.cluster, "Deployment", environment.namespace, label_selector=selector
+    )
+    names = [
+        item["metadata"]["name"]
+        for item in items
+        if ((item["metadata"].get("labels") or {}).get(LABEL_GROUP) or "") == group
+    ]
+    if not names:
+        where = f"{service.name}/{group}" if group else service.name
+        raise NotFound(f"{where} is not running in {environment.name}")
+    return str(names[0])
+
+
+def _name(service: Service | None) -> str:
+    return service.name if service is not None else ""
