@@ -95,12 +95,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as error:
+        if request.get("streaming"):
+            raise  # headers are gone already: a Status now would corrupt the stream
         return error_response(error)
     except web.HTTPException:
         raise
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as exc:
+        if request.get("streaming"):
+            raise
         log.exception("internal error on %s %s", request.method, request.path)
         return json_response(
             failure_status(500, f"Internal error occurred: {exc}", "InternalError"), 500

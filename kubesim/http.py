@@ -405,6 +405,7 @@ class KubeHandlers:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        request["streaming"] = True
         try:
             watcher = self.cluster.store.watch(route.rtype, namespace, object_filter, since)
         except ApiError as exc:

@@ -99,12 +99,19 @@ class LogHandler:
         if follow:
             response.enable_chunked_encoding()
         await response.prepare(request)
+        request["streaming"] = True
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-            await self._stream(response, pod["metadata"]["uid"], run, query, follow)
+            await self._stream(request, response, pod["metadata"]["uid"], run, query, follow)
         return response
 
     async def _stream(
-        self, response: web.StreamResponse, uid: str, run: LogRun, query: LogQuery, follow: bool
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        uid: str,
+        run: LogRun,
+        query: LogQuery,
+        follow: bool,
     ) -> None:
         now = time.time()
         position = first_index(run, query, now)
@@ -120,6 +127,11 @@ class LogHandler:
                     budget -= len(chunk)
                 await response.write(chunk)
                 position = stop
+                # Yield even when the socket buffer has room: a fast log must not starve the
+                # loop, and a reader that went away must stop the stream.
+                await asyncio.sleep(0)
+                if request.transport is None or request.transport.is_closing():
+                    return
                 if budget is not None and budget <= 0:
                     return
                 continue
