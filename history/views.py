@@ -1,37 +1,34 @@
-from datetime import datetime
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET
 
 from deployments.models import Deployment
+from deployments.selectors import history_page, parse_cursor
+from history.forms import HistoryFilterForm
 
 PAGE_SIZE = 50
 
 
-def _cursor(raw: str) -> tuple[datetime, int] | None:
-    """Parse an ``<iso created_at>_<id>`` keyset cursor; a malformed one starts over."""
-    stamp, _, pk = raw.rpartition("_")
-    when = parse_datetime(stamp) if stamp else None
-    if when is None or not pk.isdigit():
-        return None
-    return when, int(pk)
-
-
 @login_required
+@require_GET
 def history_list(request: HttpRequest) -> HttpResponse:
-    deployments = Deployment.objects.with_related()
-    cursor = _cursor(request.GET.get("after", ""))
-    if cursor is not None:
-        when, pk = cursor
-        # Keyset pagination on (created_at, id), served by deployment_recent_idx: the cost of
-        # a page does not grow with how deep the reader has paged.
-        deployments = deployments.filter(created_at__lte=when).exclude(created_at=when, id__gte=pk)
-    page = list(deployments[: PAGE_SIZE + 1])
+    """Every deployment, newest first, filtered, in keyset pages (see selectors.history_page)."""
+    form = HistoryFilterForm(request.GET)
+    page: list[Deployment] = []
     next_cursor = ""
-    if len(page) > PAGE_SIZE:
-        page = page[:PAGE_SIZE]
-        last = page[-1]
-        next_cursor = f"{last.created_at.isoformat()}_{last.pk}"
-    return render(request, "history/list.html", {"deployments": page, "next_cursor": next_cursor})
+    if form.is_valid():
+        cursor = parse_cursor(request.GET.get("after", ""))
+        page, next_cursor = history_page(form.filters(), cursor, PAGE_SIZE)
+    # The next-page link keeps every filter and replaces only the cursor.
+    params = request.GET.copy()
+    params.pop("after", None)
+    if next_cursor:
+        params["after"] = next_cursor
+    context = {
+        "form": form,
+        "deployments": page,
+        "next_cursor": next_cursor,
+        "next_query": params.urlencode(),
+    }
+    return render(request, "history/list.html", context)

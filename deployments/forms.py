@@ -1,0 +1,164 @@
+"""Forms of the deployment pages. They validate and normalise; the services decide and write."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import AnonymousUser, User
+
+from deployments import selectors
+from deployments.models import DeployableVersion, Group, Service
+from environments.models import Environment
+from permissions.selectors import allowed_targets
+from permissions.verbs import Verb
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+HEX = re.compile(r"^[0-9a-f]+$")
+MAX_ITEMS = 50  # services x environments x groups in one request
+
+
+class GroupChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.service.name} / {obj.environment.name} / {obj.name}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One (service, environment, group) the request asks for, and the version it resolved to."""
+
+    service: Service
+    environment: Environment
+    group: Group | None
+    version: DeployableVersion | None
+    missing: str = ""  # why version is None
+
+
+class DeployForm(forms.Form):
+    """Environment(s), service(s), one version (picked, typed as a sha prefix, or the latest on
+    a branch), optional groups and a message. Only targets where the user may deploy something
+    are offered; anything else posted is "not one of the available choices"."""
+
+    environments = forms.ModelMultipleChoiceField(queryset=Environment.objects.none())
+    services = forms.ModelMultipleChoiceField(queryset=Service.objects.none())
+    version = forms.CharField(required=False, label="Recent version")  # radios in the template
+    sha = forms.CharField(
+        required=False, max_length=40, label="Commit sha or prefix",
+        help_text="At least 4 hex digits.",
+    )  # fmt: skip
+    branch = forms.CharField(required=False, max_length=255, label="Latest on branch")
+    groups = GroupChoiceField(queryset=Group.objects.none(), required=False)
+    message = forms.CharField(required=False, max_length=5000, widget=forms.Textarea({"rows": 2}))
+    override_reason = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One read of the user's grants answers both lists (permissions.selectors).
+        pairs = allowed_targets(user, Verb.DEPLOY)
+        service_ids = {s for s, _ in pairs}
+        environment_ids = {e for _, e in pairs}
+        self.offers_something = bool(pairs)
+        fields: Any = self.fields
+        fields["environments"].queryset = Environment.objects.filter(pk__in=environment_ids)
+        fields["services"].queryset = Service.objects.filter(pk__in=service_ids)
+        fields["groups"].queryset = Group.objects.filter(
+            service_id__in=service_ids, environment_id__in=environment_ids
+        ).select_related("service", "environment")
+        self.items: list[Item] = []
+
+    def clean_version(self) -> str:
+        value: str = self.cleaned_data["version"].strip().lower()
+        if value and not FULL_SHA.match(value):
+            raise forms.ValidationError("Pick a version from the list.")
+        return value
+
+    def clean_sha(self) -> str:
+        value: str = self.cleaned_data["sha"].strip().lower()
+        if value and not HEX.match(value):
+            raise forms.ValidationError("A commit sha has only hex digits (0-9, a-f).")
+        if value and len(value) < selectors.MIN_PREFIX:
+            raise forms.ValidationError(
+                f"Type at least {selectors.MIN_PREFIX} hex digits of the sha."
+            )
+        return value
+
+    def clean_branch(self) -> str:
+        return str(self.cleaned_data["branch"]).strip()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        given = [name for name in ("version", "sha", "branch") if data.get(name)]
+        if len(given) != 1:
+            raise forms.ValidationError(
+                "Choose the version one way: pick it from the list, type a sha, or name a branch."
+            )
+        services = list(data["services"])
+        environments = list(data["environments"])
+        versions = self._versions(given[0], data[given[0]], services)
+        self.items = self._items(services, environments, list(data["groups"]), versions)
+        if len(self.items) > MAX_ITEMS:
+            raise forms.ValidationError(
+                f"That is {len(self.items)} deployments at once; at most {MAX_ITEMS}."
+            )
+        return data
+
+    def _versions(
+        self, how: str, value: str, services: list[Service]
+    ) -> dict[int, DeployableVersion]:
+        if how == "branch":
+            found = selectors.latest_on_branch(services, value)
+            if not found:
+                self.add_error("branch", f"No chosen service has a version on branch '{value}'.")
+            return found
+        try:
+            found = selectors.versions_for_sha(services, value)
+        except selectors.VersionLookupError as exc:
+            self.add_error(how, str(exc))
+            return {}
+        if not found:
+            names = ", ".join(s.name for s in services)
+            self.add_error(how, f"No version {value} is registered for {names}.")
+        return found
+
+    def _items(
+        self,
+        services: list[Service],
+        environments: list[Environment],
+        groups: list[Group],
+        versions: dict[int, DeployableVersion],
+    ) -> list[Item]:
+        chosen = {(s.pk, e.pk) for s in services for e in environments}
+        stray = [g for g in groups if (g.service_id, g.environment_id) not in chosen]
+        if stray:
+            names = ", ".join(f"{g.service.name}/{g.environment.name}/{g.name}" for g in stray)
+            self.add_error("groups", f"These groups are not of a chosen service and environment: "
+                           f"{names}.")  # fmt: skip
+            return []
+        sha = self.cleaned_data.get("sha") or self.cleaned_data.get("version") or ""
+        wanted = sha or f"on branch {self.cleaned_data.get('branch')}"
+        items = []
+        for environment in environments:
+            for service in services:
+                version = versions.get(service.pk)
+                target = (service.pk, environment.pk)
+                missing = "" if version else f"{service.name} has no version {wanted}"
+                mine: list[Group | None] = [
+                    g for g in groups if (g.service_id, g.environment_id) == target
+                ]
+                for group in mine or [None]:
+                    items.append(Item(service, environment, group, version, missing))
+        return items
+
+
+class RedeployForm(forms.Form):
+    """Deploy this deployment's version again, or the version that ran before it."""
+
+    which = forms.ChoiceField(choices=[("this", "this version"), ("previous", "previous version")])
+    message = forms.CharField(required=False, max_length=5000)
+
+
+class CompareForm(forms.Form):
+    a = forms.IntegerField(min_value=1, label="Deployment")
+    b = forms.IntegerField(min_value=1, label="compared with deployment")

@@ -1,0 +1,288 @@
+"""Reads for the deployment pages: versions to offer, a deployment with what its page shows,
+history pages (keyset) and the comparison of two deployments.
+
+Every function here reads; state changes live in deployments.services.
+"""
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from deployments.models import DeployableVersion, Deployment, DeploymentQuerySet, Group, Service
+from environments.models import Environment
+
+RECENT_VERSIONS = 20
+MIN_PREFIX = 4
+HEX_RE = re.compile(r"^[0-9a-f]+$")
+
+
+# -- versions -------------------------------------------------------------------------------
+
+
+def recent_versions(services: list[Service], limit: int = RECENT_VERSIONS) -> list[Any]:
+    """The newest versions of each service (one query per service, served by
+    version_recent_idx), as (service, [versions]) pairs in the order given."""
+    return [
+        (service, list(DeployableVersion.objects.filter(service=service)[:limit]))
+        for service in services
+    ]
+
+
+class VersionLookupError(Exception):
+    """A sha prefix or a branch that does not name exactly one version."""
+
+
+def versions_for_sha(services: list[Service], sha_or_prefix: str) -> dict[int, DeployableVersion]:
+    """For each service (by pk), its version whose sha starts with the prefix.
+
+    A prefix that names several commits is an error listing the candidates; a service that has
+    no such version is simply absent from the result (the caller reports it per item).
+    """
+    prefix = sha_or_prefix.strip().lower()
+    rows = DeployableVersion.objects.filter(
+        service__in=services, git_commit_sha__startswith=prefix
+    ).select_related("service")
+    # At most a few rows per service; more than that means the prefix is ambiguous anyway.
+    candidates = list(rows.order_by("service__name", "-created_at")[: 10 * len(services) + 10])
+    shas = sorted({v.git_commit_sha for v in candidates})
+    if len(shas) > 1:
+        listed = ", ".join(f"{sha[:12]}" for sha in shas[:10])
+        raise VersionLookupError(
+            f"'{prefix}' matches {len(shas)} commits ({listed}); type more of the sha."
+        )
+    return {v.service_id: v for v in candidates}
+
+
+def latest_on_branch(services: list[Service], branch: str) -> dict[int, DeployableVersion]:
+    """The newest version on the branch, per service (by pk); one query per service."""
+    found = {}
+    for service in services:
+        version = DeployableVersion.objects.filter(service=service, branch=branch).first()
+        if version is not None:
+            found[service.pk] = version
+    return found
+
+
+def groups_of(services: list[Service], environments: list[Environment]) -> QuerySet[Group]:
+    return Group.objects.filter(service__in=services, environment__in=environments).select_related(
+        "service", "environment"
+    )
+
+
+def running_deployment(
+    service: Service, environment: Environment, group: Group | None
+) -> Deployment | None:
+    """The deployment in progress for this target, if any (at most one: a DB constraint)."""
+    return (
+        Deployment.objects.in_progress()
+        .filter(service=service, environment=environment, group_key=group.name if group else "")
+        .first()
+    )
+
+
+# -- one deployment -------------------------------------------------------------------------
+
+
+def deployment_for_page(deployment_id: int) -> Deployment | None:
+    return (
+        Deployment.objects.with_related()
+        .select_related("source_version", "environment__cluster")
+        .filter(pk=deployment_id)
+        .first()
+    )
+
+
+def repository_url(deployment: Deployment) -> str:
+    """Where the commits live: the version's repository, else the service's; no trailing .git."""
+    url = deployment.version.repository_url or deployment.service.git_repository_url
+    url = url.rstrip("/")
+    return url.removesuffix(".git")
+
+
+def commit_url(deployment: Deployment) -> str:
+    if deployment.version.commit_url:
+        return deployment.version.commit_url
+    repository = repository_url(deployment)
+    return f"{repository}/commit/{deployment.version.git_commit_sha}" if repository else ""
+
+
+def compare_url(repository: str, old_sha: str, new_sha: str) -> str:
+    """A GitHub-style compare link, or "" when there is nothing to compare."""
+    if not repository or not old_sha or old_sha == new_sha:
+        return ""
+    return f"{repository}/compare/{old_sha}...{new_sha}"
+
+
+# -- history --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    service: Service | None = None
+    environment: Environment | None = None
+    user_id: int | None = None
+    status: str = ""
+    since: date | None = None
+    until: date | None = None
+    text: str = ""
+
+
+Cursor = tuple[datetime, int]
+
+
+def parse_cursor(raw: str) -> Cursor | None:
+    """Parse an ``<iso created_at>_<id>`` keyset cursor; a malformed one starts over."""
+    stamp, _, pk = raw.rpartition("_")
+    when = parse_datetime(stamp) if stamp else None
+    if when is None or not pk.isdigit():
+        return None
+    if timezone.is_naive(when):
+        when = timezone.make_aware(when, timezone.get_current_timezone())
+    return when, int(pk)
+
+
+def format_cursor(deployment: Deployment) -> str:
+    return f"{deployment.created_at.isoformat()}_{deployment.pk}"
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+def filtered_history(filters: HistoryFilters) -> DeploymentQuerySet:
+    """Deployments matching the filters, newest first.
+
+    Each single-column filter is served by its (column, -created_at) index, which also yields
+    the newest-first order, so a page stops after PAGE_SIZE rows instead of sorting the table.
+    """
+    rows = Deployment.objects.with_related()
+    if filters.service is not None:
+        rows = rows.filter(service=filters.service)
+    if filters.environment is not None:
+        rows = rows.filter(environment=filters.environment)
+    if filters.user_id is not None:
+        rows = rows.filter(deployed_by_id=filters.user_id)
+    if filters.status:
+        rows = rows.filter(status=filters.status)
+    if filters.since is not None:
+        rows = rows.filter(created_at__gte=_day_start(filters.since))
+    if filters.until is not None:  # the whole day "until" is included
+        rows = rows.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
+    if filters.text:
+        text = filters.text
+        condition = Q(message__icontains=text)
+        if len(text) >= MIN_PREFIX and HEX_RE.match(text.lower()):
+            condition |= Q(version__git_commit_sha__startswith=text.lower())
+        rows = rows.filter(condition)
+    return rows.order_by("-created_at", "-id")
+
+
+def history_page(
+    filters: HistoryFilters, cursor: Cursor | None, size: int
+) -> tuple[list[Deployment], str]:
+    """One page of history after the cursor, and the cursor of the next page ("" at the end).
+
+    Keyset pagination on (created_at, id): the cost of a page does not grow with how deep
+    the reader has paged, unlike OFFSET.
+    """
+    rows = filtered_history(filters)
+    if cursor is not None:
+        when, pk = cursor
+        # "<= when, minus the ties at or after pk" rather than an OR: SQLite turns the
+        # created_at bound into an index range, so a deep page starts where the cursor is.
+        rows = rows.filter(created_at__lte=when).exclude(created_at=when, id__gte=pk)
+    page = list(rows[: size + 1])
+    if len(page) <= size:
+        return page, ""
+    page = page[:size]
+    return page, format_cursor(page[-1])
+
+
+# -- comparing two deployments --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotChange:
+    key: str
+    change: str  # "changed", "added", "removed"
+    old_sha: str = ""
+    new_sha: str = ""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: Deployment
+    b: Deployment
+    snapshot_changes: list[SnapshotChange]
+    unchanged: int
+    snapshots_missing: list[Deployment]
+    manifests_diff: str
+    compare_url: str
+    same_service: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _snapshot_services(deployment: Deployment) -> dict[str, Any] | None:
+    services = (deployment.environment_snapshot or {}).get("services")
+    return services if isinstance(services, dict) else None
+
+
+def snapshot_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[SnapshotChange], int]:
+    """service[/group] → sha changed/added/removed between two snapshots, and how many kept."""
+    changes, unchanged = [], 0
+    for key in sorted(old.keys() | new.keys()):
+        old_sha = str((old.get(key) or {}).get("sha", ""))
+        new_sha = str((new.get(key) or {}).get("sha", ""))
+        if key not in new:
+            changes.append(SnapshotChange(key, "removed", old_sha=old_sha))
+        elif key not in old:
+            changes.append(SnapshotChange(key, "added", new_sha=new_sha))
+        elif old_sha != new_sha:
+            changes.append(SnapshotChange(key, "changed", old_sha, new_sha))
+        else:
+            unchanged += 1
+    return changes, unchanged
+
+
+def manifests_diff(a: Deployment, b: Deployment) -> str:
+    lines = difflib.unified_diff(
+        a.rendered_manifests.splitlines(keepends=True),
+        b.rendered_manifests.splitlines(keepends=True),
+        fromfile=f"deployment #{a.pk}",
+        tofile=f"deployment #{b.pk}",
+    )
+    return "".join(lines)
+
+
+def compare_deployments(a: Deployment, b: Deployment) -> Comparison:
+    old, new = _snapshot_services(a), _snapshot_services(b)
+    changes, unchanged = snapshot_changes(old or {}, new or {})
+    same_service = a.service_id == b.service_id
+    notes = []
+    if a.environment_id != b.environment_id:
+        notes.append(
+            f"The deployments went to different environments ({a.environment.name}, "
+            f"{b.environment.name}): the snapshot diff compares two environments."
+        )
+    link = ""
+    if same_service:
+        link = compare_url(repository_url(b), a.version.git_commit_sha, b.version.git_commit_sha)
+    else:
+        notes.append("Different services: there is no commit range to compare.")
+    return Comparison(
+        a=a,
+        b=b,
+        snapshot_changes=changes,
+        unchanged=unchanged,
+        snapshots_missing=[d for d, s in ((a, old), (b, new)) if s is None],
+        manifests_diff=manifests_diff(a, b),
+        compare_url=link,
+        same_service=same_service,
+        notes=notes,
+    )

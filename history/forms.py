@@ -1,0 +1,61 @@
+"""The history page's filters: validated and turned into selectors.HistoryFilters."""
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import User
+
+from deployments.models import Service
+from deployments.selectors import HistoryFilters
+from deployments.status import Status
+from environments.models import Environment
+
+
+class HistoryFilterForm(forms.Form):
+    service = forms.ModelChoiceField(
+        Service.objects.only("name"), to_field_name="name", required=False, empty_label="any"
+    )
+    environment = forms.ModelChoiceField(
+        Environment.objects.only("name"), to_field_name="name", required=False, empty_label="any"
+    )
+    user = forms.CharField(required=False, max_length=150, label="Deployed by")
+    status = forms.ChoiceField(choices=[("", "any"), *Status.choices], required=False)
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    q = forms.CharField(
+        required=False, max_length=200, label="Search",
+        help_text="Words of the message, or a sha prefix (4+ hex digits).",
+    )  # fmt: skip
+
+    def clean_user(self) -> int | None:
+        username = str(self.cleaned_data["user"]).strip()
+        if not username:
+            return None
+        # Resolved to an id here so that the page query filters on deployment_user_idx.
+        user_id = User.objects.filter(username=username).values_list("pk", flat=True).first()
+        if user_id is None:
+            raise forms.ValidationError(f"No user is called '{username}'.")
+        return user_id
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "'To' is before 'From'.")
+        return data
+
+    def filters(self) -> HistoryFilters:
+        data = self.cleaned_data
+        return HistoryFilters(
+            service=data.get("service"),
+            environment=data.get("environment"),
+            user_id=data.get("user"),
+            status=data.get("status") or "",
+            since=data.get("since"),
+            until=data.get("until"),
+            text=str(data.get("q") or "").strip(),
+        )

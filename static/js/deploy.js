@@ -1,0 +1,28 @@
+// Deploy page: load the recent versions of the chosen services without a page reload, and keep
+// the three ways of naming a version (list, sha, branch) exclusive. Without JavaScript the
+// "Show versions" button reloads the page with the same choices.
+const form = document.getElementById("deploy-form");
+if (form) {
+  const services = form.elements.namedItem("services");
+  const versions = document.getElementById("versions");
+  const sha = form.elements.namedItem("sha");
+  const branch = form.elements.namedItem("branch");
+  const show = document.getElementById("show-versions");
+  if (show) show.hidden = true;
+
+  const uncheckVersions = () => {
+    for (const radio of versions.querySelectorAll("input[name=version]")) radio.checked = false;
+  };
+
+  services.addEventListener("change", async () => {
+    const params = new URLSearchParams();
+    for (const option of services.selectedOptions) params.append("services", option.value);
+    const response = await fetch(`${versions.dataset.url}?${params}`, { credentials: "same-origin" });
+    if (response.ok) versions.innerHTML = await response.text();
+  });
+  versions.addEventListener("change", (event) => {
+    if (event.target.name === "version") { sha.value = ""; branch.value = ""; }
+  });
+  sha.addEventListener("input", () => { if (sha.value) { uncheckVersions(); branch.value = ""; } });
+  branch.addEventListener("input", () => { if (branch.value) { uncheckVersions(); sha.value = ""; } });
+}

@@ -1,0 +1,403 @@
+"""The Deploy page: what it offers each persona, how it validates, and the per-item results."""
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from deployments.models import Deployment, Group, Service
+from deployments.status import Status
+from environments.models import Environment
+from permissions.models import Blocker
+from permissions.services import grant
+from permissions.verbs import Verb
+from tests import factories
+from tests.conftest import login
+
+pytestmark = pytest.mark.django_db
+
+SHA = "abcdef0123456789abcdef0123456789abcdef01"
+
+
+@pytest.fixture
+def staging() -> Environment:
+    return factories.make_environment("staging", availability="staging")
+
+
+@pytest.fixture
+def production() -> Environment:
+    return factories.make_environment("production", availability="production")
+
+
+@pytest.fixture
+def checkout() -> Service:
+    return factories.make_service("checkout")
+
+
+def _post(client: Client, **data: object) -> Any:
+    return client.post("/deploy/", data)
+
+
+def _results(client: Client, response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 302, getattr(response, "context", None)
+    page = client.get(response.url)
+    assert page.status_code == 200
+    results: list[dict[str, Any]] = page.context["results"]
+    return results
+
+
+# -- who sees what -------------------------------------------------------------------------
+
+
+def test_it_sends_anonymous_visitors_to_the_login_page(client: Client) -> None:
+    response = client.get("/deploy/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+    assert client.post("/deploy/", {}).status_code == 302
+    assert Deployment.objects.count() == 0
+
+
+def test_bob_is_offered_staging_only(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    page = login(bob).get("/deploy/")
+    environments = list(page.context["form"].fields["environments"].queryset)
+    assert environments == [staging]
+    assert list(page.context["form"].fields["services"].queryset) == [checkout]
+    assert "production" not in page.content.decode()
+
+
+def test_alice_is_offered_everything(
+    alice: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    page = login(alice).get("/deploy/")
+    assert set(page.context["form"].fields["environments"].queryset) == {staging, production}
+
+
+@pytest.mark.parametrize("persona", ["carol", "mallory"])
+def test_users_without_grants_are_offered_nothing_and_told_why(
+    personas: dict[str, User], persona: str, staging: Environment, checkout: Service
+) -> None:
+    page = login(personas[persona]).get("/deploy/")
+    assert page.status_code == 200
+    assert "You may not deploy anything anywhere" in page.content.decode()
+
+
+@pytest.mark.parametrize("persona", ["carol", "mallory"])
+def test_a_forged_post_from_a_user_without_grants_creates_nothing(
+    personas: dict[str, User], persona: str, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, SHA)
+    response = _post(
+        login(personas[persona]),
+        environments=[staging.pk], services=[checkout.pk], sha=SHA,
+    )  # fmt: skip
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert "not one of the available choices" in str(errors["environments"])
+    assert "You may not deploy anything anywhere" in response.content.decode()
+    assert Deployment.objects.count() == 0
+
+
+def test_bob_cannot_post_production_even_by_forging_the_form(
+    bob: User, production: Environment, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, SHA)
+    response = _post(login(bob), environments=[production.pk], services=[checkout.pk], sha=SHA)
+    assert response.status_code == 400
+    assert Deployment.objects.count() == 0
+
+
+def test_the_page_lists_recent_versions_of_the_chosen_service(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(
+        checkout, SHA, commit_message="Fix the basket", commit_author="dev", branch="main"
+    )
+    page = login(bob).get("/deploy/", {"services": [checkout.pk]}).content.decode()
+    assert "Fix the basket" in page
+    assert SHA[:12] in page
+    assert f'value="{SHA}"' in page
+
+
+def test_the_versions_fragment_answers_for_the_chosen_services(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, SHA, commit_message="Fragment me")
+    fragment = login(bob).get("/deploy/versions/", {"services": [checkout.pk]})
+    assert "Fragment me" in fragment.content.decode()
+    assert "<html" not in fragment.content.decode()
+
+
+def test_the_page_makes_a_constant_number_of_queries(
+    alice: User, staging: Environment, checkout: Service
+) -> None:
+    client = login(alice)
+    factories.make_version(checkout)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/deploy/", {"services": [checkout.pk]})
+    for _ in range(10):
+        service = factories.make_service()
+        factories.make_version(service)
+        factories.make_environment()
+        factories.make_version(checkout)
+    with CaptureQueriesContext(connection) as many:
+        client.get("/deploy/", {"services": [checkout.pk]})
+    assert len(many) == len(few)
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"sha": "abc"}, "at least 4 hex digits"),
+        ({"sha": "xyz123"}, "only hex digits"),
+        ({}, "Choose the version one way"),
+        ({"sha": SHA, "branch": "main"}, "Choose the version one way"),
+        ({"sha": "0000000"}, "No version 0000000 is registered for checkout"),
+        ({"branch": "nowhere"}, "No chosen service has a version on branch"),
+        ({"version": "not-a-sha"}, "Pick a version from the list"),
+    ],
+)
+def test_bad_input_is_explained_and_creates_nothing(
+    bob: User, staging: Environment, checkout: Service, data: dict[str, str], error: str
+) -> None:
+    factories.make_version(checkout, SHA)
+    response = _post(login(bob), environments=[staging.pk], services=[checkout.pk], **data)
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert Deployment.objects.count() == 0
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    first = factories.make_version(checkout, "abcd1" + "0" * 35)
+    second = factories.make_version(checkout, "abcd2" + "0" * 35)
+    response = _post(login(bob), environments=[staging.pk], services=[checkout.pk], sha="abcd")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "matches 2 commits" in body
+    assert first.git_commit_sha[:12] in body
+    assert second.git_commit_sha[:12] in body
+    assert Deployment.objects.count() == 0
+
+
+def test_nothing_is_required_that_is_missing(bob: User, staging: Environment) -> None:
+    response = _post(login(bob), sha=SHA)
+    assert response.status_code == 400
+    assert response.context["form"].errors.keys() >= {"environments", "services"}
+
+
+def test_a_group_of_another_target_is_refused(
+    alice: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, SHA)
+    elsewhere = Group.objects.create(service=checkout, environment=production, name="eu")
+    response = _post(
+        login(alice), environments=[staging.pk], services=[checkout.pk], sha=SHA,
+        groups=[elsewhere.pk],
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "not of a chosen service and environment" in response.content.decode()
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+def test_bob_deploys_a_picked_version_to_staging(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, SHA)
+    client = login(bob)
+    response = _post(
+        client, environments=[staging.pk], services=[checkout.pk], version=SHA, message="go"
+    )
+    [result] = _results(client, response)
+    deployment = Deployment.objects.get()
+    assert result["kind"] == "created"
+    assert result["deployment_id"] == deployment.pk
+    assert deployment.message == "go"
+    assert deployment.status == Status.PENDING
+    assert deployment.deployed_by == bob
+    page = client.get(response.url).content.decode()
+    assert f'href="/deployments/{deployment.pk}/"' in page
+
+
+def test_a_sha_prefix_deploys_the_version_it_names(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    version = factories.make_version(checkout, SHA)
+    client = login(bob)
+    [result] = _results(
+        client, _post(client, environments=[staging.pk], services=[checkout.pk], sha="ABCDEF01")
+    )
+    assert result["kind"] == "created"
+    assert Deployment.objects.get().version == version
+
+
+def test_latest_on_a_branch_deploys_the_newest_version_of_that_branch(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, branch="release")
+    newest = factories.make_version(checkout, branch="release")
+    factories.make_version(checkout, branch="main")
+    client = login(bob)
+    _results(client, _post(client, environments=[staging.pk], services=[checkout.pk],
+                           branch="release"))  # fmt: skip
+    assert Deployment.objects.get().version == newest
+
+
+def test_one_sha_to_several_services_and_environments_gives_a_result_per_item(
+    alice: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    payments = factories.make_service("payments")
+    factories.make_version(checkout, SHA)
+    factories.make_version(payments, SHA)
+    lonely = factories.make_service("lonely")
+    client = login(alice)
+    results = _results(
+        client,
+        _post(
+            client, environments=[staging.pk, production.pk],
+            services=[checkout.pk, payments.pk, lonely.pk], sha=SHA[:10],
+        ),
+    )  # fmt: skip
+    kinds = {(r["service"], r["environment"]): r["kind"] for r in results}
+    assert kinds == {
+        ("checkout", "staging"): "created",
+        ("payments", "staging"): "created",
+        ("lonely", "staging"): "invalid",
+        ("checkout", "production"): "created",
+        ("payments", "production"): "created",
+        ("lonely", "production"): "invalid",
+    }
+    invalid = next(r for r in results if r["kind"] == "invalid")
+    assert invalid["reason"] == f"lonely has no version {SHA[:10]}"
+    assert Deployment.objects.count() == 4
+
+
+def test_bob_is_refused_per_item_with_the_explanation(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    # bob may deploy payments to production, so production is offered, but not checkout.
+    payments = factories.make_service("payments")
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], service=payments, environment=production)
+    factories.make_version(checkout, SHA)
+    client = login(bob)
+    [result] = _results(
+        client, _post(client, environments=[production.pk], services=[checkout.pk], sha=SHA)
+    )
+    assert result["kind"] == "refused"
+    assert "checkout" in str(result["reason"])
+    assert "production" in str(result["reason"])
+    page = client.get(f"/deploy/results/{list(client.session['deploy_results'])[-1]}/")
+    assert str(result["reason"]) in page.content.decode().replace("&#x27;", "'")
+    assert Deployment.objects.count() == 0
+
+
+def test_an_environment_that_requires_a_message_reports_it(bob: User, checkout: Service) -> None:
+    strict = factories.make_environment("strict", require_deployment_message=True)
+    factories.make_version(checkout, SHA)
+    client = login(bob)
+    [result] = _results(
+        client, _post(client, environments=[strict.pk], services=[checkout.pk], sha=SHA)
+    )
+    assert result["kind"] == "invalid"
+    assert result["reason"] == "strict requires a deployment message"
+
+
+def test_a_service_deployed_per_group_needs_groups_and_deploys_each(
+    bob: User, staging: Environment
+) -> None:
+    sharded = factories.make_service("sharded", deployed_per_group=True)
+    factories.make_version(sharded, SHA)
+    eu = Group.objects.create(service=sharded, environment=staging, name="eu")
+    us = Group.objects.create(service=sharded, environment=staging, name="us")
+    client = login(bob)
+    [result] = _results(
+        client, _post(client, environments=[staging.pk], services=[sharded.pk], sha=SHA)
+    )
+    assert result["kind"] == "invalid"
+    assert "deployed per group" in str(result["reason"])
+    page = client.get("/deploy/").content.decode()
+    assert "sharded / staging / eu" in page
+    results = _results(
+        client,
+        _post(client, environments=[staging.pk], services=[sharded.pk], sha=SHA,
+              groups=[eu.pk, us.pk]),
+    )  # fmt: skip
+    assert [(r["group"], r["kind"]) for r in results] == [("eu", "created"), ("us", "created")]
+    assert set(Deployment.objects.values_list("group_key", flat=True)) == {"eu", "us"}
+
+
+def test_already_in_progress_links_the_running_deployment(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    version = factories.make_version(checkout, SHA)
+    running = factories.make_deployment(
+        service=checkout, environment=staging, deployed_by=bob, version=version,
+        status=Status.STARTED,
+    )  # fmt: skip
+    client = login(bob)
+    response = _post(client, environments=[staging.pk], services=[checkout.pk], sha=SHA)
+    [result] = _results(client, response)
+    assert result["kind"] == "in_progress"
+    assert result["running_id"] == running.pk
+    page = client.get(response.url).content.decode()
+    assert f'href="/deployments/{running.pk}/"' in page
+
+
+def _blocker(**extra: object) -> Blocker:
+    return Blocker.objects.create(name="freeze", kind="unconditional", **extra)
+
+
+def test_a_blocked_item_lists_its_blockers_and_offers_no_override_to_bob(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    _blocker(environment=staging)
+    factories.make_version(checkout, SHA)
+    client = login(bob)
+    response = _post(client, environments=[staging.pk], services=[checkout.pk], sha=SHA)
+    [result] = _results(client, response)
+    assert result["kind"] == "blocked"
+    assert result["blockers"][0]["name"] == "freeze"
+    assert result["may_override"] is False
+    page = client.get(response.url).content.decode()
+    assert "freeze" in page
+    assert "override_reason" not in page
+    assert Deployment.objects.count() == 0
+
+
+def test_alice_overrides_a_blocker_from_the_results_page(
+    alice: User, staging: Environment, checkout: Service
+) -> None:
+    _blocker(environment=staging)
+    factories.make_version(checkout, SHA)
+    client = login(alice)
+    response = _post(client, environments=[staging.pk], services=[checkout.pk], sha=SHA,
+                     message="hotfix")  # fmt: skip
+    [result] = _results(client, response)
+    assert result["kind"] == "blocked"
+    assert result["may_override"] is True
+    page = client.get(response.url).content.decode()
+    assert 'name="override_reason"' in page
+    # What the override form posts (it leaves out an empty groups field).
+    resubmit = {k: v for k, v in result["resubmit"].items() if v != ""}
+    [again] = _results(client, _post(client, **resubmit, override_reason="customer is down"))
+    assert again["kind"] == "created"
+    deployment = Deployment.objects.get()
+    assert deployment.override_reason == "customer is down"
+    assert deployment.message == "hotfix"
+    assert deployment.overridden_blockers[0]["name"] == "freeze"
+
+
+def test_stale_results_send_the_user_back_to_the_form(bob: User) -> None:
+    response = login(bob).get("/deploy/results/nope/")
+    assert response.status_code == 302
+    assert response["Location"] == "/deploy/"
