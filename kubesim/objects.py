@@ -113,7 +113,22 @@ _DEFAULTERS = {
 }
 
 
+def prune_nulls(value: Any) -> Any:
+    """Drop null fields, as decoding into Go structs with omitempty does (e.g. the
+    `creationTimestamp: null` kubectl sends inside pod templates)."""
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
+        for item in value.values():
+            prune_nulls(item)
+    elif isinstance(value, list):
+        for item in value:
+            prune_nulls(item)
+    return value
+
+
 def apply_defaults(rtype: R.ResourceType, obj: JSON) -> None:
+    prune_nulls(obj)
     defaulter = _DEFAULTERS.get(rtype.kind)
     if defaulter:
         defaulter(obj)

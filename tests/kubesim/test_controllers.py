@@ -330,3 +330,24 @@ def test_pods_go_through_pending_and_container_creating(
             ),
             timeout=5,
         )
+
+
+def test_rolling_back_reuses_the_old_replicaset_as_a_new_revision(
+    kubesim_api: Any, kubesim_namespace: str
+) -> None:
+    apps = client.AppsV1Api(kubesim_api)
+    apps.create_namespaced_deployment(kubesim_namespace, deployment("back", replicas=1))
+    wait_for(lambda: rolled_out(apps, "back", kubesim_namespace))
+    for image in ("registry.example/web:2.0", "registry.example/web:1.0"):
+        container = {"name": "app", "image": image}
+        # kubectl sends `creationTimestamp: null` inside templates; it must not count as a change.
+        template = {"metadata": {"creationTimestamp": None}, "spec": {"containers": [container]}}
+        apps.patch_namespaced_deployment(
+            "back", kubesim_namespace, {"spec": {"template": template}}
+        )
+        wait_for(lambda: rolled_out(apps, "back", kubesim_namespace))
+    sets = apps.list_namespaced_replica_set(kubesim_namespace).items
+    assert len(sets) == 2
+    active = next(rs for rs in sets if rs.spec.replicas == 1)
+    assert active.spec.template.spec.containers[0].image == "registry.example/web:1.0"
+    assert active.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
