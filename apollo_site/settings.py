@@ -53,7 +53,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "guardian",
     "channels",
@@ -177,7 +176,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APOLLO_MAX_BODY_BYTES", 256 * 1024, minim
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # SECURITY: hashed tokens (permissions.tokens), not DRF's plain-text Token model.
+        "permissions.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

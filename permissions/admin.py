@@ -3,7 +3,8 @@ history in the same transaction; the admin never writes grants or blockers itsel
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.forms import ModelForm
@@ -13,10 +14,11 @@ from django.urls import URLPattern, path
 
 from deployments.models import Service
 from environments.models import Environment
-from permissions import blockers, services
+from permissions import blockers, services, tokens
 from permissions.forms import BlockerForm, GrantForm
 from permissions.models import (
     RULE_HELP,
+    ApiToken,
     Blocker,
     Grant,
     GrantGroupObjectPermission,
@@ -292,3 +294,38 @@ class BlockerAdmin(admin.ModelAdmin[Blocker]):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Blocker]) -> None:
         for blocker in queryset:
             blockers.delete_blocker(actor=request.user, blocker=blocker)
+
+
+class ApiTokenForm(ModelForm[ApiToken]):
+    class Meta:
+        model = ApiToken
+        fields = ["user", "name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+    """Issue and revoke API tokens. The key is shown once, right after it is issued."""
+
+    form = ApiTokenForm
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "user__username", "prefix"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # a token is issued or revoked, never edited
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        user = request.user if isinstance(request.user, User) else None
+        token, key = tokens.issue_token(actor=user, user=obj.user, name=obj.name)
+        obj.pk = token.pk
+        # SECURITY: the only time the key is shown; it is not stored anywhere in plain text.
+        messages.warning(request, f"Copy this token now, it will not be shown again: {key}")
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        user = request.user if isinstance(request.user, User) else None
+        tokens.revoke_token(actor=user, token=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for token in queryset:
+            self.delete_model(request, token)

@@ -165,3 +165,27 @@ class Blocker(models.Model):
         if self.availability:
             parts.append(f"availability {self.availability}")
         return " in ".join(parts) or "every deployment"
+
+
+class ApiToken(models.Model):
+    """An API token (`Authorization: Token <key>`), stored only as a SHA-256 digest.
+
+    SECURITY: the key is shown once, when issued; the database keeps its digest and a short
+    public prefix to find it, so a copy of the database gives no usable token. The key holds
+    256 bits of randomness, so an unsalted fast hash is enough (as with GitHub tokens).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. 'Jenkins'.")
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["user__username", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) for {self.user}"

@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from permissions.services import grant
 from permissions.verbs import Verb
@@ -63,7 +62,7 @@ def jenkins(db: None) -> User:
             content_type__app_label="deployments", codename="add_deployableversion"
         )
     )
-    Token.objects.create(user=user)
+    user.api_key = factories.token_for(user, "Jenkins")  # type: ignore[attr-defined]
     return user
 
 

@@ -82,3 +82,10 @@ def make_deployment(
         deployed_by=deployed_by,
         **extra,
     )
+
+
+def token_for(user: User, name: str = "test") -> str:
+    """Issue an API token for user and return its key (the only time it is available)."""
+    from permissions.tokens import issue_token
+
+    return issue_token(actor=None, user=user, name=name)[1]

@@ -2,8 +2,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from tests import factories
 from tests.conftest import login
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ def test_it_answers_401_to_anonymous_visitors() -> None:
 
 
 def test_it_documents_the_version_operations(jenkins: User) -> None:
-    token = Token.objects.get(user=jenkins).key
+    token = factories.token_for(jenkins)
     response = Client().get(f"{URL}?format=json", headers={"Authorization": f"Token {token}"})
     assert response.status_code == 200
     schema = response.json()

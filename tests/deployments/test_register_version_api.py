@@ -4,7 +4,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from deployments.models import DeployableVersion, Service
 from history.models import AuditEvent
@@ -23,7 +22,7 @@ def checkout() -> Service:
 
 
 def token_of(user: User) -> str:
-    key: str = Token.objects.get_or_create(user=user)[0].key
+    key: str = factories.token_for(user)
     return key
 
 
@@ -85,7 +84,7 @@ def test_it_normalises_an_upper_case_sha(jenkins: User, checkout: Service) -> No
 
 def test_it_records_the_registration_in_history(jenkins: User, checkout: Service) -> None:
     post({"service": "checkout", "git_commit_sha": SHA}, token=token_of(jenkins))
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.exclude(action__startswith="token.").get()
     assert (event.action, event.actor) == ("version.registered", jenkins)
 
 
@@ -112,7 +111,7 @@ def test_it_answers_400_naming_the_field(
     assert response.status_code == 400
     assert response.json() == errors
     assert not DeployableVersion.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.exclude(action__startswith="token.").exists()
 
 
 @pytest.mark.parametrize(
@@ -135,7 +134,7 @@ def test_it_refuses_bad_fields_with_400_and_writes_nothing(
     assert response.status_code == 400, response.content
     assert list(response.json()) == [field]
     assert not DeployableVersion.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.exclude(action__startswith="token.").exists()
 
 
 def test_a_naive_commit_time_is_read_as_utc(jenkins: User, checkout: Service) -> None:

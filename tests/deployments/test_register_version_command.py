@@ -58,13 +58,13 @@ def test_it_normalises_an_upper_case_sha(checkout: Service) -> None:
 
 def test_without_user_history_names_the_system(checkout: Service) -> None:
     run("--service=checkout", f"--sha={SHA}")
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.exclude(action__startswith="token.").get()
     assert (event.action, event.actor, event.actor_name) == ("version.registered", None, "system")
 
 
 def test_with_user_history_names_that_user(jenkins: User, checkout: Service) -> None:
     run("--service=checkout", f"--sha={SHA}", "--user=jenkins")
-    assert AuditEvent.objects.get().actor == jenkins
+    assert AuditEvent.objects.exclude(action__startswith="token.").get().actor == jenkins
 
 
 def test_it_holds_user_to_the_api_permission(mallory: User, checkout: Service) -> None:
@@ -109,7 +109,7 @@ def test_bad_input_fails_naming_the_option(
         run(*args)
     assert str(caught.value).startswith(message)
     assert not DeployableVersion.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.exclude(action__startswith="token.").exists()
 
 
 def test_bad_input_exits_non_zero(checkout: Service) -> None:

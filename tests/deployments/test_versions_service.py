@@ -126,7 +126,7 @@ def test_it_refuses_bad_metadata_naming_the_field(
         register_version(actor=jenkins, service_name="checkout", git_commit_sha=SHA, **metadata)
     assert caught.value.field == field
     assert not DeployableVersion.objects.exists()
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.exclude(action__startswith="token.").exists()
 
 
 def test_it_refuses_a_naive_commit_time(jenkins: User, checkout: Service) -> None:
@@ -164,7 +164,10 @@ def test_superusers_and_the_system_may_register(alice: User, checkout: Service) 
     assert register_version(actor=alice, service_name="checkout", git_commit_sha=SHA)[1]
     _, created = register_version(actor=None, service_name="checkout", git_commit_sha="b" * 40)
     assert created
-    assert AuditEvent.objects.filter(actor_name="system").count() == 1
+    assert (
+        AuditEvent.objects.exclude(action__startswith="token.").filter(actor_name="system").count()
+        == 1
+    )
 
 
 def test_an_inactive_holder_of_the_permission_is_refused(jenkins: User, checkout: Service) -> None:
@@ -192,7 +195,7 @@ def test_losing_a_race_on_the_unique_sha_returns_the_winner(
         )
     assert (version.pk, created) == (winner.pk, False)
     assert DeployableVersion.objects.count() == 1
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.exclude(action__startswith="token.").exists()
 
 
 def test_a_failing_history_write_leaves_no_version(jenkins: User, checkout: Service) -> None:

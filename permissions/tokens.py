@@ -1,0 +1,78 @@
+"""API tokens: issued once, stored hashed, checked in constant time.
+
+A key looks like `apollo_<prefix>_<secret>`; the prefix (public) finds the row, the digest
+of the whole key (compared with hmac.compare_digest) proves it.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from history.services import record_event
+from permissions.models import ApiToken
+
+KEY_PREFIX = "apollo"
+# last_used_at is informative; writing it on every request would make each API call a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_token(*, actor: User | None, user: User, name: str) -> tuple[ApiToken, str]:
+    """Create a token for user; returns the row and the key, which is never available again."""
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        token = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=_digest(key))
+        record_event(
+            actor=actor, action="token.issued", target=token,
+            summary=f"issued API token '{name}' ({prefix}…) for {user.username}",
+        )  # fmt: skip
+    return token, key
+
+
+def revoke_token(*, actor: User | None, token: ApiToken) -> None:
+    with transaction.atomic():
+        record_event(
+            actor=actor, action="token.revoked", target=token,
+            summary=f"revoked API token '{token.name}' ({token.prefix}…) of {token.user}",
+        )  # fmt: skip
+        token.delete()
+
+
+def user_for_key(key: str) -> User | None:
+    parts = key.split("_", 2)  # the secret part may itself contain "_"
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    digest = _digest(key)
+    for token in ApiToken.objects.select_related("user").filter(prefix=parts[1]):
+        if hmac.compare_digest(token.digest, digest):
+            _touch(token)
+            return token.user
+    return None
+
+
+def _touch(token: ApiToken) -> None:
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+class ApiTokenAuthentication(authentication.TokenAuthentication):
+    """DRF authentication for `Authorization: Token <key>` against hashed ApiTokens."""
+
+    def authenticate_credentials(self, key: str) -> tuple[User, str]:
+        user = user_for_key(key)
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return user, key
