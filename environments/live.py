@@ -245,9 +245,13 @@ class EnvironmentWatcher:
         self.latest = state
         layer: Any = get_channel_layer()
         message = {"type": "environment.state", "state": state}
-        future = asyncio.run_coroutine_threadsafe(
-            layer.group_send(group_name(self.environment_id), message), self.loop
-        )
+        send = layer.group_send(group_name(self.environment_id), message)
+        try:
+            future = asyncio.run_coroutine_threadsafe(send, self.loop)
+        except RuntimeError:  # the event loop is gone (its server stopped): stop watching
+            send.close()
+            self.stop()
+            return
         with contextlib.suppress(Exception):
             future.result(timeout=10)
 

@@ -80,12 +80,17 @@ class ExecBridge:
     def _send(self, message: dict[str, Any]) -> None:
         if self.closed.is_set() and message.get("type") == "stdout":
             return
-        future = asyncio.run_coroutine_threadsafe(self.consumer.send_json(message), self.loop)
-        with contextlib.suppress(Exception):
-            future.result(timeout=10)
+        self._on_loop(self.consumer.send_json(message))
 
     def _finish(self, code: int) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.consumer.close(code=code), self.loop)
+        self._on_loop(self.consumer.close(code=code))
+
+    def _on_loop(self, coroutine: Any) -> None:
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except RuntimeError:  # the event loop is gone
+            coroutine.close()
+            return
         with contextlib.suppress(Exception):
             future.result(timeout=10)
 
