@@ -210,9 +210,8 @@ class ExecHandler:
     async def _feed(self, session: Session, buffer: str, echoed: int) -> tuple[str, int | None]:
         """Process complete lines in `buffer`; return the rest and an exit code if `exit` ran."""
         if session.tty:
-            buffer = self._line_discipline(buffer)
-            await session.send(STDOUT, buffer[echoed:].replace("\r", "\n"))
-            buffer = buffer.replace("\r", "\n")
+            buffer, echo = self._line_discipline(buffer[:echoed], buffer[echoed:])
+            await session.send(STDOUT, echo)
         while "\n" in buffer:
             line, buffer = buffer.split("\n", 1)
             result = await session.shell.run_line(line)
@@ -225,15 +224,19 @@ class ExecHandler:
         return buffer, None
 
     @staticmethod
-    def _line_discipline(buffer: str) -> str:
-        """Apply backspace and drop Ctrl-C'd input like a terminal in cooked mode would."""
-        out: list[str] = []
-        for char in buffer:
+    def _line_discipline(line: str, typed: str) -> tuple[str, str]:
+        """A terminal in cooked mode: echo, backspace, Ctrl-C, Enter. Returns (buffer, echo)."""
+        buffer, echo = line, ""
+        for char in typed:
             if char in ("\x7f", "\b"):
-                if out and out[-1] not in ("\r", "\n"):
-                    out.pop()
+                if buffer and not buffer.endswith("\n"):
+                    buffer, echo = buffer[:-1], echo + "\b \b"
             elif char == "\x03":
-                out.append("\r")
+                # Ctrl-C discards the line being typed; an empty command shows a fresh prompt.
+                buffer = buffer[: buffer.rfind("\n") + 1] + "\n"
+                echo += "^C\n"
+            elif char in ("\r", "\n"):
+                buffer, echo = buffer + "\n", echo + "\n"
             else:
-                out.append(char)
-        return "".join(out)
+                buffer, echo = buffer + char, echo + char
+        return buffer, echo

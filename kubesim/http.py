@@ -466,7 +466,6 @@ class KubeHandlers:
             "apiVersion": rtype.api_version,
             "metadata": {
                 "resourceVersion": str(self.cluster.store.resource_version),
-                "annotations": {"k8s.io/initial-events-end": "true"},
             },
         }
         return _event_line("BOOKMARK", dumps(obj))

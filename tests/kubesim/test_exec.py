@@ -181,3 +181,30 @@ def test_a_tty_session_echoes_and_prompts(core: client.CoreV1Api, kubesim_namesp
     resp.write_stdin("exit\r")
     resp.run_forever(timeout=5)
     assert resp.returncode == 0
+
+
+def test_a_tty_session_handles_backspace_and_ctrl_c(
+    core: client.CoreV1Api, kubesim_namespace: str
+) -> None:
+    name = start(core, kubesim_namespace, "keys", "registry.example/tool:alpine")
+    resp = stream(
+        core.connect_get_namespaced_pod_exec,
+        name,
+        kubesim_namespace,
+        command=["sh"],
+        stderr=True,
+        stdin=True,
+        stdout=True,
+        tty=True,
+        _preload_content=False,
+    )
+    resp.write_stdin("echo hx\x7fi\r")
+    resp.write_stdin("oops\x03")
+    out = ""
+    for _ in range(50):
+        resp.update(timeout=0.1)
+        out += resp.read_stdout()
+        if out.count("/ # ") >= 3:
+            break
+    assert out == "/ # echo hx\b \bi\r\nhi\r\n/ # oops^C\r\n/ # "
+    resp.close()
