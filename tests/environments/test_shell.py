@@ -42,7 +42,7 @@ async def _type(socket: WebsocketCommunicator, text: str) -> str:
     out = ""
     while True:
         message = await socket.receive_json_from(timeout=5)
-        out += message.get("data", "")
+        out += str(message.get("data", ""))
         if "hello" in out.split(text.strip(), 1)[-1]:
             return out
 
@@ -78,9 +78,9 @@ async def test_bob_with_an_exec_grant_runs_echo_in_bash_and_history_has_the_sess
     await socket.send_json_to({"type": "stdin", "data": "exit\r"})
     await receive_until(socket, lambda m: m["type"] == "exit")
     await socket.disconnect()
-    events = await sync_to_async(list)(
-        AuditEvent.objects.filter(action__startswith="shell.").order_by("id")
-    )
+    events: list[AuditEvent] = await sync_to_async(
+        lambda: list(AuditEvent.objects.filter(action__startswith="shell.").order_by("id"))
+    )()
     assert [e.action for e in events] == ["shell.opened", "shell.closed"]
     closed = events[1].data
     assert closed["pod"] == pod
