@@ -1,9 +1,12 @@
-// Live deployment page: one websocket. "deployment.status" replaces the status badge (and, once
-// the deployment has finished, reloads the actions and the snapshot); "deployment.timeline"
-// appends an entry. On every (re)connect the timeline is reloaded so that entries written while
-// the socket was closed are not missed.
+// Live deployment page. The websocket pushes "deployment.status" (the badge) and
+// "deployment.timeline" (one entry). The page also resyncs from the server: on every (re)connect,
+// whenever the status changes, and every few seconds until the deployment has finished. The
+// websocket only reaches this page when the worker shares a channel layer with the web server
+// (REDIS_URL); with the in-memory default the worker runs in another process, so the resync is
+// what keeps the page live there.
 const root = document.getElementById("deployment");
 const TERMINAL = new Set(["DONE", "FAILED", "CANCELED"]);
+const POLL_MS = { connected: 10000, disconnected: 2000 };
 
 const keyOf = (entry) => `${entry.at}|${entry.source}|${entry.message}`;
 
@@ -25,36 +28,48 @@ function appendEntry(list, entry) {
   list.append(li);
 }
 
-async function reloadTimeline(list) {
-  const response = await fetch(root.dataset.timeline, { credentials: "same-origin" });
-  if (!response.ok) return;
-  const fresh = document.createElement("ol");
-  fresh.innerHTML = await response.text();
-  // Keep live entries that arrived while the fragment was loading.
+function mergeTimeline(list, fresh) {
+  // Keep live entries that arrived while the page was loading.
   const known = new Set([...fresh.children].map((li) => li.dataset.key));
   const extra = [...list.children].filter((li) => !known.has(li.dataset.key));
   list.replaceChildren(...fresh.children, ...extra);
-}
-
-async function reloadSections(ids) {
-  const response = await fetch(location.href, { credentials: "same-origin" });
-  if (!response.ok) return;
-  const page = new DOMParser().parseFromString(await response.text(), "text/html");
-  for (const id of ids) {
-    const fresh = page.getElementById(id);
-    const current = document.getElementById(id);
-    if (fresh && current) current.replaceWith(fresh);
-  }
 }
 
 if (root) {
   const list = document.getElementById("timeline");
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   let delay = 1000;
+  let connected = false;
   let status = root.dataset.status;
+  let timer = null;
+
+  const schedule = () => {
+    clearTimeout(timer);
+    if (!TERMINAL.has(status)) timer = setTimeout(resync, connected ? POLL_MS.connected : POLL_MS.disconnected);
+  };
+
+  async function resync() {
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      for (const id of ["status", "status-reason", "actions", "snapshot"]) {
+        const fresh = page.getElementById(id);
+        const current = document.getElementById(id);
+        if (fresh && current) current.replaceWith(fresh);
+      }
+      const freshList = page.getElementById("timeline");
+      if (freshList) mergeTimeline(list, freshList);
+      const freshRoot = page.getElementById("deployment");
+      if (freshRoot) status = root.dataset.status = freshRoot.dataset.status;
+    } finally {
+      schedule();
+    }
+  }
+
   const connect = () => {
     const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.ws}`);
-    socket.addEventListener("open", () => { delay = 1000; reloadTimeline(list); });
+    socket.addEventListener("open", () => { delay = 1000; connected = true; resync(); });
     socket.addEventListener("message", (event) => {
       const payload = JSON.parse(event.data);
       if (payload.type === "deployment.timeline") {
@@ -64,22 +79,16 @@ if (root) {
       if (payload.type !== "deployment.status") return;
       document.getElementById("status").innerHTML = payload.badge_html;
       document.getElementById("status-reason").textContent = payload.status_reason || "—";
-      if (payload.status !== status) {
-        status = payload.status;
-        root.dataset.status = status;
-        if (TERMINAL.has(status)) {
-          reloadSections(["actions", "snapshot"]);
-          reloadTimeline(list);
-        } else {
-          reloadSections(["actions"]);
-        }
-      }
+      if (payload.status !== status) resync();  // the actions and the snapshot change too
     });
     socket.addEventListener("close", (event) => {
+      connected = false;
+      schedule();
       if (event.code === 4401 || event.code === 4404) return;
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
     });
   };
   connect();
+  schedule();
 }

@@ -1,0 +1,173 @@
+"""Deploy journeys in a real browser: the Deploy page, the live deployment page, cancel.
+
+The live server runs in a child process and the worker in this one; both use the file-backed
+test database and reach kubesim over TLS with the staging environment's token.
+"""
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from kubernetes import client
+from playwright.sync_api import Page, expect
+
+from deployments.models import DeployableVersion, Deployment
+from deployments.status import Status
+from environments.models import Environment
+from kubesim.testing import KubesimHandle
+from permissions.services import explain, grant
+from permissions.verbs import Verb
+from tests import factories
+from tests.kubeenv import deploy, wait_for, wait_until_terminal
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.browser
+LIVE_TIMEOUT = 40_000  # ms: a rollout on kubesim plus the page catching up
+
+
+def _log_in(page: Page, live: LiveServer, username: str) -> None:
+    page.goto(live.url + "/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".who")).to_have_text(username)
+
+
+def _deploy_through_the_page(
+    page: Page, live: LiveServer, environment: str, service: str, *, sha: str = "",
+    version: DeployableVersion | None = None, message: str = "",
+) -> None:  # fmt: skip
+    page.goto(live.url + "/deploy/")
+    page.get_by_label("Environments", exact=True).select_option(label=environment)
+    page.get_by_label("Services", exact=True).select_option(label=service)
+    if version is not None:
+        # The versions of the chosen service arrive without a page reload.
+        radio = page.locator(f"input[name=version][value='{version.git_commit_sha}']")
+        expect(radio).to_be_visible()
+        radio.check()
+    else:
+        page.get_by_label("Commit sha or prefix").fill(sha)
+    if message:
+        page.get_by_label("Message").fill(message)
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.get_by_role("heading", name="Deploy results")).to_be_visible()
+
+
+def test_bob_deploys_to_staging_and_watches_it_reach_done_without_reloading(
+    live_apollo: LiveServer, page: Page, bob: User, staging: Environment, worker: object
+) -> None:
+    service = factories.make_service("checkout")
+    version = factories.make_version(
+        service, commit_message="Faster basket", commit_author="dev", branch="main"
+    )
+    _log_in(page, live_apollo, "bob")
+    page.goto(live_apollo.url + "/deploy/")
+    page.get_by_label("Services", exact=True).select_option(label="checkout")
+    expect(page.get_by_text("Faster basket")).to_be_visible()
+    _deploy_through_the_page(page, live_apollo, "staging", "checkout", version=version,
+                             message="ship it")  # fmt: skip
+    created = page.locator("tr.result-created")
+    expect(created).to_contain_text("checkout")
+    created.get_by_role("link", name=re.compile(r"Deployment #\d+")).click()
+    expect(page.get_by_role("heading", name=re.compile(r"Deployment #\d+"))).to_be_visible()
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    expect(page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#timeline")).to_contain_text("applied", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#snapshot")).to_contain_text(version.git_commit_sha[:12])
+    assert page.evaluate("window.__same_page") is True
+    deployment = Deployment.objects.get()
+    assert deployment.status == Status.DONE
+    assert deployment.message == "ship it"
+
+
+def test_bob_is_refused_on_production_with_the_explanation(
+    live_apollo: LiveServer, page: Page, bob: User, staging: Environment
+) -> None:
+    production = factories.make_environment("production", availability="production")
+    service = factories.make_service("checkout")
+    # bob may deploy payments to production, so production is offered; checkout is not his.
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], environment=production,
+          service=factories.make_service("payments"))  # fmt: skip
+    version = factories.make_version(service)
+    _log_in(page, live_apollo, "bob")
+    _deploy_through_the_page(
+        page, live_apollo, "production", "checkout", sha=version.git_commit_sha[:8]
+    )
+    refused = page.locator("tr.result-refused")
+    expect(refused).to_contain_text("refused")
+    reason = explain(bob, Verb.DEPLOY, service=service, environment=production).reason
+    expect(refused).to_contain_text(reason)
+    assert not Deployment.objects.exists()
+
+
+def test_a_missing_image_ends_failed_naming_the_image(
+    live_apollo: LiveServer, page: Page, bob: User, staging: Environment,
+    worker: object, kubesim: KubesimHandle,
+) -> None:  # fmt: skip
+    service = factories.make_service("ghost")
+    version = factories.make_version(service)
+    kubesim.mark_image_missing(version.image)
+    _log_in(page, live_apollo, "bob")
+    _deploy_through_the_page(page, live_apollo, "staging", "ghost", sha=version.git_commit_sha)
+    page.locator("tr.result-created").get_by_role("link").click()
+    expect(page.locator("#status")).to_have_text("FAILED", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status-reason")).to_contain_text(f"image {version.image} not found")
+
+
+def test_carol_sees_no_cancel_button_and_a_forged_cancel_is_refused(
+    live_apollo: LiveServer, page: Page, alice: User, carol: User
+) -> None:
+    service = factories.make_service("checkout")
+    running = factories.make_deployment(
+        service=service, environment=factories.make_environment("staging"), deployed_by=alice,
+        source_version=factories.make_version(service), status=Status.STARTED,
+    )  # fmt: skip
+    _log_in(page, live_apollo, "carol")
+    page.goto(f"{live_apollo.url}/deployments/{running.pk}/")
+    expect(page.locator("#status")).to_have_text("STARTED")
+    expect(page.get_by_text("Cancel deployment")).to_have_count(0)
+    # A forged form with a valid CSRF token: only the server-side check can refuse it.
+    page.evaluate(
+        """(url) => {
+            const form = document.createElement("form");
+            form.method = "post";
+            form.action = url;
+            const token = document.querySelector("input[name=csrfmiddlewaretoken]").cloneNode();
+            form.append(token);
+            document.body.append(form);
+            form.submit();
+        }""",
+        f"/deployments/{running.pk}/cancel/",
+    )
+    expect(page.locator(".messages")).to_contain_text("Not cancelled")
+    expect(page.locator(".messages")).to_contain_text("carol")
+    running.refresh_from_db()
+    assert running.status == Status.STARTED
+
+
+def test_alice_cancels_a_slow_rollout_and_the_previous_version_runs_again(
+    live_apollo: LiveServer, page: Page, alice: User, staging: Environment,
+    worker: object, kubesim: KubesimHandle,
+) -> None:  # fmt: skip
+    service = factories.make_service("api")
+    old, new = factories.make_version(service), factories.make_version(service)
+    first = wait_until_terminal(deploy(alice, service, staging, old).deployment)  # type: ignore[arg-type]
+    assert first.status == Status.DONE, first.status_reason
+    kubesim.register_image(new.image, "notready")
+    _log_in(page, live_apollo, "alice")
+    _deploy_through_the_page(page, live_apollo, "staging", "api", sha=new.git_commit_sha)
+    page.locator("tr.result-created").get_by_role("link").click()
+    second = Deployment.objects.get(version=new)
+    wait_for(second, lambda d: d.applied_at is not None)
+    page.get_by_role("link", name="Cancel deployment…").click()
+    expect(page.get_by_role("heading", name=re.compile("Cancel deployment"))).to_be_visible()
+    expect(page.get_by_text(old.git_commit_sha[:12])).to_be_visible()
+    page.get_by_role("button", name="Yes, cancel the deployment").click()
+    expect(page.locator(".messages")).to_contain_text("is being cancelled")
+    expect(page.locator("#status")).to_have_text("CANCELED", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status-reason")).to_contain_text(
+        f"rolled back to {old.git_commit_sha[:12]}"
+    )
+    apps = client.AppsV1Api(kubesim.api_client())
+    running = apps.read_namespaced_deployment("api", staging.namespace)
+    assert running.spec.template.spec.containers[0].image == old.image
