@@ -16,7 +16,7 @@ from kubesim.cluster import Cluster
 from kubesim.control import Control
 from kubesim.errors import ApiError, failure_status, forbidden
 from kubesim.exec import ExecHandler
-from kubesim.http import KubeHandlers, Route, json_response, parse_route
+from kubesim.http import STREAMING, KubeHandlers, Route, json_response, parse_route
 from kubesim.logs import LogBook
 from kubesim.logs_http import LogHandler
 from kubesim.proxy import ProxyHandler
@@ -95,7 +95,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as error:
-        if request.get("streaming"):
+        if request.get(STREAMING):
             raise  # headers are gone already: a Status now would corrupt the stream
         return error_response(error)
     except web.HTTPException:
@@ -103,7 +103,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as exc:
-        if request.get("streaming"):
+        if request.get(STREAMING):
             raise
         log.exception("internal error on %s %s", request.method, request.path)
         return json_response(

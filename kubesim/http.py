@@ -23,6 +23,8 @@ from kubesim.store import Entry, Watcher, dumps
 
 JSON = dict[str, Any]
 SubHandler = Callable[["Route", web.Request], Awaitable[web.StreamResponse]]
+# Set once a streaming response (watch, log follow) has sent its headers.
+STREAMING = web.RequestKey("streaming", bool)
 
 
 @dataclass
@@ -405,7 +407,7 @@ class KubeHandlers:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        request["streaming"] = True
+        request[STREAMING] = True
         try:
             watcher = self.cluster.store.watch(route.rtype, namespace, object_filter, since)
         except ApiError as exc:

@@ -13,6 +13,7 @@ from aiohttp import web
 from kubesim import resources as R
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError, bad_request
+from kubesim.http import STREAMING
 from kubesim.logs import LogBook, LogQuery, LogRun, first_index, render
 from kubesim.meta import parse_iso
 
@@ -99,7 +100,7 @@ class LogHandler:
         if follow:
             response.enable_chunked_encoding()
         await response.prepare(request)
-        request["streaming"] = True
+        request[STREAMING] = True
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             await self._stream(request, response, pod["metadata"]["uid"], run, query, follow)
         return response

@@ -122,3 +122,54 @@ def test_apply_keeps_a_rollout_restart_annotation_owned_by_someone_else(
     )
     annotations = again.to_dict()["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}
+
+
+def test_apply_serves_services_and_ingresses_too(kubesim_api: Any, kubesim_namespace: str) -> None:
+    resources = dynamic.DynamicClient(kubesim_api).resources
+    services = resources.get(api_version="v1", kind="Service")
+    ingresses = resources.get(api_version="networking.k8s.io/v1", kind="Ingress")
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30123}],
+        },
+    }
+    applied = services.server_side_apply(
+        body=service, field_manager="apollo", namespace=kubesim_namespace
+    )
+    assert applied.spec.ports[0].nodePort == 30123
+    again = services.server_side_apply(
+        body=service, field_manager="apollo", namespace=kubesim_namespace
+    )
+    assert again.spec.clusterIP == applied.spec.clusterIP
+    ingress = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {
+            "rules": [
+                {
+                    "host": "web.example",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    created = ingresses.server_side_apply(
+        body=ingress, field_manager="apollo", namespace=kubesim_namespace
+    )
+    assert created.spec.rules[0].host == "web.example"
+    typed = client.NetworkingV1Api(kubesim_api).read_namespaced_ingress("web", kubesim_namespace)
+    assert isinstance(typed, client.V1Ingress)
