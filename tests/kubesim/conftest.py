@@ -1,8 +1,8 @@
 """kubesim fixtures for this folder.
 
-The root tests/conftest.py may load `kubesim.pytest_plugin` through `pytest_plugins`; then the
-fixtures already exist and importing them here would define a second session server, so they
-are imported only when the plugin is not loaded yet.
+The root tests/conftest.py loads `kubesim.pytest_plugin` through `pytest_plugins`, so the
+fixtures normally exist already. The import below only runs when this folder is used without
+that root conftest; importing them a second time would define a second session server.
 """
 
 import sys
