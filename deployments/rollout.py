@@ -100,7 +100,9 @@ class Follower:
     def run(self) -> RolloutResult:
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
-        deployment = kube.read_deployment(self.cluster, self.namespace, self.name)
+        deployment = self._read_deployment()
+        if isinstance(deployment, RolloutResult):
+            return deployment
         if deployment is None:
             return RolloutResult("failed", f"Deployment {self.name} is not in {self.namespace}")
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
@@ -119,6 +121,30 @@ class Follower:
         finally:
             stop.set()
 
+    def _read_deployment(self) -> Obj | RolloutResult | None:
+        """The Deployment as it is now, retried like the watches while the cluster is away.
+
+        A 5xx or a refused connection on this first read must not end the deployment: it is
+        the same outage the watchers ride out, bounded by the same unreachable limit.
+        """
+        backoff = 0.2
+        while True:
+            try:
+                return kube.read_deployment(self.cluster, self.namespace, self.name)
+            except (kube.ClusterUnreachable, kube.KubeError) as exc:
+                unreachable = self._absorb("unreachable", str(exc))
+                if unreachable:
+                    return RolloutResult("failed", unreachable)
+            if self.should_stop():
+                return RolloutResult("interrupted", "stopped following")
+            if time.monotonic() > self.deadline:
+                return RolloutResult(
+                    "failed", f"rollout did not finish within {self.timeout_seconds} s "
+                    f"(cluster unreachable: {self.observation.unreachable_reason})",
+                )  # fmt: skip
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
     def _loop(self, events: "queue.Queue[tuple[str, Any]]") -> RolloutResult:
         last_reason = ""
         while True:
@@ -132,6 +158,10 @@ class Follower:
             try:
                 kind, payload = events.get(timeout=0.5)
             except queue.Empty:
+                # Watchers blocked in a connect or a read send nothing: the limit still holds.
+                unreachable = self._unreachable_too_long()
+                if unreachable:
+                    return RolloutResult("failed", unreachable)
                 continue
             unreachable = self._absorb(kind, payload)
             if unreachable:
@@ -155,12 +185,7 @@ class Follower:
                 seen.unreachable_since = now
                 self.on_progress("cluster", f"cluster unreachable, retrying: {payload}")
             seen.unreachable_reason = str(payload)
-            if now - seen.unreachable_since > self.unreachable_limit:
-                return (
-                    f"cluster unreachable for more than {self.unreachable_limit:.0f} s: "
-                    f"{seen.unreachable_reason}"
-                )
-            return ""
+            return self._unreachable_too_long()
         if seen.unreachable_since is not None:
             seen.unreachable_since = None
             self.on_progress("cluster", "cluster reachable again")
@@ -177,6 +202,15 @@ class Follower:
         else:
             self._pod_event(event)
         return ""
+
+    def _unreachable_too_long(self) -> str:
+        since = self.observation.unreachable_since
+        if since is None or time.monotonic() - since <= self.unreachable_limit:
+            return ""
+        return (
+            f"cluster unreachable for more than {self.unreachable_limit:.0f} s: "
+            f"{self.observation.unreachable_reason}"
+        )
 
     def _pod_event(self, event: kube.WatchEvent) -> None:
         name = event.object["metadata"]["name"]

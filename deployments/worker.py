@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -42,13 +42,18 @@ TIMELINE_LIMIT = 300
 RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
 
 
-def claim(owner: str) -> Deployment | None:
-    """Claim one deployment: the oldest PENDING, or one in progress whose lease expired."""
+def claim(owner: str, *, exclude: Collection[int] = ()) -> Deployment | None:
+    """Claim one deployment: the oldest PENDING, or one in progress whose lease expired.
+
+    exclude: the deployments this worker is driving already. Their lease may lapse while a
+    call is slow; the worker must not claim them again and drive them twice.
+    """
     now = timezone.now()
     candidates = (
         Deployment.objects.filter(
             Q(status=Status.PENDING) | Q(status__in=RESUMABLE, lease_expires_at__lt=now)
         )
+        .exclude(pk__in=list(exclude))
         .order_by("created_at", "id")
         .values_list("pk", "status", "lease_expires_at")[:10]
     )
@@ -97,6 +102,9 @@ class Run:
         status = Deployment.objects.filter(pk=self.deployment.pk).values_list("status", flat=True)
         return Status(status.get())
 
+    def owns_lease(self) -> bool:
+        return Deployment.objects.filter(pk=self.deployment.pk, lease_owner=self.owner).exists()
+
     def renew_lease(self) -> bool:
         """Extend the lease; False when another worker took the deployment over."""
         if time.monotonic() - self.lease_renewed < LEASE.total_seconds() / 3:
@@ -114,6 +122,8 @@ class Run:
         status = Status(self.deployment.status)
         if status == Status.STARTED:
             self.deploy()
+            if self.shutdown.is_set() or not self.owns_lease():
+                return  # handed over (or taken over): the next owner carries on
             status = self.current_status()
         if status in (Status.PENDING_CANCELLATION, Status.CANCELING):
             self.roll_back()
@@ -172,37 +182,53 @@ class Run:
             return None
 
     def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:
+        """Server-side apply every document; False when the deployment ended FAILED.
+
+        Documents are applied one at a time and a retry resumes at the one that failed: with
+        a share of 5xx answers, re-sending the whole list each time would rarely get through.
+        APPLY_ATTEMPTS bounds the attempts in a row that meet an unreachable cluster.
+        """
         d = self.deployment
         cluster, namespace = d.environment.cluster, d.environment.namespace
-        delay = 0.5
-        for attempt in range(1, APPLY_ATTEMPTS + 1):
+        pending, attempt, delay = list(documents), 0, 0.5
+        while pending:
             try:
-                kube.apply(cluster, namespace, documents)
+                kube.apply(cluster, namespace, pending[:1])
             except kube.ClusterUnreachable as exc:
+                attempt += 1
                 self.note("cluster", f"apply attempt {attempt}/{APPLY_ATTEMPTS} failed: {exc}")
-                if attempt == APPLY_ATTEMPTS or self.shutdown.wait(delay):
+                if attempt >= APPLY_ATTEMPTS:
                     self.finish(
                         Status.FAILED,
                         f"cluster {cluster.name} unreachable after {attempt} attempts: {exc}",
                     )
                     return False
+                if self.shutdown.wait(delay):
+                    # Stopping: the next worker applies it (applied_at is still unset).
+                    self.note("worker", "worker stopping before the apply went through")
+                    return False
                 delay = min(delay * 2, 8.0)
+                self.renew_lease()
                 continue
             except kube.KubeError as exc:
                 self.finish(Status.FAILED, f"the cluster refused the manifests: {exc}")
                 return False
-            kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
-            self.note("worker", f"applied {what}: {kinds}")
-            return True
-        return False
+            pending.pop(0)
+            attempt, delay = 0, 0.5
+        kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
+        self.note("worker", f"applied {what}: {kinds}")
+        return True
 
     def follow(
         self, documents: list[dict[str, Any]], sha: str, *, cancelling: bool = False
     ) -> RolloutResult:
         d = self.deployment
         name = next(doc for doc in documents if doc["kind"] == "Deployment")["metadata"]["name"]
-        started = d.started_at or timezone.now()
         timeout = d.environment.rollout_timeout_seconds
+        # A forward rollout's clock starts when the deployment started (a resumed one keeps
+        # it); a rollback is a rollout of its own and gets the whole timeout, however late in
+        # the forward rollout the cancellation came.
+        started = timezone.now() if cancelling else (d.started_at or timezone.now())
         remaining = timeout - (timezone.now() - started).total_seconds()
 
         def should_stop() -> bool:
@@ -289,7 +315,9 @@ def run_worker(
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool:
         while not shutdown.is_set():
             close_old_connections()
-            deployment = claim(owner) if len(active) < parallel else None
+            with lock:
+                busy = set(active)
+            deployment = claim(owner, exclude=busy) if len(busy) < parallel else None
             if deployment is None:
                 if on_idle is not None:
                     on_idle()
