@@ -1,0 +1,302 @@
+"""Deploy latency: from the deploy request to the first apply and to DONE, against kubesim.
+
+Pods start instantly (kubesim startup_delay 0), so what is measured is Apollo's own overhead:
+request_deployment, the worker's poll for PENDING rows, rendering, server-side apply, the
+follower's watches and the bookkeeping around them. Baselines measured in the same run: the
+bare kubernetes client's server-side apply of the same manifests, and that apply followed by a
+watch until the rollout is complete (what `kubectl apply && kubectl rollout status` does).
+
+Runs kubesim embedded and the worker in a thread, on its own SQLite database under var/
+(BENCH_DATABASE_URL overrides), never on the database DATABASE_URL names.
+"""
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = ROOT / "var" / "bench-deploy.sqlite3"
+os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DB}")
+os.environ.pop("REDIS_URL", None)  # live updates go to the in-memory layer, not a real Redis
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
+
+DEPLOYS = 20
+NAMESPACE = "bench"
+POLL_INTERVALS = (0.5, 0.05)  # rundeployments' default, and a tight loop
+SERVICE_TEMPLATE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{service}}
+spec:
+  selector: {app: {{service}}}
+  ports:
+    - port: 80
+"""
+
+
+class Stamps:
+    """perf_counter() of each step of the deployment being measured (one at a time)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.at: dict[str, float] = {}
+        self.finished = threading.Event()
+
+    def mark(self, step: str) -> None:
+        self.at.setdefault(step, time.perf_counter())
+
+
+STAMPS = Stamps()
+
+
+def _instrument() -> None:
+    """Wrap the worker's claim, apply and finish to time-stamp them (the same calls it makes)."""
+    from deployments import rollout, worker
+    from environments import kube
+
+    claim, apply, finish = worker.claim, kube.apply, worker.Run.finish
+    follow = rollout.Follower.run
+
+    def timed_claim(*args: Any, **kwargs: Any) -> Any:
+        claimed = claim(*args, **kwargs)
+        if claimed is not None:
+            STAMPS.mark("claimed")
+        return claimed
+
+    def timed_apply(*args: Any, **kwargs: Any) -> Any:
+        STAMPS.mark("first_apply_sent")
+        result = apply(*args, **kwargs)
+        STAMPS.mark("first_apply_answered")
+        return result
+
+    def timed_finish(self: Any, status: Any, reason: str) -> None:
+        finish(self, status, reason)
+        STAMPS.mark("finished")
+        STAMPS.at["status"] = 1.0 if status == "DONE" else 0.0
+        STAMPS.finished.set()
+
+    def timed_follow(self: Any) -> Any:
+        STAMPS.mark("follow_started")
+        result = follow(self)
+        STAMPS.mark("verdict")
+        return result
+
+    worker.claim = timed_claim
+    rollout.Follower.run = timed_follow  # type: ignore[method-assign]
+    kube.apply = timed_apply
+    worker.Run.finish = timed_finish  # type: ignore[method-assign]
+
+
+def _setup(sim: Any) -> tuple[Any, Any, Any]:
+    from django.contrib.auth.models import User
+
+    from deployments.models import Service
+    from environments.models import Cluster, Environment
+
+    user = User.objects.create_superuser("bench", password="bench-password-0123")
+    cluster = Cluster(
+        name="kubesim", connection=Cluster.Connection.TOKEN, api_url=sim.url,
+        ca_certificate=sim.ca_cert_pem,
+    )  # fmt: skip
+    cluster.set_token(sim.token)
+    cluster.save()
+    environment = Environment.objects.create(
+        name="bench", cluster=cluster, namespace=NAMESPACE, availability="staging",
+        rollout_timeout_seconds=60,
+    )  # fmt: skip
+    from tests.factories import DEPLOYMENT_TEMPLATE
+
+    service = Service.objects.create(
+        name="web", image_repository="registry.example.com/web",
+        deployment_template=DEPLOYMENT_TEMPLATE, service_template=SERVICE_TEMPLATE,
+        default_variables={"replicas": 2},
+    )  # fmt: skip
+    return user, environment, service
+
+
+def _deploy_once(user: Any, environment: Any, service: Any, poll: float) -> dict[str, float]:
+    import secrets
+
+    from deployments.models import DeployableVersion
+    from deployments.services.deploy import request_deployment
+
+    version = DeployableVersion.objects.create(
+        service=service, git_commit_sha=secrets.token_hex(20)
+    )
+    # A request arrives at a random moment of the worker's poll cycle, as real ones do.
+    time.sleep(random.uniform(0, poll))
+    STAMPS.reset()
+    start = time.perf_counter()
+    outcome = request_deployment(
+        user=user, service=service, environment=environment, version=version
+    )
+    requested = time.perf_counter()
+    assert outcome.kind == "created", outcome.reason
+    if not STAMPS.finished.wait(60):
+        raise RuntimeError("the deployment did not finish within 60 s")
+    assert STAMPS.at["status"] == 1.0, outcome.deployment and outcome.deployment.pk
+    at = STAMPS.at
+    return {
+        "request_call": (requested - start) * 1000,
+        "to_claim": (at["claimed"] - start) * 1000,
+        "to_first_apply": (at["first_apply_sent"] - start) * 1000,
+        "first_apply_rtt": (at["first_apply_answered"] - at["first_apply_sent"]) * 1000,
+        "to_done": (at["finished"] - start) * 1000,
+        "apply_to_done": (at["finished"] - at["first_apply_sent"]) * 1000,
+        "apply_to_follow": (at["follow_started"] - at["first_apply_sent"]) * 1000,
+        "follow": (at["verdict"] - at["follow_started"]) * 1000,
+        "verdict_to_done": (at["finished"] - at["verdict"]) * 1000,
+    }
+
+
+def _documents(service: Any, environment: Any, sha: str) -> list[dict[str, Any]]:
+    from deployments.manifests import render_for
+    from deployments.models import DeployableVersion
+
+    version = DeployableVersion(service=service, git_commit_sha=sha)
+    return render_for(service=service, environment=environment, version=version, group=None)
+
+
+def _bare_apply(apps: Any, core: Any, documents: list[dict[str, Any]]) -> None:
+    for doc in documents:
+        patch = apps.patch_namespaced_deployment if doc["kind"] == "Deployment" else (
+            core.patch_namespaced_service
+        )  # fmt: skip
+        patch(
+            doc["metadata"]["name"], NAMESPACE, doc, field_manager="bench", force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+
+def _complete(obj: Any) -> bool:
+    status, desired = obj.status, obj.spec.replicas or 0
+    return bool(
+        (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+        and (status.updated_replicas or 0) >= desired
+        and (status.replicas or 0) == (status.updated_replicas or 0)
+        and (status.available_replicas or 0) >= desired
+        and (status.ready_replicas or 0) >= desired
+    )
+
+
+def _baselines(sim: Any, service: Any, environment: Any) -> tuple[list[float], list[float]]:
+    """The bare client: SSA round trip of the same manifests; SSA then watch until complete."""
+    import secrets
+
+    from kubernetes import client, watch
+
+    api = sim.api_client()
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    applies, rollouts = [], []
+    for _ in range(DEPLOYS):
+        documents = _documents(service, environment, secrets.token_hex(20))
+        start = time.perf_counter()
+        _bare_apply(apps, core, documents)
+        applies.append((time.perf_counter() - start) * 1000)
+    for _ in range(DEPLOYS):
+        documents = _documents(service, environment, secrets.token_hex(20))
+        start = time.perf_counter()
+        _bare_apply(apps, core, documents)
+        watcher = watch.Watch()
+        for event in watcher.stream(
+            apps.list_namespaced_deployment, NAMESPACE, field_selector="metadata.name=web",
+            timeout_seconds=30,
+        ):  # fmt: skip
+            if _complete(event["object"]):
+                watcher.stop()
+        rollouts.append((time.perf_counter() - start) * 1000)
+    api.close()
+    return applies, rollouts
+
+
+def _median(samples: list[dict[str, float]], key: str) -> float:
+    return round(statistics.median(s[key] for s in samples), 1)
+
+
+def main() -> dict[str, Any]:
+    BENCH_DB.unlink(missing_ok=True)
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # The worker thread and the requests write at once: wait for the lock, like the app.
+        settings.DATABASES["default"].setdefault("OPTIONS", {}).update(
+            timeout=20, transaction_mode="IMMEDIATE"
+        )
+    from django.core.management import call_command
+
+    from bench.common import row, write_result
+    from deployments import worker
+    from kubesim.testing import run_kubesim
+
+    call_command("migrate", verbosity=0, interactive=False)
+    _instrument()
+    with tempfile.TemporaryDirectory() as tmp, run_kubesim(
+        tmp_dir=Path(tmp), startup_delay=0, namespaces=("default", NAMESPACE)
+    ) as sim:  # fmt: skip
+        user, environment, service = _setup(sim)
+        runs: dict[float, list[dict[str, float]]] = {}
+        for poll in POLL_INTERVALS:
+            shutdown = threading.Event()
+            thread = threading.Thread(
+                target=worker.run_worker,
+                kwargs={"shutdown": shutdown, "poll_interval": poll, "owner": "bench"},
+                daemon=True,
+            )
+            thread.start()
+            _deploy_once(user, environment, service, poll)  # warm-up: clients, templates
+            runs[poll] = [_deploy_once(user, environment, service, poll) for _ in range(DEPLOYS)]
+            shutdown.set()
+            thread.join(timeout=30)
+        applies, rollouts = _baselines(sim, service, environment)
+    rows = []
+    for poll, samples in runs.items():
+        label = f"(poll {poll} s)"
+        to_apply = [s["to_first_apply"] for s in samples]
+        to_done = [s["to_done"] for s in samples]
+        rows += [
+            row(f"request → first apply sent {label}", to_apply, applies, "bare SSA round trip"),
+            row(f"request → DONE {label}", to_done, applies, "bare SSA round trip"),
+            row(f"request → DONE {label}", to_done, rollouts, "bare SSA + watch to complete"),
+        ]
+    breakdown = {
+        f"poll {poll} s": {
+            "request_deployment call": _median(samples, "request_call"),
+            "request → claimed by the worker": _median(samples, "to_claim"),
+            "request → first apply sent": _median(samples, "to_first_apply"),
+            "first apply round trip (one document)": _median(samples, "first_apply_rtt"),
+            "first apply sent → DONE": _median(samples, "apply_to_done"),
+            "  apply (all documents) and its timeline entry": _median(samples, "apply_to_follow"),
+            "  following the rollout to a verdict": _median(samples, "follow"),
+            "  snapshot and DONE transition": _median(samples, "verdict_to_done"),
+            "request → DONE": _median(samples, "to_done"),
+        }
+        for poll, samples in runs.items()
+    }
+    result = {
+        "name": "deploy",
+        "setup": f"{DEPLOYS} sequential deployments of 2 replicas (Deployment + Service), "
+        "kubesim embedded with startup_delay 0, worker in a thread, SQLite",
+        "rows": rows,
+        "breakdown_median_ms": breakdown,
+    }
+    write_result("deploy", result)
+    return result
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(main(), indent=2))
