@@ -18,9 +18,30 @@ HEX = re.compile(r"^[0-9a-f]+$")
 MAX_ITEMS = 50  # services x environments x groups in one request
 
 
+class GroupSelect(forms.SelectMultiple):
+    """Options carry their service and environment, so the page can show only the groups of
+    the chosen ones."""
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option: dict[str, Any] = super().create_option(*args, **kwargs)
+        group = getattr(option["value"], "instance", None)
+        if isinstance(group, Group):
+            option["attrs"].update(
+                {"data-service": group.service_id, "data-environment": group.environment_id}
+            )
+        return option
+
+
 class GroupChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    widget = GroupSelect
+
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.service.name} / {obj.environment.name} / {obj.name}"
+
+
+class EnvironmentChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} (message required)" if obj.require_deployment_message else obj.name
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,7 @@ class DeployForm(forms.Form):
     a branch), optional groups and a message. Only targets where the user may deploy something
     are offered; anything else posted is "not one of the available choices"."""
 
-    environments = forms.ModelMultipleChoiceField(queryset=Environment.objects.none())
+    environments = EnvironmentChoiceField(queryset=Environment.objects.none())
     services = forms.ModelMultipleChoiceField(queryset=Service.objects.none())
     version = forms.CharField(required=False, label="Recent version")  # radios in the template
     sha = forms.CharField(

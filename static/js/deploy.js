@@ -14,6 +14,23 @@ if (form) {
     for (const radio of versions.querySelectorAll("input[name=version]")) radio.checked = false;
   };
 
+  // Offer only the groups of the chosen services in the chosen environments.
+  const environments = form.elements.namedItem("environments");
+  const groups = form.elements.namedItem("groups");
+  const filterGroups = () => {
+    const chosen = (select) => new Set([...select.selectedOptions].map((o) => o.value));
+    const s = chosen(services);
+    const e = chosen(environments);
+    for (const option of groups.options) {
+      const fits = s.has(option.dataset.service) && e.has(option.dataset.environment);
+      option.hidden = !fits;
+      if (!fits) option.selected = false;
+    }
+  };
+  services.addEventListener("change", filterGroups);
+  environments.addEventListener("change", filterGroups);
+  filterGroups();
+
   services.addEventListener("change", async () => {
     const params = new URLSearchParams();
     for (const option of services.selectedOptions) params.append("services", option.value);

@@ -401,3 +401,20 @@ def test_stale_results_send_the_user_back_to_the_form(bob: User) -> None:
     response = login(bob).get("/deploy/results/nope/")
     assert response.status_code == 302
     assert response["Location"] == "/deploy/"
+
+
+def test_group_options_name_their_service_and_environment_for_the_page_script(
+    bob: User, staging: Environment
+) -> None:
+    sharded = factories.make_service("sharded", deployed_per_group=True)
+    eu = Group.objects.create(service=sharded, environment=staging, name="eu")
+    page = login(bob).get("/deploy/").content.decode()
+    assert (
+        f'<option value="{eu.pk}" data-service="{sharded.pk}" data-environment="{staging.pk}">'
+        in page
+    )
+
+
+def test_environments_that_require_a_message_say_so(bob: User, checkout: Service) -> None:
+    factories.make_environment("strict", require_deployment_message=True)
+    assert "strict (message required)" in login(bob).get("/deploy/").content.decode()
