@@ -398,3 +398,27 @@ def test_a_cluster_that_stops_answering_fails_the_rollout_at_the_unreachable_lim
     assert "unreachable for more than 1 s" in result.reason
     assert time.monotonic() - started < 5
     assert ("cluster", "cluster unreachable, retrying: connection refused") in notes
+
+
+def test_a_worker_stopped_while_retrying_the_apply_hands_over_and_the_next_one_applies(
+    bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
+) -> None:
+    service, version = _target(faults, "retrying")
+    faults.down(2.5)
+    first = Worker("worker-a")
+    workers.append(first)
+    outcome = deploy(bob, service, staging, version)
+    wait_for(
+        outcome.deployment,  # type: ignore[arg-type]
+        lambda d: any("apply attempt 1/" in e["message"] for e in d.timeline),
+    )
+    first.stop()
+    stopped = wait_for(outcome.deployment, lambda d: True)  # type: ignore[arg-type]
+    # Not FAILED for an outage it did not wait out: handed over, still to be applied.
+    assert stopped.status == Status.STARTED, stopped.status_reason
+    assert stopped.applied_at is None
+    _wait_until_up(faults)
+    workers.append(Worker("worker-b"))
+    deployment = wait_until_terminal(stopped, timeout=15)
+    _assert_done(deployment)
+    assert len(_applied(deployment)) == 1
