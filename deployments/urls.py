@@ -8,11 +8,6 @@ urlpatterns = [
     path("deploy/results/<str:token>/", views.deploy_results, name="deploy-results"),
     path("deployments/diff/", views.diff, name="deployment-diff"),
     path("deployments/<int:deployment_id>/", views.deployment_detail, name="deployment-detail"),
-    path(
-        "deployments/<int:deployment_id>/timeline/",
-        views.deployment_timeline,
-        name="deployment-timeline",
-    ),
     path("deployments/<int:deployment_id>/cancel/", views.cancel, name="deployment-cancel"),
     path("deployments/<int:deployment_id>/redeploy/", views.redeploy, name="deployment-redeploy"),
 ]

@@ -201,17 +201,6 @@ def _cancellable(deployment: Deployment) -> bool:
 
 
 @login_required
-@require_GET
-def deployment_timeline(request: HttpRequest, deployment_id: int) -> HttpResponse:
-    """The timeline fragment: the page reloads it when its websocket (re)connects, so entries
-    written while it was not connected are not missed."""
-    deployment = Deployment.objects.filter(pk=deployment_id).only("timeline").first()
-    if deployment is None:
-        raise Http404(f"No deployment #{deployment_id}.")
-    return render(request, "deployments/_timeline.html", {"timeline": deployment.timeline})
-
-
-@login_required
 @require_http_methods(["GET", "POST"])
 def cancel(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """GET: the confirmation page. POST: cancel through the service, which checks again."""

@@ -111,12 +111,6 @@ def test_the_page_makes_a_fixed_number_of_queries(alice: User, deployment: Deplo
     assert len(queries) <= 4, [q["sql"] for q in queries]
 
 
-def test_the_timeline_fragment_lists_the_entries(bob: User, deployment: Deployment) -> None:
-    fragment = login(bob).get(f"/deployments/{deployment.pk}/timeline/").content.decode()
-    assert "applied" in fragment
-    assert "<html" not in fragment
-
-
 # -- cancel --------------------------------------------------------------------------------
 
 
