@@ -1,0 +1,384 @@
+"""The environment page's live parts, end to end: kubesim -> Apollo (daphne, a child process) ->
+a websocket client in this process.
+
+- LiveTail throughput (ms per 1000 lines, and lines per second) and the latency of a line
+  (from the timestamp kubesim gives it to its arrival at the websocket client), against
+  reading the same pod's log directly from kubesim with the kubernetes client in the same run;
+- the server's memory (RSS) with 100 open tails, against none;
+- Kubernetes calls made by 20 viewers of one environment page, against 1 viewer (counted at the
+  environments.kube module boundary inside the server; they must be equal).
+
+Runs on its own SQLite database under var/ (BENCH_DATABASE_URL overrides).
+"""
+
+import contextlib
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = ROOT / "var" / "bench-live.sqlite3"
+os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DB}")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
+os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+WINDOW_SECONDS = 2.0
+WINDOWS = 4
+FAST_RATE = 100_000.0  # lines per second kubesim writes for the throughput test
+SLOW_RATE = 200.0  # lines per second for the latency test (nothing queues)
+QUIET_RATE = 20.0  # lines per second of the pod the 100 tails follow
+TAILS = 100
+VIEWERS = 20
+# Kubernetes calls made by the server (child process), counted at the kube module boundary.
+CALLS = multiprocessing.Array("i", 8)
+# Every request of environments.kube goes through _call (answered at once) or _call_stream
+# (watches, followed logs); the labels say what was asked.
+CALL_KINDS = ["_call", "_call_stream"]
+
+
+def _counting_application() -> Any:
+    """The ASGI app of the child process, with the kube module's API requests counted."""
+    import logging
+
+    from channels.routing import get_default_application
+
+    # 100 tails hold more streams than the client keeps idle connections for; not news.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    from environments import kube
+
+    for index, name in enumerate(CALL_KINDS):
+        original = getattr(kube, name)
+
+        def counted(*args: Any, _index: int = index, _original: Any = original, **kw: Any) -> Any:
+            with CALLS.get_lock():
+                CALLS[_index] += 1
+            return _original(*args, **kw)
+
+        setattr(kube, name, counted)
+    return get_default_application()
+
+
+def _calls() -> dict[str, int]:
+    with CALLS.get_lock():
+        return {name: CALLS[i] for i, name in enumerate(CALL_KINDS)}
+
+
+def _reset_calls() -> None:
+    with CALLS.get_lock():
+        for i in range(len(CALLS)):
+            CALLS[i] = 0
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _timestamp(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+class Socket:
+    """A websocket client (websocket-client) reading JSON messages in a thread."""
+
+    def __init__(self, url: str, cookie: str, origin: str, on_message: Callable[[Any], None]):
+        import websocket
+
+        self.ws = websocket.create_connection(
+            url, header=[f"Cookie: {cookie}"], origin=origin, timeout=30
+        )
+        self.on_message = on_message
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                data = self.ws.recv()
+                if not data:
+                    return
+                self.on_message(json.loads(data))
+        except Exception:
+            return
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing a socket that is already gone
+            self.ws.close()
+
+
+def _setup(kubesim: Any) -> tuple[Any, Any, str]:
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.test import Client
+
+    from deployments.models import Service
+    from environments.models import Cluster, Environment
+
+    call_command("migrate", verbosity=0, interactive=False)
+    user = User.objects.create_superuser("bench", password="bench-password-0123")
+    cluster = Cluster(
+        name="kubesim", connection=Cluster.Connection.TOKEN, api_url=kubesim.url,
+        ca_certificate=kubesim.ca_cert_pem,
+    )  # fmt: skip
+    cluster.set_token(kubesim.token)
+    cluster.save()
+    environment = Environment.objects.create(
+        name="bench", cluster=cluster, namespace="default", availability="staging"
+    )
+    for name in ("chatty", "calm", "quiet"):
+        Service.objects.create(
+            name=name, image_repository=f"registry.example.com/{name}", deployment_template="-"
+        )
+    client = Client()
+    client.force_login(user)
+    from django.conf import settings
+
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return environment, user, cookie
+
+
+def _run_pod(kubesim: Any, environment: Any, name: str, rate: float) -> str:
+    """A pod of service `name` whose container writes `rate` lines a second (fixed at start)."""
+    from environments import kube
+
+    kubesim.set_settings(log_rate=rate)
+    labels = {
+        "app": name, "app.kubernetes.io/managed-by": "apollo", "apollo.io/service": name,
+        "apollo.io/environment": environment.name, "apollo.io/commit-sha": "a" * 40,
+    }  # fmt: skip
+    doc = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                {"name": "app", "image": f"registry.example.com/{name}:{'a' * 40}"}]}},
+        },
+    }  # fmt: skip
+    kube.apply(environment.cluster, environment.namespace, [doc])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        items, _ = kube.list_objects(
+            environment.cluster, "Pod", environment.namespace, label_selector=f"app={name}"
+        )
+        running = [i["metadata"]["name"] for i in items if i["status"].get("phase") == "Running"]
+        if running:
+            return str(running[0])
+        time.sleep(0.1)
+    raise RuntimeError("the benchmark pod did not start")
+
+
+class Meter:
+    """Counts lines per window and the latency of each line."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.latencies: list[float] = []
+
+    def add(self, timestamps: list[str]) -> None:
+        now = time.time()
+        with self.lock:
+            self.count += len(timestamps)
+            self.latencies.extend((now - _timestamp(ts)) * 1000 for ts in timestamps[:50])
+
+    def windows(self) -> list[float]:
+        """ms per 1000 lines in each of WINDOWS windows."""
+        samples = []
+        for _ in range(WINDOWS):
+            with self.lock:
+                start = self.count
+            time.sleep(WINDOW_SECONDS)
+            with self.lock:
+                lines = self.count - start
+            samples.append(WINDOW_SECONDS * 1000 / max(lines, 1) * 1000)
+        return samples
+
+
+def _direct(environment: Any, pod: str, meter: Meter, stop: threading.Event) -> None:
+    """The baseline: the kubernetes client following the pod's log, no Apollo in between."""
+    from kubernetes import client
+
+    from environments.kube import api_client
+
+    core = client.CoreV1Api(api_client(environment.cluster))
+    response = core.read_namespaced_pod_log(
+        pod, environment.namespace, follow=True, timestamps=True, tail_lines=0,
+        _preload_content=False,
+    )  # fmt: skip
+    pending = b""
+    for chunk in response.stream(64 * 1024):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        meter.add([line.split(b" ", 1)[0].decode() for line in lines if line])
+        if stop.is_set():
+            response.close()
+            return
+
+
+def _through_apollo(live: Any, cookie: str, pod: str) -> tuple[Socket, Meter]:
+    meter = Meter()
+
+    def on_message(message: Any) -> None:
+        if message.get("type") == "lines":
+            meter.add([ts for _, ts, _ in message["lines"]])
+
+    socket = Socket(
+        f"{live.ws_url}/ws/environments/bench/logs/?pod={pod}&tail=0", cookie, live.url, on_message
+    )
+    return socket, meter
+
+
+def _measure_logs(environment: Any, live: Any, cookie: str, pods: dict[float, str]) -> list[Any]:
+    from bench.common import row
+
+    results: dict[str, dict[str, list[float]]] = {}
+    for rate, pod in pods.items():
+        socket, apollo = _through_apollo(live, cookie, pod)
+        time.sleep(1)
+        apollo.latencies.clear()
+        apollo_windows = apollo.windows()
+        socket.close()
+        direct, stop = Meter(), threading.Event()
+        thread = threading.Thread(
+            target=_direct, args=(environment, pod, direct, stop), daemon=True
+        )
+        thread.start()
+        time.sleep(1)
+        direct.latencies.clear()
+        direct_windows = direct.windows()
+        stop.set()
+        results[str(rate)] = {
+            "apollo": apollo_windows, "direct": direct_windows,
+            "apollo_latency": apollo.latencies, "direct_latency": direct.latencies,
+        }  # fmt: skip
+    fast, slow = results[str(FAST_RATE)], results[str(SLOW_RATE)]
+    metric = f"LiveTail ms per 1000 log lines (kubesim writing {FAST_RATE / 1000:.0f}k/s)"
+    baseline = "kubernetes client reading kubesim directly"
+    throughput = row(metric, fast["apollo"], fast["direct"], baseline)
+    throughput["lines_per_second"] = round(1_000_000 / throughput["median_ms"])
+    throughput["baseline_lines_per_second"] = round(1_000_000 / throughput["baseline_median_ms"])
+    latency = row(f"LiveTail line latency at {int(SLOW_RATE)} lines/s", slow["apollo_latency"],
+                  slow["direct_latency"], "kubernetes client reading kubesim directly")  # fmt: skip
+    return [throughput, latency]
+
+
+def _measure_memory(live: Any, pid: int, cookie: str) -> dict[str, Any]:
+    time.sleep(1)
+    before = _rss_mb(pid)
+    sockets = [
+        Socket(
+            f"{live.ws_url}/ws/environments/bench/logs/?service=chatty&tail=100",
+            cookie,
+            live.url,
+            lambda message: None,
+        )
+        for _ in range(TAILS)
+    ]
+    time.sleep(5)
+    during = _rss_mb(pid)
+    for socket in sockets:
+        socket.close()
+    return {
+        "metric": f"server RSS MB with {TAILS} open tails",
+        "value_mb": during,
+        "baseline": "server RSS with no tail",
+        "baseline_value_mb": before,
+        "per_tail_kb": round((during - before) * 1024 / TAILS, 1),
+    }
+
+
+def _watch_calls(live: Any, cookie: str, viewers: int) -> dict[str, int]:
+    from environments.live import wait_for
+
+    _reset_calls()
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def on_message(message: Any) -> None:
+        if message.get("type") == "environment.state":
+            with lock:
+                got.append(1)
+
+    sockets = [Socket(f"{live.ws_url}/ws/environments/bench/status/", cookie, live.url,
+                      on_message) for _ in range(viewers)]  # fmt: skip
+    assert wait_for(lambda: len(got) >= viewers, 30), "not every viewer got the status"
+    time.sleep(1)
+    calls = _calls()
+    for socket in sockets:
+        socket.close()
+    time.sleep(1)
+    return calls
+
+
+def main() -> dict[str, Any]:
+    import logging
+
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    BENCH_DB.unlink(missing_ok=True)
+    import django
+
+    django.setup()
+    from daphne.testing import DaphneProcess
+
+    from bench.common import write_result
+    from kubesim.testing import FAST_SETTINGS, run_kubesim
+    from tests.live import LiveServer
+
+    tmp = ROOT / "var" / "bench-live-kubesim"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with run_kubesim(tmp_dir=tmp) as kubesim:
+        kubesim.set_settings(**{**FAST_SETTINGS, "log_buffer": 100_000})
+        environment, _, cookie = _setup(kubesim)
+        pods = {
+            FAST_RATE: _run_pod(kubesim, environment, "chatty", FAST_RATE),
+            SLOW_RATE: _run_pod(kubesim, environment, "calm", SLOW_RATE),
+        }
+        _run_pod(kubesim, environment, "quiet", QUIET_RATE)
+        process = DaphneProcess("127.0.0.1", _counting_application)
+        process.daemon = True
+        process.start()
+        if not process.ready.wait(timeout=30):
+            raise RuntimeError("daphne did not start")
+        port = process.port.value
+        live = LiveServer(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}")
+        try:
+            rows = _measure_logs(environment, live, cookie, pods)
+            memory = _measure_memory(live, process.pid or 0, cookie)
+            one = _watch_calls(live, cookie, 1)
+            twenty = _watch_calls(live, cookie, VIEWERS)
+        finally:
+            process.terminate()
+            process.join(timeout=10)
+    calls = {
+        "metric": f"Kubernetes calls for {VIEWERS} viewers of one environment page",
+        "value": sum(twenty.values()), "detail": twenty,
+        "baseline": "1 viewer", "baseline_value": sum(one.values()), "baseline_detail": one,
+        "equal": one == twenty,
+    }  # fmt: skip
+    result = {
+        "name": "live",
+        "setup": "kubesim in-process, Apollo under daphne in a child process; "
+        f"throughput over {WINDOWS}x{WINDOW_SECONDS:.0f} s windows; {TAILS} tails of a pod "
+        f"writing {QUIET_RATE:.0f} lines/s",
+        "rows": rows,
+        "memory": memory,
+        "kubernetes_calls": calls,
+    }
+    write_result("live", result)
+    assert calls["equal"], f"20 viewers made other calls than 1: {twenty} vs {one}"
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
