@@ -46,35 +46,57 @@ class _Watcher(threading.Thread):
         super().__init__(daemon=True, name=f"watch-{kind}")
         self.cluster, self.kind, self.namespace = cluster, kind, namespace
         self.selectors, self.events, self.stop = selectors, events, stop
+        self._stream: kube.WatchStream | None = None
+        # Doubles per failure in a row; back to the start once the cluster answers a list, so
+        # that occasional 5xx over a long rollout do not add up to waits of seconds.
+        self.backoff = 0.2
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """End the open watch now (from the follower's thread), not at its next event.
+
+        An API server may send nothing for a long time: a watcher waiting for its next
+        event would hold its thread and connection up to WATCH_SECONDS after the verdict.
+        """
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()
 
     def run(self) -> None:
-        backoff = 0.2
         while not self.stop.is_set():
             try:
                 self._list_and_watch()
-                backoff = 0.2
             except kube.WatchExpired:
                 continue  # relist
             except (kube.ClusterUnreachable, kube.KubeError) as exc:
-                self.events.put(("unreachable", str(exc)))
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._retry_later(str(exc))
             except Exception as exc:  # a watcher must never die silently
                 logger.exception("watcher for %s failed", self.kind)
-                self.events.put(("unreachable", f"{type(exc).__name__}: {exc}"))
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._retry_later(f"{type(exc).__name__}: {exc}")
+
+    def _retry_later(self, reason: str) -> None:
+        self.events.put(("unreachable", reason))
+        self.stop.wait(self.backoff)
+        self.backoff = min(self.backoff * 2, 5.0)
 
     def _list_and_watch(self) -> None:
         items, version = kube.list_objects(
             self.cluster, self.kind, self.namespace, **self.selectors
         )
+        self.backoff = 0.2
         self.events.put(("list", (self.kind, items)))
         while not self.stop.is_set():
-            for event in kube.watch_objects(
+            stream = kube.WatchStream(
                 self.cluster, self.kind, self.namespace, resource_version=version,
                 timeout_seconds=WATCH_SECONDS, **self.selectors,
-            ):  # fmt: skip
+            )  # fmt: skip
+            with self._lock:
+                self._stream = stream
+            if self.stop.is_set():  # stopped before close() could see this stream
+                stream.close()
+                return
+            for event in stream.events():
                 version = event.object.get("metadata", {}).get("resourceVersion", version)
                 if event.type != "BOOKMARK":
                     self.events.put(("event", (self.kind, event)))
@@ -120,6 +142,8 @@ class Follower:
             return self._loop(events)
         finally:
             stop.set()
+            for watcher in watchers:
+                watcher.close()
 
     def _read_deployment(self) -> Obj | RolloutResult | None:
         """The Deployment as it is now, retried like the watches while the cluster is away.

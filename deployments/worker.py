@@ -313,17 +313,21 @@ def run_worker(
             active.discard(pk)
 
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool:
-        while not shutdown.is_set():
-            close_old_connections()
-            with lock:
-                busy = set(active)
-            deployment = claim(owner, exclude=busy) if len(busy) < parallel else None
-            if deployment is None:
-                if on_idle is not None:
-                    on_idle()
-                shutdown.wait(poll_interval)
-                continue
-            with lock:
-                active.add(deployment.pk)
-            future = pool.submit(drive_deployment, deployment, owner, shutdown)
-            future.add_done_callback(functools.partial(_forget, done, deployment.pk))
+        try:
+            while not shutdown.is_set():
+                close_old_connections()
+                with lock:
+                    busy = set(active)
+                deployment = claim(owner, exclude=busy) if len(busy) < parallel else None
+                if deployment is None:
+                    if on_idle is not None:
+                        on_idle()
+                    shutdown.wait(poll_interval)
+                    continue
+                with lock:
+                    active.add(deployment.pk)
+                future = pool.submit(drive_deployment, deployment, owner, shutdown)
+                future.add_done_callback(functools.partial(_forget, done, deployment.pk))
+        finally:
+            # This thread's connection (the claims): closed, not left open on the server.
+            connections.close_all()

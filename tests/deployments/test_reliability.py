@@ -422,3 +422,23 @@ def test_a_worker_stopped_while_retrying_the_apply_hands_over_and_the_next_one_a
     deployment = wait_until_terminal(stopped, timeout=15)
     _assert_done(deployment)
     assert len(_applied(deployment)) == 1
+
+
+def test_the_followers_watches_end_with_the_verdict_even_when_the_server_is_quiet(
+    bob: User, staging: Environment, kubesim: KubesimHandle, workers: list[Worker]
+) -> None:
+    # A real API server sends a bookmark about once a minute: a watcher that only looks at its
+    # stop flag between events would keep its thread and connection long after DONE.
+    service, version = _target(kubesim, "quiet")
+    with kubesim.settings(bookmark_interval=60):
+        workers.append(Worker("worker-a"))
+        deployment = wait_until_terminal(deploy(bob, service, staging, version).deployment)  # type: ignore[arg-type]
+        _assert_done(deployment)
+        deadline = time.monotonic() + 2
+        while _watch_threads() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _watch_threads() == []
+
+
+def _watch_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("watch-") and t.is_alive()]
