@@ -1,20 +1,38 @@
+import asyncio
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from deployments.live import StatusPayload, group_name, status_payload
 from deployments.models import Deployment
+from deployments.status import Status
+
+# How often a page re-reads its deployment when the channel layer cannot carry the worker's
+# messages (see _layer_is_process_local).
+DB_FOLLOW_SECONDS = 0.5
 
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
-def _load_payload(deployment_id: int) -> StatusPayload | None:
+def _load_changes(deployment_id: int, seen: int) -> tuple[StatusPayload, list[Any]] | None:
     deployment = Deployment.objects.filter(pk=deployment_id).first()
-    return status_payload(deployment) if deployment is not None else None
+    if deployment is None:
+        return None
+    return status_payload(deployment), list(deployment.timeline[seen:])
+
+
+def _layer_is_process_local() -> bool:
+    # The in-memory layer lives in one process: the worker (another process) cannot reach the
+    # pages through it, so each open page follows its row in the database instead.
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    return str(backend).endswith("InMemoryChannelLayer")
 
 
 class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """Streams a deployment's status changes to its page (group ``deployment.<id>``)."""
+    """Streams a deployment's status and timeline to its page (group ``deployment.<id>``)."""
+
+    follower: "asyncio.Task[None] | None" = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -23,18 +41,45 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4401)
             return
         self.deployment_id = int(self.scope["url_route"]["kwargs"]["deployment_id"])
-        payload = await _load_payload(self.deployment_id)
-        if payload is None:
+        # One read gives the first payload and where the timeline stands, so that nothing
+        # written between this read and the follower's first one is lost.
+        changes = await _load_changes(self.deployment_id, 0)
+        if changes is None:
             await self.close(code=4404)
             return
+        payload, timeline = changes
         self.group = group_name(self.deployment_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json(payload)
+        if _layer_is_process_local() and not Status(payload["status"]).is_terminal:
+            self.follower = asyncio.create_task(self._follow_database(payload, len(timeline)))
 
     async def disconnect(self, code: int) -> None:
+        if self.follower is not None:
+            self.follower.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def deployment_status(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])
+
+    async def _follow_database(self, last: StatusPayload, seen: int) -> None:
+        """Send what changed in the row until the deployment has finished."""
+        while True:
+            await asyncio.sleep(DB_FOLLOW_SECONDS)
+            changes = await _load_changes(self.deployment_id, seen)
+            if changes is None:
+                return
+            payload, entries = changes
+            for entry in entries:
+                await self.send_json({"type": "deployment.timeline", **entry})
+            seen += len(entries)
+            if (payload["status"], payload["status_reason"]) != (
+                last["status"],
+                last["status_reason"],
+            ):
+                await self.send_json(payload)
+                last = payload
+            if Status(payload["status"]).is_terminal:
+                return

@@ -1,12 +1,11 @@
 // Live deployment page. The websocket pushes "deployment.status" (the badge) and
-// "deployment.timeline" (one entry). The page also resyncs from the server: on every (re)connect,
-// whenever the status changes, and every few seconds until the deployment has finished. The
-// websocket only reaches this page when the worker shares a channel layer with the web server
-// (REDIS_URL); with the in-memory default the worker runs in another process, so the resync is
-// what keeps the page live there.
+// "deployment.timeline" (one entry): from the worker through the channel layer with Redis, or
+// from the web server following the row when the channel layer is in-memory. The page resyncs
+// from the server on every (re)connect and whenever the status changes (the actions and the
+// snapshot change too), and every few seconds only while the socket is down.
 const root = document.getElementById("deployment");
 const TERMINAL = new Set(["DONE", "FAILED", "CANCELED"]);
-const POLL_MS = { connected: 10000, disconnected: 2000 };
+const POLL_MS = { disconnected: 2000 };
 
 const keyOf = (entry) => `${entry.at}|${entry.source}|${entry.message}`;
 
@@ -45,7 +44,7 @@ if (root) {
 
   const schedule = () => {
     clearTimeout(timer);
-    if (!TERMINAL.has(status)) timer = setTimeout(resync, connected ? POLL_MS.connected : POLL_MS.disconnected);
+    if (!connected && !TERMINAL.has(status)) timer = setTimeout(resync, POLL_MS.disconnected);
   };
 
   async function resync() {

@@ -7,9 +7,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, override_settings
 
 from apollo_site.asgi import application
+from deployments import consumers
 from deployments.live import broadcast_status
 from deployments.models import Deployment
 from deployments.status import Status
@@ -90,4 +91,35 @@ async def test_a_signed_in_persona_gets_the_status_then_live_changes(
     update = await communicator.receive_json_from(timeout=5)
     assert update["status"] == "STARTED"
     assert update["status_reason"] == "applying manifests"
+    await communicator.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+async def test_without_a_shared_layer_the_page_follows_the_row(
+    alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker runs in another process: its changes reach the page through the database."""
+    monkeypatch.setattr(consumers, "DB_FOLLOW_SECONDS", 0.05)
+    deployment = await sync_to_async(_deployment)(alice)
+    cookie = await sync_to_async(_session_cookie)(alice)
+    communicator = _communicator(f"/ws/deployments/{deployment.pk}/", ORIGIN, cookie)
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from(timeout=5))["status"] == "PENDING"
+
+    def worker_elsewhere() -> None:
+        # What a worker process does: write the row, broadcast nothing this process sees.
+        entry = {"at": "2026-11-27T12:00:00+00:00", "source": "worker", "message": "applied"}
+        Deployment.objects.filter(pk=deployment.pk).update(timeline=[entry])
+        deployment.transition_to(Status.STARTED, reason="following the rollout")
+
+    await sync_to_async(worker_elsewhere)()
+    received = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    assert received[0] == {
+        "type": "deployment.timeline", "at": "2026-11-27T12:00:00+00:00", "source": "worker",
+        "message": "applied",
+    }  # fmt: skip
+    assert (received[1]["type"], received[1]["status"]) == ("deployment.status", "STARTED")
+    await sync_to_async(deployment.transition_to)(Status.DONE, reason="rollout complete")
+    final = await communicator.receive_json_from(timeout=5)
+    assert (final["status"], final["status_reason"]) == ("DONE", "rollout complete")
     await communicator.disconnect()
