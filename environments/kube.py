@@ -355,16 +355,21 @@ def _call_stream(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _lines(response: Any) -> Iterator[str]:
     """Complete lines of a streamed response, decoded; a partial last line is kept back."""
+    for batch in _batches(response):
+        yield from batch
+
+
+def _batches(response: Any) -> Iterator[list[str]]:
+    """The complete lines of each chunk read from a streamed response, as one list."""
     pending = b""
     for chunk in response.stream(64 * 1024, decode_content=False):
         pending += chunk
         if b"\n" not in pending:
             continue
         *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            yield raw.decode("utf-8", errors="replace")
+        yield [raw.decode("utf-8", errors="replace") for raw in complete]
     if pending:
-        yield pending.decode("utf-8", errors="replace")
+        yield [pending.decode("utf-8", errors="replace")]
 
 
 def _close_response(response: Any) -> None:
@@ -411,8 +416,13 @@ class LogStream:
         )
 
     def lines(self) -> Iterator[str]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[str]]:
+        """Lines as they arrive, a list per network read (cheaper than one by one)."""
         try:
-            yield from _lines(self._response)
+            yield from _batches(self._response)
         except (urllib3.exceptions.HTTPError, OSError, AttributeError, ValueError) as exc:
             if not self._closed:
                 raise ClusterUnreachable(_describe(exc)) from None

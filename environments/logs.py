@@ -39,7 +39,7 @@ from permissions.verbs import Verb
 Obj = dict[str, Any]
 Line = tuple[str, str, str]  # (pod, timestamp, text)
 FLUSH_SECONDS = 0.05
-BATCH_LINES = 2000
+BATCH_LINES = 5000
 BUFFER_LINES = 20_000
 MAX_TAIL = 5000
 RECHECK_SECONDS = 30.0  # the gate is asked again this often while a tail runs
@@ -98,14 +98,23 @@ class LogTail:
                 self.dropped += 1  # the deque drops the oldest line
             self.buffer.append(line)
 
+    def push_many(self, lines: list[Line]) -> None:
+        with self._lock:
+            room = (self.buffer.maxlen or 0) - len(self.buffer)
+            self.dropped += max(0, len(lines) - room)  # the deque drops the oldest lines
+            self.buffer.extend(lines)
+
     def notice(self, text: str) -> None:
         with self._lock:
             self.notices.append(text)
 
     def drain(self, limit: int = BATCH_LINES) -> tuple[list[Line], int, list[str]]:
         with self._lock:
-            count = min(limit, len(self.buffer))
-            lines = [self.buffer.popleft() for _ in range(count)]
+            if len(self.buffer) <= limit:
+                lines = list(self.buffer)
+                self.buffer.clear()
+            else:
+                lines = [self.buffer.popleft() for _ in range(limit)]
             dropped, self.dropped = self.dropped, 0
             notices, self.notices = self.notices, []
         return lines, dropped, notices
@@ -165,11 +174,14 @@ class LogTail:
     # -- reading ----------------------------------------------------------------------------
 
     def _follow(self, pod: str, container: str | None) -> None:
-        last: tuple[str, str] | None = None
-        last_seen = 0.0
+        last: tuple[str, str] | None = None  # set while a resumed stream repeats old lines
+        last_line, last_seen = "", 0.0
         first = True
         while self._following(pod):
-            since = None if last is None else math.ceil(time.monotonic() - last_seen) + 2
+            since = None
+            if last_line:
+                since = math.ceil(time.monotonic() - last_seen) + 2
+                last = _ts_key(last_line)
             try:
                 stream = kube.LogStream(
                     self.environment.cluster, self.environment.namespace, pod,
@@ -186,13 +198,15 @@ class LogTail:
                 return
             first = False
             try:
-                for raw in stream.lines():
-                    timestamp, _, text = raw.partition(" ")
-                    key = _ts_key(timestamp)
-                    if last is not None and key <= last:
-                        continue  # already sent before the stream was resumed
-                    last, last_seen = key, time.monotonic()
-                    self.push((pod, timestamp, text))
+                for batch in stream.batches():
+                    lines = [(pod, *raw.partition(" ")[::2]) for raw in batch]
+                    if last is not None:
+                        # Resumed with sinceSeconds: skip what was already sent, then stop looking.
+                        lines = [line for line in lines if _ts_key(line[1]) > last]
+                        last = None if lines else last
+                    if lines:
+                        self.push_many(lines)
+                        last_line, last_seen = lines[-1][1], time.monotonic()
             except kube.ClusterUnreachable as exc:
                 self.notice(f"{pod}: log stream interrupted ({exc}); resuming")
             time.sleep(RECONNECT_SECONDS if self._following(pod) else 0)
