@@ -6,10 +6,17 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
 
 from deployments import selectors
-from deployments.models import DeployableVersion, Group, Service
-from environments.models import Environment
+from deployments.models import (
+    MAX_SCALING_FACTOR,
+    DeployableVersion,
+    Group,
+    Service,
+    validate_group_variables,
+)
+from environments.models import Environment, dns_label
 from permissions.selectors import allowed_targets
 from permissions.verbs import Verb
 
@@ -69,6 +76,10 @@ class DeployForm(forms.Form):
     )  # fmt: skip
     branch = forms.CharField(required=False, max_length=255, label="Latest on branch")
     groups = GroupChoiceField(queryset=Group.objects.none(), required=False)
+    all_groups = forms.BooleanField(
+        required=False, label="All groups",
+        help_text="Every group of the chosen services in each chosen environment.",
+    )  # fmt: skip
     message = forms.CharField(required=False, max_length=5000, widget=forms.Textarea({"rows": 2}))
     override_reason = forms.CharField(required=False, max_length=2000)
 
@@ -118,12 +129,24 @@ class DeployForm(forms.Form):
         services = list(data["services"])
         environments = list(data["environments"])
         versions = self._versions(given[0], data[given[0]], services)
-        self.items = self._items(services, environments, list(data["groups"]), versions)
+        groups = list(data["groups"])
+        if data.get("all_groups"):
+            groups = self._all_groups(services, environments)
+        self.items = self._items(services, environments, groups, versions)
         if len(self.items) > MAX_ITEMS:
             raise forms.ValidationError(
                 f"That is {len(self.items)} deployments at once; at most {MAX_ITEMS}."
             )
         return data
+
+    def _all_groups(self, services: list[Service], environments: list[Environment]) -> list[Group]:
+        """ "All groups" expands to every group of the chosen services in the chosen
+        environments (the gate still decides per group)."""
+        return list(
+            selectors.groups_of(services, environments).order_by(
+                "environment__name", "service__name", "name"
+            )
+        )
 
     def _versions(
         self, how: str, value: str, services: list[Service]
@@ -183,3 +206,48 @@ class RedeployForm(forms.Form):
 class CompareForm(forms.Form):
     a = forms.IntegerField(min_value=1, label="Deployment")
     b = forms.IntegerField(min_value=1, label="compared with deployment")
+
+
+# -- groups on the service page -------------------------------------------------------------
+
+
+class GroupVariablesField(forms.JSONField):
+    """A JSON object of strings (validated again by the model)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("widget", forms.Textarea({"rows": 3}))
+        kwargs.setdefault("help_text", 'A JSON object of strings, e.g. {"region": "eu"}.')
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> Any:
+        cleaned = super().clean(value)
+        if cleaned in (None, ""):
+            return {}
+        try:
+            validate_group_variables(cleaned)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+        return cleaned
+
+
+class GroupCreateForm(forms.Form):
+    environment = forms.ModelChoiceField(queryset=Environment.objects.none())
+    name = forms.CharField(max_length=40, validators=[dns_label])
+    scaling_factor = forms.IntegerField(min_value=0, max_value=MAX_SCALING_FACTOR, initial=1)
+    variables = GroupVariablesField()
+
+    def __init__(self, *args: Any, environments: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["environment"]
+        field.queryset = environments
+
+
+class GroupChangeForm(forms.Form):
+    variables = GroupVariablesField()
+    scaling_locked = forms.BooleanField(required=False, label="Lock scaling")
+    scaling_lock_reason = forms.CharField(required=False, max_length=300, label="Lock reason")
+
+
+class ScaleForm(forms.Form):
+    replicas = forms.IntegerField(min_value=0, max_value=MAX_SCALING_FACTOR)

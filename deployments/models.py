@@ -1,9 +1,12 @@
+import json
+import re
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from deployments.status import Status
@@ -77,16 +80,65 @@ class DeployableVersion(models.Model):
         return f"{self.service.image_repository}:{self.git_commit_sha}"
 
 
+MAX_SCALING_FACTOR = 50
+VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def validate_group_variables(value: object) -> None:
+    """Group variables are a JSON object of string values with mustache-friendly names."""
+    if not isinstance(value, dict):
+        raise ValidationError('Group variables must be a JSON object, e.g. {"region": "eu"}.')
+    bad_names = sorted(k for k in value if not re.match(VARIABLE_NAME, str(k)))
+    if bad_names:
+        raise ValidationError(
+            f"Variable names are letters, digits and _ (not starting with a digit): "
+            f"{', '.join(bad_names)}."
+        )
+    not_strings = sorted(k for k, v in value.items() if not isinstance(v, str))
+    if not_strings:
+        raise ValidationError(
+            f"Group variable values must be strings; not a string: {', '.join(not_strings)}."
+        )
+
+
+class GroupQuerySet(models.QuerySet["Group"]):
+    def with_status(self) -> "GroupQuerySet":
+        """Annotated with what runs: the sha and id of the group's last DONE deployment, and the
+        id of its deployment in progress (subqueries: one query for any number of groups)."""
+        done = Deployment.objects.filter(group=OuterRef("pk"), status=Status.DONE).order_by(
+            "-finished_at", "-id"
+        )
+        active = Deployment.objects.in_progress().filter(group=OuterRef("pk"))
+        return self.select_related("service", "environment").annotate(
+            running_sha=Subquery(done.values("version__git_commit_sha")[:1]),
+            running_deployment_id=Subquery(done.values("pk")[:1]),
+            active_deployment_id=Subquery(active.values("pk")[:1]),
+        )
+
+
 class Group(models.Model):
     """A shard of a service in an environment with its own variables and scaling factor."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="groups")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="groups")
     name = models.CharField(max_length=40, validators=[dns_label])
-    scaling_factor = models.PositiveIntegerField(default=1)
-    variables: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
-        default=dict, blank=True
+    scaling_factor = models.PositiveIntegerField(
+        default=1,
+        validators=[MaxValueValidator(MAX_SCALING_FACTOR)],
+        help_text="Replicas of this group's Deployment.",
     )
+    variables: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_group_variables],
+        help_text="A JSON object of strings; they override the environment's variables.",
+    )
+    scaling_locked = models.BooleanField(
+        default=False, help_text="While locked, nobody can scale this group."
+    )
+    scaling_lock_reason = models.CharField(max_length=300, blank=True)
+
+    objects = GroupQuerySet.as_manager()
 
     class Meta:
         ordering = ["service__name", "environment__name", "name"]
@@ -98,6 +150,11 @@ class Group(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name}/{self.environment.name}/{self.name}"
+
+    @property
+    def variables_json(self) -> str:
+        """The variables as the JSON the edit forms show."""
+        return json.dumps(self.variables, sort_keys=True)
 
 
 class InvalidTransition(Exception):
@@ -151,6 +208,8 @@ class Deployment(models.Model):
     overridden_blockers: models.JSONField[list[Any], list[Any]] = models.JSONField(
         default=list, blank=True
     )
+    # The deployments one Deploy request created share a batch (followed on one page).
+    batch = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
     # "" for a deployment without a group: NULLs would not collide in the unique constraint.
     group_key = models.CharField(max_length=40, blank=True, editable=False)
     # The worker's lease: a deployment whose lease expired is resumed by another worker.

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments import views
+from deployments import group_views, views
 
 urlpatterns = [
     path("deploy/", views.deploy, name="deploy"),
@@ -10,4 +10,32 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/", views.deployment_detail, name="deployment-detail"),
     path("deployments/<int:deployment_id>/cancel/", views.cancel, name="deployment-cancel"),
     path("deployments/<int:deployment_id>/redeploy/", views.redeploy, name="deployment-redeploy"),
+    path("deployments/batch/<uuid:batch>/", group_views.batch_detail, name="deployment-batch"),
+    path(
+        "deployments/batch/<uuid:batch>/status/",
+        group_views.batch_status,
+        name="deployment-batch-status",
+    ),
+    path(
+        "deployments/batch/<uuid:batch>/cancel/",
+        group_views.batch_cancel,
+        name="deployment-batch-cancel",
+    ),
+    path("services/<str:name>/", group_views.service_detail, name="service-detail"),
+    path("services/<str:name>/groups/", group_views.group_create, name="service-group-create"),
+    path(
+        "services/<str:name>/groups/<int:group_id>/",
+        group_views.group_change,
+        name="service-group-change",
+    ),
+    path(
+        "services/<str:name>/groups/<int:group_id>/delete/",
+        group_views.group_delete,
+        name="service-group-delete",
+    ),
+    path(
+        "services/<str:name>/groups/<int:group_id>/scale/",
+        group_views.group_scale,
+        name="service-group-scale",
+    ),
 ]

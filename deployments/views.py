@@ -2,6 +2,7 @@
 and the comparison of two deployments. Every change is a POST to a service, then a redirect."""
 
 import secrets
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -51,9 +52,15 @@ def deploy(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = DeployForm(request.POST, user=user)
         if form.is_valid():
-            results = [_result(_request_item(user, item, form.cleaned_data)) for item in form.items]
+            # One batch per submit: its deployments (one per group) are followed on one page.
+            batch = uuid.uuid4()
+            results = [
+                _result(_request_item(user, item, form.cleaned_data, batch=batch))
+                for item in form.items
+            ]
             for result, item in zip(results, form.items, strict=True):
                 result["resubmit"] = _resubmit(item, form.cleaned_data["message"])
+                result["batch"] = str(batch)
             return redirect("deploy-results", token=_keep_results(request, results))
         return _deploy_page(request, form, status=400)
     form = DeployForm(initial=_initial(request), user=user)
@@ -97,13 +104,16 @@ def version_choices(request: HttpRequest) -> HttpResponse:
     return render(request, "deployments/_versions.html", context)
 
 
-def _request_item(user: User, item: Item, data: dict[str, Any]) -> DeployOutcome:
+def _request_item(
+    user: User, item: Item, data: dict[str, Any], *, batch: uuid.UUID | None = None
+) -> DeployOutcome:
     if item.version is None:
         return DeployOutcome("invalid", item.service, item.environment, item.group,
                              reason=item.missing)  # fmt: skip
     return request_deployment(
         user=user, service=item.service, environment=item.environment, version=item.version,
         group=item.group, message=data["message"], override_reason=data["override_reason"],
+        batch=batch,
     )  # fmt: skip
 
 
@@ -158,7 +168,9 @@ def deploy_results(request: HttpRequest, token: str) -> HttpResponse:
     for result in results:
         result["status"] = statuses.get(result["deployment_id"], "")
     counts = {kind: sum(r["kind"] == kind for r in results) for kind in _KINDS}
-    return render(request, "deployments/results.html", {"results": results, "counts": counts})
+    batch = next((r.get("batch") for r in results if r["deployment_id"] and r.get("batch")), "")
+    context = {"results": results, "counts": counts, "batch": batch}
+    return render(request, "deployments/results.html", context)
 
 
 _KINDS = ["created", "refused", "blocked", "in_progress", "invalid"]

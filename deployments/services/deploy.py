@@ -4,6 +4,7 @@ A request goes through the gate (permission, then blockers), renders the manifes
 fail early on a template error, and creates a PENDING deployment that the worker picks up.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,7 +46,11 @@ def request_deployment(
     group: Group | None = None,
     message: str = "",
     override_reason: str = "",
+    batch: uuid.UUID | None = None,
 ) -> DeployOutcome:
+    """Request one deployment. `batch` ties together the deployments of one Deploy request
+    (for example one per group), followed on one page."""
+
     def outcome(kind: OutcomeKind, reason: str = "", **extra: object) -> DeployOutcome:
         return DeployOutcome(kind, service, environment, group, reason=reason, **extra)  # type: ignore[arg-type]
 
@@ -75,7 +80,7 @@ def request_deployment(
     deployment = _create(
         user=user, service=service, environment=environment, version=version, group=group,
         message=message.strip(), manifests=rendering.to_yaml(documents),
-        refusals=refusals, override_reason=override_reason.strip(),
+        refusals=refusals, override_reason=override_reason.strip(), batch=batch,
     )  # fmt: skip
     if deployment is None:
         return outcome("in_progress", _in_progress_reason(service, environment, group))
@@ -138,6 +143,7 @@ def _create(
     manifests: str,
     refusals: tuple[blockers.Refusal, ...],
     override_reason: str,
+    batch: uuid.UUID | None = None,
 ) -> Deployment | None:
     try:
         with transaction.atomic():
@@ -147,7 +153,7 @@ def _create(
                 source_version=previous_version(
                     service=service, environment=environment, group=group
                 ),
-                deployed_by=user, message=message, rendered_manifests=manifests,
+                deployed_by=user, message=message, rendered_manifests=manifests, batch=batch,
                 override_reason=override_reason if refusals else "",
                 overridden_blockers=[
                     {"name": r.name, "kind": r.kind, "reason": r.reason} for r in refusals
@@ -156,7 +162,8 @@ def _create(
             overriding = f" overriding {len(refusals)} blocker(s)" if refusals else ""
             record_event(
                 actor=user, action="deployment.requested", target=deployment,
-                summary=f"requested {service.name}@{version.git_commit_sha[:12]} "
+                summary=f"requested {service.name}{'/' + group.name if group else ''}"
+                f"@{version.git_commit_sha[:12]} "
                 f"to {environment.name}{overriding}",
                 data={"override_reason": override_reason} if refusals else {},
             )  # fmt: skip

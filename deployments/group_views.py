@@ -1,0 +1,263 @@
+"""Group pages: a service's page (versions, groups per environment, group management and
+scaling) and the batch page that follows every deployment of one Deploy request, one row per
+group, with cancel per group or for all. Every change is a POST to a service, then a redirect."""
+
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from deployments.forms import GroupChangeForm, GroupCreateForm, ScaleForm
+from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
+from deployments.services import groups as group_services
+from deployments.services.deploy import cancel_deployment
+from deployments.status import Status
+from environments import kube
+from environments import services as environment_services
+from environments.models import Environment
+from permissions.selectors import allowed_targets
+from permissions.verbs import Verb
+
+RECENT_VERSIONS = 10
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)  # behind login_required
+    return request.user
+
+
+# -- the service page -----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def service_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """Versions, and per environment its groups with what they run; forms where allowed."""
+    user = _user(request)
+    service = get_object_or_404(Service, name=name)
+    manage = {e for s, e in allowed_targets(user, Verb.MANAGE) if s == service.pk}
+    scale = {e for s, e in allowed_targets(user, Verb.RESTART) if s == service.pk}
+    groups = list(Group.objects.filter(service=service).with_status())
+    environments = list(Environment.objects.order_by("availability", "name"))
+    sections = [
+        {
+            "environment": environment,
+            "groups": [g for g in groups if g.environment_id == environment.pk],
+            "may_manage": environment.pk in manage,
+            "may_scale": environment.pk in scale,
+        }
+        for environment in environments
+    ]
+    context = {
+        "service": service,
+        "versions": DeployableVersion.objects.filter(service=service)[:RECENT_VERSIONS],
+        "sections": [s for s in sections if s["groups"] or s["may_manage"]],
+        "create_form": GroupCreateForm(
+            environments=Environment.objects.filter(pk__in=manage),
+        ),
+        "may_create": bool(manage),
+    }
+    return render(request, "deployments/service.html", context)
+
+
+def _service_page(service: Service) -> HttpResponse:
+    return redirect("service-detail", name=service.name)
+
+
+def _group_or_404(service_name: str, group_id: int) -> Group:
+    return get_object_or_404(
+        Group.objects.select_related("service", "environment__cluster"),
+        pk=group_id, service__name=service_name,
+    )  # fmt: skip
+
+
+def _report(request: HttpRequest, exc: ValidationError) -> None:
+    messages.error(request, " ".join(exc.messages))
+
+
+@login_required
+@require_POST
+def group_create(request: HttpRequest, name: str) -> HttpResponse:
+    service = get_object_or_404(Service, name=name)
+    form = GroupCreateForm(request.POST, environments=Environment.objects.all())
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _service_page(service)
+    data = form.cleaned_data
+    try:
+        group = group_services.create_group(
+            user=_user(request), service=service, environment=data["environment"],
+            name=data["name"], scaling_factor=data["scaling_factor"],
+            variables=data["variables"],
+        )  # fmt: skip
+    except PermissionDenied as exc:
+        messages.error(request, f"Not created: {exc}")
+    except ValidationError as exc:
+        _report(request, exc)
+    else:
+        messages.success(request, f"Group {group.name} created in {group.environment.name}.")
+    return _service_page(service)
+
+
+@login_required
+@require_POST
+def group_change(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
+    group = _group_or_404(name, group_id)
+    form = GroupChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _service_page(group.service)
+    try:
+        group_services.update_group(user=_user(request), **form.cleaned_data, group=group)
+    except PermissionDenied as exc:
+        messages.error(request, f"Not changed: {exc}")
+    except ValidationError as exc:
+        _report(request, exc)
+    else:
+        messages.success(request, f"Group {group.name} saved.")
+    return _service_page(group.service)
+
+
+@login_required
+@require_POST
+def group_delete(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
+    group = _group_or_404(name, group_id)
+    try:
+        group_services.delete_group(user=_user(request), group=group)
+    except PermissionDenied as exc:
+        messages.error(request, f"Not removed: {exc}")
+    except ValidationError as exc:
+        _report(request, exc)
+    else:
+        messages.success(request, f"Group {group.name} removed.")
+    return _service_page(group.service)
+
+
+@login_required
+@require_POST
+def group_scale(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
+    group = _group_or_404(name, group_id)
+    form = ScaleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _service_page(group.service)
+    replicas = form.cleaned_data["replicas"]
+    try:
+        group_services.scale_group(user=_user(request), group=group, replicas=replicas)
+    except PermissionDenied as exc:
+        messages.error(request, f"Not scaled: {exc}")
+    except ValueError as exc:  # out of range, locked or blocked
+        messages.error(request, f"Not scaled: {exc}")
+    except environment_services.NotFound as exc:
+        messages.error(request, f"Not scaled: {exc}")
+    except (kube.ClusterUnreachable, kube.KubeError) as exc:
+        messages.error(request, f"Not scaled: the cluster refused or did not answer: {exc}")
+    else:
+        messages.success(request, f"{group.service.name}/{group.name} scaled to {replicas}.")
+    return _service_page(group.service)
+
+
+def _form_errors(form: Any) -> str:
+    return " ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+
+
+# -- one batch: the deployments of one Deploy request --------------------------------------
+
+
+def _batch_or_404(batch: uuid.UUID) -> list[Deployment]:
+    deployments = list(
+        Deployment.objects.with_related()
+        .filter(batch=batch)
+        .order_by("environment__name", "service__name", "group_key", "id")
+    )
+    if not deployments:
+        raise Http404("No such batch of deployments.")
+    return deployments
+
+
+def _row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict[str, Any]:
+    status = Status(deployment.status)
+    cancellable = status == Status.PENDING or (
+        status == Status.STARTED and deployment.source_version_id is not None
+    )
+    return {
+        "id": deployment.pk,
+        "service": deployment.service.name,
+        "environment": deployment.environment.name,
+        "group": deployment.group.name if deployment.group else "",
+        "sha": deployment.version.git_commit_sha,
+        "status": deployment.status,
+        "reason": deployment.status_reason,
+        "finished": status.is_terminal,
+        "can_cancel": cancellable
+        and (deployment.service_id, deployment.environment_id) in may_cancel,
+        "url": reverse("deployment-detail", args=[deployment.pk]),
+    }
+
+
+def _rows(user: User, deployments: list[Deployment]) -> list[dict[str, Any]]:
+    may_cancel = allowed_targets(user, Verb.CANCEL)  # one read of the grants for every row
+    return [_row(d, may_cancel) for d in deployments]
+
+
+@login_required
+@require_GET
+def batch_detail(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
+    rows = _rows(_user(request), _batch_or_404(batch))
+    context = {"batch": batch, "rows": rows, "summary": _summary(rows)}
+    return render(request, "deployments/batch.html", context)
+
+
+@login_required
+@require_GET
+def batch_status(request: HttpRequest, batch: uuid.UUID) -> JsonResponse:
+    """The rows as JSON: the batch page polls this one small endpoint for every group."""
+    rows = _rows(_user(request), _batch_or_404(batch))
+    return JsonResponse({"rows": rows, "summary": _summary(rows)})
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    summary: dict[str, int] = {}
+    for row in rows:
+        summary[row["status"]] = summary.get(row["status"], 0) + 1
+    return dict(sorted(summary.items()))
+
+
+@login_required
+@require_POST
+def batch_cancel(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
+    """Cancel one deployment of the batch (`deployment=<id>`) or every one still running
+    (`all=1`), each through cancel_deployment (permission, then the state machine)."""
+    user = _user(request)
+    deployments = _batch_or_404(batch)
+    if request.POST.get("all"):
+        chosen = [d for d in deployments if not Status(d.status).is_terminal]
+    else:
+        chosen = [d for d in deployments if str(d.pk) == request.POST.get("deployment")]
+        if not chosen:
+            raise Http404("That deployment is not part of this batch.")
+    cancelled, problems = [], []
+    for deployment in chosen:
+        label = f"#{deployment.pk} {deployment.service.name}" + (
+            f"/{deployment.group.name}" if deployment.group else ""
+        )
+        try:
+            cancel_deployment(user=user, deployment=deployment)
+        except (PermissionDenied, InvalidTransition) as exc:
+            problems.append(f"{label}: {exc or 'you may not cancel it'}")
+        else:
+            cancelled.append(label)
+    if cancelled:
+        messages.success(request, f"Cancelling {', '.join(cancelled)}.")
+    if problems:
+        messages.error(request, f"Not cancelled: {'; '.join(problems)}.")
+    if not chosen:
+        messages.info(request, "Nothing left to cancel: every deployment has finished.")
+    return redirect("deployment-batch", batch=batch)

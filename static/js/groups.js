@@ -1,0 +1,41 @@
+// Group pages. Forms with data-confirm ask first. The batch page polls one small JSON
+// endpoint for the status of every deployment of the request until all have finished.
+for (const form of document.querySelectorAll("form[data-confirm]")) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
+const table = document.getElementById("batch");
+if (table) {
+  const POLL_MS = 1000;
+  const render = (data) => {
+    for (const row of data.rows) {
+      const tr = table.querySelector(`tr[data-deployment="${row.id}"]`);
+      if (!tr) continue;
+      const badge = tr.querySelector(".batch-status .badge");
+      badge.textContent = row.status;
+      badge.className = `badge status-${row.status.toLowerCase()}`;
+      tr.querySelector(".batch-status .reason").textContent = row.reason;
+      tr.querySelector(".batch-actions form").hidden = !row.can_cancel;
+    }
+    const summary = document.getElementById("batch-summary");
+    summary.replaceChildren(...Object.entries(data.summary).map(([status, n]) => {
+      const span = document.createElement("span");
+      span.className = `badge status-${status.toLowerCase()}`;
+      span.textContent = `${n} ${status}`;
+      return span;
+    }));
+    return data.rows.every((row) => row.finished);
+  };
+  const poll = async () => {
+    try {
+      const response = await fetch(table.dataset.statusUrl, { credentials: "same-origin" });
+      if (response.ok && render(await response.json())) return;
+    } catch (error) {
+      // The server restarts or the network blips: keep polling.
+    }
+    setTimeout(poll, POLL_MS);
+  };
+  poll();
+}
