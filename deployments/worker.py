@@ -254,10 +254,15 @@ class Run:
             return
         verdict = assess(observed.deployment, list(observed.pods.values()))
         if verdict.pod and verdict.container and "crash" in verdict.reason:
-            lines = kube.pod_log_tail(
-                follower.cluster, follower.namespace, verdict.pod,
-                container=verdict.container, previous=True,
-            )  # fmt: skip
+            try:
+                lines = kube.pod_log_tail(
+                    follower.cluster, follower.namespace, verdict.pod,
+                    container=verdict.container, previous=True,
+                )  # fmt: skip
+            except kube.ClusterUnreachable as exc:
+                # The logs are a courtesy: the verdict (crash loop) stays the reason.
+                self.note("logs", f"the last log lines could not be read: {exc}")
+                return
             if lines:
                 self.note("logs", "\n".join(lines))
 

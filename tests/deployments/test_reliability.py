@@ -442,3 +442,23 @@ def test_the_followers_watches_end_with_the_verdict_even_when_the_server_is_quie
 
 def _watch_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("watch-") and t.is_alive()]
+
+
+def test_a_crash_loop_keeps_its_reason_when_its_logs_cannot_be_read(
+    bob: User,
+    staging: Environment,
+    kubesim: KubesimHandle,
+    workers: list[Worker],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(*_args: Any, **_kwargs: Any) -> list[str]:
+        raise kube.ClusterUnreachable("API server answered 503 Service Unavailable")
+
+    monkeypatch.setattr(kube, "pod_log_tail", unreachable)
+    service, version = _target(kubesim, "crash-nologs", "crashloop", seconds=0.05)
+    workers.append(Worker("worker-a"))
+    outcome = deploy(bob, service, staging, version)
+    deployment = wait_until_terminal(outcome.deployment, timeout=20)  # type: ignore[arg-type]
+    assert deployment.status == Status.FAILED
+    assert "crash-looping" in deployment.status_reason
+    assert any("could not be read" in e["message"] for e in deployment.timeline)
