@@ -18,6 +18,19 @@ from tests.live import LiveServer
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("worker")]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sync_executor() -> None:
+    """The live server forks this process. If async tests ran here before, asgiref's
+    thread-sensitive executor holds a worker thread that the child does not inherit, and the
+    child's first database_sync_to_async call (the websocket session lookup) waits forever.
+    A fresh executor, created before the fork, starts its own thread in the child."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+
+
 def _log_in(page: Page, live: LiveServer, username: str) -> None:
     page.goto(live.url + "/login/")
     page.get_by_label("Username").fill(username)
