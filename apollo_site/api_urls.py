@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
-from deployments.api import deployments, versions
+from deployments.api import deployments, groups, versions
 
 app_name = "api"
 
@@ -20,6 +20,7 @@ urlpatterns = [
         name="ci-status",
     ),
     path("deployments/", deployments.DeploymentsView.as_view(), name="deployments"),
+    path("groups/", groups.GroupsView.as_view(), name="groups"),
     path(
         "deployments/<int:deployment_id>/",
         deployments.DeploymentDetailView.as_view(),

@@ -8,9 +8,10 @@ from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
-from deployments.manifests import preview
+from deployments.manifests import SAMPLE_SHA, preview, render_for
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.rendering import RenderError
+from deployments.services.groups import create_group, delete_group, update_group
 from environments.models import Environment
 
 
@@ -37,8 +38,12 @@ class ServiceAdminForm(forms.ModelForm[Service]):
         candidate = Service(**{f: data.get(f, "") for f in TEMPLATE_FIELDS},
                             name=data.get("name") or "service",
                             image_repository=data.get("image_repository") or "",
-                            default_variables=variables or {})  # fmt: skip
-        problem = template_problem(candidate)
+                            default_variables=variables or {},
+                            deployed_per_group=bool(data.get("deployed_per_group")))  # fmt: skip
+        groups = (
+            list(self.instance.groups.select_related("environment")) if self.instance.pk else []
+        )
+        problem = template_problem(candidate, groups=groups)
         if problem:
             self.add_error(_field_of(problem), problem)
         return data
@@ -58,11 +63,14 @@ def _field_of(problem: str) -> str:
     return _FIELD_OF_TEMPLATE.get(first, "deployment_template")
 
 
-def template_problem(service: Service) -> str:
+def template_problem(service: Service, *, groups: list[Group] | None = None) -> str:
     """Why the templates cannot be rendered, or "".
 
-    Rendered with sample values. A variable that only environments define is accepted when
-    every environment defines it (the sample render cannot know it; each real one can).
+    Rendered with sample values. A variable that only environments (or groups) define is
+    accepted when every target defines it (the sample render cannot know it; each real one
+    can): each environment, rendered for each of the service's groups there and, unless the
+    service is deployed per group only, without a group. Groups created later are checked when
+    they are saved (deployments.services.groups).
     """
     try:
         preview(service)
@@ -74,14 +82,26 @@ def template_problem(service: Service) -> str:
         return sample_problem
     environments = list(Environment.objects.all())
     for environment in environments:
-        try:
-            preview(service, environment)
-        except RenderError as exc:
-            return (
-                f"{exc} (in environment {environment.name}; define a default in default variables)"
-            )
+        problem = _environment_problem(service, environment, groups or [])
+        if problem:
+            return problem
     if not environments:
         return f"{sample_problem} (define them in default variables)"
+    return ""
+
+
+def _environment_problem(service: Service, environment: Environment, groups: list[Group]) -> str:
+    mine = [g for g in groups if g.environment_id == environment.pk]
+    targets: list[Group | None] = list(mine)
+    if not service.deployed_per_group:
+        targets.append(None)
+    sample = DeployableVersion(service=service, git_commit_sha=SAMPLE_SHA)
+    for group in targets:
+        try:
+            render_for(service=service, environment=environment, version=sample, group=group)
+        except RenderError as exc:
+            where = f"environment {environment.name}" + (f", group {group.name}" if group else "")
+            return f"{exc} (in {where}; define a default in default variables)"
     return ""
 
 
@@ -163,12 +183,102 @@ class DeployableVersionAdmin(admin.ModelAdmin[DeployableVersion]):
         return obj.git_commit_sha[:12]
 
 
+class GroupAdminForm(forms.ModelForm[Group]):
+    """Field validation (variables: a JSON object of strings), then the service's templates
+    must render with the group's variables."""
+
+    class Meta:
+        model = Group
+        fields = [
+            "service", "environment", "name", "scaling_factor", "variables",
+            "scaling_locked", "scaling_lock_reason",
+        ]  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        # The instance gets the cleaned values only after clean(); fixed fields are read-only
+        # on a change form, so they come from the instance.
+        instance = self.instance
+        group = Group(
+            service=data.get("service") or instance.service,
+            environment=data.get("environment") or instance.environment,
+            name=data.get("name") or instance.name,
+            scaling_factor=data.get("scaling_factor", instance.scaling_factor),
+            variables=data.get("variables") or {},
+        )
+        sample = DeployableVersion(service=group.service, git_commit_sha=SAMPLE_SHA)
+        try:
+            render_for(
+                service=group.service, environment=group.environment, version=sample, group=group
+            )
+        except RenderError as exc:
+            self.add_error(
+                "variables", f"The templates of {group.service.name} do not render: {exc}"
+            )
+        return data
+
+
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin[Group]):
-    list_display = ["name", "service", "environment", "scaling_factor"]
-    list_filter = ["service", "environment"]
+    """Changes go through deployments.services.groups (history). Once created, a group's
+    service, environment and name are fixed (they name its Kubernetes objects), and its scaling
+    factor changes by scaling it (service or environment page), which scales the cluster too."""
+
+    form = GroupAdminForm
+    list_display = [
+        "name", "service", "environment", "scaling_factor", "scaling_locked", "running", "page",
+    ]  # fmt: skip
+    list_filter = ["service", "environment", "scaling_locked"]
     search_fields = ["name", "service__name", "environment__name"]
     list_select_related = ["service", "environment"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).with_status()  # type: ignore[attr-defined]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> Any:
+        if obj is None:
+            return []
+        return ["service", "environment", "name", "scaling_factor"]
+
+    @admin.display(description="Running")
+    def running(self, obj: Group) -> str:
+        sha = getattr(obj, "running_sha", None)
+        return sha[:12] if sha else "—"
+
+    @admin.display(description="Service page")
+    def page(self, obj: Group) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("service-detail", args=[obj.service.name]),
+            obj.service.name,
+        )  # fmt: skip
+
+    def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
+        user = request.user
+        if change:
+            # The saved row, not obj (the form changed obj already): history shows before/after.
+            saved = Group.objects.select_related("service", "environment").get(pk=obj.pk)
+            update_group(
+                user=user, group=saved, variables=obj.variables,
+                scaling_locked=obj.scaling_locked, scaling_lock_reason=obj.scaling_lock_reason,
+            )  # fmt: skip
+            return
+        created = create_group(
+            user=user, service=obj.service, environment=obj.environment, name=obj.name,
+            scaling_factor=obj.scaling_factor, variables=obj.variables,
+        )  # fmt: skip
+        if obj.scaling_locked:
+            update_group(user=user, group=created, scaling_locked=True,
+                         scaling_lock_reason=obj.scaling_lock_reason)  # fmt: skip
+        obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        delete_group(user=request.user, group=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for group in queryset.select_related("service", "environment"):
+            delete_group(user=request.user, group=group)
 
 
 @admin.register(Deployment)

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from deployments.models import DeployableVersion, Service
+from deployments.models import DeployableVersion, Group, Service
+from environments.models import Environment
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -63,6 +64,43 @@ SERVICES = [
     # Its images are "missing" by kubesim's naming convention: every deploy fails, on purpose.
     ("legacy-missing", "registry.example.com/shop/missing-legacy", 30083, False, 1),
 ]
+# One service deployed per group: a copy per region, each with its own variables and replicas.
+INGEST_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{service}}
+spec:
+  replicas: {{replicas}}
+  progressDeadlineSeconds: 60
+  selector:
+    matchLabels: {app: {{service}}}
+  template:
+    metadata:
+      labels: {app: {{service}}}
+    spec:
+      containers:
+        - name: app
+          image: {{image}}
+          ports:
+            - {containerPort: 8080, name: http}
+          env:
+            - {name: ENVIRONMENT, value: "{{environment}}"}
+            - {name: INGEST_REGION, value: "{{ingest_region}}"}
+            - {name: INGEST_QUEUE, value: "{{queue}}"}
+"""
+INGEST_SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{service}}
+spec:
+  selector: {app: {{service}}}
+  ports:
+    - {port: 80, targetPort: 8080}
+"""
+# group -> (region variable, replicas in staging, replicas in production)
+INGEST_GROUPS = {"eu": ("eu-west-1", 2, 3), "us": ("us-east-1", 2, 3), "apac": ("ap-south-1", 1, 2)}
 COMMITS = [
     ("main", "Alice Adams", "Add express checkout for returning customers"),
     ("main", "Bob Brown", "Fix rounding of discounts in the basket"),
@@ -72,7 +110,6 @@ COMMITS = [
 
 
 def seed_services() -> None:
-    now = timezone.now()
     for name, repository, node_port, ingress, replicas in SERVICES:
         service, _ = Service.objects.update_or_create(
             name=name,
@@ -85,14 +122,48 @@ def seed_services() -> None:
                 "default_variables": {"node_port": node_port, "replicas": replicas},
             },
         )
-        for age, (branch, author, message) in enumerate(COMMITS):
-            sha = hashlib.sha1(f"{name}-{age}".encode(), usedforsecurity=False).hexdigest()
-            DeployableVersion.objects.get_or_create(
-                service=service, git_commit_sha=sha,
+        _seed_versions(service)
+    _seed_ingest()
+
+
+def _seed_versions(service: Service) -> None:
+    now, name = timezone.now(), service.name
+    for age, (branch, author, message) in enumerate(COMMITS):
+        sha = hashlib.sha1(f"{name}-{age}".encode(), usedforsecurity=False).hexdigest()
+        DeployableVersion.objects.get_or_create(
+            service=service, git_commit_sha=sha,
+            defaults={
+                "branch": branch, "commit_author": author, "commit_message": message,
+                "commit_url": f"https://git.example.com/shop/{name}/commit/{sha}",
+                "repository_url": f"https://git.example.com/shop/{name}",
+                "committed_at": now - timedelta(hours=6 * (len(COMMITS) - age)),
+            },
+        )  # fmt: skip
+
+
+def _seed_ingest() -> None:
+    """ingest, deployed per group: eu, us and apac in staging and production (those that exist)."""
+    service, _ = Service.objects.update_or_create(
+        name="ingest",
+        defaults={
+            "image_repository": "registry.example.com/shop/ingest",
+            "git_repository_url": "https://git.example.com/shop/ingest",
+            "deployment_template": INGEST_DEPLOYMENT,
+            "service_template": INGEST_SERVICE,
+            "ingress_template": "",
+            "default_variables": {"queue": "events"},
+            "deployed_per_group": True,
+        },
+    )
+    _seed_versions(service)
+    environments = Environment.objects.filter(name__in=["staging", "production"])
+    for environment in environments:
+        production = environment.name == "production"
+        for name, (region, staging_replicas, production_replicas) in INGEST_GROUPS.items():
+            Group.objects.update_or_create(
+                service=service, environment=environment, name=name,
                 defaults={
-                    "branch": branch, "commit_author": author, "commit_message": message,
-                    "commit_url": f"https://git.example.com/shop/{name}/commit/{sha}",
-                    "repository_url": f"https://git.example.com/shop/{name}",
-                    "committed_at": now - timedelta(hours=6 * (len(COMMITS) - age)),
+                    "scaling_factor": production_replicas if production else staging_replicas,
+                    "variables": {"ingest_region": region, "queue": f"events-{name}"},
                 },
             )  # fmt: skip
