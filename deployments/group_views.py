@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from deployments.forms import GroupChangeForm, GroupCreateForm, ScaleForm
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.services import groups as group_services
-from deployments.services.deploy import cancel_deployment
+from deployments.services.deploy import cancel_deployment, request_deployment
 from deployments.status import Status
 from environments import kube
 from environments import services as environment_services
@@ -198,6 +198,8 @@ def _row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict[str, 
         "finished": status.is_terminal,
         "can_cancel": cancellable
         and (deployment.service_id, deployment.environment_id) in may_cancel,
+        "can_revert": status in (Status.DONE, Status.FAILED)
+        and deployment.source_version_id not in (None, deployment.version_id),
         "url": reverse("deployment-detail", args=[deployment.pk]),
     }
 
@@ -245,9 +247,7 @@ def batch_cancel(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
             raise Http404("That deployment is not part of this batch.")
     cancelled, problems = [], []
     for deployment in chosen:
-        label = f"#{deployment.pk} {deployment.service.name}" + (
-            f"/{deployment.group.name}" if deployment.group else ""
-        )
+        label = _label(deployment)
         try:
             cancel_deployment(user=user, deployment=deployment)
         except (PermissionDenied, InvalidTransition) as exc:
@@ -261,3 +261,59 @@ def batch_cancel(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
     if not chosen:
         messages.info(request, "Nothing left to cancel: every deployment has finished.")
     return redirect("deployment-batch", batch=batch)
+
+
+@login_required
+@require_POST
+def batch_revert(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
+    """Revert one deployment of the batch (`deployment=<id>`) or all of them (`all=1`).
+
+    A deployment still in progress is cancelled (the worker rolls a started one back). A
+    finished one (DONE or FAILED) is followed by a deployment of the version that ran before
+    it, through the full gate (permission, blockers); those form a new batch, shown next."""
+    user = _user(request)
+    deployments = _batch_or_404(batch)
+    if not request.POST.get("all"):
+        deployments = [d for d in deployments if str(d.pk) == request.POST.get("deployment")]
+        if not deployments:
+            raise Http404("That deployment is not part of this batch.")
+    reverts = uuid.uuid4()
+    done: list[str] = []
+    problems: list[str] = []
+    for deployment in deployments:
+        problem = _revert_one(user, deployment, reverts)
+        (problems if problem else done).append(problem or _label(deployment))
+    if done:
+        messages.success(request, f"Reverting {', '.join(done)}.")
+    if problems:
+        messages.error(request, f"Not reverted: {'; '.join(problems)}.")
+    if Deployment.objects.filter(batch=reverts).exists():
+        return redirect("deployment-batch", batch=reverts)
+    return redirect("deployment-batch", batch=batch)
+
+
+def _label(deployment: Deployment) -> str:
+    group = f"/{deployment.group.name}" if deployment.group else ""
+    return f"#{deployment.pk} {deployment.service.name}{group}"
+
+
+def _revert_one(user: User, deployment: Deployment, batch: uuid.UUID) -> str:
+    """ "" when the revert was requested, else why not."""
+    status = Status(deployment.status)
+    if not status.is_terminal:
+        try:
+            cancel_deployment(user=user, deployment=deployment)
+        except (PermissionDenied, InvalidTransition) as exc:
+            return f"{_label(deployment)}: {exc or 'you may not cancel it'}"
+        return ""
+    previous = deployment.source_version
+    if status == Status.CANCELED or previous is None or previous.pk == deployment.version_id:
+        return f"{_label(deployment)}: nothing to revert to"
+    outcome = request_deployment(
+        user=user, service=deployment.service, environment=deployment.environment,
+        version=previous, group=deployment.group, message=f"Revert of #{deployment.pk}",
+        batch=batch,
+    )  # fmt: skip
+    if outcome.kind != "created":
+        return f"{_label(deployment)}: {outcome.reason or outcome.kind}"
+    return ""

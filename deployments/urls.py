@@ -21,6 +21,11 @@ urlpatterns = [
         group_views.batch_cancel,
         name="deployment-batch-cancel",
     ),
+    path(
+        "deployments/batch/<uuid:batch>/revert/",
+        group_views.batch_revert,
+        name="deployment-batch-revert",
+    ),
     path("services/<str:name>/", group_views.service_detail, name="service-detail"),
     path("services/<str:name>/groups/", group_views.group_create, name="service-group-create"),
     path(

@@ -17,7 +17,8 @@ if (table) {
       badge.textContent = row.status;
       badge.className = `badge status-${row.status.toLowerCase()}`;
       tr.querySelector(".batch-status .reason").textContent = row.reason;
-      tr.querySelector(".batch-actions form").hidden = !row.can_cancel;
+      tr.querySelector(".batch-actions form:not(.revert)").hidden = !row.can_cancel;
+      tr.querySelector(".batch-actions form.revert").hidden = !row.can_revert;
     }
     const summary = document.getElementById("batch-summary");
     summary.replaceChildren(...Object.entries(data.summary).map(([status, n]) => {

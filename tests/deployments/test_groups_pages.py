@@ -237,3 +237,55 @@ def test_the_api_lists_the_groups_of_a_service_in_an_environment(
 
 def test_the_groups_api_needs_a_token() -> None:
     assert Client().get("/api/v1/groups/").status_code == 401
+
+
+def _finished_batch(user: User, service: Service, environment: Environment) -> list[Deployment]:
+    old, new = factories.make_version(service), factories.make_version(service)
+    batch = uuid.uuid4()
+    return [
+        factories.make_deployment(
+            service=service,
+            environment=environment,
+            deployed_by=user,
+            group=group,
+            group_key=group.name,
+            version=new,
+            source_version=old,
+            batch=batch,
+        )
+        for group in Group.objects.filter(service=service).order_by("name")
+    ]
+
+
+def test_bob_reverts_one_group_to_the_version_that_ran_before(
+    bob: User, ingest: Service, stage: Environment
+) -> None:
+    _apac, eu, _us = _finished_batch(bob, ingest, stage)
+    response = login(bob).post(f"/deployments/batch/{eu.batch}/revert/", {"deployment": eu.pk})
+    revert = Deployment.objects.get(status=Status.PENDING)
+    assert (revert.group_key, revert.version) == ("eu", eu.source_version)
+    assert revert.message == f"Revert of #{eu.pk}"
+    assert revert.batch not in (None, eu.batch)
+    assert response["Location"] == f"/deployments/batch/{revert.batch}/"
+
+
+def test_revert_all_cancels_the_running_and_redeploys_the_finished(
+    bob: User, ingest: Service, stage: Environment
+) -> None:
+    _apac, eu, us = _finished_batch(bob, ingest, stage)
+    Deployment.objects.filter(pk=us.pk).update(status=Status.PENDING)
+    login(bob).post(f"/deployments/batch/{eu.batch}/revert/", {"all": "1"})
+    us.refresh_from_db()
+    assert us.status == Status.CANCELED
+    reverts = Deployment.objects.filter(message__startswith="Revert of")
+    assert sorted(reverts.values_list("group_key", flat=True)) == ["apac", "eu"]
+    assert {r.version_id for r in reverts} == {eu.source_version_id}
+
+
+def test_carol_cannot_revert(carol: User, bob: User, ingest: Service, stage: Environment) -> None:
+    _apac, eu, _us = _finished_batch(bob, ingest, stage)
+    response = login(carol).post(
+        f"/deployments/batch/{eu.batch}/revert/", {"all": "1"}, follow=True
+    )
+    assert "Not reverted" in response.content.decode()
+    assert not Deployment.objects.filter(message__startswith="Revert of").exists()
