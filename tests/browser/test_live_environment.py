@@ -2,6 +2,7 @@
 all pods of a service with a filter, the web shell, and mallory refused everywhere."""
 
 import re
+import threading
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,7 +16,7 @@ from tests import factories
 from tests.kubeenv import deploy, wait_until_terminal
 from tests.live import LiveServer
 
-pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("worker")]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,13 @@ def _fresh_sync_executor() -> None:
     from asgiref.sync import SyncToAsync
 
     SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+
+
+@pytest.fixture
+def apollo(live_apollo: LiveServer, worker: threading.Event) -> LiveServer:
+    """The live server, forked before the worker thread starts (a fork while another thread
+    holds a lock, in logging or the database driver, can leave the child waiting forever)."""
+    return live_apollo
 
 
 def _log_in(page: Page, live: LiveServer, username: str) -> None:
@@ -49,10 +57,10 @@ def _pod_names(environment: Environment) -> list[str]:
 
 
 def test_bob_watches_a_deploy_restarts_a_pod_follows_logs_and_runs_a_shell(
-    live_apollo: LiveServer, page: Page, bob: User, staging: Environment
+    apollo: LiveServer, page: Page, bob: User, staging: Environment
 ) -> None:
     grant(actor=None, user=bob, verbs=[Verb.EXEC], availability="staging", note="shell test")
-    _log_in(page, live_apollo, "bob")
+    _log_in(page, apollo, "bob")
     page.get_by_role("link", name="Environments").click()
     page.get_by_role("link", name="staging").click()
     expect(page.get_by_role("heading", name="staging")).to_be_visible()
@@ -91,7 +99,7 @@ def test_bob_watches_a_deploy_restarts_a_pod_follows_logs_and_runs_a_shell(
     page.get_by_role("button", name="Resume").click()
 
     # The web shell.
-    page.goto(f"{live_apollo.url}/environments/{staging.name}/pods/{current[0]}/shell/")
+    page.goto(f"{apollo.url}/environments/{staging.name}/pods/{current[0]}/shell/")
     expect(page.locator("#shell-message")).to_contain_text("Connected: /bin/bash")
     page.locator(".xterm-helper-textarea").focus()
     page.keyboard.type("echo hello")
@@ -100,21 +108,21 @@ def test_bob_watches_a_deploy_restarts_a_pod_follows_logs_and_runs_a_shell(
 
 
 def test_mallory_is_refused_at_every_route_and_socket(
-    live_apollo: LiveServer, page: Page, mallory: User, alice: User, staging: Environment
+    apollo: LiveServer, page: Page, mallory: User, alice: User, staging: Environment
 ) -> None:
     service = factories.make_service("web", default_variables={"replicas": 1})
     outcome = deploy(alice, service, staging, factories.make_version(service))
     assert outcome.deployment is not None
     wait_until_terminal(outcome.deployment)
     [pod] = _pod_names(staging)
-    _log_in(page, live_apollo, "mallory")
-    page.goto(f"{live_apollo.url}/environments/{staging.name}/")
+    _log_in(page, apollo, "mallory")
+    page.goto(f"{apollo.url}/environments/{staging.name}/")
     expect(page.locator(f'tr[data-pod="{pod}"]')).to_be_visible(timeout=15_000)
     # She sees the status, and no button or link she may not use.
     expect(page.get_by_role("button", name="Restart")).to_have_count(0)
     expect(page.get_by_role("link", name="Logs")).to_have_count(0)
     expect(page.get_by_role("link", name="Shell")).to_have_count(0)
-    base = f"{live_apollo.url}/environments/{staging.name}"
+    base = f"{apollo.url}/environments/{staging.name}"
     for path in ("/logs/?service=web", f"/logs/?pod={pod}", f"/pods/{pod}/shell/",
                  f"/pods/{pod}/jolokia/version"):  # fmt: skip
         assert page.goto(base + path).status == 403, path  # type: ignore[union-attr]
