@@ -79,10 +79,6 @@ def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Rec
     return records
 
 
-def group_key(group: Group | None) -> str:
-    return group.name if group is not None else ""
-
-
 def running_targets(deployments: list[Obj]) -> set[tuple[str, str, str]]:
     targets = set()
     for obj in deployments:
