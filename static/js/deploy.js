@@ -31,6 +31,14 @@ if (form) {
   environments.addEventListener("change", filterGroups);
   filterGroups();
 
+  // "All groups" replaces the choice of single groups (the server expands it).
+  const allGroups = form.elements.namedItem("all_groups");
+  if (allGroups) {
+    const toggle = () => { groups.disabled = allGroups.checked; };
+    allGroups.addEventListener("change", toggle);
+    toggle();
+  }
+
   services.addEventListener("change", async () => {
     const params = new URLSearchParams();
     for (const option of services.selectedOptions) params.append("services", option.value);
