@@ -214,3 +214,17 @@ def test_the_group_admin_creates_a_group_through_the_service_and_records_it(alic
     )  # fmt: skip
     changed = AuditEvent.objects.get(action="group.changed")
     assert changed.data["variables"] == {"before": {"shard": "1"}, "after": {"shard": "2"}}
+
+
+def test_the_group_admin_lists_what_each_group_runs(alice: User) -> None:
+    environment = factories.make_environment("staging")
+    service = factories.make_service("ingest")
+    group = Group.objects.create(service=service, environment=environment, name="eu")
+    done = factories.make_deployment(service=service, environment=environment, deployed_by=alice,
+                                     group=group, group_key="eu")  # fmt: skip
+    page = login(alice).get("/admin/deployments/group/").content.decode()
+    assert done.version.git_commit_sha[:12] in page
+    assert "/services/ingest/" in page
+    change = login(alice).get(f"/admin/deployments/group/{group.pk}/change/").content.decode()
+    assert 'name="scaling_factor"' not in change  # scaled through scale_group, not edited
+    assert 'name="variables"' in change
