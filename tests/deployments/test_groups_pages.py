@@ -289,3 +289,20 @@ def test_carol_cannot_revert(carol: User, bob: User, ingest: Service, stage: Env
     )
     assert "Not reverted" in response.content.decode()
     assert not Deployment.objects.filter(message__startswith="Revert of").exists()
+
+
+def test_the_batch_page_makes_the_same_queries_for_3_or_10_groups(
+    bob: User, ingest: Service, stage: Environment
+) -> None:
+    client = login(bob)
+    few_batch = _finished_batch(bob, ingest, stage)[0].batch
+    for n in range(7):
+        Group.objects.create(service=ingest, environment=stage, name=f"g{n}")
+    many_batch = _finished_batch(bob, ingest, stage)[0].batch
+    client.get(f"/deployments/batch/{few_batch}/")  # warm the session
+    counts = []
+    for batch in (few_batch, many_batch):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/deployments/batch/{batch}/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
