@@ -306,3 +306,10 @@ def test_the_batch_page_makes_the_same_queries_for_3_or_10_groups(
             assert client.get(f"/deployments/batch/{batch}/").status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_the_schema_documents_the_groups_operation(carol: User) -> None:
+    paths = login(carol).get("/api/v1/schema/?format=json").json()["paths"]
+    groups = paths["/api/v1/groups/"]
+    assert set(groups) == {"get"}
+    assert {p["name"] for p in groups["get"]["parameters"]} == {"service", "environment"}
