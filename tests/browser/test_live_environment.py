@@ -19,23 +19,9 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(autouse=True)
-def _fresh_sync_executor() -> None:
-    """The live server forks this process. If async tests ran here before, asgiref's
-    thread-sensitive executor holds a worker thread that the child does not inherit, and the
-    child's first database_sync_to_async call (the websocket session lookup) waits forever.
-    A fresh executor, created before the fork, starts its own thread in the child."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from asgiref.sync import SyncToAsync
-
-    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
-
-
 @pytest.fixture
 def apollo(live_apollo: LiveServer, worker: threading.Event) -> LiveServer:
-    """The live server, forked before the worker thread starts (a fork while another thread
-    holds a lock, in logging or the database driver, can leave the child waiting forever)."""
+    """The live server and the deployment worker, for pages that watch rollouts."""
     return live_apollo
 
 

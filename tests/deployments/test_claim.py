@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.utils import timezone
 
 from deployments.models import Deployment
@@ -30,8 +31,11 @@ def test_of_eight_racing_workers_exactly_one_claims_a_pending_deployment(alice: 
     claimed: list[Deployment | None] = []
 
     def race(owner: str) -> None:
-        barrier.wait()
-        claimed.append(claim(owner))
+        try:
+            barrier.wait()
+            claimed.append(claim(owner))
+        finally:
+            connections.close_all()  # each thread opened its own connection
 
     threads = [threading.Thread(target=race, args=(f"worker-{i}",)) for i in range(8)]
     for thread in threads:

@@ -12,7 +12,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--parallel", type=int, default=8, help="deployments at once")
-        parser.add_argument("--poll-interval", type=float, default=0.5)
+        parser.add_argument(
+            "--poll-interval", type=float, default=0.2, help="seconds between looks for work"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         shutdown = threading.Event()
