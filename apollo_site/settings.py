@@ -171,6 +171,18 @@ X_FRAME_OPTIONS = "DENY"
 APOLLO_CREDENTIALS_KEY = env_str("APOLLO_CREDENTIALS_KEY")
 APOLLO_KUBECONFIG = env_str("APOLLO_KUBECONFIG", str(VAR_DIR / "kubesim.kubeconfig"))
 
+# The deployment worker: lease of a claimed deployment (another worker resumes it after this),
+# apply attempts against an unreachable cluster, how long a rollout may lose the cluster.
+APOLLO_WORKER_LEASE_SECONDS = env_int("APOLLO_WORKER_LEASE_SECONDS", 30, minimum=5)
+APOLLO_APPLY_ATTEMPTS = env_int("APOLLO_APPLY_ATTEMPTS", 5, minimum=1)
+APOLLO_UNREACHABLE_SECONDS = env_int("APOLLO_UNREACHABLE_SECONDS", 60, minimum=1)
+# Live pages: how long one watch request lasts before it is renewed, the web shell's idle
+# timeout, and the Jolokia proxy's size limits.
+APOLLO_WATCH_SECONDS = env_int("APOLLO_WATCH_SECONDS", 240, minimum=5)
+APOLLO_SHELL_IDLE_SECONDS = env_int("APOLLO_SHELL_IDLE_SECONDS", 900, minimum=10)
+APOLLO_JOLOKIA_MAX_BODY = env_int("APOLLO_JOLOKIA_MAX_BODY", 64 * 1024, minimum=1024)
+APOLLO_JOLOKIA_MAX_RESPONSE = env_int("APOLLO_JOLOKIA_MAX_RESPONSE", 1024 * 1024, minimum=1024)
+
 # Upload limits: API bodies and forms are small; anything larger is refused.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APOLLO_MAX_BODY_BYTES", 256 * 1024, minimum=1024)
 

@@ -35,9 +35,9 @@ from deployments.status import Status
 from environments import kube
 
 logger = logging.getLogger(__name__)
-LEASE = timedelta(seconds=getattr(settings, "APOLLO_WORKER_LEASE_SECONDS", 30))
-APPLY_ATTEMPTS = getattr(settings, "APOLLO_APPLY_ATTEMPTS", 5)
-UNREACHABLE_LIMIT = float(getattr(settings, "APOLLO_UNREACHABLE_SECONDS", 60))
+LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
+APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS
+UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = 300
 RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
 

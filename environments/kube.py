@@ -21,6 +21,7 @@ from environments.models import Cluster
 Obj = dict[str, Any]
 TIMEOUT = (5, 30)  # (connect, read) seconds for every non-streaming call
 FIELD_MANAGER = "apollo"
+POOL_SIZE = 64
 
 
 class ClusterUnreachable(Exception):
@@ -75,13 +76,18 @@ def api_client(cluster: Cluster) -> client.ApiClient:
 
 
 def _build_client(cluster: Cluster) -> client.ApiClient:
-    if cluster.connection == Cluster.Connection.KUBECONFIG:
-        path = cluster.kubeconfig_path or settings.APOLLO_KUBECONFIG
-        return config.new_client_from_config(
-            config_file=path, context=cluster.kubeconfig_context or None
-        )
     configuration = client.Configuration()
-    if cluster.connection == Cluster.Connection.IN_CLUSTER:
+    # One client serves every thread of this process (the worker's rollouts, open log tails,
+    # shells): urllib3's default pool of 4 connections would churn connections under load.
+    configuration.connection_pool_maxsize = POOL_SIZE
+    if cluster.connection == Cluster.Connection.KUBECONFIG:
+        config.load_kube_config(
+            config_file=cluster.kubeconfig_path or settings.APOLLO_KUBECONFIG,
+            context=cluster.kubeconfig_context or None,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    elif cluster.connection == Cluster.Connection.IN_CLUSTER:
         config.load_incluster_config(client_configuration=configuration)
     else:
         configuration.host = cluster.api_url.rstrip("/")
