@@ -118,8 +118,11 @@ class LogHandler:
         position = first_index(run, query, now)
         budget = query.limit_bytes
         end_streams = self.cluster.end_streams
+        # Without follow the answer is the log as it stood when the request arrived: lines
+        # generated while it is being written would break tailLines (one line too many).
+        snapshot = run.count_at(now)
         while True:
-            count = run.count_at(time.time())
+            count = run.count_at(time.time()) if follow else snapshot
             if count > position:
                 stop = min(count, position + 5000)
                 chunk = render(run, position, stop, query.timestamps)
