@@ -126,6 +126,7 @@ def compare_url(repository: str, old_sha: str, new_sha: str) -> str:
 class HistoryFilters:
     service: Service | None = None
     environment: Environment | None = None
+    group: str = ""  # a group name (of any service and environment chosen)
     user_id: int | None = None
     status: str = ""
     since: date | None = None
@@ -166,6 +167,8 @@ def filtered_history(filters: HistoryFilters) -> DeploymentQuerySet:
         rows = rows.filter(service=filters.service)
     if filters.environment is not None:
         rows = rows.filter(environment=filters.environment)
+    if filters.group:
+        rows = rows.filter(group_key=filters.group)
     if filters.user_id is not None:
         rows = rows.filter(deployed_by_id=filters.user_id)
     if filters.status:

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from deployments.models import Deployment, Group, Service
+from deployments.services import groups as group_services
 from environments import kube, services
 from environments.models import Environment
 from environments.status import jolokia_port
@@ -101,7 +102,8 @@ def scale_group(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
     services.require(_user(request), Verb.RESTART, environment=environment, service=group.service)
     try:
         replicas = int(request.POST.get("replicas", ""))
-        services.scale_group(user=_user(request), group=group, replicas=replicas)
+        # The group service: refuses a locked or blocked group (ScalingRefused, a ValueError).
+        group_services.scale_group(user=_user(request), group=group, replicas=replicas)
     except ValueError as exc:
         messages.error(request, f"Cannot scale: {exc}")
     except services.NotFound as exc:

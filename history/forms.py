@@ -18,6 +18,7 @@ class HistoryFilterForm(forms.Form):
     environment = forms.ModelChoiceField(
         Environment.objects.only("name"), to_field_name="name", required=False, empty_label="any"
     )
+    group = forms.CharField(required=False, max_length=40, label="Group")
     user = forms.CharField(required=False, max_length=150, label="Deployed by")
     status = forms.ChoiceField(choices=[("", "any"), *Status.choices], required=False)
     since = forms.DateField(
@@ -53,6 +54,7 @@ class HistoryFilterForm(forms.Form):
         return HistoryFilters(
             service=data.get("service"),
             environment=data.get("environment"),
+            group=str(data.get("group") or "").strip(),
             user_id=data.get("user"),
             status=data.get("status") or "",
             since=data.get("since"),

@@ -313,3 +313,30 @@ def test_the_schema_documents_the_groups_operation(carol: User) -> None:
     groups = paths["/api/v1/groups/"]
     assert set(groups) == {"get"}
     assert {p["name"] for p in groups["get"]["parameters"]} == {"service", "environment"}
+
+
+def test_the_environment_page_refuses_to_scale_a_locked_group(
+    bob: User, alice: User, ingest: Service, stage: Environment
+) -> None:
+    from deployments.services.groups import update_group
+
+    eu = Group.objects.get(name="eu")
+    update_group(user=alice, group=eu, scaling_locked=True, scaling_lock_reason="peak")
+    response = login(bob).post(
+        f"/environments/{stage.name}/groups/{eu.pk}/scale/", {"replicas": 4}, follow=True
+    )
+    assert "Cannot scale: scaling of ingest/eu in stage-1 is locked: peak" in (
+        response.content.decode()
+    )
+    eu.refresh_from_db()
+    assert eu.scaling_factor == 1
+
+
+def test_the_history_filters_by_group(alice: User, ingest: Service, stage: Environment) -> None:
+    for name in ("eu", "us"):
+        factories.make_deployment(service=ingest, environment=stage, deployed_by=alice,
+                                  group=Group.objects.get(name=name), group_key=name,
+                                  message=f"to {name}")  # fmt: skip
+    page = login(alice).get("/history/", {"service": "ingest", "group": "us"}).content.decode()
+    assert "to us" in page
+    assert "to eu" not in page
