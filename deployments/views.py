@@ -71,6 +71,8 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
     return {
         "services": request.GET.getlist("services"),
         "environments": request.GET.getlist("environments"),
+        "groups": request.GET.getlist("groups"),
+        "all_groups": request.GET.get("all_groups") == "1",
         "sha": request.GET.get("sha", ""),
         "branch": request.GET.get("branch", ""),
         "message": request.GET.get("message", ""),

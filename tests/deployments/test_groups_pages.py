@@ -340,3 +340,24 @@ def test_the_history_filters_by_group(alice: User, ingest: Service, stage: Envir
     page = login(alice).get("/history/", {"service": "ingest", "group": "us"}).content.decode()
     assert "to us" in page
     assert "to eu" not in page
+
+
+def test_the_service_page_links_deploying_one_group_or_all_and_the_deploy_page_preselects(
+    bob: User, ingest: Service, stage: Environment
+) -> None:
+    eu = Group.objects.get(name="eu")
+    page = login(bob).get("/services/ingest/").content.decode()
+    one = f"/deploy/?services={ingest.pk}&amp;environments={stage.pk}&amp;groups={eu.pk}"
+    assert one in page
+    assert f"environments={stage.pk}&amp;all_groups=1" in page
+    deploy = (
+        login(bob)
+        .get("/deploy/", {"services": ingest.pk, "environments": stage.pk, "groups": eu.pk})
+        .content.decode()
+    )
+    assert f'<option value="{eu.pk}" selected data-service="{ingest.pk}"' in deploy
+    everything = login(bob).get("/deploy/", {"all_groups": "1"}).content.decode()
+    assert (
+        'name="all_groups" aria-describedby="id_all_groups_helptext" id="id_all_groups" checked'
+        in (everything)
+    )
