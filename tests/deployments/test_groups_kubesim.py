@@ -198,3 +198,27 @@ def test_cancel_all_cancels_every_running_deployment_of_the_batch(
     assert response.status_code == 302
     for deployment in deployments:
         assert wait_until_terminal(deployment).status == Status.CANCELED
+
+
+def test_bob_scales_groups_from_the_service_page_and_the_environment_page(
+    alice: User, bob: User, staging: Environment, kubesim: KubesimHandle
+) -> None:
+    service, groups = _grouped(staging)
+    version = factories.make_version(service)
+    for deployment in _deploy_all(alice, service, staging, version):
+        assert wait_until_terminal(deployment).status == Status.DONE
+    client_ = login(bob)
+    response = client_.post(
+        f"/services/ingest/groups/{groups['apac'].pk}/scale/", {"replicas": 2}, follow=True
+    )
+    assert "ingest/apac scaled to 2" in response.content.decode()
+    response = client_.post(
+        f"/environments/{staging.name}/groups/{groups['us'].pk}/scale/", {"replicas": 1},
+        follow=True,
+    )  # fmt: skip
+    assert "ingest/us scaled to 1" in response.content.decode()
+    apps = _apps(kubesim)
+    assert apps.read_namespaced_deployment("ingest-apac", staging.namespace).spec.replicas == 2
+    assert apps.read_namespaced_deployment("ingest-us", staging.namespace).spec.replicas == 1
+    assert apps.read_namespaced_deployment("ingest-eu", staging.namespace).spec.replicas == 2
+    assert AuditEvent.objects.filter(action="group.scaled").count() == 2
