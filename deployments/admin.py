@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
@@ -11,7 +11,12 @@ from django.utils.html import format_html, format_html_join
 from deployments.manifests import SAMPLE_SHA, preview, render_for
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.rendering import RenderError
-from deployments.services.groups import create_group, delete_group, update_group
+from deployments.services.groups import (
+    create_group,
+    delete_group,
+    update_group,
+    validate_group,
+)
 from environments.models import Environment
 
 
@@ -202,21 +207,23 @@ class GroupAdminForm(forms.ModelForm[Group]):
         # on a change form, so they come from the instance.
         instance = self.instance
         group = Group(
+            pk=instance.pk,
             service=data.get("service") or instance.service,
             environment=data.get("environment") or instance.environment,
             name=data.get("name") or instance.name,
             scaling_factor=data.get("scaling_factor", instance.scaling_factor),
             variables=data.get("variables") or {},
+            scaling_locked=data.get("scaling_locked", False),
+            scaling_lock_reason=data.get("scaling_lock_reason", ""),
         )
-        sample = DeployableVersion(service=group.service, git_commit_sha=SAMPLE_SHA)
+        group._state.adding = instance._state.adding  # uniqueness: a change excludes itself
         try:
-            render_for(
-                service=group.service, environment=group.environment, version=sample, group=group
-            )
-        except RenderError as exc:
-            self.add_error(
-                "variables", f"The templates of {group.service.name} do not render: {exc}"
-            )
+            validate_group(group)  # what the group services check: the same errors here
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                target = field if field in self.fields else None
+                for message in messages:
+                    self.add_error(target, message)
         return data
 
 

@@ -43,6 +43,7 @@ from permissions import blockers
 from permissions.services import explain
 from permissions.verbs import Verb
 
+DNS_LABEL_MAX = 63
 Actor = User | AnonymousUser | None  # None: the system (seeding, migrations)
 
 
@@ -84,7 +85,7 @@ def create_group(
         service=service, environment=environment, name=name.strip(),
         scaling_factor=scaling_factor, variables=variables if variables is not None else {},
     )  # fmt: skip
-    _validate(group)
+    validate_group(group)
     with transaction.atomic():
         group.save()
         record_event(
@@ -117,7 +118,7 @@ def update_group(
         group.scaling_lock_reason = scaling_lock_reason.strip()
     if not group.scaling_locked:
         group.scaling_lock_reason = ""
-    _validate(group)
+    validate_group(group)
     after = {"variables": group.variables, "scaling_locked": group.scaling_locked,
              "scaling_lock_reason": group.scaling_lock_reason}  # fmt: skip
     changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
@@ -152,19 +153,28 @@ def delete_group(*, user: Actor, group: Group) -> None:
         group.delete()
 
 
-def _validate(group: Group) -> None:
+def validate_group(group: Group) -> None:
     """Field validation, then: the service's templates render with these variables."""
     group.full_clean()
     validate_group_variables(group.variables)
     sample = DeployableVersion(service=group.service, git_commit_sha=SAMPLE_SHA)
     try:
-        render_for(
+        documents = render_for(
             service=group.service, environment=group.environment, version=sample, group=group
         )
     except rendering.RenderError as exc:
         raise ValidationError(
             {"variables": f"The templates of {group.service.name} do not render: {exc}"}
         ) from None
+    # The group suffixes every manifest name; Kubernetes refuses names longer than a DNS label.
+    too_long = sorted(
+        name for name in (d["metadata"]["name"] for d in documents) if len(name) > DNS_LABEL_MAX
+    )
+    if too_long:
+        raise ValidationError(
+            {"name": f"With this group name the manifest names exceed {DNS_LABEL_MAX} "
+             f"characters: {', '.join(too_long)}."}
+        )  # fmt: skip
 
 
 def _where(group: Group) -> str:

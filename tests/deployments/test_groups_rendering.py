@@ -207,7 +207,7 @@ def test_the_group_admin_creates_a_group_through_the_service_and_records_it(alic
         f"/admin/deployments/group/{group.pk}/change/",
         {"variables": '{"shard": "2"}', "scaling_locked": "on", "scaling_lock_reason": "freeze"},
     )
-    assert response.status_code == 302
+    assert response.status_code == 302, response.context["adminform"].form.errors
     group.refresh_from_db()
     assert (group.variables, group.scaling_locked, group.scaling_lock_reason) == (
         {"shard": "2"}, True, "freeze",
@@ -228,3 +228,18 @@ def test_the_group_admin_lists_what_each_group_runs(alice: User) -> None:
     change = login(alice).get(f"/admin/deployments/group/{group.pk}/change/").content.decode()
     assert 'name="scaling_factor"' not in change  # scaled through scale_group, not edited
     assert 'name="variables"' in change
+
+
+def test_the_group_admin_reports_a_duplicate_or_too_long_name_on_the_form(alice: User) -> None:
+    environment = factories.make_environment("staging")
+    service = factories.make_service("a-rather-long-service-name-for-ingesting-events")
+    Group.objects.create(service=service, environment=environment, name="eu")
+    for name, message in (("eu", "already exists"), ("europe-west-primary", "exceed 63")):
+        response = login(alice).post(
+            "/admin/deployments/group/add/",
+            {"service": service.pk, "environment": environment.pk, "name": name,
+             "scaling_factor": 1, "variables": "{}", "scaling_lock_reason": ""},
+        )  # fmt: skip
+        assert response.status_code == 200
+        assert message in str(response.context["adminform"].form.errors)
+    assert Group.objects.count() == 1

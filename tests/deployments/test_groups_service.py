@@ -156,3 +156,11 @@ def test_a_group_never_deployed_only_stores_its_new_scaling_factor(bob: User, eu
     assert eu.scaling_factor == 4
     event = AuditEvent.objects.get(action="group.scaled")
     assert "first deployment applies it" in event.summary
+
+
+def test_a_group_name_that_makes_manifest_names_too_long_is_refused(
+    alice: User, stage: Environment
+) -> None:
+    service = factories.make_service("a-rather-long-service-name-for-ingesting-events")
+    with pytest.raises(ValidationError, match="exceed 63 characters"):
+        create_group(user=alice, service=service, environment=stage, name="europe-west-primary")
