@@ -75,7 +75,12 @@ def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Rec
             "branch": v.branch,
         }
     for g in Group.objects.filter(environment_id=environment_id).select_related("service"):
-        records.groups[(g.service.name, g.name)] = {"id": g.pk, "scaling_factor": g.scaling_factor}
+        records.groups[(g.service.name, g.name)] = {
+            "id": g.pk,
+            "scaling_factor": g.scaling_factor,
+            "scaling_locked": g.scaling_locked,
+            "scaling_lock_reason": g.scaling_lock_reason,
+        }
     return records
 
 
@@ -145,6 +150,8 @@ def _service_entry(obj: Obj, key: tuple[str, str], pods: list[Obj], records: Rec
         "service": service,
         "group": group,
         "group_id": (records.groups.get(key) or {}).get("id"),
+        "scaling_locked": (records.groups.get(key) or {}).get("scaling_locked", False),
+        "scaling_lock_reason": (records.groups.get(key) or {}).get("scaling_lock_reason", ""),
         "deployment": obj["metadata"]["name"],
         "sha": sha,
         "short_sha": sha[:12],

@@ -361,3 +361,28 @@ def test_the_service_page_links_deploying_one_group_or_all_and_the_deploy_page_p
         'name="all_groups" aria-describedby="id_all_groups_helptext" id="id_all_groups" checked'
         in (everything)
     )
+
+
+def test_the_environment_page_shows_a_locked_group_instead_of_its_scale_form(
+    alice: User, ingest: Service, stage: Environment
+) -> None:
+    from deployments.services.groups import update_group
+    from environments.consumers import render_state
+    from environments.status import build_status, load_records, running_targets
+
+    update_group(user=alice, group=Group.objects.get(name="eu"), scaling_locked=True,
+                 scaling_lock_reason="peak")  # fmt: skip
+    labels = {"apollo.io/service": "ingest", "apollo.io/commit-sha": "a" * 40}
+    deployments = [
+        {"metadata": {"name": f"ingest-{g}", "labels": {**labels, "apollo.io/group": g}},
+         "spec": {"replicas": 1}, "status": {}}
+        for g in ("eu", "us")
+    ]  # fmt: skip
+    records = load_records(stage.pk, running_targets(deployments))
+    state = build_status(environment=stage, deployments=deployments, pods=[], records=records,
+                         reachable=True)  # fmt: skip
+    locked = {e["group"]: e["scaling_locked"] for e in state["services"]}
+    assert locked == {"eu": True, "us": False}
+    html = render_state(state, stage, {"ingest": {"restart": True}})
+    assert "scaling locked: peak" in html
+    assert html.count("/scale/") == 1  # us only
