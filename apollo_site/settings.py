@@ -93,6 +93,12 @@ TEMPLATES = [
 ]
 
 
+# Several processes share one SQLite file (web, worker): wait for a lock rather than fail at
+# once, and take the write lock when a transaction begins, so that two transactions that
+# read then write cannot deadlock each other (SQLite would answer "database is locked").
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+
+
 def _databases() -> dict[str, Any]:
     url = env_str("DATABASE_URL")
     if url is None:
@@ -102,13 +108,15 @@ def _databases() -> dict[str, Any]:
             # A file-backed test database, so that a live server in another process
             # (browser tests) sees what the test wrote.
             "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": SQLITE_OPTIONS,
         }
         return {"default": default}
     try:
         parsed: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if parsed["ENGINE"].endswith("sqlite3"):
+        parsed["OPTIONS"] = {**SQLITE_OPTIONS, **parsed.get("OPTIONS", {})}
     return {"default": parsed}
 
 

@@ -111,3 +111,12 @@ def test_bad_values_stop_the_start(name: str, value: str, message: str) -> None:
     result = _settings_in_subprocess({name: value, "SECRET_KEY": "x" * 50}, "s.DEBUG")
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_a_sqlite_database_url_waits_for_locks_like_the_default(tmp_path: Path) -> None:
+    result = _settings_in_subprocess(
+        {"DATABASE_URL": f"sqlite:///{tmp_path}/apollo.sqlite3", "SECRET_KEY": "x" * 50},
+        "s.DATABASES['default']['OPTIONS']",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "{'timeout': 20, 'transaction_mode': 'IMMEDIATE'}"

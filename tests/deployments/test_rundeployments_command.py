@@ -107,7 +107,13 @@ def test_sigterm_during_a_rollout_hands_the_deployment_over_to_the_next_worker(
     kubesim.register_image(version.image, "slow", seconds=4)
     command.wait_for_line("started")
     outcome = deploy(bob, service, staging, version)
-    applied = wait_for(outcome.deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    try:
+        applied = wait_for(outcome.deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    except AssertionError as exc:
+        # Say what the worker process printed: the deployment alone does not tell why.
+        while not command.lines.empty():
+            command.output.append(command.lines.get())
+        raise AssertionError(f"{exc}\nworker output: {command.output}") from None
     assert command.stop(signal.SIGTERM) == 0
     command.wait_for_line("deployment worker stopped", timeout=5)
     applied.refresh_from_db()
