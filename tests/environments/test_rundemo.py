@@ -1,5 +1,6 @@
 """`make run`'s command end to end: kubesim, seed, worker and web server, then Ctrl-C."""
 
+import contextlib
 import http.cookiejar
 import os
 import re
@@ -55,8 +56,11 @@ def _log_in(base: str, username: str, password: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
-def test_rundemo_serves_the_demo_on_kubesim_and_stops_everything_on_ctrl_c(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "stop", ["ctrl-c", "sigterm"], ids=["ctrl-c to the group", "sigterm to rundemo alone"]
+)
+def test_rundemo_serves_the_demo_on_kubesim_and_stops_everything_it_started(
+    tmp_path: Path, stop: str
 ) -> None:
     port, kube_port = _free_port(), _free_port()
     env = {
@@ -86,13 +90,21 @@ def test_rundemo_serves_the_demo_on_kubesim_and_stops_everything_on_ctrl_c(
         assert re.search(r"^staging\s+Active", kubectl.stdout, re.M)
         assert re.search(r"^production\s+Active", kubectl.stdout, re.M)
     finally:
-        # Ctrl-C in a terminal signals the whole foreground process group.
-        os.killpg(process.pid, signal.SIGINT)
+        if stop == "ctrl-c":
+            # Ctrl-C in a terminal signals the whole foreground process group.
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            # A service manager or `kill` signals rundemo only: it must stop its children.
+            process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     time.sleep(0.5)
     for stopped in (port, kube_port):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", stopped)) != 0, f"port {stopped} still open"
     # Every process rundemo started (kubesim, worker, daphne) was in its process group.
-    with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)
+    try:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(process.pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # leave nothing behind if the test fails

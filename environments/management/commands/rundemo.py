@@ -27,10 +27,18 @@ def _port(name: str, default: str) -> str:
     return value
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Start kubesim, migrate, seed the demo, run the worker and serve on APOLLO_PORT."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # SIGTERM (a service manager, `kill`) must stop the children too, as Ctrl-C does;
+        # without this the default action would end this process and orphan them.
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGHUP, _interrupt)
         port = _port("APOLLO_PORT", "8000")
         kube_port = _port("APOLLO_KUBESIM_PORT", "6443")
         kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
