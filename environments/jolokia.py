@@ -3,8 +3,10 @@ pod proxy (F8).
 
 A pod declares Jolokia with the annotation ``apollo.io/jolokia-port: "8778"`` or a container
 port named ``jolokia`` (the annotation wins); other pods answer 404. Reading (GET, or POST of
-read/list/search/version requests) needs ``view_logs`` on the pod's service; a POST containing
-``write`` or ``exec`` requests changes the running JVM and needs ``restart`` as well.
+read/list/search/version requests) needs ``view_logs`` on the pod's service; a ``write`` or
+``exec`` request (in a POST body, the GET path or its ``p`` parameter) changes the running JVM
+and needs ``restart`` as well. A path with ``.``/``..`` segments is refused: the API server
+would resolve it outside the pod proxy, with Apollo's own credentials.
 Only GET and POST pass, bodies are limited to JOLOKIA_MAX_BODY bytes and must be JSON, and an
 answer larger than JOLOKIA_MAX_RESPONSE bytes is refused with 502.
 """
@@ -43,6 +45,16 @@ def _requests(body: bytes) -> list[dict[str, Any]] | None:
     return items if all(isinstance(item, dict) for item in items) else None
 
 
+def _get_type(request: HttpRequest, path: str) -> str:
+    """The request type of a GET: the first segment of the ``p`` parameter or of the path."""
+    target = request.GET.get("p") or path
+    return target.strip("/").split("/", 1)[0].lower()
+
+
+def _climbs(path: str) -> bool:
+    return any(segment in (".", "..") for segment in path.replace("\\", "/").split("/"))
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def proxy(request: HttpRequest, name: str, pod: str, path: str) -> HttpResponse:
@@ -52,6 +64,9 @@ def proxy(request: HttpRequest, name: str, pod: str, path: str) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
     payload: Any = None
+    # SECURITY: dot segments would leave pods/<pod>:<port>/proxy/ on the API server.
+    if _climbs(path):
+        return _error(400, "the path may not contain . or .. segments")
     if request.method == "POST":
         # SECURITY: bounded body, JSON only; mutating requests need more than reading.
         if len(request.body) > _limit("APOLLO_JOLOKIA_MAX_BODY", 64 * 1024):
@@ -66,7 +81,10 @@ def proxy(request: HttpRequest, name: str, pod: str, path: str) -> HttpResponse:
     except (kube.ClusterUnreachable, kube.KubeError) as exc:
         return _error(502, f"cluster: {exc}")
     services.require(user, Verb.VIEW_LOGS, environment=environment, service=target.service)
-    if payload is not None and any(str(r.get("type", "")).lower() in MUTATING for r in payload):
+    types = [str(r.get("type", "")).lower() for r in payload] if payload is not None else []
+    if request.method == "GET":
+        types = [_get_type(request, path)]
+    if any(kind in MUTATING for kind in types):
         services.require(user, Verb.RESTART, environment=environment, service=target.service)
     port = jolokia_port(target.pod)
     if port is None:

@@ -128,3 +128,41 @@ def test_a_pod_without_a_jolokia_port_is_404(bob: User, staging: Environment) ->
 
 def test_anonymous_is_sent_to_log_in(client: Client, staging: Environment) -> None:
     assert client.get(_url(staging, "any", "version")).status_code == 302
+
+
+def test_it_refuses_a_get_exec_or_write_without_restart(
+    bob: User, carol: User, staging: Environment
+) -> None:
+    from permissions.services import grant
+    from permissions.verbs import Verb
+
+    pod = _java_pod(bob, staging)
+    grant(actor=None, user=carol, verbs=[Verb.VIEW_LOGS], availability="staging")
+    client = login(carol)
+    assert client.get(_url(staging, pod, "exec/java.lang:type=Memory/gc")).status_code == 403
+    assert client.get(_url(staging, pod, "EXEC/java.lang:type=Memory/gc")).status_code == 403
+    assert (
+        client.get(_url(staging, pod, "write/java.lang:type=Memory/Verbose/true")).status_code
+        == 403
+    )
+    assert (
+        client.get(_url(staging, pod), {"p": "/exec/java.lang:type=Memory/gc"}).status_code == 403
+    )
+    assert client.get(_url(staging, pod, "read/java.lang:type=Memory")).status_code == 200
+    assert login(bob).get(_url(staging, pod, "exec/java.lang:type=Memory/gc")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["../../../../secrets", "..%2F..%2F..%2F..%2Fsecrets", "read/./../../x", "%2E%2E/x"]
+)
+def test_it_refuses_a_path_that_climbs_out_of_the_jolokia_endpoint(
+    bob: User, staging: Environment, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pod = _java_pod(bob, staging)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the proxy must not be called")
+
+    monkeypatch.setattr(kube, "proxy_pod", forbidden)
+    response = login(bob).get(_url(staging, pod, path))
+    assert response.status_code == 400
