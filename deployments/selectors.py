@@ -137,11 +137,18 @@ class HistoryFilters:
 Cursor = tuple[datetime, int]
 
 
+MAX_ID = 2**63 - 1  # a larger id cannot exist; the query would match nothing
+
+
 def parse_cursor(raw: str) -> Cursor | None:
     """Parse an ``<iso created_at>_<id>`` keyset cursor; a malformed one starts over."""
     stamp, _, pk = raw.rpartition("_")
-    when = parse_datetime(stamp) if stamp else None
-    if when is None or not pk.isdigit():
+    try:
+        # parse_datetime raises ValueError on a well-formed but impossible date (Feb 30).
+        when = parse_datetime(stamp) if stamp else None
+    except ValueError:
+        return None
+    if when is None or not (pk.isascii() and pk.isdigit()) or int(pk) > MAX_ID:
         return None
     if timezone.is_naive(when):
         when = timezone.make_aware(when, timezone.get_current_timezone())

@@ -82,7 +82,7 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 def _chosen_services(form: DeployForm) -> list[Service]:
     """The services chosen (posted or in the query string), limited to the ones offered."""
     raw = form["services"].value() or []
-    ids = [int(v) for v in raw if str(v).isdigit()]
+    ids = [int(v) for v in raw if str(v).isascii() and str(v).isdigit()]
     offered: Any = form.fields["services"]
     return list(offered.queryset.filter(pk__in=ids)) if ids else []
 
@@ -270,7 +270,7 @@ def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
 def diff(request: HttpRequest) -> HttpResponse:
     """Two deployments side by side: ?a=&b=, or ?d=&d= (two boxes ticked on the history page,
     compared oldest first)."""
-    ticked = [v for v in request.GET.getlist("d") if v.isdigit()]
+    ticked = [v for v in request.GET.getlist("d") if v.isascii() and v.isdigit()]
     data = {"a": ticked[0], "b": ticked[1]} if len(ticked) == 2 else request.GET
     form = CompareForm(data)
     if len(ticked) not in (0, 2):

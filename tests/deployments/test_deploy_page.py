@@ -132,6 +132,14 @@ def test_the_versions_fragment_answers_for_the_chosen_services(
     assert "<html" not in fragment.content.decode()
 
 
+@pytest.mark.parametrize("path", ["/deploy/", "/deploy/versions/"])
+def test_it_ignores_service_ids_that_are_not_ascii_digits(
+    bob: User, staging: Environment, checkout: Service, path: str
+) -> None:
+    response = login(bob).get(path, {"services": ["²", str(checkout.pk)]})
+    assert response.status_code == 200
+
+
 def test_the_page_makes_a_constant_number_of_queries(
     alice: User, staging: Environment, checkout: Service
 ) -> None:

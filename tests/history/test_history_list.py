@@ -66,6 +66,27 @@ def test_a_malformed_cursor_starts_from_the_newest(alice: User) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "2026-02-30T10:00:00+00:00_1",
+        "2026-01-01T25:00:00_1",
+        "2026-01-01T10:00:00_" + "9" * 30,
+        "2026-01-01T10:00:00_²",
+    ],
+)
+def test_it_starts_from_the_newest_on_a_well_formed_but_impossible_cursor(
+    alice: User, cursor: str
+) -> None:
+    factories.make_deployment(
+        service=factories.make_service(), environment=factories.make_environment(),
+        deployed_by=alice,
+    )  # fmt: skip
+    response = login(alice).get("/history/", {"after": cursor})
+    assert response.status_code == 200
+    assert len(_ids(response)) == 1
+
+
 def test_the_next_page_link_keeps_the_filters(alice: User) -> None:
     service = factories.make_service("checkout")
     other = factories.make_service("other")
