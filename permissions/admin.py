@@ -315,6 +315,13 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # a token is issued or revoked, never edited
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # SECURITY: a token acts as its user. Only a superuser may issue one for someone
+        # else; otherwise "add API token" would let a staff member act as any account.
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = User.objects.filter(pk=getattr(request.user, "pk", None) or 0)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         user = request.user if isinstance(request.user, User) else None
         token, key = tokens.issue_token(actor=user, user=obj.user, name=obj.name)

@@ -80,3 +80,25 @@ def test_non_staff_personas_cannot_reach_the_token_admin(
 ) -> None:
     response = login(personas[persona]).get("/admin/permissions/apitoken/")
     assert response.status_code == 302
+
+
+def test_it_refuses_a_token_for_another_user_from_a_staff_member_who_is_not_superuser(
+    alice: User, bob: User
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    clerk = factories.make_user("clerk", is_staff=True)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="permissions", codename__in=["add_apitoken", "view_apitoken"]
+        )
+    )
+    client = login(clerk)
+    for victim in (alice, bob):
+        response = client.post(
+            "/admin/permissions/apitoken/add/", {"user": victim.pk, "name": "mine now"}
+        )
+        assert response.status_code == 200  # the form again, with an error
+        assert not ApiToken.objects.filter(user=victim).exists()
+    client.post("/admin/permissions/apitoken/add/", {"user": clerk.pk, "name": "own"})
+    assert ApiToken.objects.filter(user=clerk, name="own").exists()
