@@ -4,9 +4,10 @@ pod proxy (F8).
 A pod declares Jolokia with the annotation ``apollo.io/jolokia-port: "8778"`` or a container
 port named ``jolokia`` (the annotation wins); other pods answer 404. Reading (GET, or POST of
 read/list/search/version requests) needs ``view_logs`` on the pod's service; a ``write`` or
-``exec`` request (in a POST body, the GET path or its ``p`` parameter) changes the running JVM
-and needs ``restart`` as well. A path with ``.``/``..`` segments is refused: the API server
-would resolve it outside the pod proxy, with Apollo's own credentials.
+``exec`` request in a POST body, or a GET (path or ``p`` parameter) of any type other than
+read/list/search/version, may change the running JVM and needs ``restart`` as well. A path
+with ``.``/``..`` segments is refused: the API server would resolve it outside the pod proxy,
+with Apollo's own credentials.
 Only GET and POST pass, bodies are limited to JOLOKIA_MAX_BODY bytes and must be JSON, and an
 answer larger than JOLOKIA_MAX_RESPONSE bytes is refused with 502.
 """
@@ -26,6 +27,7 @@ from environments.status import jolokia_port
 from permissions.verbs import Verb
 
 MUTATING = {"write", "exec"}
+READING = {"", "read", "list", "search", "version"}
 
 
 def _limit(name: str, default: int) -> int:
@@ -45,14 +47,16 @@ def _requests(body: bytes) -> list[dict[str, Any]] | None:
     return items if all(isinstance(item, dict) for item in items) else None
 
 
-def _get_type(request: HttpRequest, path: str) -> str:
-    """The request type of a GET: the first segment of the ``p`` parameter or of the path."""
-    target = request.GET.get("p") or path
-    return target.strip("/").split("/", 1)[0].lower()
+def _get_types(request: HttpRequest, path: str) -> list[str]:
+    """The request types of a GET: the first segment of the path and of every ``p`` value
+    (servlets read the first ``p``, Django the last; ``;params`` are cut as servlets do)."""
+    targets = [path, *request.GET.getlist("p")]
+    return [t.strip("/").split("/", 1)[0].split(";", 1)[0].strip().lower() for t in targets]
 
 
 def _climbs(path: str) -> bool:
-    return any(segment in (".", "..") for segment in path.replace("\\", "/").split("/"))
+    segments = path.replace("\\", "/").split("/")
+    return any(segment.split(";", 1)[0] in (".", "..") for segment in segments)
 
 
 @login_required
@@ -81,10 +85,11 @@ def proxy(request: HttpRequest, name: str, pod: str, path: str) -> HttpResponse:
     except (kube.ClusterUnreachable, kube.KubeError) as exc:
         return _error(502, f"cluster: {exc}")
     services.require(user, Verb.VIEW_LOGS, environment=environment, service=target.service)
-    types = [str(r.get("type", "")).lower() for r in payload] if payload is not None else []
-    if request.method == "GET":
-        types = [_get_type(request, path)]
-    if any(kind in MUTATING for kind in types):
+    if payload is not None:
+        mutating = any(str(r.get("type", "")).lower() in MUTATING for r in payload)
+    else:  # SECURITY: a GET may only read; any other type (exec, write, exec;x) needs more.
+        mutating = any(kind not in READING for kind in _get_types(request, path))
+    if mutating:
         services.require(user, Verb.RESTART, environment=environment, service=target.service)
     port = jolokia_port(target.pod)
     if port is None:

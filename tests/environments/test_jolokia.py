@@ -148,12 +148,17 @@ def test_it_refuses_a_get_exec_or_write_without_restart(
     assert (
         client.get(_url(staging, pod), {"p": "/exec/java.lang:type=Memory/gc"}).status_code == 403
     )
+    for path in ["exec;x=1/java.lang:type=Memory/gc", "notification/register"]:
+        assert client.get(_url(staging, pod, path)).status_code == 403
+    query = "p=/exec/java.lang:type=Memory/gc&p=/read/java.lang:type=Memory"
+    assert client.get(f"{_url(staging, pod)}?{query}").status_code == 403
     assert client.get(_url(staging, pod, "read/java.lang:type=Memory")).status_code == 200
     assert login(bob).get(_url(staging, pod, "exec/java.lang:type=Memory/gc")).status_code == 200
 
 
 @pytest.mark.parametrize(
-    "path", ["../../../../secrets", "..%2F..%2F..%2F..%2Fsecrets", "read/./../../x", "%2E%2E/x"]
+    "path",
+    ["../../../../secrets", "..%2F..%2F..%2F..%2Fsecrets", "read/./../../x", "%2E%2E/x", "..;/x"],
 )
 def test_it_refuses_a_path_that_climbs_out_of_the_jolokia_endpoint(
     bob: User, staging: Environment, path: str, monkeypatch: pytest.MonkeyPatch
