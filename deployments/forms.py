@@ -39,14 +39,32 @@ class GroupSelect(forms.SelectMultiple):
         return option
 
 
-class GroupChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+MAX_ID = 2**63 - 1
+
+
+class IdsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    """Refuses ids that are not plain numbers in range before the IN query: on SQLite an
+    out-of-range integer there raises OverflowError (a 500) instead of matching nothing."""
+
+    def _check_values(self, value: Any) -> Any:
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value",
+                    params={"pk": pk},
+                )  # fmt: skip
+        return super()._check_values(value)
+
+
+class GroupChoiceField(IdsChoiceField):
     widget = GroupSelect
 
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.service.name} / {obj.environment.name} / {obj.name}"
 
 
-class EnvironmentChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+class EnvironmentChoiceField(IdsChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.name} (message required)" if obj.require_deployment_message else obj.name
 
@@ -68,7 +86,7 @@ class DeployForm(forms.Form):
     are offered; anything else posted is "not one of the available choices"."""
 
     environments = EnvironmentChoiceField(queryset=Environment.objects.none())
-    services = forms.ModelMultipleChoiceField(queryset=Service.objects.none())
+    services = IdsChoiceField(queryset=Service.objects.none())
     version = forms.CharField(required=False, label="Recent version")  # radios in the template
     sha = forms.CharField(
         required=False, max_length=40, label="Commit sha or prefix",

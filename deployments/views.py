@@ -82,7 +82,7 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 def _chosen_services(form: DeployForm) -> list[Service]:
     """The services chosen (posted or in the query string), limited to the ones offered."""
     raw = form["services"].value() or []
-    ids = [int(v) for v in raw if str(v).isascii() and str(v).isdigit()]
+    ids = [int(v) for v in raw if str(v).isascii() and str(v).isdigit() and len(str(v)) < 19]
     offered: Any = form.fields["services"]
     return list(offered.queryset.filter(pk__in=ids)) if ids else []
 

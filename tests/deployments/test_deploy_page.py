@@ -136,8 +136,18 @@ def test_the_versions_fragment_answers_for_the_chosen_services(
 def test_it_ignores_service_ids_that_are_not_ascii_digits(
     bob: User, staging: Environment, checkout: Service, path: str
 ) -> None:
-    response = login(bob).get(path, {"services": ["²", str(checkout.pk)]})
+    response = login(bob).get(path, {"services": ["²", "9" * 30, str(checkout.pk)]})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("field", ["services", "environments", "groups"])
+def test_it_explains_an_out_of_range_id_instead_of_failing(
+    bob: User, staging: Environment, checkout: Service, field: str
+) -> None:
+    data = {"services": checkout.pk, "environments": staging.pk, "sha": SHA[:8]}
+    response = _post(login(bob), **{**data, field: "9" * 30})
+    assert response.status_code == 400
+    assert not Deployment.objects.exists()
 
 
 def test_the_page_makes_a_constant_number_of_queries(
