@@ -46,15 +46,15 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
     """Refuses ids that are not plain numbers in range before the IN query: on SQLite an
     out-of-range integer there raises OverflowError (a 500) instead of matching nothing."""
 
-    def _check_values(self, value: Any) -> Any:
-        for pk in value:
+    def clean(self, value: Any) -> Any:
+        for pk in value if isinstance(value, list | tuple) else []:
             text = str(pk)
             if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
                 raise ValidationError(
                     self.error_messages["invalid_pk_value"], code="invalid_pk_value",
                     params={"pk": pk},
                 )  # fmt: skip
-        return super()._check_values(value)
+        return super().clean(value)
 
 
 class GroupChoiceField(IdsChoiceField):
