@@ -150,9 +150,9 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
         verb = verb if verb in Verb.values else Verb.DEPLOY
         service_list = Service.objects.all()
         environment_list = Environment.objects.all()
-        if request.GET.get("service", "").isdigit():
+        if _is_id(request.GET.get("service", "")):
             service_list = service_list.filter(pk=request.GET["service"])
-        if request.GET.get("environment", "").isdigit():
+        if _is_id(request.GET.get("environment", "")):
             environment_list = environment_list.filter(pk=request.GET["environment"])
         context = {
             **self.admin_site.each_context(request),
@@ -170,6 +170,11 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
             "rule_help": RULE_HELP,
         }
         return TemplateResponse(request, "permissions/admin/matrix.html", context)
+
+
+def _is_id(value: str) -> bool:
+    """ASCII digits only: "²".isdigit() is true but int("²") fails."""
+    return value.isascii() and value.isdigit()
 
 
 class _GuardianRowAdmin(admin.ModelAdmin[Any]):

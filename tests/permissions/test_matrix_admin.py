@@ -107,3 +107,10 @@ def test_non_staff_personas_are_sent_to_the_admin_login(
 
 def test_the_grant_list_links_to_it(alice: User) -> None:
     assert MATRIX in login(alice).get("/admin/permissions/grant/").content.decode()
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 30])
+def test_it_ignores_a_filter_id_that_is_not_a_plain_number(alice: User, value: str) -> None:
+    factories.make_service("checkout")
+    for field in ("service", "environment"):
+        assert login(alice).get(MATRIX, {field: value}).status_code == 200
