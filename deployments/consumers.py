@@ -5,9 +5,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from deployments.live import StatusPayload, group_name, status_payload
+from deployments.live import StatusPayload, group_name, status_payload, visible_entry
 from deployments.models import Deployment
 from deployments.status import Status
+from permissions.services import can
+from permissions.verbs import Verb
 
 # How often a page re-reads its deployment when the channel layer cannot carry the worker's
 # messages (see _layer_is_process_local).
@@ -20,6 +22,12 @@ def _load_changes(deployment_id: int, seen: int) -> tuple[StatusPayload, list[An
     if deployment is None:
         return None
     return status_payload(deployment), list(deployment.timeline[seen:])
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def _may_view_logs(user: Any, deployment_id: int) -> bool:
+    deployment = Deployment.objects.select_related("service", "environment").get(pk=deployment_id)
+    return can(user, Verb.VIEW_LOGS, service=deployment.service, environment=deployment.environment)
 
 
 def _layer_is_process_local() -> bool:
@@ -48,6 +56,8 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4404)
             return
         payload, timeline = changes
+        # SECURITY: crash log lines in the timeline only for who may view logs.
+        self.may_view_logs = await _may_view_logs(user, self.deployment_id)
         self.group = group_name(self.deployment_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -62,7 +72,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def deployment_status(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        await self.send_json(visible_entry(event["payload"], may_view_logs=self.may_view_logs))
 
     async def _follow_database(self, last: StatusPayload, seen: int) -> None:
         """Send what changed in the row until the deployment has finished."""
@@ -73,6 +83,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 return
             payload, entries = changes
             for entry in entries:
+                entry = visible_entry(entry, may_view_logs=self.may_view_logs)
                 await self.send_json({"type": "deployment.timeline", **entry})
             seen += len(entries)
             if (payload["status"], payload["status_reason"]) != (

@@ -17,6 +17,25 @@ class StatusPayload(TypedDict):
     badge_html: str
 
 
+LOG_SOURCE = "logs"  # timeline entries with a crash-looping container's last log lines
+HIDDEN_LOGS = "log lines hidden: reading them needs the view_logs permission"
+
+
+def visible_entry(entry: dict[str, Any], *, may_view_logs: bool) -> dict[str, Any]:
+    """SECURITY: log lines are for who may view logs; every signed-in user sees the rest."""
+    if entry.get("source") == LOG_SOURCE and not may_view_logs:
+        return {**entry, "message": HIDDEN_LOGS}
+    return entry
+
+
+def visible_timeline(timeline: list[dict[str, Any]], *, may_view_logs: bool) -> list[Any]:
+    return [visible_entry(entry, may_view_logs=may_view_logs) for entry in timeline]
+
+
+def has_logs(timeline: list[dict[str, Any]]) -> bool:
+    return any(entry.get("source") == LOG_SOURCE for entry in timeline)
+
+
 def group_name(deployment_id: int) -> str:
     return f"deployment.{deployment_id}"
 

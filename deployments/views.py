@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from deployments import selectors
 from deployments.forms import CompareForm, DeployForm, Item, RedeployForm
+from deployments.live import has_logs, visible_timeline
 from deployments.models import Deployment, InvalidTransition, Service
 from deployments.services.deploy import (
     DeployOutcome,
@@ -200,11 +201,21 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         "can_redeploy": finished
         and can(user, Verb.DEPLOY, service=deployment.service, environment=deployment.environment),
         "can_roll_back": source is not None and source.pk != deployment.version_id,
+        "timeline": _timeline(user, deployment),
         "snapshot_services": sorted((snapshot.get("services") or {}).items()),
         "snapshot_error": snapshot.get("error", ""),
         "compare_form": CompareForm(initial={"a": deployment.pk}),
     }
     return render(request, "deployments/detail.html", context)
+
+
+def _timeline(user: User, deployment: Deployment) -> list[Any]:
+    # The gate is asked only when there are log lines to hide (a query for non-admins).
+    timeline = deployment.timeline
+    allowed = not has_logs(timeline) or can(
+        user, Verb.VIEW_LOGS, service=deployment.service, environment=deployment.environment
+    )
+    return visible_timeline(timeline, may_view_logs=allowed)
 
 
 def _cancellable(deployment: Deployment) -> bool:

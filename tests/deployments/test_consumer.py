@@ -123,3 +123,28 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
     final = await communicator.receive_json_from(timeout=5)
     assert (final["status"], final["status_reason"]) == ("DONE", "rollout complete")
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize(("persona", "shown"), [("alice", True), ("carol", False)])
+async def test_it_sends_crash_log_lines_only_to_who_may_view_logs(
+    personas: dict[str, User], persona: str, shown: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployments.live import broadcast_timeline
+
+    monkeypatch.setattr(consumers, "DB_FOLLOW_SECONDS", 0.05)
+    deployment = await sync_to_async(_deployment)(personas["alice"])
+    cookie = await sync_to_async(_session_cookie)(personas[persona])
+    communicator = _communicator(f"/ws/deployments/{deployment.pk}/", ORIGIN, cookie)
+    assert (await communicator.connect())[0]
+    await communicator.receive_json_from(timeout=5)
+    entry = {"at": "2026-11-27T12:00:00+00:00", "source": "logs", "message": "TOKEN=s3cret"}
+
+    def crash() -> None:
+        Deployment.objects.filter(pk=deployment.pk).update(timeline=[entry])
+        broadcast_timeline(deployment, entry)
+
+    await sync_to_async(crash)()
+    received = await communicator.receive_json_from(timeout=5)
+    assert received["type"] == "deployment.timeline"
+    assert ("TOKEN=s3cret" in received["message"]) is shown
+    await communicator.disconnect()

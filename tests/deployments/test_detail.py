@@ -241,3 +241,20 @@ def test_a_running_deployment_cannot_be_redeployed(alice: User, deployment: Depl
     )
     assert "Only a finished deployment" in response.content.decode()
     assert Deployment.objects.count() == 1
+
+
+# -- log lines in the timeline -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("persona", "shown"), [("alice", True), ("bob", True), ("carol", False)])
+def test_it_shows_crash_log_lines_only_to_who_may_view_logs(
+    personas: dict[str, User], deployment: Deployment, persona: str, shown: bool
+) -> None:
+    deployment.timeline = [
+        *deployment.timeline,
+        {"at": "2026-01-01T10:01:00+00:00", "source": "logs", "message": "DB_PASSWORD=hunter2"},
+    ]
+    deployment.save()
+    page = _page(personas[persona], deployment)
+    assert ("DB_PASSWORD=hunter2" in page) is shown
+    assert "applied" in page
