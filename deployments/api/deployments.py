@@ -128,8 +128,13 @@ class DeploymentsView(ApolloAPIView):
         environment = serializers.CharField(max_length=100)
         git_commit_sha = serializers.CharField(max_length=100, help_text="The full 40-hex sha.")
         group = serializers.CharField(max_length=100, required=False, allow_blank=True)
-        message = serializers.CharField(required=False, allow_blank=True, default="")
-        override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+        # The Deploy page's limits (deployments.forms.DeployForm).
+        message = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=5000
+        )
+        override_reason = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=2000
+        )
 
         class Meta:
             ref_name = "DeploymentInput"

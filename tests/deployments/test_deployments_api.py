@@ -401,3 +401,13 @@ def test_cancelling_an_unknown_deployment_answers_404(alice: User) -> None:
 
 def test_cancelling_needs_a_token(deployment: Deployment) -> None:
     assert post({}, url=f"{URL}{deployment.pk}/cancel/").status_code == 401
+
+
+@pytest.mark.parametrize(("field", "size"), [("message", 5001), ("override_reason", 2001)])
+def test_it_refuses_a_message_longer_than_the_deploy_page_allows(
+    alice: User, version: DeployableVersion, staging: Environment, field: str, size: int
+) -> None:
+    response = post(deploy_body(**{field: "x" * size}), alice)
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Deployment.objects.exists()
