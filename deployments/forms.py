@@ -239,7 +239,10 @@ class GroupVariablesField(forms.JSONField):
         super().__init__(**kwargs)
 
     def clean(self, value: Any) -> Any:
-        cleaned = super().clean(value)
+        try:
+            cleaned = super().clean(value)
+        except RecursionError:  # "[[[[..." nested deeper than the parser recurses
+            raise forms.ValidationError("The variables are nested too deeply.") from None
         if cleaned in (None, ""):
             return {}
         try:

@@ -41,7 +41,7 @@ def _error(status: int, message: str) -> JsonResponse:
 def _requests(body: bytes) -> list[dict[str, Any]] | None:
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         return None
     items = data if isinstance(data, list) else [data]
     return items if all(isinstance(item, dict) for item in items) else None

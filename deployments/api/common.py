@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import RequestDataTooBig
-from rest_framework.exceptions import APIException, NotAuthenticated
+from rest_framework.exceptions import APIException, NotAuthenticated, ParseError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,6 +43,9 @@ class ApolloAPIView(APIView):
         # would otherwise become an HTML 400; answer in JSON like every other API error.
         if isinstance(exc, RequestDataTooBig):
             exc = RequestTooLarge()
+        # The JSON parser lets RecursionError through ("[[[[..." nested too deep): a 400.
+        if isinstance(exc, RecursionError):
+            exc = ParseError("The JSON body is nested too deeply.")
         return super().handle_exception(exc)
 
 

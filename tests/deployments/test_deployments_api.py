@@ -411,3 +411,9 @@ def test_it_refuses_a_message_longer_than_the_deploy_page_allows(
     assert response.status_code == 400
     assert field in response.json()
     assert not Deployment.objects.exists()
+
+
+def test_it_answers_400_to_a_deeply_nested_body(alice: User) -> None:
+    headers = auth(alice)
+    response = Client().post(URL, "[" * 5000, content_type="application/json", headers=headers)
+    assert response.status_code == 400

@@ -193,6 +193,17 @@ def test_variables_that_are_not_strings_are_refused_on_the_service_page(
     assert not Group.objects.filter(name="latam").exists()
 
 
+def test_it_refuses_deeply_nested_variables_without_failing(
+    mallory: User, ingest: Service, stage: Environment
+) -> None:
+    response = login(mallory).post(
+        "/services/ingest/groups/",
+        {"environment": stage.pk, "name": "latam", "scaling_factor": 1, "variables": "[" * 5000},
+    )  # fmt: skip
+    assert response.status_code == 302
+    assert not Group.objects.filter(name="latam").exists()
+
+
 def test_mallory_cannot_create_or_scale_a_group(
     mallory: User, ingest: Service, stage: Environment
 ) -> None:

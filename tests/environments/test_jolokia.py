@@ -171,3 +171,8 @@ def test_it_refuses_a_path_that_climbs_out_of_the_jolokia_endpoint(
     monkeypatch.setattr(kube, "proxy_pod", forbidden)
     response = login(bob).get(_url(staging, pod, path))
     assert response.status_code == 400
+
+
+def test_it_answers_400_to_a_deeply_nested_body(bob: User, staging: Environment) -> None:
+    response = login(bob).post(_url(staging, "any"), "[" * 5000, content_type="application/json")
+    assert response.status_code == 400
