@@ -20,6 +20,19 @@ from environments.models import Environment
 RECENT_VERSIONS = 20
 MIN_PREFIX = 4
 HEX_RE = re.compile(r"^[0-9a-f]+$")
+# The columns the deployment tables (deployments/_rows.html) show. Loading only these skips the
+# large text and JSON columns (manifests, snapshot, timeline) and their conversion on every row;
+# a field the rows start showing must be added here (the query-count tests catch a miss).
+TABLE_FIELDS = (
+    "status",
+    "message",
+    "created_at",
+    "service__name",
+    "environment__name",
+    "version__git_commit_sha",
+    "deployed_by__username",
+    "group__name",
+)
 
 
 # -- versions -------------------------------------------------------------------------------
@@ -84,6 +97,11 @@ def running_deployment(
         .filter(service=service, environment=environment, group_key=group.name if group else "")
         .first()
     )
+
+
+def latest_deployments(limit: int) -> list[Deployment]:
+    """The newest deployments with what a deployment table shows."""
+    return list(Deployment.objects.with_related().only(*TABLE_FIELDS)[:limit])
 
 
 # -- one deployment -------------------------------------------------------------------------
@@ -201,7 +219,7 @@ def history_page(
     Keyset pagination on (created_at, id): the cost of a page does not grow with how deep
     the reader has paged, unlike OFFSET.
     """
-    rows = filtered_history(filters)
+    rows = filtered_history(filters).only(*TABLE_FIELDS)
     if cursor is not None:
         when, pk = cursor
         # "<= when, minus the ties at or after pk" rather than an OR: SQLite turns the

@@ -1,11 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.models import Deployment, Group, Service
+from deployments.models import Group, Service
+from deployments.selectors import latest_deployments
 from deployments.services import groups as group_services
 from environments import kube, services
 from environments.models import Environment
@@ -17,10 +19,19 @@ DEFAULT_TAIL = 200
 MAX_TAIL = 5000
 
 
+def _environments_for_table() -> QuerySet[Environment]:
+    """What environments/_table.html shows, without the variables (JSON) or cluster credentials."""
+    return (
+        Environment.objects.select_related("cluster")
+        .only("name", "availability", "region", "namespace", "cluster__name")
+        .order_by("availability", "name")
+    )
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    environments = Environment.objects.select_related("cluster").order_by("availability", "name")
-    latest = Deployment.objects.with_related()[:LATEST_DEPLOYMENTS]
+    environments = _environments_for_table()
+    latest = latest_deployments(LATEST_DEPLOYMENTS)
     return render(
         request, "environments/home.html", {"environments": environments, "latest": latest}
     )
@@ -28,7 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def environment_list(request: HttpRequest) -> HttpResponse:
-    environments = Environment.objects.select_related("cluster").order_by("availability", "name")
+    environments = _environments_for_table()
     return render(request, "environments/list.html", {"environments": environments})
 
 
