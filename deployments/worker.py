@@ -261,10 +261,10 @@ class Run:
                 )  # fmt: skip
             except kube.ClusterUnreachable as exc:
                 # The logs are a courtesy: the verdict (crash loop) stays the reason.
-                self.note("logs", f"the last log lines could not be read: {exc}")
+                self.note(live.LOG_SOURCE, f"the last log lines could not be read: {exc}")
                 return
             if lines:
-                self.note("logs", "\n".join(lines))
+                self.note(live.LOG_SOURCE, "\n".join(lines))
 
     def finish_with_snapshot(self, status: Status, reason: str) -> None:
         d = self.deployment
