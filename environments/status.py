@@ -209,7 +209,7 @@ def jolokia_port(pod: Obj) -> int | None:
     `jolokia` (the annotation wins)."""
     annotation = str(((pod.get("metadata") or {}).get("annotations") or {}).get(
         JOLOKIA_ANNOTATION, ""))  # fmt: skip
-    if annotation.isdigit() and 0 < int(annotation) < 65536:
+    if annotation.isascii() and annotation.isdigit() and 0 < int(annotation) < 65536:
         return int(annotation)
     for container in (pod.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:

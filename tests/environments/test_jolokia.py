@@ -176,3 +176,11 @@ def test_it_refuses_a_path_that_climbs_out_of_the_jolokia_endpoint(
 def test_it_answers_400_to_a_deeply_nested_body(bob: User, staging: Environment) -> None:
     response = login(bob).post(_url(staging, "any"), "[" * 5000, content_type="application/json")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("annotation", ["²", "99999", "0", "x"])
+def test_it_ignores_an_annotation_that_is_not_a_port_number(annotation: str) -> None:
+    from environments.status import jolokia_port
+
+    pod = {"metadata": {"annotations": {"apollo.io/jolokia-port": annotation}}, "spec": {}}
+    assert jolokia_port(pod) is None
