@@ -183,6 +183,11 @@ class DeployableVersionAdmin(admin.ModelAdmin[DeployableVersion]):
     list_select_related = ["service"]
     date_hierarchy = "created_at"
 
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        # SECURITY: a registered version's identity is what CI built; changing the service or
+        # sha afterwards would deploy an image CI never registered.
+        return ["service", "git_commit_sha"] if obj is not None else []
+
     @admin.display(description="sha", ordering="git_commit_sha")
     def short_sha(self, obj: DeployableVersion) -> str:
         return obj.git_commit_sha[:12]
@@ -303,6 +308,9 @@ class DeploymentAdmin(admin.ModelAdmin[Deployment]):
 
     def has_change_permission(self, request: object, obj: object = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False  # deployments are the audit record of who deployed what
 
 
 @admin.register(CIStatus)

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import Model
 
+from deployments.models import Deployment
 from tests import factories
 from tests.conftest import login
 
@@ -45,3 +46,29 @@ def test_non_staff_personas_are_sent_to_the_admin_login(
 def test_deployments_cannot_be_added_or_edited_in_the_admin(alice: User) -> None:
     client = login(alice)
     assert client.get("/admin/deployments/deployment/add/").status_code == 403
+
+
+def test_deployments_cannot_be_deleted_from_the_admin(alice: User) -> None:
+    deployment = factories.make_deployment(
+        service=factories.make_service(),
+        environment=factories.make_environment(),
+        deployed_by=alice,
+    )
+    client = login(alice)
+    url = f"/admin/deployments/deployment/{deployment.pk}/delete/"
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert Deployment.objects.filter(pk=deployment.pk).exists()
+
+
+def test_a_registered_versions_service_and_sha_cannot_be_edited(alice: User) -> None:
+    service = factories.make_service("api")
+    version = factories.make_version(service, "a" * 40)
+    client = login(alice)
+    response = client.post(
+        f"/admin/deployments/deployableversion/{version.pk}/change/",
+        {"service": factories.make_service("other").pk, "git_commit_sha": "b" * 40,
+         "branch": "main"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    version.refresh_from_db()
+    assert (version.service, version.git_commit_sha, version.branch) == (service, "a" * 40, "main")
