@@ -32,6 +32,7 @@ from deployments.rendering import RenderError
 from deployments.rollout import Follower, RolloutResult
 from deployments.snapshots import take_snapshot
 from deployments.status import Status
+from deployments.wakeup import WorkSignal
 from environments import kube
 
 logger = logging.getLogger(__name__)
@@ -317,7 +318,10 @@ def run_worker(
         with lock:
             active.discard(pk)
 
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool,
+        WorkSignal(shutdown) as work,
+    ):
         try:
             while not shutdown.is_set():
                 close_old_connections()
@@ -327,7 +331,7 @@ def run_worker(
                 if deployment is None:
                     if on_idle is not None:
                         on_idle()
-                    shutdown.wait(poll_interval)
+                    work.wait(poll_interval)
                     continue
                 with lock:
                     active.add(deployment.pk)

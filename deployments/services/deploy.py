@@ -16,6 +16,7 @@ from deployments import live, rendering
 from deployments.manifests import render_for
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.status import Status
+from deployments.wakeup import notify_new_work
 from environments.models import Environment
 from history.services import record_event
 from permissions import blockers
@@ -167,6 +168,7 @@ def _create(
                 f"to {environment.name}{overriding}",
                 data={"override_reason": override_reason} if refusals else {},
             )  # fmt: skip
+            transaction.on_commit(notify_new_work)
     except IntegrityError:
         # The partial unique constraint: another request for this target won the race.
         return None
