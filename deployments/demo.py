@@ -8,29 +8,36 @@ from django.utils import timezone
 from deployments.models import DeployableVersion, Group, Service
 from environments.models import Environment
 
-DEPLOYMENT = """\
+
+def _deployment_template(*env: tuple[str, str]) -> str:
+    """The demo services' Deployment template with these environment variables."""
+    env_lines = "".join(
+        f'            - {{name: {name}, value: "{value}"}}\n' for name, value in env
+    )
+    return f"""\
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{service}}
+  name: {{{{service}}}}
 spec:
-  replicas: {{replicas}}
+  replicas: {{{{replicas}}}}
   progressDeadlineSeconds: 60
   selector:
-    matchLabels: {app: {{service}}}
+    matchLabels: {{app: {{{{service}}}}}}
   template:
     metadata:
-      labels: {app: {{service}}}
+      labels: {{app: {{{{service}}}}}}
     spec:
       containers:
         - name: app
-          image: {{image}}
+          image: {{{{image}}}}
           ports:
-            - {containerPort: 8080, name: http}
+            - {{containerPort: 8080, name: http}}
           env:
-            - {name: ENVIRONMENT, value: "{{environment}}"}
-            - {name: REGION, value: "{{region}}"}
-"""
+{env_lines}"""
+
+
+DEPLOYMENT = _deployment_template(("ENVIRONMENT", "{{environment}}"), ("REGION", "{{region}}"))
 SERVICE = """\
 apiVersion: v1
 kind: Service
@@ -65,30 +72,11 @@ SERVICES = [
     ("legacy-missing", "registry.example.com/shop/missing-legacy", 30083, False, 1),
 ]
 # One service deployed per group: a copy per region, each with its own variables and replicas.
-INGEST_DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{service}}
-spec:
-  replicas: {{replicas}}
-  progressDeadlineSeconds: 60
-  selector:
-    matchLabels: {app: {{service}}}
-  template:
-    metadata:
-      labels: {app: {{service}}}
-    spec:
-      containers:
-        - name: app
-          image: {{image}}
-          ports:
-            - {containerPort: 8080, name: http}
-          env:
-            - {name: ENVIRONMENT, value: "{{environment}}"}
-            - {name: INGEST_REGION, value: "{{ingest_region}}"}
-            - {name: INGEST_QUEUE, value: "{{queue}}"}
-"""
+INGEST_DEPLOYMENT = _deployment_template(
+    ("ENVIRONMENT", "{{environment}}"),
+    ("INGEST_REGION", "{{ingest_region}}"),
+    ("INGEST_QUEUE", "{{queue}}"),
+)
 INGEST_SERVICE = """\
 apiVersion: v1
 kind: Service

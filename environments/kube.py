@@ -5,6 +5,7 @@ itself. Objects come back as plain dicts in the API's own camelCase shape, so th
 Apollo stores in timelines and snapshots is what `kubectl get -o json` would show.
 """
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -295,7 +296,29 @@ def scale_deployment(cluster: Cluster, namespace: str, name: str, *, replicas: i
     return _plain(api_client(cluster), obj)
 
 
-class WatchStream:
+class _Stream:
+    """A streamed answer (watch, log follow) that another thread may close at any moment."""
+
+    _response: Any
+    _closed: bool
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
+            # A read broken by close() from another thread is a stop, not an outage.
+            if not self._closed:
+                raise ClusterUnreachable(_describe(exc)) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        _close_response(self._response)
+
+
+class WatchStream(_Stream):
     """One watch request whose connection another thread may close (to stop it at once).
 
     `watch_objects` above can only stop between events; a live page must stop its watch when
@@ -324,7 +347,7 @@ class WatchStream:
     def events(self) -> Iterator[WatchEvent]:
         import json
 
-        try:
+        with self._reading():
             for line in _lines(self._response):
                 if not line.strip():
                     continue
@@ -335,15 +358,6 @@ class WatchStream:
                         raise WatchExpired(str(raw.get("message", "")))
                     raise KubeError(int(raw.get("code", 500)), str(raw.get("reason")), str(raw))
                 yield WatchEvent(str(event["type"]), event.get("object") or {})
-        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
-            if not self._closed:
-                raise ClusterUnreachable(_describe(exc)) from None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._closed = True
-        _close_response(self._response)
 
 
 def _call_stream(function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -390,7 +404,7 @@ def _close_response(response: Any) -> None:
         response.release_conn()
 
 
-class LogStream:
+class LogStream(_Stream):
     """A pod's log as it is written (follow) or as it is (not follow), line by line."""
 
     def __init__(
@@ -427,17 +441,8 @@ class LogStream:
 
     def batches(self) -> Iterator[list[str]]:
         """Lines as they arrive, a list per network read (cheaper than one by one)."""
-        try:
+        with self._reading():
             yield from _batches(self._response)
-        except (urllib3.exceptions.HTTPError, OSError, AttributeError, ValueError) as exc:
-            if not self._closed:
-                raise ClusterUnreachable(_describe(exc)) from None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._closed = True
-        _close_response(self._response)
 
 
 EXEC_STDOUT, EXEC_STDERR, EXEC_ERROR, EXEC_RESIZE = 1, 2, 3, 4
