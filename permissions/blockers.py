@@ -30,6 +30,7 @@ from django.utils import timezone
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.status import Status
 from environments.models import Environment
+from history.context import mark_recorded
 from history.services import record_event
 from permissions import blocker_config as bc
 from permissions.models import Blocker
@@ -373,4 +374,5 @@ def delete_blocker(*, actor: User | AnonymousUser | None, blocker: Blocker) -> N
         target=blocker,
         data={"before": before, "after": None},
     )
+    mark_recorded(blocker)
     blocker.delete()

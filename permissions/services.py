@@ -15,6 +15,7 @@ from django.db import transaction
 
 from deployments.models import Service
 from environments.models import Environment
+from history.context import mark_recorded
 from history.services import record_event
 from permissions.models import Grant, GrantGroupObjectPermission, GrantUserObjectPermission
 from permissions.rules import Decision, HoldingIndex, Target, decide, sentence
@@ -192,4 +193,5 @@ def revoke_grant(*, actor: Actor, grant: Grant) -> None:
         target=grant,
         data={"before": before, "after": None},
     )
+    mark_recorded(grant)
     grant.delete()

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from history.context import mark_recorded
 from history.services import record_event
 from permissions.models import ApiToken
 
@@ -45,6 +46,7 @@ def revoke_token(*, actor: User | None, token: ApiToken) -> None:
             actor=actor, action="token.revoked", target=token,
             summary=f"revoked API token '{token.name}' ({token.prefix}…) of {token.user}",
         )  # fmt: skip
+        mark_recorded(token)
         token.delete()
 
 
