@@ -25,6 +25,7 @@ from permissions.models import (
     GrantUserObjectPermission,
 )
 from permissions.selectors import permission_matrix
+from permissions.services import grant_holder
 from permissions.verbs import Verb
 
 
@@ -118,6 +119,38 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
     def scope(self, obj: Grant) -> str:
         return obj.scope_label
 
+    def get_form(
+        self, request: HttpRequest, obj: Grant | None = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Grant]]:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        actor = request.user if isinstance(request.user, User) else None
+        # A subclass per request, so the actor never leaks into another request's form.
+        return type(form.__name__, (form,), {"actor": actor})
+
+    def _is_own(self, request: HttpRequest, obj: Grant | None) -> bool:
+        return (
+            obj is not None
+            and services.own_grant_refusal(request.user, grant_holder(obj)) is not None
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Grant | None = None) -> bool:
+        return super().has_change_permission(request, obj) and not self._is_own(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Grant | None = None) -> bool:
+        return super().has_delete_permission(request, obj) and not self._is_own(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
+        # One service call per grant, so that every revocation gets its own history event.
+        # The whole action is refused (nothing deleted) if one of them is the actor's own.
+        grants = list(queryset)
+        for grant in grants:
+            if self._is_own(request, grant):
+                raise PermissionDenied(
+                    services.own_grant_refusal(request.user, grant_holder(grant))
+                )
+        for grant in grants:
+            services.revoke_grant(actor=request.user, grant=grant)
+
     def save_model(
         self, request: HttpRequest, obj: Grant, form: ModelForm[Grant], change: bool
     ) -> None:
@@ -128,11 +161,6 @@ class GrantAdmin(admin.ModelAdmin[Grant]):
 
     def delete_model(self, request: HttpRequest, obj: Grant) -> None:
         services.revoke_grant(actor=request.user, grant=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
-        # One service call per grant, so that every revocation gets its own history event.
-        for grant in queryset:
-            services.revoke_grant(actor=request.user, grant=grant)
 
     def get_urls(self) -> list[URLPattern]:
         matrix = path(

@@ -9,7 +9,7 @@ from deployments.models import Service
 from environments.models import Environment
 from permissions import blocker_config as bc
 from permissions.models import RULE_HELP, Blocker, Grant
-from permissions.services import Holder, grant_holder, grant_verbs
+from permissions.services import Holder, grant_holder, grant_verbs, own_grant_refusal
 from permissions.verbs import Verb
 
 
@@ -47,6 +47,9 @@ class GrantForm(forms.ModelForm[Grant]):
             "note",
         ]
 
+    # Set by the admin to the user editing (GrantAdmin.get_form); None outside the admin.
+    actor: User | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         availability_field = self.fields["availability"]
@@ -67,6 +70,13 @@ class GrantForm(forms.ModelForm[Grant]):
             raise forms.ValidationError(
                 "Choose a scope: a service, an environment, both, or an availability alone."
             )
+        holders = [data.get("user") or data.get("group")]
+        if self.instance.pk is not None:
+            holders.append(grant_holder(self.instance))
+        for holder in holders:
+            refusal = own_grant_refusal(self.actor, holder)
+            if refusal is not None:
+                raise forms.ValidationError(refusal)
         return data
 
     @property

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from deployments.models import Service
@@ -131,6 +132,27 @@ def _replace_holdings(grant: Grant, holder: Holder, verbs: Iterable[Verb | str])
         )
 
 
+def own_grant_refusal(actor: Actor, holder: Holder | None) -> str | None:
+    """Why actor may not create, change or revoke a grant held by holder, or None if they may.
+
+    Nobody but a superuser administers their own rights: a staff member allowed to edit grants
+    cannot give themselves (or a group they belong to) verbs, nor remove a DENY that binds them.
+    """
+    if not isinstance(actor, User) or actor.is_superuser or holder is None:
+        return None
+    if isinstance(holder, User) and holder.pk == actor.pk:
+        return "You cannot change your own grants; ask another administrator."
+    if isinstance(holder, Group) and actor.groups.filter(pk=holder.pk).exists():
+        return f"You cannot change grants of group '{holder}', which you belong to."
+    return None
+
+
+def _check_not_own(actor: Actor, holder: Holder | None) -> None:
+    refusal = own_grant_refusal(actor, holder)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+
+
 @transaction.atomic
 def save_grant(*, actor: Actor, grant: Grant, holder: Holder, verbs: Iterable[Verb | str]) -> Grant:
     """Create or change a grant (scope, effect) with its holder and verbs; records history."""
@@ -138,6 +160,9 @@ def save_grant(*, actor: Actor, grant: Grant, holder: Holder, verbs: Iterable[Ve
     if not verbs:
         raise ValueError("a grant needs at least one verb")
     adding = grant._state.adding
+    _check_not_own(actor, holder)
+    if not adding:
+        _check_not_own(actor, grant_holder(Grant.objects.get(pk=grant.pk)))
     before = None if adding else describe_grant(Grant.objects.get(pk=grant.pk))
     grant.full_clean()
     grant.save()
@@ -184,6 +209,7 @@ def grant(
 @transaction.atomic
 def revoke_grant(*, actor: Actor, grant: Grant) -> None:
     """Delete a grant and its guardian rows; records history with what it was."""
+    _check_not_own(actor, grant_holder(grant))
     before = describe_grant(grant)
     record_event(
         actor=actor,
