@@ -140,6 +140,9 @@ def _channel_layers() -> dict[str, Any]:
 
 
 CHANNEL_LAYERS = _channel_layers()
+# The same Redis elects one process to watch each environment (environments/election.py).
+APOLLO_REDIS_URL = env_str("REDIS_URL")
+APOLLO_REDIS_PREFIX = env_str("APOLLO_REDIS_PREFIX", "apollo")
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

@@ -4,6 +4,7 @@ Every signed-in user may watch the status (as every signed-in user may view page
 buttons in the rendered partial follow the viewer's permissions, and each action re-checks.
 """
 
+import asyncio
 import time
 from typing import Any
 
@@ -75,8 +76,10 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.watcher: EnvironmentWatcher = registry.acquire(environment.pk)
-        if self.watcher.latest is not None:
-            await self._send_state(self.watcher.latest)
+        # Another process may be the one watching (Redis): its latest state is kept in Redis.
+        state = await asyncio.to_thread(self.watcher.current_state)
+        if state is not None:
+            await self._send_state(state)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):

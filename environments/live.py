@@ -11,9 +11,12 @@ A watch the API server ends, or answers with 410 Gone, is resumed by listing aga
 the truth; events missed in between cannot matter). While the cluster cannot be reached the
 published status says so, and the watcher retries with a capped back-off.
 
-With several Apollo processes (Redis channel layer) each process that has viewers keeps its own
-single watch; each publishes the full state, so a page that receives the same state from two
-processes shows the same thing. That is one watch per process and environment, not per viewer.
+With several Apollo processes (Redis channel layer) the processes that have viewers of an
+environment elect one through a lease in Redis (`environments/election.py`): only the holder
+watches the cluster and publishes, and the others' viewers get its messages through the group.
+So the cluster is watched once per environment across all processes. A LiveTail needs the pods
+in its own process (it follows replacements), so a process with a LiveTail open watches pods
+whether or not it holds the lease; it publishes nothing unless it does.
 """
 
 import asyncio
@@ -29,7 +32,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from deployments.rendering import MANAGED_BY
-from environments import kube
+from environments import election, kube
 from environments.models import Environment
 from environments.status import build_status, load_records, running_targets
 
@@ -39,6 +42,7 @@ KINDS = ("Deployment", "Pod")
 SELECTOR = f"{MANAGED_BY}=apollo"
 PUBLISH_INTERVAL = 0.25  # seconds: coalesces bursts of pod events into one message
 REFRESH_SECONDS = 10.0  # republish even without events: Apollo's records change too
+ELECTION_RETRY_SECONDS = 1.0  # how often a process without the lease tries to take it
 PodListener = Callable[[list[Obj]], None]
 
 
@@ -63,6 +67,9 @@ class EnvironmentWatcher:
         self.relists = 0
         self._listeners: list[PodListener] = []
         self._lock = threading.Lock()
+        self._wanted_changed = threading.Condition(self._lock)
+        self.lease = election.lease_for(environment_id)
+        self.leading = self.lease is None  # alone (no Redis): always the one that watches
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._streams: dict[str, kube.WatchStream] = {}
@@ -74,6 +81,8 @@ class EnvironmentWatcher:
         for kind in KINDS:
             self._spawn(self._watch_kind, kind)
         self._spawn(self._publish_loop)
+        if self.lease is not None:
+            self._spawn(self._lead_loop)
 
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
         name = f"env-{self.environment_id}-{target.__name__}-{'-'.join(args)}"
@@ -84,10 +93,75 @@ class EnvironmentWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._dirty.set()
+        with self._wanted_changed:
+            self._wanted_changed.notify_all()
+        self._close_streams()
+
+    def _close_streams(self) -> None:
         with self._lock:
             streams = list(self._streams.values())
         for stream in streams:
             stream.close()
+
+    # -- election (several processes, Redis) ------------------------------------------------
+
+    def _wanted(self) -> bool:
+        """Whether this process should watch the cluster now (call with the lock held)."""
+        return self.leading or bool(self._listeners)
+
+    def _lead_loop(self) -> None:
+        lease = self.lease
+        assert lease is not None
+        try:
+            while not self.stopped:
+                try:
+                    if self.leading:
+                        if not lease.renew():
+                            self._set_leading(False)
+                    elif lease.acquire():
+                        self._set_leading(True)
+                except Exception as exc:  # Redis unreachable: assume the lease lost
+                    log.warning("lease of environment %s: %s", self.environment_id, exc)
+                    if self.leading:
+                        self._set_leading(False)
+                interval = election.LEASE_SECONDS / 3 if self.leading else ELECTION_RETRY_SECONDS
+                self._stop.wait(interval)
+        finally:
+            if self.leading:
+                with contextlib.suppress(Exception):
+                    lease.forget_state()
+                    lease.release()
+
+    def _set_leading(self, leading: bool) -> None:
+        with self._wanted_changed:
+            self.leading = leading
+            watching = self._wanted()
+            if not watching:
+                self.listed.clear()  # what we saw goes stale from now on
+            self._wanted_changed.notify_all()
+        if leading:
+            self._dirty.set()
+        elif not watching:
+            self._close_streams()
+
+    def _wait_until_wanted(self) -> bool:
+        with self._wanted_changed:
+            self._wanted_changed.wait_for(lambda: self.stopped or self._wanted(), timeout=1.0)
+            return not self.stopped and self._wanted()
+
+    def still_wanted(self) -> bool:
+        with self._lock:
+            return not self.stopped and self._wanted()
+
+    def current_state(self) -> Obj | None:
+        """The latest status for a viewer that just arrived (blocking: Redis when not leading)."""
+        if self.leading or self.lease is None:
+            return self.latest
+        try:
+            return self.lease.load_state()
+        except Exception as exc:
+            log.warning("status of environment %s from Redis: %s", self.environment_id, exc)
+            return None
 
     @property
     def stopped(self) -> bool:
@@ -100,16 +174,23 @@ class EnvironmentWatcher:
     # -- listeners (LiveTail follows pods through the same watch) ---------------------------
 
     def add_listener(self, listener: PodListener) -> None:
-        with self._lock:
+        with self._wanted_changed:
             self._listeners.append(listener)
             ready = "Pod" in self.listed
             pods = list(self.objects["Pod"].values())
+            self._wanted_changed.notify_all()
         if ready:
             listener(pods)
 
     def remove_listener(self, listener: PodListener) -> None:
-        with self._lock, contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
+        with self._lock:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+            watching = self._wanted()
+            if not watching:
+                self.listed.clear()
+        if not watching:
+            self._close_streams()
 
     # -- watching ---------------------------------------------------------------------------
 
@@ -124,6 +205,8 @@ class EnvironmentWatcher:
     def _watch_kind(self, kind: str) -> None:
         delay = 0.5
         while not self.stopped:
+            if not self._wait_until_wanted():
+                continue
             environment = self._environment()
             if environment is None:
                 return
@@ -154,11 +237,11 @@ class EnvironmentWatcher:
         )  # fmt: skip
         with self._lock:
             self._streams[kind] = stream
-        if self.stopped:
+        if not self.still_wanted():  # stopped, or the lease lost, while this stream opened
             stream.close()
         try:
             for event in stream.events():
-                if self.stopped:
+                if not self.still_wanted():
                     return
                 self._apply(kind, event)
         except kube.WatchExpired:
@@ -166,7 +249,7 @@ class EnvironmentWatcher:
         finally:
             with self._lock:
                 self._streams.pop(kind, None)
-        if not self.stopped:
+        if self.still_wanted():
             self.relists += 1  # the server ended the watch (or 410): list again
 
     def _apply(self, kind: str, event: kube.WatchEvent) -> None:
@@ -211,7 +294,7 @@ class EnvironmentWatcher:
                 if self.stopped:
                     return
                 self._dirty.clear()
-                if self.listed or self.errors:
+                if self.leading and (self.listed or self.errors):
                     self._publish()
                 self._stop.wait(PUBLISH_INTERVAL)
         finally:
@@ -243,6 +326,11 @@ class EnvironmentWatcher:
         if state is None:
             return
         self.latest = state
+        if self.lease is not None:
+            try:
+                self.lease.save_state(state)
+            except Exception as exc:
+                log.warning("saving the status of environment %s: %s", self.environment_id, exc)
         layer: Any = get_channel_layer()
         message = {"type": "environment.state", "state": state}
         send = layer.group_send(group_name(self.environment_id), message)

@@ -1,0 +1,104 @@
+"""Which Apollo process watches an environment, when several share a Redis channel layer.
+
+Every process that has viewers of an environment holds an `EnvironmentWatcher`, but only the one
+holding the environment's lease in Redis watches the cluster and publishes its status to the
+channel-layer group; the others' viewers receive those messages like local ones. The lease is a
+key set with NX and a time to live, renewed by its holder every third of that time and deleted
+(only by its holder, compared by token) when the holder's last viewer leaves. A holder that dies
+stops renewing; another process takes the lease within LEASE_SECONDS. The holder also keeps the
+latest status under a second key so that a viewer arriving at another process sees the state at
+once rather than at the next publish.
+
+Without Redis (the in-memory channel layer, one process) there is nothing to elect: `lease_for`
+returns None and every watcher leads.
+"""
+
+import json
+import logging
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+LEASE_SECONDS = 6.0
+STATE_SECONDS = 30
+
+# Compare-and-act scripts: a holder only renews or deletes its own lease, never a successor's.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+@lru_cache(maxsize=1)
+def _client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+
+def _prefix() -> str:
+    return str(getattr(settings, "APOLLO_REDIS_PREFIX", "apollo"))
+
+
+def _redis_url() -> str | None:
+    url = getattr(settings, "APOLLO_REDIS_URL", None)
+    return str(url) if url else None
+
+
+class Lease:
+    """One process's claim to watch one environment for everybody."""
+
+    def __init__(self, client: Any, environment_id: int) -> None:
+        self.client = client
+        self.key = f"{_prefix()}:envwatch:{environment_id}"
+        self.state_key = f"{_prefix()}:envstate:{environment_id}"
+        self.token = uuid.uuid4().hex
+        self.ttl_ms = int(LEASE_SECONDS * 1000)
+
+    def acquire(self) -> bool:
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    def renew(self) -> bool:
+        return bool(self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+
+    def release(self) -> None:
+        self.client.eval(_RELEASE, 1, self.key, self.token)
+
+    def holder(self) -> str | None:
+        value = self.client.get(self.key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        self.client.set(self.state_key, json.dumps(state), ex=STATE_SECONDS)
+
+    def forget_state(self) -> None:
+        self.client.delete(self.state_key)
+
+    def load_state(self) -> dict[str, Any] | None:
+        raw = self.client.get(self.state_key)
+        if raw is None:
+            return None
+        try:
+            state = json.loads(raw)
+        except ValueError:
+            return None
+        return state if isinstance(state, dict) else None
+
+
+def lease_for(environment_id: int) -> Lease | None:
+    """The environment's lease in Redis, or None when Apollo runs without Redis."""
+    url = _redis_url()
+    if url is None:
+        return None
+    return Lease(_client(url), environment_id)
