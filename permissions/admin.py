@@ -283,8 +283,9 @@ class BlockerAdmin(admin.ModelAdmin[Blocker]):
         ("service", admin.RelatedOnlyFieldListFilter),
         ("environment", admin.RelatedOnlyFieldListFilter),
         "availability",
+        "group_name",
     ]
-    search_fields = ["name", "service__name", "environment__name", "availability"]
+    search_fields = ["name", "service__name", "environment__name", "availability", "group_name"]
     list_select_related = ["service", "environment"]
     filter_horizontal = ["exempt_users"]
 
@@ -296,7 +297,7 @@ class BlockerAdmin(admin.ModelAdmin[Blocker]):
         (
             "Scope",
             {
-                "fields": ["service", "environment", "availability", "exempt_users"],
+                "fields": ["service", "environment", "availability", "group_name", "exempt_users"],
                 "description": "Every field that is set narrows the scope; none set blocks "
                 "every deployment. Exempt users are never refused by this blocker.",
             },

@@ -104,16 +104,27 @@ class _Facts:
 
 
 def blockers_in_scope(
-    *, user: User | AnonymousUser, service: Service, environment: Environment
+    *,
+    user: User | AnonymousUser,
+    service: Service,
+    environment: Environment,
+    group: Group | None = None,
 ) -> QuerySet[Blocker]:
-    """Active blockers whose scope covers the request, annotated with the user's exemption."""
+    """Active blockers whose scope covers the request, annotated with the user's exemption.
+
+    A blocker scoped to a group name covers only deployments (and scaling) of groups of that
+    name; an ungrouped deployment is covered only by blockers without a group name."""
     exemption = Blocker.exempt_users.through.objects.filter(blocker_id=OuterRef("pk"))
     exemption = exemption.filter(user_id=user.pk) if user.is_authenticated else exemption.none()
+    in_group = Q(group_name="")
+    if group is not None:
+        in_group |= Q(group_name=group.name)
     return (
         Blocker.objects.filter(active=True)
         .filter(Q(service__isnull=True) | Q(service=service))
         .filter(Q(environment__isnull=True) | Q(environment=environment))
         .filter(Q(availability="") | Q(availability=environment.availability))
+        .filter(in_group)
         .annotate(is_exempt=Exists(exemption))
         .select_related("service", "environment")
         .order_by("name")
@@ -135,7 +146,8 @@ def evaluate(
         raise ValueError("now must be time zone aware")
     facts = _Facts(_Request(service, environment, version, group, now))
     refusals = []
-    for blocker in blockers_in_scope(user=user, service=service, environment=environment):
+    in_scope = blockers_in_scope(user=user, service=service, environment=environment, group=group)
+    for blocker in in_scope:
         if blocker.is_exempt:  # type: ignore[attr-defined]
             continue
         refusal = _evaluate_one(blocker, facts)

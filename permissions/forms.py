@@ -158,7 +158,7 @@ class BlockerForm(forms.ModelForm[Blocker]):
         model = Blocker
         fields = [
             "name", "kind", "active", "overridable", "service", "environment", "availability",
-            "exempt_users",
+            "group_name", "exempt_users",
         ]  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

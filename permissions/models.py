@@ -19,7 +19,7 @@ from django.db.models import Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from deployments.models import Service
-from environments.models import Environment
+from environments.models import Environment, dns_label
 from permissions.verbs import Effect, Verb
 
 RULE_HELP = (
@@ -107,8 +107,9 @@ class Blocker(models.Model):
     """A rule that refuses deployments in its scope while it is active.
 
     The scope is the conjunction of the fields that are set (service, environment or
-    availability); none set means every deployment. ``config`` holds the kind's settings and is
-    parsed by ``permissions.blocker_config``; a config that does not parse blocks (fail closed).
+    availability, and a group name); none set means every deployment. ``config`` holds the
+    kind's settings and is parsed by ``permissions.blocker_config``; a config that does not
+    parse blocks (fail closed).
     """
 
     class Kind(models.TextChoices):
@@ -129,6 +130,15 @@ class Blocker(models.Model):
         Environment, on_delete=models.CASCADE, null=True, blank=True, related_name="blockers"
     )
     availability = models.CharField(max_length=50, blank=True, db_index=True)
+    group_name = models.CharField(
+        "group",
+        max_length=40,
+        blank=True,
+        validators=[dns_label],
+        help_text="Only deployments and scaling of groups with this name (for example eu), in "
+        "whatever service and environment the other fields allow. Empty: grouped and ungrouped "
+        "deployments alike.",
+    )
     active = models.BooleanField(default=True)
     overridable = models.BooleanField(
         default=True,
@@ -166,7 +176,10 @@ class Blocker(models.Model):
             parts.append(f"environment {self.environment}")
         if self.availability:
             parts.append(f"availability {self.availability}")
-        return " in ".join(parts) or "every deployment"
+        label = " in ".join(parts) or "every deployment"
+        if self.group_name:
+            label = f"group {self.group_name} of {label}"
+        return label
 
 
 class ApiToken(models.Model):
