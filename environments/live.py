@@ -389,6 +389,23 @@ class WatcherRegistry:
 registry = WatcherRegistry()
 
 
+def shared_state(environment_id: int) -> Obj | None:
+    """The environment's latest published status, if anybody's watch has one (no cluster call).
+
+    From this process's watcher, else from Redis when another process watches."""
+    watcher = registry.get(environment_id)
+    if watcher is not None:
+        return watcher.current_state()
+    lease = election.lease_for(environment_id)
+    if lease is None:
+        return None
+    try:
+        return lease.load_state()
+    except Exception as exc:
+        log.warning("status of environment %s from Redis: %s", environment_id, exc)
+        return None
+
+
 def wait_for(check: Callable[[], bool], timeout: float = 10) -> bool:
     """Poll until check() is true (tests and the benchmark)."""
     deadline = time.monotonic() + timeout

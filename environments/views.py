@@ -9,9 +9,10 @@ from django.views.decorators.http import require_POST
 from deployments.models import Group, Service
 from deployments.selectors import latest_deployments
 from deployments.services import groups as group_services
-from environments import kube, services
+from environments import kube, live, services
+from environments.consumers import render_state
 from environments.models import Environment
-from environments.status import jolokia_port
+from environments.status import jolokia_port, load_records
 from permissions.verbs import Verb
 
 LATEST_DEPLOYMENTS = 20
@@ -54,9 +55,25 @@ def _user(request: HttpRequest) -> User:
 
 @login_required
 def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """The live status page. It makes no Kubernetes call: the shared watch feeds its socket."""
+    """The live status page. It makes no Kubernetes call: the shared watch feeds its socket.
+
+    The page is complete before its socket connects (or without JavaScript): the status the
+    shared watch last published, if anybody is watching, and Apollo's own records. The action
+    buttons come with the live status only, where they ask for confirmation."""
     environment = _environment(name)
-    return render(request, "environments/detail.html", {"environment": environment})
+    state = live.shared_state(environment.pk)
+    records = load_records(environment.pk, set())
+    last_done = [
+        {"service": service, "group": group, **record}
+        for (service, group), record in sorted(records.last_done.items())
+    ]
+    context = {
+        "environment": environment,
+        "state_html": render_state(state, environment, {}) if state is not None else "",
+        "state": state,
+        "last_done": last_done,
+    }
+    return render(request, "environments/detail.html", context)
 
 
 def _back(environment: Environment) -> HttpResponse:
