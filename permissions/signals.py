@@ -28,22 +28,26 @@ def _reason(instance: models.Model, origin: Any) -> str:
     return "it was deleted directly"
 
 
+def _record_removal(
+    instance: models.Model, action: str, summary: str, before: dict[str, Any] | None
+) -> None:
+    data = {"before": before, "after": None} if before is not None else {}
+    record_event(actor=current_actor(), action=action, summary=summary, target=instance, data=data)
+
+
 @receiver(pre_delete, sender=Grant, dispatch_uid="apollo_grant_pre_delete")
 def _grant_deleted(sender: type[Grant], instance: Grant, origin: Any = None, **kwargs: Any) -> None:
     from permissions.services import describe_grant
 
     if is_recorded(instance):
         return
-    reason = _reason(instance, origin)
-    before = describe_grant(instance)
-    record_event(
-        actor=current_actor(),
-        action="grant.revoked",
-        summary=f"Revoked because {reason}: {instance.effect} {', '.join(before['verbs'])} "
+    before = {**describe_grant(instance), "reason": _reason(instance, origin)}
+    _record_removal(
+        instance, "grant.revoked",
+        f"Revoked because {before['reason']}: {instance.effect} {', '.join(before['verbs'])} "
         f"on {instance.scope_label} from {before['holder'] or 'nobody'}",
-        target=instance,
-        data={"before": before, "after": None, "reason": reason},
-    )
+        before,
+    )  # fmt: skip
 
 
 @receiver(pre_delete, sender=Blocker, dispatch_uid="apollo_blocker_pre_delete")
@@ -54,16 +58,14 @@ def _blocker_deleted(
 
     if is_recorded(instance):
         return
-    reason = _reason(instance, origin)
-    before = describe_blocker(instance, [u.username for u in instance.exempt_users.all()])
-    record_event(
-        actor=current_actor(),
-        action="blocker.deleted",
-        summary=f"Deleted blocker '{instance.name}' ({instance.get_kind_display()}) "
-        f"because {reason}",
-        target=instance,
-        data={"before": before, "after": None, "reason": reason},
-    )
+    exempt = [u.username for u in instance.exempt_users.all()]
+    before = {**describe_blocker(instance, exempt), "reason": _reason(instance, origin)}
+    _record_removal(
+        instance, "blocker.deleted",
+        f"Deleted blocker '{instance.name}' ({instance.get_kind_display()}) "
+        f"because {before['reason']}",
+        before,
+    )  # fmt: skip
 
 
 @receiver(pre_delete, sender=ApiToken, dispatch_uid="apollo_token_pre_delete")
@@ -72,14 +74,12 @@ def _token_deleted(
 ) -> None:
     if is_recorded(instance):
         return
-    reason = _reason(instance, origin)
-    record_event(
-        actor=current_actor(),
-        action="token.revoked",
-        target=instance,
-        summary=f"revoked API token '{instance.name}' ({instance.prefix}…) of "
-        f"{instance.user} because {reason}",
-    )
+    _record_removal(
+        instance, "token.revoked",
+        f"revoked API token '{instance.name}' ({instance.prefix}…) of {instance.user} "
+        f"because {_reason(instance, origin)}",
+        None,
+    )  # fmt: skip
 
 
 def _revoke_held_grants(holder: User | Group, grants: "models.QuerySet[Grant]") -> None:
