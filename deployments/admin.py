@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
@@ -11,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from deployments.manifests import SAMPLE_SHA, preview, render_for
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.rendering import RenderError
+from deployments.services.catalog import delete_service
 from deployments.services.groups import (
     create_group,
     delete_group,
@@ -173,6 +175,13 @@ class ServiceAdmin(admin.ModelAdmin[Service]):
             "title": f"Manifests of {service.name}",
         }
         return render(request, "deployments/admin_preview.html", context)
+
+    def delete_model(self, request: HttpRequest, obj: Service) -> None:
+        delete_service(actor=request.user, service=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Service]) -> None:
+        for service in queryset:
+            delete_service(actor=request.user, service=service)
 
 
 @admin.register(DeployableVersion)

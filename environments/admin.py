@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from environments.models import Cluster, Environment
+from environments.services import delete_environment
 
 
 class ClusterForm(forms.ModelForm[Cluster]):
@@ -83,3 +84,10 @@ class EnvironmentAdmin(admin.ModelAdmin[Environment]):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("cluster")
+
+    def delete_model(self, request: HttpRequest, obj: Environment) -> None:
+        delete_environment(actor=request.user, environment=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for environment in queryset:
+            delete_environment(actor=request.user, environment=environment)

@@ -18,6 +18,7 @@ from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments import kube
 from environments.models import Environment
 from history.services import record_event
+from permissions.removal import retire_rights
 from permissions.services import explain
 from permissions.verbs import Verb
 
@@ -131,3 +132,14 @@ def _deployment_name(environment: Environment, service: Service, group: str) -> 
 
 def _name(service: Service | None) -> str:
     return service.name if service is not None else ""
+
+
+@transaction.atomic
+def delete_environment(*, actor: User | AnonymousUser | None, environment: Environment) -> None:
+    """Delete an environment; its grants and blockers are revoked first, each recorded."""
+    reason = f"environment '{environment}' was deleted"
+    retire_rights(actor=actor, reason=reason, environment=environment)
+    record_event(
+        actor=actor, action="environment.deleted", summary=f"Deleted environment {environment}"
+    )
+    environment.delete()

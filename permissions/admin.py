@@ -4,6 +4,9 @@ history in the same transaction; the admin never writes grants or blockers itsel
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
@@ -14,7 +17,7 @@ from django.urls import URLPattern, path
 
 from deployments.models import Service
 from environments.models import Environment
-from permissions import blockers, services, tokens
+from permissions import blockers, removal, services, tokens
 from permissions.forms import BlockerForm, GrantForm
 from permissions.models import (
     RULE_HELP,
@@ -370,3 +373,29 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for token in queryset:
             self.delete_model(request, token)
+
+
+# Users and groups are deleted through permissions.removal, so the grants (and a user's API
+# tokens) that go with them are revoked first, each recorded in history.
+class UserAdmin(DjangoUserAdmin[User]):
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        removal.delete_holder(actor=request.user, holder=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            removal.delete_holder(actor=request.user, holder=user)
+
+
+class GroupAdmin(DjangoGroupAdmin):
+    def delete_model(self, request: HttpRequest, obj: AuthGroup) -> None:
+        removal.delete_holder(actor=request.user, holder=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AuthGroup]) -> None:
+        for group in queryset:
+            removal.delete_holder(actor=request.user, holder=group)
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserAdmin)
+admin.site.unregister(AuthGroup)
+admin.site.register(AuthGroup, GroupAdmin)

@@ -30,7 +30,6 @@ from django.utils import timezone
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.status import Status
 from environments.models import Environment
-from history.context import mark_recorded
 from history.services import record_event
 from permissions import blocker_config as bc
 from permissions.models import Blocker
@@ -377,14 +376,16 @@ def save_blocker(
 
 
 @transaction.atomic
-def delete_blocker(*, actor: User | AnonymousUser | None, blocker: Blocker) -> None:
+def delete_blocker(
+    *, actor: User | AnonymousUser | None, blocker: Blocker, reason: str = ""
+) -> None:
     before = describe_blocker(blocker, [u.username for u in blocker.exempt_users.all()])
+    why = f" because {reason}" if reason else ""
     record_event(
         actor=actor,
         action="blocker.deleted",
-        summary=f"Deleted blocker '{blocker.name}' ({blocker.get_kind_display()})",
+        summary=f"Deleted blocker '{blocker.name}' ({blocker.get_kind_display()}){why}",
         target=blocker,
-        data={"before": before, "after": None},
+        data={"before": before, "after": None, **({"reason": reason} if reason else {})},
     )
-    mark_recorded(blocker)
     blocker.delete()

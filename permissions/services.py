@@ -16,7 +16,6 @@ from django.db import transaction
 
 from deployments.models import Service
 from environments.models import Environment
-from history.context import mark_recorded
 from history.services import record_event
 from permissions.models import Grant, GrantGroupObjectPermission, GrantUserObjectPermission
 from permissions.rules import Decision, HoldingIndex, Target, decide, sentence
@@ -207,17 +206,18 @@ def grant(
 
 
 @transaction.atomic
-def revoke_grant(*, actor: Actor, grant: Grant) -> None:
-    """Delete a grant and its guardian rows; records history with what it was."""
+def revoke_grant(*, actor: Actor, grant: Grant, reason: str = "") -> None:
+    """Delete a grant and its guardian rows; records history with what it was (and why, when
+    it goes because what it applied to is deleted)."""
     _check_not_own(actor, grant_holder(grant))
     before = describe_grant(grant)
+    why = f" because {reason}" if reason else ""
     record_event(
         actor=actor,
         action="grant.revoked",
-        summary=f"Revoked: {grant.effect} {', '.join(before['verbs'])} on {grant.scope_label} "
-        f"from {before['holder']}",
+        summary=f"Revoked{why}: {grant.effect} {', '.join(before['verbs'])} on "
+        f"{grant.scope_label} from {before['holder'] or 'nobody'}",
         target=grant,
-        data={"before": before, "after": None},
+        data={"before": before, "after": None, **({"reason": reason} if reason else {})},
     )
-    mark_recorded(grant)
     grant.delete()

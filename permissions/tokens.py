@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from history.context import mark_recorded
 from history.services import record_event
 from permissions.models import ApiToken
 
@@ -40,13 +39,13 @@ def issue_token(*, actor: User | None, user: User, name: str) -> tuple[ApiToken,
     return token, key
 
 
-def revoke_token(*, actor: User | None, token: ApiToken) -> None:
+def revoke_token(*, actor: User | None, token: ApiToken, reason: str = "") -> None:
+    why = f" because {reason}" if reason else ""
     with transaction.atomic():
         record_event(
             actor=actor, action="token.revoked", target=token,
-            summary=f"revoked API token '{token.name}' ({token.prefix}…) of {token.user}",
+            summary=f"revoked API token '{token.name}' ({token.prefix}…) of {token.user}{why}",
         )  # fmt: skip
-        mark_recorded(token)
         token.delete()
 
 

@@ -1,11 +1,15 @@
-"""Grants, blockers and tokens removed by a cascade are recorded in history like any revocation."""
+"""Deleting a service, environment, user or group revokes its grants, blockers and tokens first,
+each recorded in history (the admin deletes through permissions.removal and its siblings)."""
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
 
+from deployments.services.catalog import delete_service
 from history.models import AuditEvent
 from permissions.models import ApiToken, Blocker, Grant
-from permissions.services import can, grant, revoke_grant
+from permissions.removal import delete_holder
+from permissions.services import can, grant
 from permissions.verbs import Verb
 from tests import factories
 from tests.conftest import login
@@ -89,16 +93,42 @@ def test_deleting_a_group_removes_and_records_its_grants(alice: User) -> None:
     assert "group oncall" in revoked.summary
 
 
-def test_a_revocation_through_the_service_is_recorded_once(mallory: User) -> None:
-    held = grant(actor=None, user=mallory, verbs=[Verb.DEPLOY], availability="staging")
-    revoke_grant(actor=None, grant=held)
-    assert AuditEvent.objects.filter(action="grant.revoked").count() == 1
+def test_a_staff_member_cannot_delete_a_group_they_belong_to_with_its_grants(
+    alice: User,
+) -> None:
+    dana = factories.make_user("dana", is_staff=True)
+    team = Group.objects.create(name="platform")
+    dana.groups.add(team)
+    grant(actor=None, group=team, verbs=[Verb.DEPLOY], availability="staging")
+    with pytest.raises(PermissionDenied):
+        delete_holder(actor=dana, holder=team)
+    assert Group.objects.filter(name="platform").exists()
+    assert Grant.objects.count() == 1
+    assert not AuditEvent.objects.filter(action__in=["grant.revoked", "group.deleted"]).exists()
 
 
-def test_outside_a_request_the_actor_is_system(mallory: User) -> None:
+def test_a_service_deleted_from_a_script_names_nobody(mallory: User) -> None:
     svc = factories.make_service("catalog")
     grant(actor=None, user=mallory, verbs=[Verb.DEPLOY], service=svc)
-    svc.delete()
+    delete_service(actor=None, service=svc)
     revoked = AuditEvent.objects.get(action="grant.revoked")
     assert revoked.actor is None
     assert revoked.actor_name == "system"
+    assert AuditEvent.objects.filter(action="service.deleted").count() == 1
+
+
+def test_a_service_with_deployments_is_not_deleted_and_keeps_its_grants(
+    alice: User, mallory: User
+) -> None:
+    deployment = factories.make_deployment(
+        service=factories.make_service("checkout"),
+        environment=factories.make_environment("prod"),
+        deployed_by=alice,
+    )
+    grant(actor=None, user=mallory, verbs=[Verb.DEPLOY], service=deployment.service)
+    response = login(alice).post(
+        f"/admin/deployments/service/{deployment.service.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 200  # the admin lists what protects it
+    assert Grant.objects.count() == 1
+    assert not AuditEvent.objects.filter(action="grant.revoked").exists()
