@@ -170,7 +170,7 @@ class ObjectApi:
         if rtype.has_generation and _spec_part(old) != _spec_part(new):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if managed:
-            track_update(old, new, manager, rtype.api_version)
+            track_update(old, new, manager, rtype.api_version, subresource)
         if rtype.kind == "Service" and not subresource:
             self._assign_service(new, old, dry_run)
         if dry_run:

@@ -105,19 +105,29 @@ def _from_fields(fields: JSON, prefix: Path = ()) -> set[Path]:
     return paths
 
 
+ManagerKey = tuple[str, str, str]  # (manager, operation, subresource)
+
+
 class Managers:
-    """managedFields as {(manager, operation): (apiVersion, paths)}."""
+    """managedFields as {(manager, operation, subresource): (apiVersion, paths)}.
+
+    Like the real server (1.22+), a write through a subresource (`scale`) is an entry of its
+    own, marked `subresource: scale`, apart from the same manager's writes to the object."""
 
     def __init__(self, obj: JSON | None) -> None:
-        self.entries: dict[tuple[str, str], tuple[str, set[Path]]] = {}
+        self.entries: dict[ManagerKey, tuple[str, set[Path]]] = {}
         for entry in ((obj or {}).get("metadata") or {}).get("managedFields") or []:
-            key = (str(entry.get("manager", "")), str(entry.get("operation", "Update")))
+            key = (
+                str(entry.get("manager", "")),
+                str(entry.get("operation", "Update")),
+                str(entry.get("subresource", "")),
+            )
             paths = _from_fields(entry.get("fieldsV1") or {})
             self.entries[key] = (str(entry.get("apiVersion", "")), paths)
 
     def take(
         self,
-        key: tuple[str, str],
+        key: ManagerKey,
         api_version: str,
         paths: set[Path],
         *,
@@ -135,19 +145,20 @@ class Managers:
     def render(self) -> list[JSON]:
         now = now_iso()
         rendered = []
-        for (manager, operation), (version, paths) in self.entries.items():
+        for (manager, operation, subresource), (version, paths) in self.entries.items():
             if not paths:
                 continue
-            rendered.append(
-                {
-                    "manager": manager,
-                    "operation": operation,
-                    "apiVersion": version,
-                    "time": now,
-                    "fieldsType": "FieldsV1",
-                    "fieldsV1": _to_fields(paths),
-                }
-            )
+            entry: JSON = {
+                "manager": manager,
+                "operation": operation,
+                "apiVersion": version,
+                "time": now,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": _to_fields(paths),
+            }
+            if subresource:
+                entry["subresource"] = subresource
+            rendered.append(entry)
         return rendered
 
 
@@ -156,14 +167,19 @@ def _overlap(a: Path, b: Path) -> bool:
     return a[:shorter] == b[:shorter]
 
 
-def track_update(old: JSON | None, new: JSON, manager: str, api_version: str) -> None:
-    """Record an Update operation: the manager takes ownership of every field it changed."""
+def track_update(
+    old: JSON | None, new: JSON, manager: str, api_version: str, subresource: str = ""
+) -> None:
+    """Record an Update operation: the manager takes ownership of every field it changed
+    (an entry of its own when the write came through a subresource such as `scale`)."""
     new_paths = leaf_paths(new)
     old_paths = leaf_paths(old) if old else {}
     changed = {p for p, v in new_paths.items() if old_paths.get(p, _MISSING) != v}
     managers = Managers(old)
     if changed:
-        managers.take((manager, "Update"), api_version, changed, replace=False, strip=changed)
+        managers.take(
+            (manager, "Update", subresource), api_version, changed, replace=False, strip=changed
+        )
     new["metadata"]["managedFields"] = managers.render()
 
 
@@ -178,7 +194,7 @@ def server_side_apply(
 ) -> JSON:
     """Merge `applied` into `current` for `manager`; raise 409 on conflicts unless `force`."""
     managers = Managers(current)
-    key = (manager, "Apply")
+    key = (manager, "Apply", "")
     applied_paths = leaf_paths(applied)
     base = copy.deepcopy(current) if current else {"metadata": {}}
     previously = managers.entries.get(key, ("", set()))[1]
@@ -203,7 +219,7 @@ def _check_conflicts(
     """Return the conflicting paths (when forced); raise 409 when not forced."""
     conflicts: list[tuple[str, str, str]] = []
     conflicting: set[Path] = set()
-    for (other, _op), (version, owned) in managers.entries.items():
+    for (other, _op, _sub), (version, owned) in managers.entries.items():
         if other == manager:
             continue
         for path in sorted(paths):

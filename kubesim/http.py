@@ -350,6 +350,7 @@ class KubeHandlers:
             "merge",
             {"spec": {"replicas": replicas}},
             manager=field_manager(request),
+            subresource="scale",
         )
         return json_response(self._scale_of(updated))
 
