@@ -8,6 +8,8 @@ POST /_kubesim/faults      {"latency_ms": 200, "error_rate": 0.2, "drop_rate": 0
                             "fail_next": 3, "seed": 7}
 POST /_kubesim/faults/reset                       clear all faults
 POST /_kubesim/watches/end                        end every open watch and log follow now
+POST /_kubesim/watches/expire {"next": 1}         the next N watches from a resourceVersion answer
+                                                  410 Expired (compacted between list and watch)
 POST /_kubesim/down        {"seconds": 2}         refuse connections, then listen again
 POST /_kubesim/settings    {"startup_delay": 0, "log_rate": 100, ...}
 POST /_kubesim/reset                              faults, registry and watches back to defaults
@@ -51,6 +53,7 @@ class Control:
             "faults": self.cluster.faults.to_json(),
             "registry": self.cluster.registry.to_json(),
             "watches": len(self.cluster.store.all_watchers()),
+            "expireNextWatches": self.cluster.store.expire_next,
         }
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -84,6 +87,9 @@ class Control:
             return cluster.faults.to_json()
         if action == "watches/end":
             return {"ended": cluster.end_all_watches()}
+        if action == "watches/expire":
+            cluster.store.expire_next = max(int(body.get("next", 1)), 0)
+            return {"expireNextWatches": cluster.store.expire_next}
         if action == "down":
             seconds = float(body.get("seconds", 1.0))
             cluster.spawn(self.down(seconds))
@@ -96,5 +102,6 @@ class Control:
         if action == "reset":
             cluster.faults.reset()
             cluster.registry.reset()
+            cluster.store.expire_next = 0
             return self.state()
         raise ApiError(404, f"unknown control action {action!r}")

@@ -119,6 +119,7 @@ class ExecHandler:
             pod_ip=pod["status"].get("podIP", ""),
             env=env,
             has_bash=behaviour.has_bash,
+            tty=query.get("tty") in ("true", "1"),
         )
         session = Session(
             ws,
@@ -160,6 +161,8 @@ class ExecHandler:
             "true",
             "false",
             "sleep",
+            "stty",
+            "tput",
         ):
             await session.finish(oci_failure(binary, not_in_path="/" not in binary))
             return

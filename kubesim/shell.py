@@ -21,7 +21,7 @@ _DIRS = {
     "/": ["app", "bin", "dev", "etc", "home", "lib", "proc", "root", "sys", "tmp", "usr", "var"],
     "/app": ["app.jar", "config.yaml"],
     "/etc": ["hostname", "hosts", "os-release", "passwd", "resolv.conf"],
-    "/bin": ["cat", "echo", "env", "hostname", "ls", "pwd", "sh"],
+    "/bin": ["cat", "echo", "env", "hostname", "ls", "pwd", "sh", "stty"],
     "/tmp": [],  # noqa: S108 (a simulated directory listing, not a file we use)
     "/home": [],
     "/root": [],
@@ -49,6 +49,8 @@ BUILTINS = (
     "true",
     "false",
     "sleep",
+    "stty",
+    "tput",
 )
 
 
@@ -68,6 +70,7 @@ class Shell:
     env: dict[str, str]
     has_bash: bool
     shell_name: str = "sh"
+    tty: bool = False
     cwd: str = "/"
     last_code: int = 0
     size: tuple[int, int] = (80, 24)
@@ -186,6 +189,26 @@ class Shell:
         except ValueError:
             return Result(stderr=f"sleep: invalid number '{args[0]}'\n", code=1)
         return Result()
+
+    async def _cmd_stty(self, args: list[str]) -> Result:
+        """`stty size` prints "rows cols" of the terminal (set by the exec resize channel)."""
+        if not self.tty:
+            return Result(stderr="stty: standard input: Not a tty\n", code=1)
+        if args == ["size"]:
+            cols, rows = self.size
+            return Result(f"{rows} {cols}\n")
+        if not args:
+            return Result("speed 38400 baud; line = 0;\n")
+        return Result(stderr=f"stty: invalid argument '{args[0]}'\n", code=1)
+
+    async def _cmd_tput(self, args: list[str]) -> Result:
+        """`tput cols` / `tput lines`: the terminal size, like ncurses reads it."""
+        cols, rows = self.size
+        if args == ["cols"]:
+            return Result(f"{cols}\n")
+        if args == ["lines"]:
+            return Result(f"{rows}\n")
+        return Result(stderr=f"tput: unknown terminfo capability '{' '.join(args)}'\n", code=4)
 
     async def _cmd_exit(self, args: list[str]) -> Result:
         try:

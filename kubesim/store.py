@@ -115,6 +115,9 @@ class Store:
         self._listeners: list[Listener] = []
         self.history_size = history_size
         self.watch_queue_size = watch_queue_size
+        # The next N watches that resume from a resourceVersion answer 410 Expired, as when
+        # etcd compacted that version between a client's list and its watch (control API).
+        self.expire_next = 0
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -226,6 +229,9 @@ class Store:
                     backlog.append(("ADDED", event))
         else:
             compacted = self._compacted.get(rtype.plural, 0)
+            if self.expire_next > 0:
+                self.expire_next -= 1
+                compacted = max(compacted, since + 1)
             if since < compacted:
                 raise gone(f"too old resource version: {since} ({compacted + 1})")
             for event in self._history.get(rtype.plural, ()):

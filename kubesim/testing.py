@@ -148,6 +148,10 @@ class KubesimHandle:
     def end_watches(self) -> int:
         return int(self.control.call("watches/end")["ended"])
 
+    def expire_watches(self, count: int = 1) -> int:
+        """The next `count` watches that start from a resourceVersion answer 410 Expired."""
+        return int(self.control.call("watches/expire", {"next": count})["expireNextWatches"])
+
     def down(self, seconds: float) -> None:
         """Refuse connections for `seconds`; returns once the listener is closed."""
         self.control.call("down", {"seconds": seconds})
