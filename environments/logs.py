@@ -261,10 +261,19 @@ def _started(pod: Obj) -> bool:
     return False
 
 
+def current_user(user: User | AnonymousUser) -> User | AnonymousUser:
+    """The account as stored now. A socket keeps the user it connected with; a re-check must
+    see a deactivated account or a removed superuser flag, not that stale copy."""
+    if not user.is_authenticated:
+        return user
+    return User.objects.filter(pk=user.pk).first() or AnonymousUser()
+
+
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _may_view_logs(user: User | AnonymousUser, environment: Environment, service: str) -> bool:
     from deployments.models import Service
 
+    user = current_user(user)
     target = Service.objects.filter(name=service).first() if service else None
     if service and target is None:
         return False

@@ -29,7 +29,7 @@ from django.contrib.auth.models import AnonymousUser, User
 
 from environments import kube
 from environments.consumers import load_environment
-from environments.logs import _find_pod_sync
+from environments.logs import _find_pod_sync, current_user
 from environments.models import Environment
 from environments.services import PodTarget
 from history.services import record_event
@@ -188,7 +188,7 @@ def _refusal(environment: Environment, exc: kube.KubeError) -> str:
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _may_exec(user: User | AnonymousUser, environment: Environment, target: PodTarget) -> bool:
-    return can(user, Verb.EXEC, service=target.service, environment=environment)
+    return can(current_user(user), Verb.EXEC, service=target.service, environment=environment)
 
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
