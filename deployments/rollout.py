@@ -1,16 +1,27 @@
 """Following one rollout with watches until the health rules say DONE or FAILED.
 
-Two watcher threads (the Deployment, and the pods of the new version) feed one queue; the
-follower re-assesses on every event. Nothing sleeps in a polling loop: the queue wait is
-bounded only so that deadlines, cancellation and the lease are checked while quiet.
+Four watcher threads feed one queue: the Deployment, its ReplicaSets, the pods of the new
+version, and the namespace's Events. The follower re-assesses on every change. Nothing sleeps
+in a polling loop: the queue wait is bounded only so that deadlines, cancellation and the lease
+are checked while quiet.
+
+The pods that count are those of the *new* ReplicaSet, found as the Kubernetes deployment
+controller finds it: owned by the Deployment, with the Deployment's pod template once the
+`pod-template-hash` label is ignored. Pods of an older ReplicaSet of the same commit (a
+redeploy with other variables) must not fail or pass the new rollout.
+
+The timeline records what the worker saw: changes of the Deployment's conditions, pod reasons,
+and the Events of the Deployment, its ReplicaSets and their pods since the rollout began.
 """
 
+import copy
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from deployments import health
@@ -21,14 +32,61 @@ from environments.models import Cluster
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 WATCH_SECONDS = 30
+HASH_LABEL = "pod-template-hash"
+REVISION = "deployment.kubernetes.io/revision"
+MAX_EVENTS = 60  # Events recorded per rollout; a crash loop repeats its own forever
 
 
 @dataclass
 class Observation:
     deployment: Obj | None = None
+    replicasets: dict[str, Obj] = field(default_factory=dict)
     pods: dict[str, Obj] = field(default_factory=dict)
     unreachable_since: float | None = None
     unreachable_reason: str = ""
+    conditions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    events_seen: dict[str, int] = field(default_factory=dict)  # uid -> count recorded
+    events_recorded: int = 0
+
+    def new_replicaset(self) -> Obj | None:
+        """The Deployment's current ReplicaSet, as the deployment controller decides it."""
+        deployment = self.deployment
+        if deployment is None:
+            return None
+        uid = (deployment.get("metadata") or {}).get("uid")
+        owned = [rs for rs in self.replicasets.values() if _owned_by(rs, uid)]
+        template = (deployment.get("spec") or {}).get("template") or {}
+        for rs in owned:
+            if _equal_ignoring_hash((rs.get("spec") or {}).get("template") or {}, template):
+                return rs
+        return None
+
+    def new_pods(self) -> list[Obj]:
+        """Pods of the new ReplicaSet (none until the controller has created it)."""
+        rs = self.new_replicaset()
+        if rs is None:
+            return []
+        pod_hash = ((rs.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL)
+        rs_name = (rs.get("metadata") or {}).get("name")
+        return [
+            pod for pod in self.pods.values()
+            if ((pod.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL) == pod_hash
+            or any(ref.get("name") == rs_name
+                   for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
+        ]  # fmt: skip
+
+
+def _owned_by(obj: Obj, uid: str | None) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return uid is not None and any(ref.get("uid") == uid for ref in refs)
+
+
+def _equal_ignoring_hash(a: Obj, b: Obj) -> bool:
+    """Kubernetes' EqualIgnoreHash: pod templates equal once pod-template-hash is dropped."""
+    a, b = copy.deepcopy(a), copy.deepcopy(b)
+    for template in (a, b):
+        ((template.get("metadata") or {}).get("labels") or {}).pop(HASH_LABEL, None)
+    return a == b
 
 
 @dataclass(frozen=True)
@@ -117,6 +175,8 @@ class Follower:
     unreachable_limit: float
     on_progress: Callable[[str, str], None]  # (source, message) for the timeline
     should_stop: Callable[[], bool]  # cancellation, or the worker shutting down
+    # Events older than this belong to earlier rollouts and are not recorded.
+    since: datetime | None = None
     observation: Observation = field(default_factory=Observation)
 
     def run(self) -> RolloutResult:
@@ -129,21 +189,39 @@ class Follower:
             return RolloutResult("failed", f"Deployment {self.name} is not in {self.namespace}")
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         pod_selector = ",".join(f"{k}={v}" for k, v in {**labels, LABEL_SHA: self.sha}.items())
+        rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
         watchers = [
             _Watcher(cluster=self.cluster, kind="Deployment", namespace=self.namespace,
                      selectors={"field_selector": f"metadata.name={self.name}"},
                      events=events, stop=stop),
+            _Watcher(cluster=self.cluster, kind="ReplicaSet", namespace=self.namespace,
+                     selectors={"label_selector": rs_selector}, events=events, stop=stop),
             _Watcher(cluster=self.cluster, kind="Pod", namespace=self.namespace,
                      selectors={"label_selector": pod_selector}, events=events, stop=stop),
+            _Watcher(cluster=self.cluster, kind="Event", namespace=self.namespace,
+                     selectors={}, events=events, stop=stop),
         ]  # fmt: skip
         for watcher in watchers:
             watcher.start()
         try:
-            return self._loop(events)
+            result = self._loop(events)
         finally:
             stop.set()
             for watcher in watchers:
                 watcher.close()
+        if result.state != "interrupted" and self.observation.unreachable_since is None:
+            self._last_events()
+        return result
+
+    def _last_events(self) -> None:
+        """Record the Events the verdict came before: a fast rollout ends before its Event
+        watch has delivered them. One list; the timeline is a courtesy, errors are ignored."""
+        try:
+            items, _ = kube.list_objects(self.cluster, "Event", self.namespace)
+        except (kube.ClusterUnreachable, kube.KubeError):
+            return
+        for item in sorted(items, key=_event_order):
+            self._event_seen(item)
 
     def _read_deployment(self) -> Obj | RolloutResult | None:
         """The Deployment as it is now, retried like the watches while the cluster is away.
@@ -192,9 +270,7 @@ class Follower:
                 return RolloutResult("failed", unreachable)
             if self.observation.deployment is None:
                 continue
-            verdict = health.assess(
-                self.observation.deployment, list(self.observation.pods.values())
-            )
+            verdict = health.assess(self.observation.deployment, self.observation.new_pods())
             if verdict.reason != last_reason:
                 last_reason = verdict.reason
                 self.on_progress("rollout", verdict.reason)
@@ -216,16 +292,78 @@ class Follower:
         if kind == "list":
             object_kind, items = payload
             if object_kind == "Deployment":
-                seen.deployment = items[0] if items else None
+                self._deployment_seen(items[0] if items else None)
+            elif object_kind == "ReplicaSet":
+                seen.replicasets = {item["metadata"]["name"]: item for item in items}
+            elif object_kind == "Event":
+                for item in items:
+                    self._event_seen(item)
             else:
                 seen.pods = {item["metadata"]["name"]: item for item in items}
             return ""
         object_kind, event = payload
         if object_kind == "Deployment":
-            seen.deployment = None if event.type == "DELETED" else event.object
+            self._deployment_seen(None if event.type == "DELETED" else event.object)
+        elif object_kind == "ReplicaSet":
+            name = event.object["metadata"]["name"]
+            if event.type == "DELETED":
+                seen.replicasets.pop(name, None)
+            else:
+                seen.replicasets[name] = event.object
+        elif object_kind == "Event":
+            if event.type != "DELETED":
+                self._event_seen(event.object)
         else:
             self._pod_event(event)
         return ""
+
+    def _deployment_seen(self, deployment: Obj | None) -> None:
+        """Keep the Deployment; note each change of its conditions in the timeline."""
+        self.observation.deployment = deployment
+        if deployment is None:
+            return
+        for condition in (deployment.get("status") or {}).get("conditions") or []:
+            kind = str(condition.get("type", ""))
+            now = (str(condition.get("status", "")), str(condition.get("reason", "")))
+            if self.observation.conditions.get(kind) == now:
+                continue
+            self.observation.conditions[kind] = now
+            message = condition.get("message") or ""
+            self.on_progress(
+                "condition", f"{kind}={now[0]} ({now[1]})" + (f": {message}" if message else "")
+            )
+
+    def _event_seen(self, event: Obj) -> None:
+        """Record an Event of this rollout's Deployment, ReplicaSets or pods, once per count."""
+        seen = self.observation
+        involved = event.get("involvedObject") or {}
+        name, kind = str(involved.get("name", "")), involved.get("kind")
+        ours = (kind == "Deployment" and name == self.name) or (
+            kind in ("ReplicaSet", "Pod") and name.startswith(f"{self.name}-")
+        )
+        if not ours or seen.events_recorded >= MAX_EVENTS:
+            return
+        when = (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or ((event.get("metadata") or {}).get("creationTimestamp"))
+        )
+        if self.since is not None and _before(when, self.since):
+            return
+        uid = str((event.get("metadata") or {}).get("uid", ""))
+        count = int(event.get("count") or 1)
+        if seen.events_seen.get(uid, 0) >= count:
+            return
+        seen.events_seen[uid] = count
+        seen.events_recorded += 1
+        repeat = f" (x{count})" if count > 1 else ""
+        text = (
+            f"{event.get('type', 'Normal')} {event.get('reason', '')} "
+            f"{kind}/{name}: {event.get('message', '')}{repeat}"
+        )
+        if seen.events_recorded == MAX_EVENTS:
+            text += f" — further events are not recorded (limit {MAX_EVENTS})"
+        self.on_progress("event", text)
 
     def _unreachable_too_long(self) -> str:
         since = self.observation.unreachable_since
@@ -258,3 +396,24 @@ class Follower:
                 return f"{cs.get('name')} {waiting['reason']}"
         ready = all(cs.get("ready") for cs in status.get("containerStatuses") or [{}])
         return f"{status.get('phase', 'Pending')}{', ready' if ready else ''}"
+
+
+def _before(timestamp: Any, moment: datetime) -> bool:
+    """Whether an API timestamp (RFC 3339 text) is earlier than moment; unknown is not."""
+    if not timestamp:
+        return False
+    try:
+        parsed = datetime.fromisoformat(str(timestamp).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return parsed < moment
+
+
+def _event_order(event: Obj) -> tuple[str, int]:
+    # Timestamps have whole seconds; within one, the resourceVersion (etcd's revision in
+    # practice) orders them.
+    version = str((event.get("metadata") or {}).get("resourceVersion", ""))
+    return (
+        str(event.get("lastTimestamp") or event.get("eventTime") or ""),
+        int(version) if version.isdigit() else 0,
+    )

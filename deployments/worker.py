@@ -143,10 +143,9 @@ class Run:
         result = self.follow(documents, d.version.git_commit_sha)
         if result.state == "interrupted":
             return
-        if result.state == "done":
-            self.finish_with_snapshot(Status.DONE, result.reason)
-        else:
-            self.finish(Status.FAILED, result.reason)
+        self.finish_with_snapshot(
+            Status.DONE if result.state == "done" else Status.FAILED, result.reason
+        )
 
     def roll_back(self) -> None:
         d = self.deployment
@@ -170,7 +169,7 @@ class Run:
                 Status.CANCELED, f"rolled back to {source.git_commit_sha[:12]}"
             )
         elif result.state == "failed":
-            self.finish(Status.FAILED, f"rollback failed: {result.reason}")
+            self.finish_with_snapshot(Status.FAILED, f"rollback failed: {result.reason}")
 
     def render(self, version: Any) -> list[dict[str, Any]] | None:
         d = self.deployment
@@ -212,7 +211,9 @@ class Run:
                 self.renew_lease()
                 continue
             except kube.KubeError as exc:
-                self.finish(Status.FAILED, f"the cluster refused the manifests: {exc}")
+                self.finish_with_snapshot(
+                    Status.FAILED, f"the cluster refused the manifests: {exc}"
+                )
                 return False
             pending.pop(0)
             attempt, delay = 0, 0.5
@@ -242,6 +243,8 @@ class Run:
             cluster=d.environment.cluster, namespace=d.environment.namespace, name=name,
             sha=sha, deadline=time.monotonic() + max(remaining, 1), timeout_seconds=timeout,
             unreachable_limit=UNREACHABLE_LIMIT, on_progress=self.note, should_stop=should_stop,
+            # Event timestamps have whole seconds: the slack keeps this rollout's first ones.
+            since=started - timedelta(seconds=1),
         )  # fmt: skip
         result = follower.run()
         if result.state == "failed":
@@ -249,30 +252,49 @@ class Run:
         return result
 
     def explain_failure(self, follower: Follower) -> None:
-        """Put the last log lines of a crash-looping container into the timeline."""
+        """Put the last log lines of the failing container into the timeline.
+
+        A crash loop: the previous (crashed) container's log. A rollout that timed out or
+        exceeded its progress deadline: the log of a new pod that is not ready, which usually
+        says why its readiness check fails. An image that cannot be pulled has no log."""
         observed = follower.observation
         if observed.deployment is None:
             return
-        verdict = assess(observed.deployment, list(observed.pods.values()))
-        if verdict.pod and verdict.container and "crash" in verdict.reason:
-            try:
-                lines = kube.pod_log_tail(
-                    follower.cluster, follower.namespace, verdict.pod,
-                    container=verdict.container, previous=True,
-                )  # fmt: skip
-            except kube.ClusterUnreachable as exc:
-                # The logs are a courtesy: the verdict (crash loop) stays the reason.
-                self.note(live.LOG_SOURCE, f"the last log lines could not be read: {exc}")
+        pods = observed.new_pods()
+        verdict = assess(observed.deployment, pods)
+        if verdict.pod and verdict.container:
+            if "crash" not in verdict.reason:
                 return
-            if lines:
-                self.note(live.LOG_SOURCE, "\n".join(lines))
+            target = (verdict.pod, verdict.container, True)
+        else:
+            found = _unready_container(pods)
+            if found is None:
+                return
+            target = (*found, False)
+        pod, container, previous = target
+        try:
+            lines = kube.pod_log_tail(
+                follower.cluster, follower.namespace, pod, container=container, previous=previous
+            )
+        except (kube.ClusterUnreachable, kube.KubeError) as exc:
+            # The logs are a courtesy: the verdict stays the reason.
+            self.note(live.LOG_SOURCE, f"the last log lines could not be read: {exc}")
+            return
+        if lines:
+            self.note(live.LOG_SOURCE, "\n".join(lines))
 
     def finish_with_snapshot(self, status: Status, reason: str) -> None:
+        """End the deployment with a snapshot of what the environment runs now (DONE,
+        CANCELED, and FAILED alike: what a failed rollout left behind matters most). Not when
+        the cluster was lost: the reason says so, and asking again would only wait longer."""
         d = self.deployment
-        try:
-            snapshot = take_snapshot(d.environment)
-        except (kube.ClusterUnreachable, kube.KubeError) as exc:
-            snapshot = {"error": f"snapshot failed: {exc}"}
+        if "unreachable" in reason:
+            snapshot: dict[str, Any] = {"error": "no snapshot: the cluster was unreachable"}
+        else:
+            try:
+                snapshot = take_snapshot(d.environment)
+            except (kube.ClusterUnreachable, kube.KubeError) as exc:
+                snapshot = {"error": f"snapshot failed: {exc}"}
         Deployment.objects.filter(pk=d.pk).update(environment_snapshot=snapshot)
         d.environment_snapshot = snapshot
         self.finish(status, reason)
@@ -340,3 +362,12 @@ def run_worker(
         finally:
             # This thread's connection (the claims): closed, not left open on the server.
             connections.close_all()
+
+
+def _unready_container(pods: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """A running container of a new pod that is not ready: (pod, container), or None."""
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if not cs.get("ready") and (cs.get("state") or {}).get("running") is not None:
+                return pod["metadata"]["name"], str(cs.get("name", ""))
+    return None
