@@ -17,7 +17,7 @@ class StatusPayload(TypedDict):
     badge_html: str
 
 
-LOG_SOURCE = "logs"  # timeline entries with a crash-looping container's last log lines
+LOG_SOURCE = "logs"  # timeline entries with a failing container's last log lines
 HIDDEN_LOGS = "log lines hidden: reading them needs the view_logs permission"
 
 

@@ -25,6 +25,7 @@ def _fast_password_hashing(settings: Any) -> None:
 
 # bob's grant: ALLOW these verbs on availability "staging" (see permissions.rules).
 BOB_VERBS = [Verb.DEPLOY, Verb.VIEW_LOGS, Verb.CANCEL, Verb.RESTART]
+CAROL_AVAILABILITIES = ["staging", "production"]  # every availability the tests use
 
 
 @pytest.fixture
@@ -43,8 +44,12 @@ def bob(db: None) -> User:
 
 @pytest.fixture
 def carol(db: None) -> User:
-    """May view everything (every signed-in user may view pages), act on nothing: no grants."""
-    return factories.make_user("carol")
+    """May view everything, logs included, in every availability; deploys and changes nothing."""
+    user = factories.make_user("carol")
+    for availability in CAROL_AVAILABILITIES:
+        grant(actor=None, user=user, verbs=[Verb.VIEW_LOGS], availability=availability,
+              note="persona carol")  # fmt: skip
+    return user
 
 
 @pytest.fixture

@@ -125,7 +125,9 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
     await communicator.disconnect()
 
 
-@pytest.mark.parametrize(("persona", "shown"), [("alice", True), ("carol", False)])
+@pytest.mark.parametrize(
+    ("persona", "shown"), [("alice", True), ("carol", True), ("mallory", False)]
+)
 async def test_it_sends_crash_log_lines_only_to_who_may_view_logs(
     personas: dict[str, User], persona: str, shown: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -246,7 +246,9 @@ def test_a_running_deployment_cannot_be_redeployed(alice: User, deployment: Depl
 # -- log lines in the timeline -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("persona", "shown"), [("alice", True), ("bob", True), ("carol", False)])
+@pytest.mark.parametrize(
+    ("persona", "shown"), [("alice", True), ("bob", True), ("carol", True), ("mallory", False)]
+)
 def test_it_shows_crash_log_lines_only_to_who_may_view_logs(
     personas: dict[str, User], deployment: Deployment, persona: str, shown: bool
 ) -> None:

@@ -35,7 +35,7 @@ async def test_an_anonymous_tail_is_refused(staging: Environment) -> None:
 
 
 @pytest.mark.parametrize(
-    ("persona", "allowed"), [("alice", True), ("bob", True), ("carol", False), ("mallory", False)]
+    ("persona", "allowed"), [("alice", True), ("bob", True), ("carol", True), ("mallory", False)]
 )
 async def test_only_personas_with_view_logs_may_tail(
     personas: dict[str, User], persona: str, allowed: bool, staging: Environment

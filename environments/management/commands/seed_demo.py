@@ -21,8 +21,8 @@ from permissions.verbs import Verb
 
 PERSONAS = {
     "alice": "admin: may do everything",
-    "bob": "may deploy, cancel, restart and read logs in staging",
-    "carol": "may view everything, deploy nothing",
+    "bob": "may deploy, cancel, restart, read logs and open a shell in staging",
+    "carol": "may view everything, logs included; deploys and changes nothing",
     "mallory": "signed in, no grants",
 }
 BOB_VERBS = [Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC]
@@ -83,3 +83,10 @@ class Command(BaseCommand):
                 actor=users["alice"], user=users["bob"], verbs=BOB_VERBS,
                 availability=staging.availability, note="demo: bob in staging",
             )  # fmt: skip
+        for availability in ("staging", "production"):
+            note = f"demo: carol reads {availability}"
+            if not Grant.objects.filter(note=note).exists():
+                grant(
+                    actor=users["alice"], user=users["carol"], verbs=[Verb.VIEW_LOGS],
+                    availability=availability, note=note,
+                )  # fmt: skip
