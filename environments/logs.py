@@ -227,11 +227,18 @@ class LogTail:
 
     def read_previous(self, pod: str) -> None:
         """The previous container's log of one pod, once (it cannot grow)."""
+        cluster, namespace = self.environment.cluster, self.environment.namespace
         try:
+            container = self.options.container or None
+            if container is None:
+                # The API server wants a container name when a pod has several: read the
+                # first one's, as following does.
+                found = kube.read_pod(cluster, namespace, pod)
+                container = self._container(found) if found is not None else None
             stream = kube.LogStream(
-                self.environment.cluster, self.environment.namespace, pod,
-                container=self.options.container or None, tail_lines=self.options.tail or None,
-                timestamps=True, previous=True, follow=False,
+                cluster, namespace, pod, container=container,
+                tail_lines=self.options.tail or None, timestamps=True, previous=True,
+                follow=False,
             )  # fmt: skip
             for raw in stream.lines():
                 timestamp, _, text = raw.partition(" ")

@@ -161,6 +161,27 @@ async def test_a_chosen_container_of_a_two_container_pod_is_the_only_one_streame
     assert not any("starting app (" in t for *_, t in lines)
 
 
+async def test_previous_of_a_two_container_pod_asks_for_its_first_container(
+    bob: User, staging: Environment
+) -> None:
+    # Without a container name the API server refuses a pod with several ("a container name
+    # must be specified"); Apollo names the first, as following does.
+    await sync_to_async(deployed)(bob, staging, "web", deployment_template=TWO_CONTAINERS)
+    [pod] = await asyncio.to_thread(_pods, staging, "apollo.io/service=web")
+    socket = await _open(_path(staging, f"pod={pod}&previous=1"), bob)
+    notices: list[str] = []
+
+    def answered(message: dict[str, Any]) -> bool:
+        notices.extend(message.get("notices") or [])
+        return any(pod in n for n in notices)
+
+    await receive_until(socket, answered)
+    await socket.disconnect()
+    assert not any("must be specified" in n for n in notices), notices
+    # Nothing restarted yet: the answer is about the first container's missing predecessor.
+    assert any('"app"' in n or "end of the previous" in n for n in notices), notices
+
+
 async def test_tail_n_sends_only_the_last_n_lines_then_follows_without_gaps(
     bob: User, staging: Environment
 ) -> None:
