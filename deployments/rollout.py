@@ -1,14 +1,14 @@
 """Following one rollout with watches until the health rules say DONE or FAILED.
 
-Four watcher threads feed one queue: the Deployment, its ReplicaSets, the pods of the new
-version, and the namespace's Events. The follower re-assesses on every change. Nothing sleeps
-in a polling loop: the queue wait is bounded only so that deadlines, cancellation and the lease
-are checked while quiet.
+Three watcher threads feed one queue: the Deployment, the pods of the new commit, and the
+namespace's Events (watched from just before the apply). The follower re-assesses on every
+change. Nothing sleeps in a polling loop: the queue wait is bounded only so that deadlines,
+cancellation and the lease are checked while quiet.
 
-The pods that count are those of the *new* ReplicaSet, found as the Kubernetes deployment
-controller finds it: owned by the Deployment, with the Deployment's pod template once the
-`pod-template-hash` label is ignored. Pods of an older ReplicaSet of the same commit (a
-redeploy with other variables) must not fail or pass the new rollout.
+The pods that count are those of the *new* ReplicaSet (read when a pod fails), found as the
+Kubernetes deployment controller finds it: owned by the Deployment, with the Deployment's pod
+template once the `pod-template-hash` label is ignored. Pods of an older ReplicaSet of the same
+commit (a redeploy with other variables) must not fail or pass the new rollout.
 
 The timeline records what the worker saw: changes of the Deployment's conditions, pod reasons,
 and the Events of the Deployment, its ReplicaSets and their pods since the rollout began.
@@ -35,6 +35,9 @@ WATCH_SECONDS = 30
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 MAX_EVENTS = 60  # Events recorded per rollout; a crash loop repeats its own forever
+# After the verdict, Events still on their way are recorded until none came for QUIET seconds
+# (MAX at the most).
+LAST_EVENTS_QUIET, LAST_EVENTS_MAX = 0.1, 1.0
 
 
 @dataclass
@@ -100,10 +103,13 @@ class _Watcher(threading.Thread):
 
     def __init__(self, *, cluster: Cluster, kind: str, namespace: str,
                  selectors: dict[str, str], events: "queue.Queue[tuple[str, Any]]",
-                 stop: threading.Event) -> None:  # fmt: skip
+                 stop: threading.Event, start_version: str = "") -> None:  # fmt: skip
         super().__init__(daemon=True, name=f"watch-{kind}")
         self.cluster, self.kind, self.namespace = cluster, kind, namespace
         self.selectors, self.events, self.stop = selectors, events, stop
+        # Watch from here without listing first (only what happens after it); a 410 or an
+        # error falls back to list-then-watch.
+        self.start_version = start_version
         self._stream: kube.WatchStream | None = None
         # Doubles per failure in a row; back to the start once the cluster answers a list, so
         # that occasional 5xx over a long rollout do not add up to waits of seconds.
@@ -139,11 +145,13 @@ class _Watcher(threading.Thread):
         self.backoff = min(self.backoff * 2, 5.0)
 
     def _list_and_watch(self) -> None:
-        items, version = kube.list_objects(
-            self.cluster, self.kind, self.namespace, **self.selectors
-        )
-        self.backoff = 0.2
-        self.events.put(("list", (self.kind, items)))
+        version, self.start_version = self.start_version, ""
+        if not version:
+            items, version = kube.list_objects(
+                self.cluster, self.kind, self.namespace, **self.selectors
+            )
+            self.backoff = 0.2
+            self.events.put(("list", (self.kind, items)))
         while not self.stop.is_set():
             stream = kube.WatchStream(
                 self.cluster, self.kind, self.namespace, resource_version=version,
@@ -177,9 +185,62 @@ class Follower:
     should_stop: Callable[[], bool]  # cancellation, or the worker shutting down
     # Events older than this belong to earlier rollouts and are not recorded.
     since: datetime | None = None
+    # Several timeline entries in one write (a burst of Events); else on_progress for each.
+    on_progress_many: Callable[[list[tuple[str, str]]], None] | None = None
+    # The namespace's Event collection version taken before the apply: the Events are then
+    # watched from there, without listing (and parsing) every older Event of the namespace.
+    events_from: str = ""
     observation: Observation = field(default_factory=Observation)
+    _pending: list[tuple[str, str]] = field(default_factory=list)
+    _stop: threading.Event | None = None
+    _watchers: list[_Watcher] = field(default_factory=list)
+    _events: "queue.Queue[tuple[str, Any]]" = field(default_factory=queue.Queue)
+    _rs_selector: str = ""
 
-    def run(self) -> RolloutResult:
+    def _note(self, source: str, message: str) -> None:
+        self._pending.append((source, message))
+
+    def _flush(self) -> None:
+        """Write the notes gathered since the last flush: once per burst, not once per event."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        if self.on_progress_many is not None:
+            self.on_progress_many(pending)
+        else:
+            for source, message in pending:
+                self.on_progress(source, message)
+
+    def run(self, *, keep_watching: bool = False) -> RolloutResult:
+        """Follow to a verdict. With keep_watching the watches stay open after a DONE or FAILED
+        verdict, so that the caller records it first and then `close(drain=True)` records the
+        Events still on their way (a fast rollout ends before its Event watch delivered them);
+        otherwise they are closed before returning."""
+        try:
+            result = self._run()
+        except BaseException:
+            self.close()
+            raise
+        if result.state == "interrupted" or not keep_watching:
+            self.close()
+        self._flush()
+        return result
+
+    def close(self, *, drain: bool = False) -> None:
+        """Stop the watches; with drain, first record the Events that arrive meanwhile."""
+        stop, self._stop = self._stop, None
+        if stop is None:
+            return
+        try:
+            if drain:
+                self._last_events(self._events)
+        finally:
+            stop.set()
+            for watcher in self._watchers:
+                watcher.close()
+            self._flush()
+
+    def _run(self) -> RolloutResult:
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
         deployment = self._read_deployment()
@@ -189,39 +250,36 @@ class Follower:
             return RolloutResult("failed", f"Deployment {self.name} is not in {self.namespace}")
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         pod_selector = ",".join(f"{k}={v}" for k, v in {**labels, LABEL_SHA: self.sha}.items())
-        rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        self._rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
         watchers = [
             _Watcher(cluster=self.cluster, kind="Deployment", namespace=self.namespace,
                      selectors={"field_selector": f"metadata.name={self.name}"},
                      events=events, stop=stop),
-            _Watcher(cluster=self.cluster, kind="ReplicaSet", namespace=self.namespace,
-                     selectors={"label_selector": rs_selector}, events=events, stop=stop),
             _Watcher(cluster=self.cluster, kind="Pod", namespace=self.namespace,
                      selectors={"label_selector": pod_selector}, events=events, stop=stop),
             _Watcher(cluster=self.cluster, kind="Event", namespace=self.namespace,
-                     selectors={}, events=events, stop=stop),
+                     selectors={}, events=events, stop=stop, start_version=self.events_from),
         ]  # fmt: skip
+        self._stop, self._watchers, self._events = stop, watchers, events
         for watcher in watchers:
             watcher.start()
-        try:
-            result = self._loop(events)
-        finally:
-            stop.set()
-            for watcher in watchers:
-                watcher.close()
-        if result.state != "interrupted" and self.observation.unreachable_since is None:
-            self._last_events()
-        return result
+        return self._loop(events)
 
-    def _last_events(self) -> None:
-        """Record the Events the verdict came before: a fast rollout ends before its Event
-        watch has delivered them. One list; the timeline is a courtesy, errors are ignored."""
-        try:
-            items, _ = kube.list_objects(self.cluster, "Event", self.namespace)
-        except (kube.ClusterUnreachable, kube.KubeError):
-            return
-        for item in sorted(items, key=_event_order):
-            self._event_seen(item)
+    def _last_events(self, events: "queue.Queue[tuple[str, Any]]") -> None:
+        """Record the Events already delivered when the verdict came (a fast rollout ends
+        with some still queued), waiting a moment for those in flight. Nothing else changes
+        the verdict now."""
+        deadline = time.monotonic() + LAST_EVENTS_MAX
+        while time.monotonic() < deadline:
+            try:
+                kind, payload = events.get(timeout=LAST_EVENTS_QUIET)
+            except queue.Empty:
+                return
+            if kind == "list" and payload[0] == "Event":
+                for item in sorted(payload[1], key=_event_order):
+                    self._event_seen(item)
+            elif kind == "event" and payload[0] == "Event" and payload[1].type != "DELETED":
+                self._event_seen(payload[1].object)
 
     def _read_deployment(self) -> Obj | RolloutResult | None:
         """The Deployment as it is now, retried like the watches while the cluster is away.
@@ -244,6 +302,7 @@ class Follower:
                     "failed", f"rollout did not finish within {self.timeout_seconds} s "
                     f"(cluster unreachable: {self.observation.unreachable_reason})",
                 )  # fmt: skip
+            self._flush()
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
@@ -257,6 +316,8 @@ class Follower:
                     "failed", f"rollout did not finish within {self.timeout_seconds} s"
                     + (f" (last seen: {last_reason})" if last_reason else ""),
                 )  # fmt: skip
+            if events.empty():
+                self._flush()
             try:
                 kind, payload = events.get(timeout=0.5)
             except queue.Empty:
@@ -270,10 +331,10 @@ class Follower:
                 return RolloutResult("failed", unreachable)
             if self.observation.deployment is None:
                 continue
-            verdict = health.assess(self.observation.deployment, self.observation.new_pods())
+            verdict = self._assess()
             if verdict.reason != last_reason:
                 last_reason = verdict.reason
-                self.on_progress("rollout", verdict.reason)
+                self._note("rollout", verdict.reason)
             if verdict.state != "progressing":
                 return RolloutResult(verdict.state, verdict.reason)
 
@@ -283,18 +344,16 @@ class Follower:
             now = time.monotonic()
             if seen.unreachable_since is None:
                 seen.unreachable_since = now
-                self.on_progress("cluster", f"cluster unreachable, retrying: {payload}")
+                self._note("cluster", f"cluster unreachable, retrying: {payload}")
             seen.unreachable_reason = str(payload)
             return self._unreachable_too_long()
         if seen.unreachable_since is not None:
             seen.unreachable_since = None
-            self.on_progress("cluster", "cluster reachable again")
+            self._note("cluster", "cluster reachable again")
         if kind == "list":
             object_kind, items = payload
             if object_kind == "Deployment":
                 self._deployment_seen(items[0] if items else None)
-            elif object_kind == "ReplicaSet":
-                seen.replicasets = {item["metadata"]["name"]: item for item in items}
             elif object_kind == "Event":
                 for item in items:
                     self._event_seen(item)
@@ -304,18 +363,36 @@ class Follower:
         object_kind, event = payload
         if object_kind == "Deployment":
             self._deployment_seen(None if event.type == "DELETED" else event.object)
-        elif object_kind == "ReplicaSet":
-            name = event.object["metadata"]["name"]
-            if event.type == "DELETED":
-                seen.replicasets.pop(name, None)
-            else:
-                seen.replicasets[name] = event.object
         elif object_kind == "Event":
             if event.type != "DELETED":
                 self._event_seen(event.object)
         else:
             self._pod_event(event)
         return ""
+
+    def _assess(self) -> health.Verdict:
+        """The health verdict on the pods of the new ReplicaSet.
+
+        Pods are watched by commit label; only when one of them fails is it worth asking the
+        cluster which ReplicaSet is new (a redeploy of the same commit has older pods too)."""
+        deployment = self.observation.deployment
+        assert deployment is not None
+        verdict = health.assess(deployment, list(self.observation.pods.values()))
+        if not verdict.pod:
+            return verdict
+        return health.assess(deployment, self.new_pods())
+
+    def new_pods(self) -> list[Obj]:
+        """Pods of the new ReplicaSet, reading the ReplicaSets now (none if it cannot tell)."""
+        seen = self.observation
+        try:
+            items, _ = kube.list_objects(
+                self.cluster, "ReplicaSet", self.namespace, label_selector=self._rs_selector
+            )
+        except (kube.ClusterUnreachable, kube.KubeError):
+            return []
+        seen.replicasets = {item["metadata"]["name"]: item for item in items}
+        return seen.new_pods()
 
     def _deployment_seen(self, deployment: Obj | None) -> None:
         """Keep the Deployment; note each change of its conditions in the timeline."""
@@ -329,7 +406,7 @@ class Follower:
                 continue
             self.observation.conditions[kind] = now
             message = condition.get("message") or ""
-            self.on_progress(
+            self._note(
                 "condition", f"{kind}={now[0]} ({now[1]})" + (f": {message}" if message else "")
             )
 
@@ -363,7 +440,7 @@ class Follower:
         )
         if seen.events_recorded == MAX_EVENTS:
             text += f" — further events are not recorded (limit {MAX_EVENTS})"
-        self.on_progress("event", text)
+        self._note("event", text)
 
     def _unreachable_too_long(self) -> str:
         since = self.observation.unreachable_since
@@ -383,7 +460,7 @@ class Follower:
         self.observation.pods[name] = event.object
         after = self._pod_reason(event.object)
         if after and after != before:
-            self.on_progress("pod", f"{name}: {after}")
+            self._note("pod", f"{name}: {after}")
 
     @staticmethod
     def _pod_reason(pod: Obj | None) -> str:

@@ -7,6 +7,7 @@ a deployment whose lease expired (its worker was killed) is resumed by any worke
 not applied a second time (applied_at records that the apply happened).
 """
 
+import contextlib
 import functools
 import logging
 import os
@@ -79,15 +80,31 @@ class Run:
         self.owner = owner
         self.shutdown = shutdown
         self.lease_renewed = time.monotonic()
+        self.events_from = ""  # the Event collection's version before this run's apply
+        self.follower: Follower | None = None  # open until its Events are recorded
+
+    def event_version(self) -> str:
+        """Where the rollout's Events begin; "" (list them all, by time) if it cannot tell."""
+        d = self.deployment
+        try:
+            return kube.collection_version(d.environment.cluster, "Event", d.environment.namespace)
+        except (kube.ClusterUnreachable, kube.KubeError):
+            return ""
 
     # -- timeline and status -------------------------------------------------------------
 
     def note(self, source: str, message: str) -> None:
-        entry = {"at": timezone.now().isoformat(), "source": source, "message": message[:1000]}
-        timeline = [*self.deployment.timeline, entry][-TIMELINE_LIMIT:]
+        self.note_many([(source, message)])
+
+    def note_many(self, notes: list[tuple[str, str]]) -> None:
+        """Append entries to the timeline in one write, and send each to the live page."""
+        at = timezone.now().isoformat()
+        entries = [{"at": at, "source": source, "message": text[:1000]} for source, text in notes]
+        timeline = [*self.deployment.timeline, *entries][-TIMELINE_LIMIT:]
         self.deployment.timeline = timeline
         Deployment.objects.filter(pk=self.deployment.pk).update(timeline=timeline)
-        live.broadcast_timeline(self.deployment, entry)
+        for entry in entries:
+            live.broadcast_timeline(self.deployment, entry)
 
     def finish(self, status: Status, reason: str) -> None:
         try:
@@ -135,6 +152,7 @@ class Run:
         if documents is None:
             return
         if d.applied_at is None:
+            self.events_from = self.event_version()
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
             Deployment.objects.filter(pk=d.pk).update(applied_at=timezone.now())
@@ -146,6 +164,7 @@ class Run:
         self.finish_with_snapshot(
             Status.DONE if result.state == "done" else Status.FAILED, result.reason
         )
+        self.close_follower()
 
     def roll_back(self) -> None:
         d = self.deployment
@@ -161,6 +180,7 @@ class Run:
             return
         self.note("worker", f"rolling back to {source.git_commit_sha[:12]}")
         documents = self.render(source)
+        self.events_from = self.event_version()
         if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
             return
         result = self.follow(documents, source.git_commit_sha, cancelling=True)
@@ -170,6 +190,7 @@ class Run:
             )
         elif result.state == "failed":
             self.finish_with_snapshot(Status.FAILED, f"rollback failed: {result.reason}")
+        self.close_follower()
 
     def render(self, version: Any) -> list[dict[str, Any]] | None:
         d = self.deployment
@@ -243,13 +264,21 @@ class Run:
             cluster=d.environment.cluster, namespace=d.environment.namespace, name=name,
             sha=sha, deadline=time.monotonic() + max(remaining, 1), timeout_seconds=timeout,
             unreachable_limit=UNREACHABLE_LIMIT, on_progress=self.note, should_stop=should_stop,
-            # Event timestamps have whole seconds: the slack keeps this rollout's first ones.
-            since=started - timedelta(seconds=1),
+            # Event timestamps have whole seconds: from the start of the rollout's second.
+            since=started.replace(microsecond=0), on_progress_many=self.note_many,
+            events_from=self.events_from,
         )  # fmt: skip
-        result = follower.run()
+        self.follower = follower
+        result = follower.run(keep_watching=True)
         if result.state == "failed":
             self.explain_failure(follower)
         return result
+
+    def close_follower(self) -> None:
+        """After the verdict is recorded: the Events still arriving, then the watches close."""
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            follower.close(drain=True)
 
     def explain_failure(self, follower: Follower) -> None:
         """Put the last log lines of the failing container into the timeline.
@@ -260,7 +289,7 @@ class Run:
         observed = follower.observation
         if observed.deployment is None:
             return
-        pods = observed.new_pods()
+        pods = follower.new_pods()
         verdict = assess(observed.deployment, pods)
         if verdict.pod and verdict.container:
             if "crash" not in verdict.reason:
@@ -305,12 +334,15 @@ def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Eve
     run = Run(deployment, owner, shutdown)
     try:
         run.drive()
+        run.close_follower()
     except Exception as exc:
         logger.exception("deployment %s failed in the worker", deployment.pk)
         deployment.refresh_from_db()
         if not Status(deployment.status).is_terminal:
             run.finish(Status.FAILED, f"internal error in the worker: {type(exc).__name__}: {exc}")
     finally:
+        with contextlib.suppress(Exception):
+            run.close_follower()  # never leave watch threads behind
         if shutdown.is_set():
             # Hand the deployment over at once rather than when the lease runs out.
             Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(

@@ -187,6 +187,14 @@ def list_objects(
     return plain.get("items") or [], str(plain["metadata"].get("resourceVersion", ""))
 
 
+def collection_version(cluster: Cluster, kind: str, namespace: str) -> str:
+    """The current resourceVersion of a namespace's collection, to watch from it: a list of
+    at most one item (cheap however many there are)."""
+    api_name, method = _LISTS[kind]
+    result = _call(getattr(_apis(cluster)[api_name], method), namespace, limit=1)
+    return str(result.metadata.resource_version or "")
+
+
 _LISTS = {
     "Pod": ("core", "list_namespaced_pod"),
     "Deployment": ("apps", "list_namespaced_deployment"),

@@ -330,8 +330,11 @@ class _CapturedFollower:
     def __init__(self, **kwargs: Any) -> None:
         self.built.append(kwargs)
 
-    def run(self) -> RolloutResult:
+    def run(self, **_kwargs: Any) -> RolloutResult:
         return RolloutResult("done", "rollout complete")
+
+    def close(self, **_kwargs: Any) -> None:
+        pass
 
 
 def _remaining_seconds(

@@ -38,7 +38,13 @@ def _deployed(user: User, service: Service, environment: Environment, **kw: obje
     version = kw.pop("version", None) or factories.make_version(service)
     outcome = deploy(user, service, environment, version, **kw)  # type: ignore[arg-type]
     assert outcome.deployment is not None, outcome.reason
-    return wait_until_terminal(outcome.deployment, timeout=40)
+    deployment = wait_until_terminal(outcome.deployment, timeout=40)
+    # The verdict is recorded first; Events still on their way follow within a second.
+    deadline = time.monotonic() + 5
+    while not _messages(deployment, "event") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        deployment.refresh_from_db()
+    return deployment
 
 
 def _messages(deployment: Deployment, source: str) -> list[str]:
