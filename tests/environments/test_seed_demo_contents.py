@@ -8,13 +8,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.forms.models import model_to_dict
+from django.test import Client
 
 from deployments.manifests import render_for
 from deployments.models import DeployableVersion, Group, Service
 from environments.models import Cluster, Environment
 from history.models import AuditEvent
-from permissions.models import Grant
+from permissions.models import ApiToken, Grant
 from permissions.services import can
+from permissions.tokens import user_for_key
 from permissions.verbs import Verb
 
 pytestmark = pytest.mark.django_db
@@ -160,7 +162,12 @@ def _state() -> dict[str, Any]:
         model.__name__: [model_to_dict(row) for row in model.objects.order_by("pk")]
         for model in (Cluster, Environment, Service, DeployableVersion, Group)
     }
-    events = list(AuditEvent.objects.order_by("pk").values_list("action", "summary"))
+    # The jenkins token is new on every run, like the passwords: its events are left out.
+    events = list(
+        AuditEvent.objects.exclude(action__startswith="token.")
+        .order_by("pk")
+        .values_list("action", "summary")
+    )
     return {"users": users, "grants": grants, "events": events, **rows}
 
 
@@ -184,3 +191,31 @@ def test_seeding_again_puts_back_the_environments_the_demo_defines() -> None:
     _seed()
     production = _env("production")
     assert (production.node_port_coefficient, production.require_deployment_message) == (100, True)
+
+
+def test_jenkins_gets_a_new_token_that_may_register_versions_only() -> None:
+    first_key = _seed().split("jenkins  API token '")[1].split("'")[0]
+    second_key = _seed().split("jenkins  API token '")[1].split("'")[0]
+    assert first_key != second_key
+    jenkins = User.objects.get(username="jenkins")
+    assert not jenkins.has_usable_password()
+    assert not jenkins.is_staff
+    assert user_for_key(first_key) is None  # the previous demo token was revoked
+    assert user_for_key(second_key) == jenkins
+    assert ApiToken.objects.filter(user=jenkins).count() == 1
+    assert jenkins.has_perm("deployments.add_deployableversion")
+    for service in Service.objects.all():
+        for verb in Verb:
+            assert not can(jenkins, verb, service=service, environment=_env("staging"))
+    client = Client()
+    auth = {"Authorization": f"Token {second_key}"}
+    body = {"service": "catalog", "git_commit_sha": "d" * 40}
+    response = client.post(
+        "/api/v1/deployable-versions/", body, content_type="application/json", headers=auth
+    )
+    assert response.status_code == 201, response.content
+    deploy = {"service": "catalog", "environment": "staging", "git_commit_sha": "d" * 40}
+    response = client.post(
+        "/api/v1/deployments/", deploy, content_type="application/json", headers=auth
+    )
+    assert response.status_code == 403

@@ -1,7 +1,8 @@
 """Seed the kubesim demo: a cluster, staging and production, services, versions, personas.
 
 Idempotent: re-running updates what exists. Every persona gets a freshly generated password,
-printed once and never stored in plain text.
+printed once and never stored in plain text; `jenkins` (no password) gets a fresh API token
+that may register versions only, and its previous demo token is revoked.
 """
 
 import secrets
@@ -9,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from deployments import demo
 from environments.models import Cluster, Environment
-from permissions.models import Grant
+from permissions.models import ApiToken, Grant
 from permissions.services import grant
+from permissions.tokens import issue_token, revoke_token
 from permissions.verbs import Verb
 
 PERSONAS = {
@@ -25,6 +27,7 @@ PERSONAS = {
     "carol": "may view everything, logs included; deploys and changes nothing",
     "mallory": "signed in, no grants",
 }
+JENKINS_TOKEN = "demo CI"  # noqa: S105  (the name of the demo token, not a secret)
 BOB_VERBS = [Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC]
 
 
@@ -39,10 +42,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             passwords = {name: self._persona(name) for name in PERSONAS}
+            ci_key = self._jenkins()
             if not options["personas_only"]:
                 self._demo(users={name: User.objects.get(username=name) for name in PERSONAS})
         for name, role in PERSONAS.items():
             self.stdout.write(f"  {name:8} password '{passwords[name]}'  ({role})")
+        # SECURITY: shown once, like the passwords; only its digest is stored.
+        self.stdout.write(f"  jenkins  API token '{ci_key}'  (may register versions only)")
         self.stdout.write(f"Demo admin: username 'alice', password '{passwords['alice']}'")
 
     def _persona(self, name: str) -> str:
@@ -54,6 +60,23 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         return password
+
+    def _jenkins(self) -> str:
+        """The CI persona: no password, the right to register versions, a new API token."""
+        user, _ = User.objects.get_or_create(
+            username="jenkins", defaults={"email": "jenkins@example.com"}
+        )
+        user.is_staff = user.is_superuser = False
+        user.set_unusable_password()
+        user.save()
+        user.user_permissions.set(
+            Permission.objects.filter(
+                content_type__app_label="deployments", codename="add_deployableversion"
+            )
+        )
+        for old in ApiToken.objects.filter(user=user, name=JENKINS_TOKEN):
+            revoke_token(actor=None, token=old, reason="the demo was seeded again")
+        return issue_token(actor=None, user=user, name=JENKINS_TOKEN)[1]
 
     def _demo(self, *, users: dict[str, User]) -> None:
         kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
