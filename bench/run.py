@@ -28,14 +28,51 @@ def _markdown(results: list[dict[str, Any]]) -> str:
             )
         if "setup" in result:
             lines.append(f"| {result['name']} | setup: {result['setup']} | | | | | |")
+    extras = [_extra(result) for result in results]
+    if any(extras):
+        lines += [
+            "",
+            "| benchmark | metric | value | baseline | baseline value |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [line for block in extras for line in block]
     return "\n".join(lines) + "\n"
 
 
+def _extra(result: dict[str, Any]) -> list[str]:
+    """Figures that are not timings: memory, and counts of Kubernetes calls."""
+    lines = []
+    memory = result.get("memory")
+    if memory:
+        lines.append(
+            f"| {result['name']} | {memory['metric']} | {memory['value_mb']} MB "
+            f"({memory.get('per_tail_kb', '')} KB per tail) | {memory['baseline']} | "
+            f"{memory['baseline_value_mb']} MB |"
+        )
+    calls = result.get("kubernetes_calls")
+    if calls:
+        lines.append(
+            f"| {result['name']} | {calls['metric']} | {calls['value']} | {calls['baseline']} | "
+            f"{calls['baseline_value']} |"
+        )
+    for key, value in (result.get("breakdown_median_ms") or {}).items():
+        steps = "; ".join(f"{step.strip()} {ms} ms" for step, ms in value.items())
+        lines.append(f"| {result['name']} | breakdown, {key} (medians) | {steps} | | |")
+    return lines
+
+
 def main() -> int:
+    """Run every bench (or those named on the command line: `bench/run.py deploy live`)."""
     RESULTS.mkdir(exist_ok=True)
     failures = 0
     collected = []
+    chosen = set(sys.argv[1:])
     for script in sorted(BENCH.glob("*_bench.py")):
+        if chosen and script.stem.removesuffix("_bench") not in chosen:
+            produced = RESULTS / f"{script.stem.removesuffix('_bench')}.json"
+            if produced.exists():  # keep the last result of a bench not run now
+                collected.append(json.loads(produced.read_text()))
+            continue
         print(f"running {script.name} …", flush=True)
         done = subprocess.run([sys.executable, str(script)], cwd=BENCH.parent, check=False)
         if done.returncode != 0:
