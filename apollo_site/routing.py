@@ -1,9 +1,10 @@
 from django.urls import path
 
-from deployments.consumers import DeploymentConsumer
+from deployments.consumers import BatchConsumer, DeploymentConsumer
 
 websocket_urlpatterns = [
     path("ws/deployments/<int:deployment_id>/", DeploymentConsumer.as_asgi()),
+    path("ws/deployments/batch/<uuid:batch>/", BatchConsumer.as_asgi()),
 ]
 
 # Environment pages (environments/): live status, LiveTail, web shell.

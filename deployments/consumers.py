@@ -1,4 +1,5 @@
 import asyncio
+import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -94,3 +95,64 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 last = payload
             if Status(payload["status"]).is_terminal:
                 return
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def _batch_state(user: Any, batch: uuid.UUID) -> dict[str, Any] | None:
+    from deployments.group_views import batch_state
+
+    return batch_state(user, batch)
+
+
+class BatchConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """The batch page's rows (the deployments of one Deploy request, one per group), sent again
+    whenever one of them changes status. Joins every deployment's group; with the in-memory
+    layer (the worker is another process) it follows the rows in the database instead."""
+
+    follower: "asyncio.Task[None] | None" = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # SECURITY: signed-in users only (the page's rule); the rows say what each may do.
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.user, self.batch = user, self.scope["url_route"]["kwargs"]["batch"]
+        state = await _batch_state(user, self.batch)
+        if state is None:
+            await self.close(code=4404)
+            return
+        self.groups = [group_name(row["id"]) for row in state["rows"]]
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        self.last = state
+        await self.send_json(state)
+        finished = all(row["finished"] for row in state["rows"])
+        if _layer_is_process_local() and not finished:
+            self.follower = asyncio.create_task(self._follow_database())
+
+    async def disconnect(self, code: int) -> None:
+        if self.follower is not None:
+            self.follower.cancel()
+        for group in getattr(self, "groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def deployment_status(self, event: dict[str, Any]) -> None:
+        if event["payload"].get("type") != "deployment.status":
+            return  # a timeline entry: the rows do not change
+        await self._send_if_changed()
+
+    async def _send_if_changed(self) -> bool:
+        """Send the rows if they changed; True once every deployment has finished."""
+        state = await _batch_state(self.user, self.batch)
+        if state is None:
+            return True
+        if state != self.last:
+            self.last = state
+            await self.send_json(state)
+        return all(row["finished"] for row in state["rows"])
+
+    async def _follow_database(self) -> None:
+        while not await self._send_if_changed():
+            await asyncio.sleep(DB_FOLLOW_SECONDS)

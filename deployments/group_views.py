@@ -220,9 +220,18 @@ def batch_detail(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
 @login_required
 @require_GET
 def batch_status(request: HttpRequest, batch: uuid.UUID) -> JsonResponse:
-    """The rows as JSON: the batch page polls this one small endpoint for every group."""
+    """The rows as JSON: what the batch page polls when its websocket cannot connect."""
     rows = _rows(_user(request), _batch_or_404(batch))
     return JsonResponse({"rows": rows, "summary": _summary(rows)})
+
+
+def batch_state(user: User, batch: uuid.UUID) -> dict[str, Any] | None:
+    """The rows and summary the batch socket sends (None: no such batch)."""
+    try:
+        rows = _rows(user, _batch_or_404(batch))
+    except Http404:
+        return None
+    return {"type": "batch.state", "rows": rows, "summary": _summary(rows)}
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, int]:

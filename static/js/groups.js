@@ -1,5 +1,6 @@
-// Group pages. Forms with data-confirm ask first. The batch page polls one small JSON
-// endpoint for the status of every deployment of the request until all have finished.
+// Group pages. Forms with data-confirm ask first. The batch page follows the status of every
+// deployment of the request over its websocket; if the socket cannot connect (or closes before
+// all have finished) it polls one small JSON endpoint instead, until all have finished.
 for (const form of document.querySelectorAll("form[data-confirm]")) {
   form.addEventListener("submit", (event) => {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();
@@ -38,5 +39,14 @@ if (table) {
     }
     setTimeout(poll, POLL_MS);
   };
-  poll();
+  let done = false;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}${table.dataset.ws}`);
+  socket.addEventListener("message", (event) => {
+    done = render(JSON.parse(event.data));
+    if (done) socket.close();
+  });
+  socket.addEventListener("close", () => {
+    if (!done) poll();
+  });
 }

@@ -1,0 +1,85 @@
+"""The batch page's socket, ws/deployments/batch/<batch>/: who may connect, the rows it sends
+(with what each persona may do), and a new state when a deployment of the batch changes."""
+
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+from deployments.models import Deployment, Group
+from deployments.services.deploy import cancel_deployment, request_deployment
+from tests import factories
+from tests.conftest import login
+from tests.environments.sockets import communicator, connect_code, receive_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _batch(user: User) -> tuple[uuid.UUID, list[Deployment]]:
+    stage = factories.make_environment("stage-1", availability="staging")
+    ingest = factories.make_service("ingest", deployed_per_group=True)
+    version = factories.make_version(ingest)
+    batch = uuid.uuid4()
+    deployments = []
+    for name in ("eu", "us"):
+        group = Group.objects.create(service=ingest, environment=stage, name=name)
+        outcome = request_deployment(
+            user=user, service=ingest, environment=stage, version=version, group=group,
+            batch=batch,
+        )  # fmt: skip
+        assert outcome.deployment is not None, outcome.reason
+        deployments.append(outcome.deployment)
+    return batch, deployments
+
+
+def _path(batch: uuid.UUID) -> str:
+    return f"/ws/deployments/batch/{batch}/"
+
+
+async def test_anonymous_and_unknown_batches_are_refused(bob: User) -> None:
+    batch, _ = await sync_to_async(_batch)(bob)
+    assert await connect_code(_path(batch)) == (False, 4401)
+    assert await connect_code(_path(uuid.uuid4()), bob) == (False, 4404)
+
+
+@pytest.mark.parametrize(
+    ("persona", "may_cancel"), [("bob", True), ("carol", False), ("mallory", False)]
+)
+async def test_every_signed_in_persona_sees_the_rows_with_what_they_may_do(
+    personas: dict[str, User], persona: str, may_cancel: bool
+) -> None:
+    batch, deployments = await sync_to_async(_batch)(personas["bob"])
+    socket = await communicator(_path(batch), personas[persona])
+    assert (await socket.connect(timeout=10))[0]
+    state = await socket.receive_json_from(timeout=10)
+    assert state["type"] == "batch.state"
+    assert [(r["id"], r["group"], r["status"]) for r in state["rows"]] == [
+        (deployments[0].pk, "eu", "PENDING"), (deployments[1].pk, "us", "PENDING"),
+    ]  # fmt: skip
+    assert all(r["can_cancel"] is may_cancel for r in state["rows"])
+    assert state["summary"] == {"PENDING": 2}
+    await socket.disconnect()
+
+
+async def test_a_change_of_one_deployment_sends_the_rows_again(bob: User) -> None:
+    batch, deployments = await sync_to_async(_batch)(bob)
+    socket = await communicator(_path(batch), bob)
+    assert (await socket.connect(timeout=10))[0]
+    await socket.receive_json_from(timeout=10)
+    await sync_to_async(cancel_deployment)(user=bob, deployment=deployments[0])
+
+    def eu_cancelled(message: dict[str, Any]) -> bool:
+        statuses = {r["group"]: r["status"] for r in message["rows"]}
+        return statuses == {"eu": "CANCELED", "us": "PENDING"}
+
+    state = await receive_until(socket, eu_cancelled)
+    assert state["summary"] == {"CANCELED": 1, "PENDING": 1}
+    await socket.disconnect()
+
+
+def test_the_batch_page_points_at_its_socket(bob: User) -> None:
+    batch, _ = _batch(bob)
+    page = login(bob).get(f"/deployments/batch/{batch}/").content.decode()
+    assert f'data-ws="/ws/deployments/batch/{batch}/"' in page
