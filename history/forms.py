@@ -4,6 +4,9 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import User
+from django.forms.utils import flatatt
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from deployments.models import Service
 from deployments.selectors import HistoryFilters
@@ -11,16 +14,40 @@ from deployments.status import Status
 from environments.models import Environment
 
 
+class QuickSelect(forms.Select):
+    """A <select> built in Python. Django renders every option through a template of its own:
+    with 70 services and environments that was most of the history page's time."""
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        chosen = {str(v) for v in self.format_value(value)}
+        options = format_html_join(
+            "", "<option value=\"{}\"{}>{}</option>",
+            ((str(option), SELECTED if str(option) in chosen else "", label)
+             for option, label in self.choices),
+        )  # fmt: skip
+        final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
+        return format_html('<select name="{}"{}>{}</select>', name, final_attrs, options)
+
+
+SELECTED = mark_safe(" selected")
+
+
 class HistoryFilterForm(forms.Form):
     service = forms.ModelChoiceField(
-        Service.objects.only("name"), to_field_name="name", required=False, empty_label="any"
-    )
+        Service.objects.only("name"), to_field_name="name", required=False, empty_label="any",
+        widget=QuickSelect,
+    )  # fmt: skip
     environment = forms.ModelChoiceField(
-        Environment.objects.only("name"), to_field_name="name", required=False, empty_label="any"
-    )
+        Environment.objects.only("name"), to_field_name="name", required=False,
+        empty_label="any", widget=QuickSelect,
+    )  # fmt: skip
     group = forms.CharField(required=False, max_length=40, label="Group")
     user = forms.CharField(required=False, max_length=150, label="Deployed by")
-    status = forms.ChoiceField(choices=[("", "any"), *Status.choices], required=False)
+    status = forms.ChoiceField(
+        choices=[("", "any"), *Status.choices], required=False, widget=QuickSelect
+    )
     since = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
     )
