@@ -8,6 +8,7 @@ from django.conf import settings
 
 from deployments.live import StatusPayload, group_name, status_payload, visible_entry
 from deployments.models import Deployment
+from deployments.selectors import batch_deployments, batch_state
 from deployments.status import Status
 from permissions.services import can
 from permissions.verbs import Verb
@@ -99,9 +100,8 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _batch_state(user: Any, batch: uuid.UUID) -> dict[str, Any] | None:
-    from deployments.group_views import batch_state
-
-    return batch_state(user, batch)
+    deployments = batch_deployments(batch)
+    return batch_state(user, deployments) if deployments else None
 
 
 class BatchConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]

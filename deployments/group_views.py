@@ -11,11 +11,11 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments.forms import GroupChangeForm, GroupCreateForm, ScaleForm
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
+from deployments.selectors import batch_deployments, batch_state
 from deployments.services import groups as group_services
 from deployments.services.deploy import cancel_deployment, request_deployment
 from deployments.status import Status
@@ -172,73 +172,24 @@ def _form_errors(form: Any) -> str:
 
 
 def _batch_or_404(batch: uuid.UUID) -> list[Deployment]:
-    deployments = list(
-        Deployment.objects.with_related()
-        .filter(batch=batch)
-        .order_by("environment__name", "service__name", "group_key", "id")
-    )
+    deployments = batch_deployments(batch)
     if not deployments:
         raise Http404("No such batch of deployments.")
     return deployments
 
 
-def _row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict[str, Any]:
-    status = Status(deployment.status)
-    cancellable = status == Status.PENDING or (
-        status == Status.STARTED and deployment.source_version_id is not None
-    )
-    return {
-        "id": deployment.pk,
-        "service": deployment.service.name,
-        "environment": deployment.environment.name,
-        "group": deployment.group.name if deployment.group else "",
-        "sha": deployment.version.git_commit_sha,
-        "status": deployment.status,
-        "reason": deployment.status_reason,
-        "finished": status.is_terminal,
-        "can_cancel": cancellable
-        and (deployment.service_id, deployment.environment_id) in may_cancel,
-        "can_revert": status in (Status.DONE, Status.FAILED)
-        and deployment.source_version_id not in (None, deployment.version_id),
-        "url": reverse("deployment-detail", args=[deployment.pk]),
-    }
-
-
-def _rows(user: User, deployments: list[Deployment]) -> list[dict[str, Any]]:
-    may_cancel = allowed_targets(user, Verb.CANCEL)  # one read of the grants for every row
-    return [_row(d, may_cancel) for d in deployments]
-
-
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
-    rows = _rows(_user(request), _batch_or_404(batch))
-    context = {"batch": batch, "rows": rows, "summary": _summary(rows)}
-    return render(request, "deployments/batch.html", context)
+    state = batch_state(_user(request), _batch_or_404(batch))
+    return render(request, "deployments/batch.html", {"batch": batch, **state})
 
 
 @login_required
 @require_GET
 def batch_status(request: HttpRequest, batch: uuid.UUID) -> JsonResponse:
     """The rows as JSON: what the batch page polls when its websocket cannot connect."""
-    rows = _rows(_user(request), _batch_or_404(batch))
-    return JsonResponse({"rows": rows, "summary": _summary(rows)})
-
-
-def batch_state(user: User, batch: uuid.UUID) -> dict[str, Any] | None:
-    """The rows and summary the batch socket sends (None: no such batch)."""
-    try:
-        rows = _rows(user, _batch_or_404(batch))
-    except Http404:
-        return None
-    return {"type": "batch.state", "rows": rows, "summary": _summary(rows)}
-
-
-def _summary(rows: list[dict[str, Any]]) -> dict[str, int]:
-    summary: dict[str, int] = {}
-    for row in rows:
-        summary[row["status"]] = summary.get(row["status"], 0) + 1
-    return dict(sorted(summary.items()))
+    return JsonResponse(batch_state(_user(request), _batch_or_404(batch)))
 
 
 @login_required

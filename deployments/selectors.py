@@ -6,16 +6,22 @@ Every function here reads; state changes live in deployments.services.
 
 import difflib
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from deployments.models import DeployableVersion, Deployment, DeploymentQuerySet, Group, Service
+from deployments.status import Status
 from environments.models import Environment
+from permissions.selectors import allowed_targets
+from permissions.verbs import Verb
 
 RECENT_VERSIONS = 20
 MIN_PREFIX = 4
@@ -314,3 +320,48 @@ def compare_deployments(a: Deployment, b: Deployment) -> Comparison:
         same_service=same_service,
         notes=notes,
     )
+
+
+# -- one batch: the deployments of one Deploy request (one per group) ----------------------
+
+
+def batch_deployments(batch: uuid.UUID) -> list[Deployment]:
+    """The deployments of one batch, in the order the batch page lists them (may be empty)."""
+    return list(
+        Deployment.objects.with_related()
+        .filter(batch=batch)
+        .order_by("environment__name", "service__name", "group_key", "id")
+    )
+
+
+def batch_state(user: User, deployments: list[Deployment]) -> dict[str, Any]:
+    """What the batch page and its socket show: a row per deployment, with what this user may
+    do to it, and the count per status. One read of the user's grants for every row."""
+    may_cancel = allowed_targets(user, Verb.CANCEL)
+    rows = [_batch_row(d, may_cancel) for d in deployments]
+    summary: dict[str, int] = {}
+    for row in rows:
+        summary[row["status"]] = summary.get(row["status"], 0) + 1
+    return {"type": "batch.state", "rows": rows, "summary": dict(sorted(summary.items()))}
+
+
+def _batch_row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict[str, Any]:
+    status = Status(deployment.status)
+    cancellable = status == Status.PENDING or (
+        status == Status.STARTED and deployment.source_version_id is not None
+    )
+    return {
+        "id": deployment.pk,
+        "service": deployment.service.name,
+        "environment": deployment.environment.name,
+        "group": deployment.group.name if deployment.group else "",
+        "sha": deployment.version.git_commit_sha,
+        "status": deployment.status,
+        "reason": deployment.status_reason,
+        "finished": status.is_terminal,
+        "can_cancel": cancellable
+        and (deployment.service_id, deployment.environment_id) in may_cancel,
+        "can_revert": status in (Status.DONE, Status.FAILED)
+        and deployment.source_version_id not in (None, deployment.version_id),
+        "url": reverse("deployment-detail", args=[deployment.pk]),
+    }

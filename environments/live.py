@@ -157,11 +157,7 @@ class EnvironmentWatcher:
         """The latest status for a viewer that just arrived (blocking: Redis when not leading)."""
         if self.leading or self.lease is None:
             return self.latest
-        try:
-            return self.lease.load_state()
-        except Exception as exc:
-            log.warning("status of environment %s from Redis: %s", self.environment_id, exc)
-            return None
+        return _saved_state(self.lease, self.environment_id)
 
     @property
     def stopped(self) -> bool:
@@ -397,8 +393,11 @@ def shared_state(environment_id: int) -> Obj | None:
     if watcher is not None:
         return watcher.current_state()
     lease = election.lease_for(environment_id)
-    if lease is None:
-        return None
+    return None if lease is None else _saved_state(lease, environment_id)
+
+
+def _saved_state(lease: election.Lease, environment_id: int) -> Obj | None:
+    """The status the watching process last kept in Redis; None if Redis cannot say."""
     try:
         return lease.load_state()
     except Exception as exc:
