@@ -38,6 +38,7 @@ MAX_EVENTS = 60  # Events recorded per rollout; a crash loop repeats its own for
 # After the verdict, Events still on their way are recorded until none came for QUIET seconds
 # (MAX at the most).
 LAST_EVENTS_QUIET, LAST_EVENTS_MAX = 0.1, 1.0
+CLOSE_WAIT_SECONDS = 2.0  # how long closing waits for the watcher threads to end
 
 
 @dataclass
@@ -133,11 +134,16 @@ class _Watcher(threading.Thread):
                 self._list_and_watch()
             except kube.WatchExpired:
                 continue  # relist
-            except (kube.ClusterUnreachable, kube.KubeError) as exc:
-                self._retry_later(str(exc))
-            except Exception as exc:  # a watcher must never die silently
-                logger.exception("watcher for %s failed", self.kind)
-                self._retry_later(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                if self.stop.is_set():
+                    return  # its stream was closed under it: the end, not a failure
+                if not isinstance(exc, kube.ClusterUnreachable | kube.KubeError):
+                    # A watcher must never die silently.
+                    logger.exception("watcher for %s failed", self.kind)
+                self._retry_later(
+                    str(exc) if isinstance(exc, kube.ClusterUnreachable | kube.KubeError)
+                    else f"{type(exc).__name__}: {exc}"
+                )  # fmt: skip
 
     def _retry_later(self, reason: str) -> None:
         self.events.put(("unreachable", reason))
@@ -238,6 +244,11 @@ class Follower:
             stop.set()
             for watcher in self._watchers:
                 watcher.close()
+            # Wait (briefly) for them to end: a worker that exits while a watcher thread still
+            # runs can have the interpreter abort on that thread's last write to stderr.
+            deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+            for watcher in self._watchers:
+                watcher.join(max(0.0, deadline - time.monotonic()))
             self._flush()
 
     def _run(self) -> RolloutResult:
@@ -383,8 +394,12 @@ class Follower:
         return health.assess(deployment, self.new_pods())
 
     def new_pods(self) -> list[Obj]:
-        """Pods of the new ReplicaSet, reading the ReplicaSets now (none if it cannot tell)."""
+        """Pods of the new ReplicaSet; the ReplicaSets are read until it is found (it does not
+        change during one rollout), so an old crash-looping pod costs one read, not one each
+        time it restarts. None if it cannot tell."""
         seen = self.observation
+        if seen.new_replicaset() is not None:
+            return seen.new_pods()
         try:
             items, _ = kube.list_objects(
                 self.cluster, "ReplicaSet", self.namespace, label_selector=self._rs_selector
