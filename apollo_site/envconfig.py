@@ -44,6 +44,23 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+_RATE_PERIODS = {"second", "minute", "hour", "day"}
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate such as `600/minute` (DRF's throttle rate syntax)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    count, _, period = raw.strip().partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in _RATE_PERIODS:
+        raise ImproperlyConfigured(
+            f"{name} must look like 600/minute (a count per second, minute, hour or day), "
+            f"got {raw!r}"
+        )
+    return f"{int(count)}/{period}"
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

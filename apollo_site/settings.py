@@ -12,7 +12,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from apollo_site.envconfig import env_bool, env_int, env_list, env_str
+from apollo_site.envconfig import env_bool, env_int, env_list, env_rate, env_str
 
 # Makes generic Django classes (ModelAdmin[Model], JSONField[...]) subscriptable at run time.
 django_stubs_ext.monkeypatch()
@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "guardian",
+    "axes",
     "channels",
     "environments",
     "deployments",
@@ -71,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a locked-out log-in into permissions.throttling's refusal.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "apollo_site.urls"
@@ -144,6 +147,9 @@ APOLLO_REDIS_URL = env_str("REDIS_URL")
 APOLLO_REDIS_PREFIX = env_str("APOLLO_REDIS_PREFIX", "apollo")
 
 AUTHENTICATION_BACKENDS = [
+    # SECURITY: first, so that a locked-out user name or address is refused before any
+    # password is checked (permissions.throttling).
+    "permissions.throttling.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -155,6 +161,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# SECURITY: brute force (permissions.throttling). Log-ins: a user name or an address is locked
+# out after this many failures, until this long after its last failure.
+APOLLO_LOGIN_FAILURE_LIMIT = env_int("APOLLO_LOGIN_FAILURE_LIMIT", 10, minimum=1)
+APOLLO_LOGIN_COOLOFF_SECONDS = env_int("APOLLO_LOGIN_COOLOFF_SECONDS", 300, minimum=1)
+AXES_FAILURE_LIMIT = APOLLO_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "permissions.throttling.login_cool_off"
+AXES_LOCKOUT_CALLABLE = "permissions.throttling.lockout_response"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# The API: requests per valid token, and unknown tokens per client address.
+APOLLO_API_RATE = env_rate("APOLLO_API_RATE", "600/minute")
+APOLLO_API_BAD_TOKEN_RATE = env_rate("APOLLO_API_BAD_TOKEN_RATE", "10/minute")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -207,6 +227,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["permissions.throttling.ApiTokenRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Apollo API",

@@ -6,6 +6,7 @@ of the whole key (compared with hmac.compare_digest) proves it.
 
 import hashlib
 import hmac
+import math
 import secrets
 from datetime import timedelta
 
@@ -13,9 +14,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from history.services import record_event
 from permissions.models import ApiToken
+from permissions.throttling import BadTokenThrottle
 
 KEY_PREFIX = "apollo"
 # last_used_at is informative; writing it on every request would make each API call a write.
@@ -69,6 +72,22 @@ def _touch(token: ApiToken) -> None:
 
 class ApiTokenAuthentication(authentication.TokenAuthentication):
     """DRF authentication for `Authorization: Token <key>` against hashed ApiTokens."""
+
+    def authenticate(self, request: Request) -> tuple[User, str] | None:
+        # SECURITY: an address that has presented too many unknown tokens is refused before
+        # its token is looked up, so that guessing cannot tell a right key from a wrong one.
+        throttle = BadTokenThrottle()
+        wait = throttle.refusal_wait(request)
+        if wait is not None:
+            raise exceptions.Throttled(
+                wait=math.ceil(wait),
+                detail="Request was throttled: too many invalid API tokens from this address.",
+            )
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            throttle.record_failure(request)
+            raise
 
     def authenticate_credentials(self, key: str) -> tuple[User, str]:
         user = user_for_key(key)

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
 from django.test import Client
 
 from permissions.services import grant
@@ -21,6 +22,15 @@ pytest_plugins = ["kubesim.pytest_plugin", "tests.kubeenv"]
 def _fast_password_hashing(settings: Any) -> None:
     # PBKDF2's deliberate slowness is for production; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles() -> Iterator[None]:
+    # The API throttles count in the cache, which outlives a test's database rollback:
+    # each test starts with no request counted (log-in lockouts live in the database).
+    cache.clear()
+    yield
+    cache.clear()
 
 
 # bob's grant: ALLOW these verbs on availability "staging" (see permissions.rules).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from apollo_site.envconfig import env_bool, env_int, env_list
+from apollo_site.envconfig import env_bool, env_int, env_list, env_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,3 +120,14 @@ def test_a_sqlite_database_url_waits_for_locks_like_the_default(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "{'timeout': 20, 'transaction_mode': 'IMMEDIATE'}"
+
+
+def test_env_rate_reads_a_count_per_period_and_refuses_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APOLLO_RATE", "30/hour")
+    assert env_rate("APOLLO_RATE", "1/second") == "30/hour"
+    for bad in ("30", "0/minute", "ten/minute", "30/fortnight"):
+        monkeypatch.setenv("APOLLO_RATE", bad)
+        with pytest.raises(ImproperlyConfigured, match="APOLLO_RATE"):
+            env_rate("APOLLO_RATE", "1/second")
