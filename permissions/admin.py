@@ -3,7 +3,7 @@ history in the same transaction; the admin never writes grants or blockers itsel
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group as AuthGroup
@@ -12,8 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils.cache import add_never_cache_headers
 
 from deployments.models import Service
 from environments.models import Environment
@@ -333,6 +335,10 @@ class BlockerAdmin(admin.ModelAdmin[Blocker]):
             blockers.delete_blocker(actor=request.user, blocker=blocker)
 
 
+# Where a freshly issued key waits, in the issuing admin's session, for the page that shows it.
+ISSUED_KEY_SLOT = "apollo.issued_api_key"
+
+
 class ApiTokenForm(ModelForm[ApiToken]):
     class Meta:
         model = ApiToken
@@ -359,12 +365,45 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
             kwargs["queryset"] = User.objects.filter(pk=getattr(request.user, "pk", None) or 0)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def get_urls(self) -> list[URLPattern]:
+        issued = path(
+            "<int:token_id>/issued/",
+            self.admin_site.admin_view(self.issued_view),
+            name="permissions_apitoken_issued",
+        )
+        return [issued, *super().get_urls()]
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
         user = request.user if isinstance(request.user, User) else None
         token, key = tokens.issue_token(actor=user, user=obj.user, name=obj.name)
         obj.pk = token.pk
-        # SECURITY: the only time the key is shown; it is not stored anywhere in plain text.
-        messages.warning(request, f"Copy this token now, it will not be shown again: {key}")
+        # SECURITY: never in a message: the default message storage is a cookie. The key
+        # waits in this admin's server-side session for the one page that shows it.
+        request.session[ISSUED_KEY_SLOT] = {"token": token.pk, "key": key}
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        return redirect("admin:permissions_apitoken_issued", token_id=obj.pk)
+
+    def issued_view(self, request: HttpRequest, token_id: int) -> HttpResponse:
+        """The new key, once: taken out of the session as it is shown, never cached."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        waiting = request.session.get(ISSUED_KEY_SLOT)
+        key = None
+        if isinstance(waiting, dict) and waiting.get("token") == token_id:
+            key = request.session.pop(ISSUED_KEY_SLOT)["key"]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token issued",
+            "opts": self.model._meta,
+            "token": ApiToken.objects.filter(pk=token_id).select_related("user").first(),
+            "api_key": key,
+        }
+        response = TemplateResponse(request, "permissions/admin/token_issued.html", context)
+        add_never_cache_headers(response)  # Cache-Control: no-store, for the key
+        return response
 
     def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
         user = request.user if isinstance(request.user, User) else None
