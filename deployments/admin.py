@@ -20,6 +20,7 @@ from deployments.services.groups import (
     validate_group,
 )
 from environments.models import Environment
+from environments.variables import VariablesField
 
 
 class ServiceAdminForm(forms.ModelForm[Service]):
@@ -34,11 +35,13 @@ class ServiceAdminForm(forms.ModelForm[Service]):
             "deployed_per_group",
         ]  # fmt: skip
 
+    # A JSON object of scalars: anything else would make every deploy of the service fail.
+    default_variables = VariablesField(label_in_errors="Default variables")
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         variables = data.get("default_variables")
-        if variables is not None and not isinstance(variables, dict):
-            self.add_error("default_variables", "Default variables must be a JSON object.")
+        if "default_variables" in self.errors:
             return data
         if "deployment_template" not in data:  # already reported as missing
             return data
@@ -50,7 +53,10 @@ class ServiceAdminForm(forms.ModelForm[Service]):
         groups = (
             list(self.instance.groups.select_related("environment")) if self.instance.pk else []
         )
-        problem = template_problem(candidate, groups=groups)
+        try:
+            problem = template_problem(candidate, groups=groups)
+        except RecursionError:  # YAML (or a mustache section) nested deeper than parsers recurse
+            problem = "deployment template: the YAML is nested too deeply."
         if problem:
             self.add_error(_field_of(problem), problem)
         return data

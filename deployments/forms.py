@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 from deployments import selectors
 from deployments.models import (
@@ -237,6 +238,13 @@ class GroupVariablesField(forms.JSONField):
         kwargs.setdefault("widget", forms.Textarea({"rows": 3}))
         kwargs.setdefault("help_text", 'A JSON object of strings, e.g. {"region": "eu"}.')
         super().__init__(**kwargs)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Re-displaying the refused input parses it again: deep nesting must not 500 there.
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
 
     def clean(self, value: Any) -> Any:
         try:

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from environments.models import Cluster, Environment
 from environments.services import delete_environment
+from environments.variables import VariablesField
 
 
 class ClusterForm(forms.ModelForm[Cluster]):
@@ -66,8 +67,22 @@ class ClusterAdmin(admin.ModelAdmin[Cluster]):
         return obj.has_token
 
 
+class EnvironmentAdminForm(forms.ModelForm[Environment]):
+    # A JSON object of scalars: anything else would make every deploy here fail.
+    variables = VariablesField(
+        help_text="Mustache variables for every service's templates: a JSON object of "
+        'strings, numbers and true/false, e.g. {"host": "staging.example.com"}.'
+    )
+
+    class Meta:
+        model = Environment
+        # Every field the admin shows: a field added to Environment appears without a change here.
+        fields = "__all__"  # noqa: DJ007
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin[Environment]):
+    form = EnvironmentAdminForm
     list_display = [
         "name",
         "availability",
