@@ -5,6 +5,7 @@ in a deployment manifest stops the process at start-up instead of running with a
 """
 
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -69,3 +70,29 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if any(item == "" for item in items):
         raise ImproperlyConfigured(f"{name} must be a comma-separated list without empty items")
     return items
+
+
+def private_directory(path: Path) -> None:
+    """Create path (and parents) for the owner only; tighten it if it exists and is ours."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _restrict(path, 0o700)
+
+
+def private_file(path: Path, text: str | None = None) -> None:
+    """Create path 0600 (never readable by others, not even for a moment), with text if given;
+    an existing file of ours is tightened to 0600 and, without text, left as it is."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if text is not None else 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        if text is not None:
+            handle.write(text)
+    _restrict(path, 0o600)
+
+
+def _restrict(path: Path, mode: int) -> None:
+    try:
+        status = path.stat()
+        if status.st_uid == os.getuid() and status.st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except OSError:  # not ours to change (a mounted volume): leave it as the operator set it
+        pass

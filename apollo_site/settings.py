@@ -10,16 +10,27 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from apollo_site.envconfig import env_bool, env_int, env_list, env_rate, env_str
+from apollo_site.envconfig import (
+    env_bool,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+    private_directory,
+    private_file,
+)
 
 # Makes generic Django classes (ModelAdmin[Model], JSONField[...]) subscriptable at run time.
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("APOLLO_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# SECURITY: var/ holds the secret key, the SQLite database and the demo cluster's kubeconfig:
+# the directory is the owner's only (0700), its secret files 0600 from their creation.
+private_directory(VAR_DIR)
 
 DEBUG = env_bool("DEBUG", default=True)
 
@@ -34,8 +45,7 @@ def _secret_key() -> str:
     # sessions survive restarts; never a key hard-coded in the source.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        private_file(key_file, secrets.token_urlsafe(50))
     return key_file.read_text().strip()
 
 
@@ -56,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "guardian",
     "axes",
+    "csp",
     "channels",
     "environments",
     "deployments",
@@ -66,6 +77,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -105,6 +117,9 @@ SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 def _databases() -> dict[str, Any]:
     url = env_str("DATABASE_URL")
     if url is None:
+        # SQLite creates its file with the process umask; create it 0600 first (an empty
+        # file is an empty database), so that neither it nor its journal is world-readable.
+        private_file(VAR_DIR / "apollo.sqlite3")
         default: dict[str, Any] = {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "apollo.sqlite3",
@@ -171,6 +186,7 @@ AXES_COOLOFF_TIME = "permissions.throttling.login_cool_off"
 AXES_LOCKOUT_CALLABLE = "permissions.throttling.lockout_response"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
 AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "permissions.throttling.client_address"
 AXES_VERBOSE = False
 # The API: requests per valid token, and unknown tokens per client address.
 APOLLO_API_RATE = env_rate("APOLLO_API_RATE", "600/minute")
@@ -190,12 +206,48 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 
+# With DEBUG off, whitenoise serves the collected files (`manage.py collectstatic`; rundemo
+# runs it) under content-hashed names, compressed, cached for a year.
+if not DEBUG:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+
 # SECURITY: cookies and headers that production needs; DEBUG keeps local http working.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# HSTS on https responses once DEBUG is off (a browser then refuses plain http for a year).
+SECURE_HSTS_SECONDS = env_int("APOLLO_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto (only if it always sets it), and
+# read the client's address from the X-Forwarded-For entry the nearest of APOLLO_PROXY_COUNT
+# proxies appended (log-in lockouts and API throttles count per address).
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env_bool("APOLLO_TRUST_X_FORWARDED_PROTO", default=False)
+    else None
+)
+APOLLO_PROXY_COUNT = env_int("APOLLO_PROXY_COUNT", 0, minimum=0)
+# SECURITY: a Content Security Policy without inline script (django-csp): scripts are the
+# static ES modules and vendored files only. Styles may be inline (xterm.js injects them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # SECURITY: key for encrypting cluster credentials at rest. Defaults to a key derived
 # from SECRET_KEY; set APOLLO_CREDENTIALS_KEY (a Fernet key) to rotate independently.
@@ -228,6 +280,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["permissions.throttling.ApiTokenRateThrottle"],
+    "NUM_PROXIES": APOLLO_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Apollo API",

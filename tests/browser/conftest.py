@@ -37,5 +37,15 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(15_000)
     page = context.new_page()
+    # SECURITY: every browser test also checks that the Content Security Policy blocked
+    # nothing the page needed (Chromium reports each refusal on the console).
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert violations == [], f"the page broke its Content Security Policy: {violations}"

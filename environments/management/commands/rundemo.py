@@ -39,6 +39,9 @@ class Command(BaseCommand):
         # without this the default action would end this process and orphan them.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGHUP, _interrupt)
+        # SECURITY: everything the demo and its children create (the kubeconfig with the
+        # cluster's token, the database, logs) is the owner's only.
+        os.umask(0o077)
         port = _port("APOLLO_PORT", "8000")
         kube_port = _port("APOLLO_KUBESIM_PORT", "6443")
         kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
@@ -47,6 +50,8 @@ class Command(BaseCommand):
             processes["kubesim"] = self._start_kubesim(kube_port, kubeconfig)
             call_command("migrate", interactive=False, verbosity=0)
             call_command("seed_demo")
+            if not settings.DEBUG:  # whitenoise serves the collected, hashed files
+                call_command("collectstatic", interactive=False, verbosity=0)
             python = sys.executable
             processes["worker"] = subprocess.Popen([python, "manage.py", "rundeployments"])
             processes["web"] = subprocess.Popen(
