@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint pytest bench install install-dev clean
+.PHONY: run test lint pytest bench install install-dev clean cluster kubectl cluster-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ test: lint pytest
 
 bench: install-dev
 	$(PY) bench/run.py
+
+# The real control plane (cluster/, upstream Kubernetes built from the Go modules, simulated
+# nodes) and kubectl from the same pins. The first build takes long; later ones seconds.
+cluster-build:
+	cluster/build.sh
+
+kubectl: cluster-build
+
+APOLLO_KUBERNETES_PORT ?= 6444
+cluster: cluster-build
+	var/bin/apollo-kubernetes up --dir var/kubernetes --kubeconfig var/kubernetes.kubeconfig \
+		--port $(APOLLO_KUBERNETES_PORT) --namespace staging --namespace production
 
 clean:
 	rm -rf $(VENV) var

@@ -1,7 +1,9 @@
 """`make run`: the demo cluster, the deployment worker and the web server, stopped together.
 
 Each part runs as a child process; when one of them exits on its own, the others are
-stopped too, so `make run` never leaves half a demo running.
+stopped too, so `make run` never leaves half a demo running. The demo cluster is kubesim, or
+with APOLLO_CLUSTER=kubernetes the real control plane of `make cluster` (cluster/): the one
+already running on APOLLO_KUBERNETES_PORT, else started here from var/bin/apollo-kubernetes.
 """
 
 import os
@@ -43,13 +45,23 @@ class Command(BaseCommand):
         # cluster's token, the database, logs) is the owner's only.
         os.umask(0o077)
         port = _port("APOLLO_PORT", "8000")
-        kube_port = _port("APOLLO_KUBESIM_PORT", "6443")
-        kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
+        kind = os.environ.get("APOLLO_CLUSTER", "kubesim") or "kubesim"
+        if kind not in {"kubesim", "kubernetes"}:
+            raise CommandError(f"APOLLO_CLUSTER must be kubesim or kubernetes, got {kind!r}")
         processes: Processes = {}
         try:
-            processes["kubesim"] = self._start_kubesim(kube_port, kubeconfig)
+            if kind == "kubernetes":
+                kube_port = _port("APOLLO_KUBERNETES_PORT", "6444")
+                kubeconfig = settings.VAR_DIR / "kubernetes.kubeconfig"
+                self._start_kubernetes(kube_port, kubeconfig, processes)
+            else:
+                kube_port = _port("APOLLO_KUBESIM_PORT", "6443")
+                kubeconfig = Path(
+                    settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig"
+                )
+                processes["kubesim"] = self._start_kubesim(kube_port, kubeconfig)
             call_command("migrate", interactive=False, verbosity=0)
-            call_command("seed_demo")
+            call_command("seed_demo", cluster=kind, kubeconfig=str(kubeconfig))
             if not settings.DEBUG:  # whitenoise serves the collected, hashed files
                 call_command("collectstatic", interactive=False, verbosity=0)
             python = sys.executable
@@ -59,7 +71,7 @@ class Command(BaseCommand):
                  "apollo_site.asgi:application"]
             )  # fmt: skip
             self.stdout.write(
-                f"Apollo is serving on http://127.0.0.1:{port}/ — kubesim on "
+                f"Apollo is serving on http://127.0.0.1:{port}/ — {kind} on "
                 f"https://127.0.0.1:{kube_port} (kubeconfig {kubeconfig}). Ctrl-C stops everything."
             )
             self._wait_for_first_exit(processes)
@@ -83,6 +95,30 @@ class Command(BaseCommand):
             time.sleep(0.2)
         process.kill()
         raise CommandError("kubesim did not start within 30 s")
+
+    def _start_kubernetes(self, port: str, kubeconfig: Path, processes: Processes) -> None:
+        if kubeconfig.exists() and self._listening(int(port)):
+            return  # `make cluster` runs it
+        binary = settings.BASE_DIR / "var" / "bin" / "apollo-kubernetes"
+        if not binary.exists():
+            raise CommandError(
+                f"APOLLO_CLUSTER=kubernetes: {binary} is not built; run `make cluster` "
+                "(the first build takes about 15 minutes)"
+            )
+        kubeconfig.unlink(missing_ok=True)
+        processes["kubernetes"] = process = subprocess.Popen(
+            [str(binary), "up", "--dir", str(settings.VAR_DIR / "kubernetes"),
+             "--kubeconfig", str(kubeconfig), "--port", port,
+             "--namespace", "staging", "--namespace", "production"]
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CommandError(f"the control plane exited with {process.returncode}")
+            if kubeconfig.exists():
+                return
+            time.sleep(0.2)
+        raise CommandError("the control plane did not start within 180 s")
 
     @staticmethod
     def _listening(port: int) -> bool:

@@ -28,6 +28,8 @@ PERSONAS = {
     "mallory": "signed in, no grants",
 }
 JENKINS_TOKEN = "demo CI"  # noqa: S105  (the name of the demo token, not a secret)
+# The demo clusters and Apollo's context in their kubeconfig.
+DEMO_CLUSTERS = {"kubesim": "kubesim", "kubernetes": "apollo"}
 BOB_VERBS = [Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC]
 
 
@@ -38,13 +40,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--personas-only", action="store_true", help="only the personas, no cluster data"
         )
+        parser.add_argument(
+            "--cluster", choices=sorted(DEMO_CLUSTERS), default="kubesim",
+            help="the demo cluster: kubesim or the real control plane (make cluster)",
+        )  # fmt: skip
+        parser.add_argument("--kubeconfig", help="the cluster's kubeconfig (APOLLO_KUBECONFIG)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             passwords = {name: self._persona(name) for name in PERSONAS}
             ci_key = self._jenkins()
             if not options["personas_only"]:
-                self._demo(users={name: User.objects.get(username=name) for name in PERSONAS})
+                users = {name: User.objects.get(username=name) for name in PERSONAS}
+                kubeconfig = Path(
+                    options["kubeconfig"]
+                    or settings.APOLLO_KUBECONFIG
+                    or settings.VAR_DIR / "kubesim.kubeconfig"
+                )
+                self._demo(users=users, cluster_kind=options["cluster"], kubeconfig=kubeconfig)
         for name, role in PERSONAS.items():
             self.stdout.write(f"  {name:8} password '{passwords[name]}'  ({role})")
         # SECURITY: shown once, like the passwords; only its digest is stored.
@@ -78,14 +91,13 @@ class Command(BaseCommand):
             revoke_token(actor=None, token=old, reason="the demo was seeded again")
         return issue_token(actor=None, user=user, name=JENKINS_TOKEN)[1]
 
-    def _demo(self, *, users: dict[str, User]) -> None:
-        kubeconfig = Path(settings.APOLLO_KUBECONFIG or settings.VAR_DIR / "kubesim.kubeconfig")
+    def _demo(self, *, users: dict[str, User], cluster_kind: str, kubeconfig: Path) -> None:
         cluster, _ = Cluster.objects.update_or_create(
-            name="kubesim",
+            name=cluster_kind,
             defaults={
                 "connection": Cluster.Connection.KUBECONFIG,
                 "kubeconfig_path": str(kubeconfig),
-                "kubeconfig_context": "kubesim",
+                "kubeconfig_context": DEMO_CLUSTERS[cluster_kind],
             },
         )
         staging, _ = Environment.objects.update_or_create(
