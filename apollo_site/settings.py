@@ -157,6 +157,29 @@ def _channel_layers() -> dict[str, Any]:
 
 
 CHANNEL_LAYERS = _channel_layers()
+
+
+def _caches() -> dict[str, Any]:
+    # The API throttles count in their own cache: with several processes (REDIS_URL) they
+    # must share one count, or each process would allow the full rate.
+    redis_url = env_str("REDIS_URL")
+    if redis_url is None:
+        throttles: dict[str, Any] = {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "throttles",
+        }
+    else:
+        prefix = env_str("APOLLO_REDIS_PREFIX", "apollo") or "apollo"
+        throttles = {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"{prefix}:throttles",
+        }
+    default = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    return {"default": default, "throttles": throttles}
+
+
+CACHES = _caches()
 # The same Redis elects one process to watch each environment (environments/election.py).
 APOLLO_REDIS_URL = env_str("REDIS_URL")
 APOLLO_REDIS_PREFIX = env_str("APOLLO_REDIS_PREFIX", "apollo")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from axes.backends import AxesStandaloneBackend
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.request import Request
@@ -92,6 +92,8 @@ class _Throttle(SimpleRateThrottle):
 
     def __init__(self) -> None:
         self.timer = clock  # looked up at each request, so that tests can move it on
+        # Shared by every process when REDIS_URL is set (settings.CACHES).
+        self.cache = caches["throttles"]
         super().__init__()
 
     def get_rate(self) -> str:
@@ -130,7 +132,7 @@ class BadTokenThrottle(_Throttle):
     def _prepare(self, request: Request) -> None:
         self.key = self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
         self.now = self.timer()
-        self.history = [t for t in cache.get(self.key, []) if t > self.now - self.duration]
+        self.history = [t for t in self.cache.get(self.key, []) if t > self.now - self.duration]
 
     def refusal_wait(self, request: Request) -> float | None:
         """Seconds this address must still wait, or None when it may try a token."""
@@ -142,4 +144,4 @@ class BadTokenThrottle(_Throttle):
     def record_failure(self, request: Request) -> None:
         self._prepare(request)
         self.history.insert(0, self.now)
-        cache.set(self.key, self.history, self.duration)
+        self.cache.set(self.key, self.history, self.duration)

@@ -1,11 +1,11 @@
 """Shared fixtures: the personas of the product brief and the live server for browser tests."""
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.core.cache import cache
 from django.test import Client
 
 from permissions.services import grant
@@ -25,12 +25,16 @@ def _fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    # The API throttles count in the cache, which outlives a test's database rollback:
-    # each test starts with no request counted (log-in lockouts live in the database).
-    cache.clear()
-    yield
-    cache.clear()
+def _fresh_throttles(settings: Any) -> None:
+    # The API throttles count in a cache that outlives a test's database rollback: each test
+    # gets an empty one of its own (in memory, never a flush of a Redis shared with others).
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttles": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"throttles-{uuid.uuid4()}",
+        },
+    }
 
 
 # bob's grant: ALLOW these verbs on availability "staging" (see permissions.rules).

@@ -131,3 +131,11 @@ def test_env_rate_reads_a_count_per_period_and_refuses_anything_else(
         monkeypatch.setenv("APOLLO_RATE", bad)
         with pytest.raises(ImproperlyConfigured, match="APOLLO_RATE"):
             env_rate("APOLLO_RATE", "1/second")
+
+
+def test_the_throttles_share_redis_when_several_processes_do() -> None:
+    redis = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
+    result = _settings_in_subprocess(redis, "s.CACHES['throttles']['BACKEND']")
+    assert result.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
+    result = _settings_in_subprocess({}, "s.CACHES['throttles']['BACKEND']")
+    assert result.stdout.strip().endswith("LocMemCache")

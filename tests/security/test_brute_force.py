@@ -6,14 +6,12 @@ moved on by ageing the recorded attempts (logins) or by a clock the throttles re
 never by sleeping.
 """
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.db.models import F
 from django.test import Client
 from django.urls import reverse
@@ -88,12 +86,10 @@ class _Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Clock]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
     fake = _Clock()
     monkeypatch.setattr(throttling, "clock", fake)
-    cache.clear()
-    yield fake
-    cache.clear()
+    return fake
 
 
 def _versions(key: str, address: str = "203.0.113.9") -> int:

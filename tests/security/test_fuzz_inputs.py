@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -88,7 +87,6 @@ def _check(send: Callable[[], Any]) -> int:
 @pytest.fixture
 def world(alice: User, bob: User, jenkins: User, settings: Any) -> dict[str, Any]:
     settings.APOLLO_API_RATE = "1000000/minute"  # the fuzz is one fast client
-    cache.clear()
     staging = factories.make_environment("staging")
     service = factories.make_service("checkout")
     factories.make_version(service, SHA)
