@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from deployments.forms import GroupVariablesField
 from deployments.manifests import SAMPLE_SHA, preview, render_for
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.rendering import RenderError
@@ -211,6 +212,9 @@ class DeployableVersionAdmin(admin.ModelAdmin[DeployableVersion]):
 class GroupAdminForm(forms.ModelForm[Group]):
     """Field validation (variables: a JSON object of strings), then the service's templates
     must render with the group's variables."""
+
+    # The pages' field: strings only, and a form error (not a 500) for JSON nested too deeply.
+    variables = GroupVariablesField()
 
     class Meta:
         model = Group

@@ -91,3 +91,22 @@ def test_a_service_cannot_be_saved_with_default_variables_that_are_not_an_object
     service.refresh_from_db()
     assert service.default_variables == {"replicas": 1}
     assert Service.objects.count() == 1
+
+
+def test_a_group_cannot_be_saved_in_the_admin_with_variables_nested_too_deeply(
+    alice: User,
+) -> None:
+    environment = factories.make_environment("staging")
+    service = factories.make_service("checkout")
+    response = login(alice).post(
+        "/admin/deployments/group/add/",
+        {
+            "service": service.pk,
+            "environment": environment.pk,
+            "name": "eu",
+            "scaling_factor": "1",
+            "variables": "[" * 100_000 + "]" * 100_000,
+        },
+    )
+    assert "nested too deeply" in _errors(response)
+    assert not service.groups.exists()
