@@ -2,12 +2,14 @@
 
 Variables, lowest precedence first: the service's defaults, the environment's variables,
 the group's variables, then Apollo's own (image, sha, service, environment, namespace,
-availability, region, group, replicas), which templates cannot override. Values are
-inserted verbatim: HTML escaping, mustache's default, would corrupt YAML.
+availability, region, group, replicas), which templates cannot override. Values are not
+HTML-escaped (that would corrupt YAML) and can never change a manifest's structure: see
+render_documents.
 """
 
 import copy
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,15 @@ LABEL_GROUP = "apollo.io/group"
 LABEL_SHA = "apollo.io/commit-sha"
 REDACTED = "<redacted>"
 _TAG_OR_DIGEST = re.compile(r"(:[^/]+|@sha256:[0-9a-f]+)$")
+# Limits against YAML and mustache bombs (a real manifest is far below each).
+MAX_TEMPLATE_BYTES = 128 * 1024
+MAX_RENDERED_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+_VALUE_TAGS = {"variable", "no escape"}
+_PLACEHOLDER = re.compile(r"apollo[0-9a-f]{16}v[0-9]+x")
+_STR = "tag:yaml.org,2002:str"
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
 class RenderError(Exception):
@@ -80,12 +91,17 @@ def build_variables(target: Target, *layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tokens(name: str, text: str) -> list[tuple[str, str]]:
+    if len(text.encode()) > MAX_TEMPLATE_BYTES:
+        raise RenderError(f"{name} template: larger than {MAX_TEMPLATE_BYTES} bytes")
     try:
         tokens = list(chevron.tokenizer.tokenize(text))
     except chevron.ChevronError as exc:
         raise RenderError(f"{name} template: {exc}") from None
-    # 'no escape' renders like {{{var}}}: values go into YAML as they are.
-    return [("no escape", key) if kind == "variable" else (kind, key) for kind, key in tokens]
+    for kind, key in tokens:
+        if kind == "partial":
+            # SECURITY: a partial ({{> path}}) reads a file of the Apollo host by its path.
+            raise RenderError(f"{name} template: partials ({{{{> {key}}}}}) are not allowed")
+    return tokens
 
 
 def missing_variables(tokens: Iterable[tuple[str, str]], variables: dict[str, Any]) -> list[str]:
@@ -96,7 +112,7 @@ def missing_variables(tokens: Iterable[tuple[str, str]], variables: dict[str, An
             depth += 1
         elif kind == "end":
             depth -= 1
-        elif kind == "no escape" and depth == 0 and key != "." and not _has(variables, key):
+        elif kind in _VALUE_TAGS and depth == 0 and key != "." and not _has(variables, key):
             missing.append(key)
     return sorted(set(missing))
 
@@ -113,22 +129,158 @@ def _has(variables: dict[str, Any], dotted: str) -> bool:
 def render_documents(
     templates: list[tuple[str, str]], variables: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    """Render and parse every template.
+
+    SECURITY: a variable value can never change the structure of a manifest. The mustache
+    pass writes an opaque placeholder (letters and digits only) where a string value goes;
+    the YAML is parsed with the placeholders, and each placeholder is then replaced inside the
+    scalar that holds it. A value is therefore always (part of) one scalar, whatever quotes,
+    newlines, `---`, `#`, brackets, anchors or aliases it contains. A placeholder alone in an
+    unquoted position becomes a number or boolean when the value reads as a whole number or
+    true/false (`replicas: {{replicas}}` with "3"), as the template author meant.
+    """
+    data = _plain_data(variables, "variables")
     documents: list[dict[str, Any]] = []
     for name, text in templates:
         tokens = _tokens(name, text)
-        missing = missing_variables(tokens, variables)
+        missing = missing_variables(tokens, data)
         if missing:
             raise RenderError(f"{name} template: undefined variables: {', '.join(missing)}")
-        rendered = chevron.render(tokens, variables)
-        documents.extend(_parse(name, rendered))
+        rendered, values = _Mustache(name).render(tokens, data)
+        documents.extend(_parse(name, rendered, values))
     if not any(doc["kind"] == "Deployment" for doc in documents):
         raise RenderError("the templates must produce a Deployment")
     return documents
 
 
-def _parse(name: str, rendered: str) -> Iterator[dict[str, Any]]:
+def _plain_data(value: Any, where: str, depth: int = 0) -> Any:
+    """A copy made only of dict, list, str, int, float, bool and None: mustache sections then
+    cannot reach Python attributes or callables."""
+    if depth > MAX_DEPTH:
+        raise RenderError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain_data(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(v, where, depth + 1) for v in value]
+    raise RenderError(f"{where}: a {type(value).__name__} is not a template value")
+
+
+class _Mustache:
+    """A mustache renderer over chevron's tokens that looks names up in dicts only (never
+    getattr, never partials) and writes string values as placeholders."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nonce = secrets.token_hex(8)
+        self.values: dict[str, str] = {}
+        self.size = 0
+
+    def render(self, tokens: list[tuple[str, str]], data: Any) -> tuple[str, dict[str, str]]:
+        tree, _ = self._tree(tokens, 0, 0)
+        out: list[str] = []
+        self._render(tree, [data], out)
+        return "".join(out), self.values
+
+    def _tree(self, tokens: list[tuple[str, str]], at: int, depth: int) -> tuple[list[Any], int]:
+        if depth > MAX_DEPTH:
+            raise RenderError(f"{self.name} template: sections nested too deeply")
+        nodes: list[Any] = []
+        while at < len(tokens):
+            kind, key = tokens[at]
+            at += 1
+            if kind in {"section", "inverted section"}:
+                children, at = self._tree(tokens, at, depth + 1)
+                nodes.append((kind, key, children))
+            elif kind == "end":
+                return nodes, at
+            elif kind in {"literal", *_VALUE_TAGS}:
+                nodes.append((kind, key, None))
+        return nodes, at
+
+    def _render(self, nodes: list[Any], stack: list[Any], out: list[str]) -> None:
+        for kind, key, children in nodes:
+            if kind == "literal":
+                self._write(out, key)
+            elif kind in _VALUE_TAGS:
+                self._write(out, self._value_text(key, self._lookup(key, stack)))
+            elif kind == "inverted section":
+                value = self._lookup(key, stack)
+                if not value:
+                    self._render(children, stack, out)
+            else:
+                value = self._lookup(key, stack)
+                items = value if isinstance(value, list) else [value] if value else []
+                for item in items:
+                    self._render(children, [*stack, item], out)
+
+    @staticmethod
+    def _lookup(key: str, stack: list[Any]) -> Any:
+        if key == ".":
+            return stack[-1]
+        first, *rest = key.split(".")
+        for scope in reversed(stack):
+            if isinstance(scope, dict) and first in scope:
+                value = scope[first]
+                break
+        else:
+            return None
+        for part in rest:
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return value
+
+    def _value_text(self, key: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, dict | list):
+            raise RenderError(f"{self.name} template: {{{{{key}}}}} is not a single value")
+        if not isinstance(value, str):
+            return str(value)  # a number or a boolean: plain text YAML reads back as such
+        placeholder = f"apollo{self.nonce}v{len(self.values)}x"
+        self.values[placeholder] = value
+        self.size += len(value.encode())
+        return placeholder
+
+    def _write(self, out: list[str], text: str) -> None:
+        self.size += len(text.encode())
+        if self.size > MAX_RENDERED_BYTES:
+            raise RenderError(
+                f"{self.name} template: renders larger than {MAX_RENDERED_BYTES} bytes"
+            )
+        out.append(text)
+
+
+def check_yaml_events(name: str, text: str) -> None:
+    """Refuse YAML bombs: anchors and aliases, deep nesting, too many nodes.
+
+    SECURITY: run on the text before it is composed, so an alias bomb is never expanded."""
+    depth = nodes = 0
     try:
-        loaded = list(yaml.safe_load_all(rendered))
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise RenderError(f"{name} template: YAML anchors and aliases are not allowed")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise RenderError(f"{name} template: nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if isinstance(event, yaml.NodeEvent):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise RenderError(f"{name} template: more than {MAX_NODES} YAML nodes")
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{name} template is not valid YAML after rendering: {exc}") from None
+
+
+def _parse(name: str, rendered: str, values: dict[str, str]) -> Iterator[dict[str, Any]]:
+    check_yaml_events(name, rendered)
+    try:
+        nodes = list(yaml.compose_all(rendered, Loader=yaml.SafeLoader))
+        loaded = [_construct(_substitute(node, values)) for node in nodes]
     except yaml.YAMLError as exc:
         raise RenderError(f"{name} template is not valid YAML after rendering: {exc}") from None
     for index, doc in enumerate(loaded):
@@ -144,6 +296,39 @@ def _parse(name: str, rendered: str) -> Iterator[dict[str, Any]]:
         if not isinstance(doc.get("metadata"), dict) or not doc["metadata"].get("name"):
             raise RenderError(f"{where}: metadata.name is required")
         yield doc
+
+
+def _substitute(node: yaml.Node | None, values: dict[str, str]) -> yaml.Node | None:
+    """Put each value into the scalar that holds its placeholder (the structure is fixed)."""
+    if isinstance(node, yaml.ScalarNode) and _PLACEHOLDER.search(node.value):
+        whole = _PLACEHOLDER.fullmatch(node.value)
+        if whole and node.style is None and node.tag == _STR and whole.group(0) in values:
+            node.value = values[whole.group(0)]
+            node.tag = _plain_tag(node.value)
+        else:
+            node.value = _PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            _substitute(child, values)
+    elif isinstance(node, yaml.MappingNode):
+        for key, child in node.value:
+            _substitute(key, values)
+            _substitute(child, values)
+    return node
+
+
+def _plain_tag(value: str) -> str:
+    if _INTEGER.fullmatch(value):
+        return "tag:yaml.org,2002:int"
+    if value in {"true", "false"}:
+        return "tag:yaml.org,2002:bool"
+    return _STR
+
+
+def _construct(node: yaml.Node | None) -> Any:
+    if node is None:
+        return None
+    return yaml.SafeLoader("").construct_document(node)
 
 
 def finalize(documents: list[dict[str, Any]], target: Target) -> list[dict[str, Any]]:
