@@ -33,11 +33,21 @@ class ServiceAdminForm(forms.ModelForm[Service]):
         fields = [
             "name", "image_repository", "git_repository_url", "deployment_template",
             "service_template", "ingress_template", "extra_templates", "default_variables",
-            "deployed_per_group",
+            "deployed_per_group", "allowed_sidecar_images", "allowed_service_accounts",
+            "allowed_secrets",
         ]  # fmt: skip
 
     # A JSON object of scalars: anything else would make every deploy of the service fail.
     default_variables = VariablesField(label_in_errors="Default variables")
+
+    def clean_allowed_sidecar_images(self) -> list[str]:
+        return self.cleaned_data.get("allowed_sidecar_images") or []
+
+    def clean_allowed_service_accounts(self) -> list[str]:
+        return self.cleaned_data.get("allowed_service_accounts") or []
+
+    def clean_allowed_secrets(self) -> list[str]:
+        return self.cleaned_data.get("allowed_secrets") or []
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

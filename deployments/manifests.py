@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from deployments import rendering
+from deployments import policy, rendering
 from deployments.models import DeployableVersion, Group, Service
 from environments.models import Environment
 
@@ -34,6 +34,29 @@ def render_for(
         service=service, environment=environment, sha=version.git_commit_sha, group=group
     )
     return _render(service, target, environment.variables, group.variables if group else {})
+
+
+def policy_rules(*, service: Service, environment: Environment, sha: str) -> policy.Rules:
+    return policy.Rules(
+        image=f"{service.image_repository}:{sha}",
+        sidecar_images=frozenset(service.allowed_sidecar_images or []),
+        service_accounts=frozenset(service.allowed_service_accounts or []),
+        secrets=frozenset(service.allowed_secrets or []),
+        allow_privileged=environment.allow_privileged_workloads,
+    )
+
+
+def render_checked(
+    *, service: Service, environment: Environment, version: DeployableVersion, group: Group | None
+) -> list[dict[str, Any]]:
+    """The documents to apply, checked against the manifest policy.
+
+    Raises rendering.RenderError or policy.PolicyViolation, each with a clear message. The
+    request and the worker both call this: the worker checks what it is about to apply."""
+    documents = render_for(service=service, environment=environment, version=version, group=group)
+    rules = policy_rules(service=service, environment=environment, sha=version.git_commit_sha)
+    policy.check(documents, rules)
+    return documents
 
 
 def _render(

@@ -15,6 +15,34 @@ from environments.models import Environment, dns_label
 sha_validator = RegexValidator(r"^[0-9a-f]{40}$", "A git commit sha is 40 lower-case hex digits.")
 
 
+def _validate_string_list(value: object, *, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValidationError(f'{what} must be a JSON list of non-empty strings, e.g. ["x"].')
+    return value
+
+
+def validate_name_list(value: object) -> None:
+    """A JSON list of Kubernetes object names (DNS-1123 subdomains)."""
+    names = _validate_string_list(value, what="Names")
+    bad = sorted(n for n in names if not re.fullmatch(_DNS_SUBDOMAIN, n))
+    if bad:
+        raise ValidationError(f"Not Kubernetes object names: {', '.join(bad)}.")
+
+
+def validate_image_list(value: object) -> None:
+    """A JSON list of exact image references, each with a tag or a digest."""
+    images = _validate_string_list(value, what="Images")
+    bad = sorted(i for i in images if not re.fullmatch(_PINNED_IMAGE, i))
+    if bad:
+        raise ValidationError(
+            f"Images need a tag or digest and no spaces (repository:tag): {', '.join(bad)}."
+        )
+
+
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_PINNED_IMAGE = r"[^\s@]+(:[^\s/:@]+|@sha256:[0-9a-f]{64})"
+
+
 class Service(models.Model):
     """A deployable component and its mustache manifest templates."""
 
@@ -34,6 +62,27 @@ class Service(models.Model):
     )
     deployed_per_group = models.BooleanField(
         default=False, help_text="This service can only be deployed with groups."
+    )
+    # The manifest policy's allow-lists (deployments.policy), set by an admin.
+    allowed_sidecar_images: models.JSONField[list[str], list[str]] = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_image_list],
+        help_text="Images besides <image repository>:<sha> the manifests may run, with their "
+        'tag or digest, e.g. ["registry.example.com/tools/proxy:1.4"].',
+    )
+    allowed_service_accounts: models.JSONField[list[str], list[str]] = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_name_list],
+        help_text='Service accounts the pods may run as (serviceAccountName), e.g. ["checkout"].',
+    )
+    allowed_secrets: models.JSONField[list[str], list[str]] = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_name_list],
+        help_text="Secrets the manifests may reference (volumes, envFrom, secretKeyRef, "
+        'imagePullSecrets), e.g. ["checkout-db"].',
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

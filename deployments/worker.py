@@ -27,8 +27,9 @@ from django.utils import timezone
 
 from deployments import live
 from deployments.health import assess
-from deployments.manifests import render_for
+from deployments.manifests import render_checked
 from deployments.models import Deployment, InvalidTransition
+from deployments.policy import PolicyViolation
 from deployments.rendering import RenderError
 from deployments.rollout import Follower, RolloutResult
 from deployments.snapshots import take_snapshot
@@ -195,12 +196,16 @@ class Run:
     def render(self, version: Any) -> list[dict[str, Any]] | None:
         d = self.deployment
         try:
-            return render_for(
+            # SECURITY: the policy is checked again on exactly what is applied: the templates,
+            # variables or allow-lists may have changed since the request was validated.
+            return render_checked(
                 service=d.service, environment=d.environment, version=version, group=d.group
             )
         except RenderError as exc:
             self.finish(Status.FAILED, f"templates cannot be rendered: {exc}")
-            return None
+        except PolicyViolation as exc:
+            self.finish(Status.FAILED, f"the manifest policy refuses the manifests: {exc}")
+        return None
 
     def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:
         """Server-side apply every document; False when the deployment ended FAILED.
@@ -212,10 +217,25 @@ class Run:
         d = self.deployment
         cluster, namespace = d.environment.cluster, d.environment.namespace
         pending, attempt, delay = list(documents), 0, 0.5
+        # SECURITY: every object's owner is checked before the first apply: a deployment
+        # refused for one of them applies none. One call per step, as the applies.
+        unchecked, checked = list(documents), dict[tuple[str, str], str | None]()
         while pending:
+            doc = (unchecked or pending)[0]
+            key = (doc["kind"], doc["metadata"]["name"])
             try:
-                kube.apply(cluster, namespace, pending[:1])
+                if unchecked:
+                    first = key not in checked
+                    checked[key] = kube.owned_version(cluster, namespace, doc)
+                    unchecked.pop(0)
+                    if first:  # progress; a re-check before a retried apply is not
+                        attempt, delay = 0, 0.5
+                    continue
+                kube.apply(cluster, namespace, [doc], checked=checked)
             except kube.ClusterUnreachable as exc:
+                if not unchecked:
+                    # The apply may have gone through unanswered: check that object again.
+                    unchecked.append(doc)
                 attempt += 1
                 self.note("cluster", f"apply attempt {attempt}/{APPLY_ATTEMPTS} failed: {exc}")
                 if attempt >= APPLY_ATTEMPTS:
@@ -231,6 +251,9 @@ class Run:
                 delay = min(delay * 2, 8.0)
                 self.renew_lease()
                 continue
+            except kube.NotOwned as exc:
+                self.finish_with_snapshot(Status.FAILED, f"not applied: {exc}")
+                return False
             except kube.KubeError as exc:
                 self.finish_with_snapshot(
                     Status.FAILED, f"the cluster refused the manifests: {exc}"

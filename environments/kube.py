@@ -17,6 +17,7 @@ from django.conf import settings
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments.models import Cluster
 
 Obj = dict[str, Any]
@@ -152,19 +153,87 @@ def _apis(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def apply(cluster: Cluster, namespace: str, documents: list[Obj]) -> list[Obj]:
-    """Server-side apply every document with field manager `apollo` (force: Apollo owns them)."""
+class NotOwned(Exception):
+    """An object of the manifests exists and does not carry this service's (and group's)
+    identity labels: Apollo does not take it over. The message names its owner."""
+
+
+# SECURITY: the labels that say which service (and group) an object Apollo applied belongs to.
+IDENTITY_LABELS = (MANAGED_BY, LABEL_SERVICE, LABEL_GROUP)
+
+
+def apply(
+    cluster: Cluster,
+    namespace: str,
+    documents: list[Obj],
+    *,
+    checked: dict[tuple[str, str], str | None] | None = None,
+) -> list[Obj]:
+    """Server-side apply every document with field manager `apollo` (force: Apollo owns them).
+
+    SECURITY: an object is applied only when it does not exist or carries the identity labels
+    of the document (this service's, and group's); otherwise NotOwned, and that document is
+    not applied. `checked` holds what owned_version said of (kind, name) just before (the
+    worker checks every document before the first apply); the others are checked here. The
+    checked resourceVersion goes with the apply: an object replaced since the check makes the
+    API server refuse the apply (409) rather than Apollo take it over.
+    """
     apis = _apis(cluster)
     applied = []
     for doc in documents:
         path = APPLY_PATHS[doc["kind"]]
+        name = doc["metadata"]["name"]
+        key = (doc["kind"], name)
+        version = (
+            checked[key] if checked and key in checked else owned_version(cluster, namespace, doc)
+        )
+        body = doc
+        if version:
+            body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
         patch = getattr(apis[path.api], f"patch_namespaced_{path.plural}")
         result = _call(
-            patch, doc["metadata"]["name"], namespace, doc, field_manager=FIELD_MANAGER,
+            patch, name, namespace, body, field_manager=FIELD_MANAGER,
             force=True, _content_type="application/apply-patch+yaml",
         )  # fmt: skip
         applied.append(_plain(api_client(cluster), result))
     return applied
+
+
+def owned_version(cluster: Cluster, namespace: str, doc: Obj) -> str | None:
+    """The resourceVersion of the object the document names when it carries the document's
+    identity labels, None when it does not exist; NotOwned (naming the owner) otherwise."""
+    path = APPLY_PATHS[doc["kind"]]
+    current = _read_current(_apis(cluster), path, namespace, doc["metadata"]["name"])
+    if current is None:
+        return None
+    _check_owner(doc, current)
+    return str((current.get("metadata") or {}).get("resourceVersion") or "") or None
+
+
+def _read_current(apis: dict[str, Any], path: ApplyPath, namespace: str, name: str) -> Obj | None:
+    read = getattr(apis[path.api], f"read_namespaced_{path.plural}")
+    try:
+        obj = _call(read, name, namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(apis[path.api].api_client, obj)
+
+
+def _check_owner(doc: Obj, current: Obj) -> None:
+    wanted = doc["metadata"].get("labels") or {}
+    found = (current.get("metadata") or {}).get("labels") or {}
+    if all(found.get(label) == wanted.get(label) for label in IDENTITY_LABELS):
+        return
+    what = f"{doc['kind']}/{doc['metadata']['name']}"
+    if found.get(MANAGED_BY) != "apollo" or not found.get(LABEL_SERVICE):
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(found.items())[:8]) or "none"
+        raise NotOwned(f"{what} exists and was not created by Apollo (its labels: {shown})")
+    owner = found[LABEL_SERVICE] + (
+        f", group {found[LABEL_GROUP]}" if found.get(LABEL_GROUP) else ""
+    )
+    raise NotOwned(f"{what} exists and belongs to another owner: service {owner}")
 
 
 def read_deployment(cluster: Cluster, namespace: str, name: str) -> Obj | None:

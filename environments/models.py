@@ -79,6 +79,12 @@ class Environment(models.Model):
         default=0, help_text="At most this many deployments in progress at once; 0 is unlimited."
     )
     require_deployment_message = models.BooleanField(default=False)
+    allow_privileged_workloads = models.BooleanField(
+        default=False,
+        help_text="Let manifests use privileged containers, privilege escalation, added "
+        "capabilities, hostNetwork/hostPID/hostIPC and hostPath volumes (the manifest policy "
+        "refuses them otherwise).",
+    )
     rollout_timeout_seconds = models.PositiveIntegerField(
         default=900,
         validators=[MinValueValidator(10)],

@@ -1,7 +1,8 @@
 """Requesting and cancelling deployments: the one path pages, the API and commands share.
 
 A request goes through the gate (permission, then blockers), renders the manifests to
-fail early on a template error, and creates a PENDING deployment that the worker picks up.
+fail early on a template error or a manifest policy violation, and creates a PENDING
+deployment that the worker picks up.
 """
 
 import uuid
@@ -13,8 +14,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from deployments import live, rendering
-from deployments.manifests import render_for
+from deployments.manifests import render_checked
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
+from deployments.policy import PolicyViolation
 from deployments.status import Status
 from deployments.wakeup import notify_new_work
 from environments.models import Environment
@@ -73,11 +75,13 @@ def request_deployment(
         reason = "; ".join(r.reason for r in refusals)
         return outcome("blocked", reason, refusals=refusals, may_override=may_override)
     try:
-        documents = render_for(
+        documents = render_checked(
             service=service, environment=environment, version=version, group=group
         )
     except rendering.RenderError as exc:
         return outcome("invalid", f"the templates of {service.name} cannot be rendered: {exc}")
+    except PolicyViolation as exc:
+        return outcome("invalid", f"the manifest policy refuses {service.name}: {exc}")
     deployment = _create(
         user=user, service=service, environment=environment, version=version, group=group,
         message=message.strip(), manifests=rendering.to_yaml(documents),

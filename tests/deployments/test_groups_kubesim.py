@@ -160,6 +160,11 @@ def test_alice_cancels_one_group_while_the_others_finish(
 ) -> None:
     service, _ = _grouped(staging, apac_flavour="-slow")
     old, new = factories.make_version(service), factories.make_version(service)
+    # The manifest policy runs only allowed images: apac's is a sidecar image an admin allowed.
+    service.allowed_sidecar_images = [
+        f"registry.example.com/ingest-slow:{v.git_commit_sha}" for v in (old, new)
+    ]
+    service.save()
     for deployment in _deploy_all(alice, service, staging, old):
         assert wait_until_terminal(deployment).status == Status.DONE
     # apac runs its own image: only its rollout of the new version never becomes ready.
@@ -187,6 +192,11 @@ def test_cancel_all_cancels_every_running_deployment_of_the_batch(
 ) -> None:
     service, _ = _grouped(staging)
     old, new = factories.make_version(service), factories.make_version(service)
+    # The manifest policy runs only allowed images: apac's is a sidecar image an admin allowed.
+    service.allowed_sidecar_images = [
+        f"registry.example.com/ingest-slow:{v.git_commit_sha}" for v in (old, new)
+    ]
+    service.save()
     for deployment in _deploy_all(alice, service, staging, old):
         assert wait_until_terminal(deployment).status == Status.DONE
     kubesim.register_image(f"registry.example.com/ingest:{new.git_commit_sha}", "notready")

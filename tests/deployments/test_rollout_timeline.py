@@ -82,6 +82,11 @@ def test_old_crashing_pods_of_the_same_commit_do_not_fail_a_fixed_redeploy(
         default_variables={"repository": "registry.example.com/crashloop-mended"},
     )
     version = factories.make_version(service)
+    # The crash-looping image is not the service's: the manifest policy must allow it.
+    service.allowed_sidecar_images = [
+        f"registry.example.com/crashloop-mended:{version.git_commit_sha}"
+    ]
+    service.save()
     broken = _deployed(bob, service, staging, version=version)
     assert broken.status == Status.FAILED
     assert "crash-looping" in broken.status_reason

@@ -50,6 +50,7 @@ spec:
         - name: sidecar
           image: registry.example.com/envoy:1.29
 """
+SIDECAR = "registry.example.com/envoy:1.29"  # allowed on the service by the manifest policy
 
 
 def _path(environment: Environment, query: str) -> str:
@@ -143,7 +144,9 @@ async def test_every_line_carries_the_timestamp_kubernetes_wrote_for_it(
 async def test_a_chosen_container_of_a_two_container_pod_is_the_only_one_streamed(
     bob: User, staging: Environment
 ) -> None:
-    await sync_to_async(deployed)(bob, staging, "web", deployment_template=TWO_CONTAINERS)
+    await sync_to_async(deployed)(
+        bob, staging, "web", deployment_template=TWO_CONTAINERS, allowed_sidecar_images=[SIDECAR]
+    )
     [pod] = await asyncio.to_thread(_pods, staging, "apollo.io/service=web")
     for container, other in (("sidecar", "app"), ("app", "sidecar")):
         # tail=5000: the whole log, whose first line names the container that writes it.
@@ -166,7 +169,9 @@ async def test_previous_of_a_two_container_pod_asks_for_its_first_container(
 ) -> None:
     # Without a container name the API server refuses a pod with several ("a container name
     # must be specified"); Apollo names the first, as following does.
-    await sync_to_async(deployed)(bob, staging, "web", deployment_template=TWO_CONTAINERS)
+    await sync_to_async(deployed)(
+        bob, staging, "web", deployment_template=TWO_CONTAINERS, allowed_sidecar_images=[SIDECAR]
+    )
     [pod] = await asyncio.to_thread(_pods, staging, "apollo.io/service=web")
     socket = await _open(_path(staging, f"pod={pod}&previous=1"), bob)
     notices: list[str] = []
