@@ -200,11 +200,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# SECURITY: brute force (permissions.throttling). Log-ins: a user name or an address is locked
-# out after this many failures, until this long after its last failure.
+# SECURITY: brute force (permissions.throttling). Log-ins: a user name or an address may fail
+# this many times; the next failure locks it out until this long after its last failure.
 APOLLO_LOGIN_FAILURE_LIMIT = env_int("APOLLO_LOGIN_FAILURE_LIMIT", 10, minimum=1)
 APOLLO_LOGIN_COOLOFF_SECONDS = env_int("APOLLO_LOGIN_COOLOFF_SECONDS", 300, minimum=1)
-AXES_FAILURE_LIMIT = APOLLO_LOGIN_FAILURE_LIMIT
+AXES_FAILURE_LIMIT = APOLLO_LOGIN_FAILURE_LIMIT + 1  # axes locks at the failure that reaches it
 AXES_COOLOFF_TIME = "permissions.throttling.login_cool_off"
 AXES_LOCKOUT_CALLABLE = "permissions.throttling.lockout_response"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks

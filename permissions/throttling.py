@@ -1,10 +1,10 @@
 """Brute-force protection: log-in lockouts (django-axes) and API throttles (DRF).
 
-1. A user name, or a client address, that fails to log in APOLLO_LOGIN_FAILURE_LIMIT times,
-   each failure within APOLLO_LOGIN_COOLOFF_SECONDS of the previous one, is refused (429,
-   Retry-After) until that long has passed since its last failure, even with the right
-   password. This covers the site's and the admin's log-in pages and any other call of
-   `authenticate()` that carries a request.
+1. A user name, or a client address, may fail to log in APOLLO_LOGIN_FAILURE_LIMIT times
+   (each failure within APOLLO_LOGIN_COOLOFF_SECONDS of the previous one); the next failure
+   is refused (429, Retry-After) and so is every attempt, even with the right password,
+   until that long has passed since its last failure. This covers the site's and the
+   admin's log-in pages and any other call of `authenticate()` that carries a request.
 2. Every API request with a valid token (or session) is limited to APOLLO_API_RATE per
    token (per user for a session).
 3. A client address that presents APOLLO_API_BAD_TOKEN_RATE unknown tokens is refused
