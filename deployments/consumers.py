@@ -8,7 +8,7 @@ from django.conf import settings
 
 from deployments.live import StatusPayload, group_name, status_payload, visible_entry
 from deployments.models import Deployment
-from deployments.selectors import batch_deployments, batch_state
+from deployments.selectors import batch_deployments, batch_state, visible_deployments
 from deployments.status import Status
 from permissions.services import can
 from permissions.verbs import Verb
@@ -24,6 +24,11 @@ def _load_changes(deployment_id: int, seen: int) -> tuple[StatusPayload, list[An
     if deployment is None:
         return None
     return status_payload(deployment), list(deployment.timeline[seen:])
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def _may_view(user: Any, deployment_id: int) -> bool:
+    return visible_deployments(user).filter(pk=deployment_id).exists()
 
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
@@ -51,6 +56,10 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4401)
             return
         self.deployment_id = int(self.scope["url_route"]["kwargs"]["deployment_id"])
+        # SECURITY: a deployment the user may not view does not exist for them (as its page).
+        if not await _may_view(user, self.deployment_id):
+            await self.close(code=4404)
+            return
         # One read gives the first payload and where the timeline stands, so that nothing
         # written between this read and the follower's first one is lost.
         changes = await _load_changes(self.deployment_id, 0)
@@ -100,7 +109,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _batch_state(user: Any, batch: uuid.UUID) -> dict[str, Any] | None:
-    deployments = batch_deployments(batch)
+    deployments = batch_deployments(batch, user=user)
     return batch_state(user, deployments) if deployments else None
 
 

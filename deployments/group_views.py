@@ -22,7 +22,7 @@ from deployments.status import Status
 from environments import kube
 from environments import services as environment_services
 from environments.models import Environment
-from permissions.selectors import allowed_targets
+from permissions.selectors import allowed_targets, visibility
 from permissions.verbs import Verb
 
 RECENT_VERSIONS = 10
@@ -42,10 +42,18 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Versions, and per environment its groups with what they run; forms where allowed."""
     user = _user(request)
     service = get_object_or_404(Service, name=name)
+    seen = visibility(user)
+    # SECURITY: a service the user may view nowhere is a 404; only environments they view show.
+    if not seen.sees(service_id=service.pk, environment_id=None):
+        raise Http404(f"No service '{name}'.")
     manage = {e for s, e in allowed_targets(user, Verb.MANAGE) if s == service.pk}
     scale = {e for s, e in allowed_targets(user, Verb.RESTART) if s == service.pk}
     groups = list(Group.objects.filter(service=service).with_status())
-    environments = list(Environment.objects.order_by("availability", "name"))
+    environments = [
+        e
+        for e in Environment.objects.order_by("availability", "name")
+        if seen.sees(service_id=service.pk, environment_id=e.pk)
+    ]
     sections = [
         {
             "environment": environment,
@@ -171,8 +179,9 @@ def _form_errors(form: Any) -> str:
 # -- one batch: the deployments of one Deploy request --------------------------------------
 
 
-def _batch_or_404(batch: uuid.UUID) -> list[Deployment]:
-    deployments = batch_deployments(batch)
+def _batch_or_404(user: User, batch: uuid.UUID) -> list[Deployment]:
+    # SECURITY: only the rows the user may view; none at all is a 404.
+    deployments = batch_deployments(batch, user=user)
     if not deployments:
         raise Http404("No such batch of deployments.")
     return deployments
@@ -181,7 +190,8 @@ def _batch_or_404(batch: uuid.UUID) -> list[Deployment]:
 @login_required
 @require_GET
 def batch_detail(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
-    state = batch_state(_user(request), _batch_or_404(batch))
+    user = _user(request)
+    state = batch_state(user, _batch_or_404(user, batch))
     return render(request, "deployments/batch.html", {"batch": batch, **state})
 
 
@@ -189,7 +199,8 @@ def batch_detail(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
 @require_GET
 def batch_status(request: HttpRequest, batch: uuid.UUID) -> JsonResponse:
     """The rows as JSON: what the batch page polls when its websocket cannot connect."""
-    return JsonResponse(batch_state(_user(request), _batch_or_404(batch)))
+    user = _user(request)
+    return JsonResponse(batch_state(user, _batch_or_404(user, batch)))
 
 
 @login_required
@@ -198,7 +209,7 @@ def batch_cancel(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
     """Cancel one deployment of the batch (`deployment=<id>`) or every one still running
     (`all=1`), each through cancel_deployment (permission, then the state machine)."""
     user = _user(request)
-    deployments = _batch_or_404(batch)
+    deployments = _batch_or_404(user, batch)
     if request.POST.get("all"):
         chosen = [d for d in deployments if not Status(d.status).is_terminal]
     else:
@@ -232,7 +243,7 @@ def batch_revert(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
     finished one (DONE or FAILED) is followed by a deployment of the version that ran before
     it, through the full gate (permission, blockers); those form a new batch, shown next."""
     user = _user(request)
-    deployments = _batch_or_404(batch)
+    deployments = _batch_or_404(user, batch)
     if not request.POST.get("all"):
         deployments = [d for d in deployments if str(d.pk) == request.POST.get("deployment")]
         if not deployments:

@@ -36,8 +36,9 @@ def _user(request: HttpRequest) -> User:
     return request.user
 
 
-def _deployment_or_404(deployment_id: int) -> Deployment:
-    deployment = selectors.deployment_for_page(deployment_id)
+def _deployment_or_404(user: User, deployment_id: int) -> Deployment:
+    # SECURITY: a deployment the user may not view is a 404, as if it did not exist.
+    deployment = selectors.deployment_for_page(user, deployment_id)
     if deployment is None:
         raise Http404(f"No deployment #{deployment_id}.")
     return deployment
@@ -186,7 +187,7 @@ _KINDS = ["created", "refused", "blocked", "in_progress", "invalid"]
 @require_GET
 def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
     user = _user(request)
-    deployment = _deployment_or_404(deployment_id)
+    deployment = _deployment_or_404(user, deployment_id)
     repository = selectors.repository_url(deployment)
     source = deployment.source_version
     finished = Status(deployment.status).is_terminal
@@ -230,7 +231,7 @@ def _cancellable(deployment: Deployment) -> bool:
 def cancel(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """GET: the confirmation page. POST: cancel through the service, which checks again."""
     user = _user(request)
-    deployment = _deployment_or_404(deployment_id)
+    deployment = _deployment_or_404(user, deployment_id)
     if request.method == "GET":
         if not (_cancellable(deployment) and may_cancel(user, deployment)):
             messages.error(request, "You cannot cancel this deployment.")
@@ -252,7 +253,7 @@ def cancel(request: HttpRequest, deployment_id: int) -> HttpResponse:
 def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
     """Deploy this version again, or the version that ran before, through the full gate."""
     user = _user(request)
-    deployment = _deployment_or_404(deployment_id)
+    deployment = _deployment_or_404(user, deployment_id)
     form = RedeployForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose this version or the previous one.")
@@ -289,8 +290,9 @@ def diff(request: HttpRequest) -> HttpResponse:
         return redirect("history")
     if not form.is_valid():
         return render(request, "deployments/diff.html", {"form": form}, status=400)
-    a = _deployment_or_404(form.cleaned_data["a"])
-    b = _deployment_or_404(form.cleaned_data["b"])
+    user = _user(request)
+    a = _deployment_or_404(user, form.cleaned_data["a"])
+    b = _deployment_or_404(user, form.cleaned_data["b"])
     if ticked and (a.created_at, a.pk) > (b.created_at, b.pk):
         a, b = b, a
     comparison = selectors.compare_deployments(a, b)

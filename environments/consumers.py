@@ -1,7 +1,8 @@
 """The environment page's live status socket: ws/environments/<name>/status/.
 
-Every signed-in user may watch the status (as every signed-in user may view pages); the action
-buttons in the rendered partial follow the viewer's permissions, and each action re-checks.
+Holders of `view` in the environment may watch the status, which shows only the services they
+may view; the action buttons in the rendered partial follow the viewer's permissions, and each
+action re-checks.
 """
 
 import asyncio
@@ -16,6 +17,7 @@ from django.template.loader import render_to_string
 from deployments.models import Service
 from environments.live import EnvironmentWatcher, group_name, registry
 from environments.models import Environment
+from permissions.selectors import visibility, visible_service_names
 from permissions.services import can
 from permissions.verbs import Verb
 
@@ -26,6 +28,14 @@ Perms = dict[str, dict[str, bool]]
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def load_environment(name: str) -> Environment | None:
     return Environment.objects.select_related("cluster").filter(name=name).first()
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def viewable(user: User | AnonymousUser, environment: Environment) -> tuple[bool, set[str] | None]:
+    """Whether the user may view the environment, and the service names they may view there."""
+    if not visibility(user).sees(service_id=None, environment_id=environment.pk):
+        return False, set()
+    return True, visible_service_names(user, environment)
 
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
@@ -41,6 +51,13 @@ def service_permissions(
         }
         for name in names
     }
+
+
+def visible_state(state: dict[str, Any], names: set[str] | None) -> dict[str, Any]:
+    """The state with only the services (and their pods) the viewer may view; None: all."""
+    if names is None:
+        return state
+    return {**state, "services": [e for e in state["services"] if e["service"] in names]}
 
 
 def render_state(state: dict[str, Any], environment: Environment, perms: Perms) -> str:
@@ -68,6 +85,11 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if environment is None:
             await self.close(code=4404)
             return
+        # SECURITY: an environment the user may not view does not exist for them (as its page).
+        visible, self.names = await viewable(user, environment)
+        if not visible:
+            await self.close(code=4404)
+            return
         self.user = user
         self.environment = environment
         self.perms: Perms = {}
@@ -92,6 +114,7 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self._send_state(event["state"])
 
     async def _send_state(self, state: dict[str, Any]) -> None:
+        state = visible_state(state, self.names)
         names = {entry["service"] for entry in state["services"]}
         if time.monotonic() - self.perms_at > PERMISSIONS_TTL:
             self.perms, self.perms_at = {}, time.monotonic()

@@ -10,9 +10,10 @@ from deployments.models import Group, Service
 from deployments.selectors import latest_deployments
 from deployments.services import groups as group_services
 from environments import kube, live, services
-from environments.consumers import render_state
+from environments.consumers import render_state, visible_state
 from environments.models import Environment
 from environments.status import jolokia_port, load_records
+from permissions.selectors import visibility, visible_environments, visible_service_names
 from permissions.verbs import Verb
 
 LATEST_DEPLOYMENTS = 20
@@ -20,10 +21,12 @@ DEFAULT_TAIL = 200
 MAX_TAIL = 5000
 
 
-def _environments_for_table() -> QuerySet[Environment]:
-    """What environments/_table.html shows, without the variables (JSON) or cluster credentials."""
+def _environments_for_table(user: User) -> QuerySet[Environment]:
+    """What environments/_table.html shows, without the variables (JSON) or cluster credentials:
+    the environments the user may view."""
     return (
-        Environment.objects.select_related("cluster")
+        visible_environments(user)
+        .select_related("cluster")
         .only("name", "availability", "region", "namespace", "cluster__name")
         .order_by("availability", "name")
     )
@@ -31,8 +34,8 @@ def _environments_for_table() -> QuerySet[Environment]:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    environments = _environments_for_table()
-    latest = latest_deployments(LATEST_DEPLOYMENTS)
+    environments = _environments_for_table(_user(request))
+    latest = latest_deployments(_user(request), LATEST_DEPLOYMENTS)
     return render(
         request, "environments/home.html", {"environments": environments, "latest": latest}
     )
@@ -40,7 +43,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def environment_list(request: HttpRequest) -> HttpResponse:
-    environments = _environments_for_table()
+    environments = _environments_for_table(_user(request))
     return render(request, "environments/list.html", {"environments": environments})
 
 
@@ -61,11 +64,18 @@ def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
     shared watch last published, if anybody is watching, and Apollo's own records. The action
     buttons come with the live status only, where they ask for confirmation."""
     environment = _environment(name)
+    # SECURITY: an environment the user may view nothing of is a 404; only its services they
+    # may view are shown (the socket applies the same rule).
+    if not visibility(request.user).sees(service_id=None, environment_id=environment.pk):
+        raise Http404(f"No environment '{name}'.")
+    names = visible_service_names(request.user, environment)
     state = live.shared_state(environment.pk)
+    state = visible_state(state, names) if state is not None else None
     records = load_records(environment.pk, set())
     last_done = [
         {"service": service, "group": group, **record}
         for (service, group), record in sorted(records.last_done.items())
+        if names is None or service in names
     ]
     context = {
         "environment": environment,

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AnonymousUser, User
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -12,6 +12,7 @@ from deployments.models import Service
 from deployments.selectors import HistoryFilters
 from deployments.status import Status
 from environments.models import Environment
+from permissions.selectors import visible_environments, visible_services
 
 
 class QuickSelect(forms.Select):
@@ -58,6 +59,14 @@ class HistoryFilterForm(forms.Form):
         required=False, max_length=200, label="Search",
         help_text="Words of the message, or a sha prefix (4+ hex digits).",
     )  # fmt: skip
+
+    def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SECURITY: offer (and accept) only the services and environments the user may view.
+        service: Any = self.fields["service"]
+        service.queryset = visible_services(user).only("name")
+        environment: Any = self.fields["environment"]
+        environment.queryset = visible_environments(user).only("name")
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()

@@ -14,12 +14,12 @@ PAGE_SIZE = 50
 @require_GET
 def history_list(request: HttpRequest) -> HttpResponse:
     """Every deployment, newest first, filtered, in keyset pages (see selectors.history_page)."""
-    form = HistoryFilterForm(request.GET)
+    form = HistoryFilterForm(request.GET, user=request.user)
     page: list[Deployment] = []
     next_cursor = ""
     if form.is_valid():
         cursor = parse_cursor(request.GET.get("after", ""))
-        page, next_cursor = history_page(form.filters(), cursor, PAGE_SIZE)
+        page, next_cursor = history_page(form.filters(), cursor, PAGE_SIZE, user=request.user)
     # The next-page link keeps every filter and replaces only the cursor.
     params = request.GET.copy()
     params.pop("after", None)

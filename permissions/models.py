@@ -26,7 +26,8 @@ RULE_HELP = (
     "How grants decide: among the grants that match the target and are held by the user or one "
     "of the user's groups, the most specific scope decides: (service, environment) pair > "
     "environment > service > availability. At equal specificity DENY wins (user and group grants "
-    "alike). No matching grant means refused. Superusers may do everything; inactive users "
+    "alike). No matching grant means refused. Every other verb's ALLOW also allows view at its "
+    "scope; only a DENY of view itself hides. Superusers may do everything; inactive users "
     "nothing. Only a superuser may create, change or revoke a grant held by themselves or by "
     "a group they belong to."
 )

@@ -19,6 +19,15 @@ THE RULE (also shown in the admin):
      anyway, grant the (service, environment) pair.
   4. At equal specificity DENY wins, whether it is held by the user or by a group.
   5. No matching grant means refused.
+  6. ``view`` (seeing deployments, manifests, variables, snapshots, diffs and history of a
+     service in an environment) is implied by every other verb: an ALLOW of deploy, cancel,
+     restart, view_logs, exec, override_blockers or manage counts as an ALLOW of view at the
+     same scope, so granting deploy alone is enough to see what one deploys. Only a DENY of
+     ``view`` itself denies view (a DENY of deploy in production must not hide production from
+     those who may read it). Rules 3 and 4 then apply as for any verb: a DENY of view on an
+     environment beats a deploy ALLOW on its availability; a (service, environment) ALLOW of
+     deploy beats a DENY of view on the environment. A DENY of view hides, it does not take
+     away other verbs: deny those as well to take them away.
 
 The original Apollo said in a comment that DENY is always stronger, yet at the pair level it
 kept the first (ALLOW) permission, and it ranked service-only and environment-only grants equal.
@@ -109,6 +118,7 @@ class Decision:
 
 # How each verb reads in a sentence: "bob may not <phrase> checkout in production".
 PHRASES: dict[Verb, str] = {
+    Verb.VIEW: "view",
     Verb.DEPLOY: "deploy",
     Verb.CANCEL: "cancel deployments of",
     Verb.RESTART: "restart",

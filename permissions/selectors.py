@@ -22,7 +22,7 @@ from deployments.models import Service
 from environments.models import Environment
 from permissions.models import GrantGroupObjectPermission, GrantUserObjectPermission
 from permissions.rules import Decision, Holding, HoldingIndex, Target, decide, sentence
-from permissions.verbs import Verb
+from permissions.verbs import IMPLIES_VIEW, Effect, Verb
 
 Pair = tuple[int, int]
 
@@ -39,11 +39,18 @@ _SCOPE_FIELDS = {
 
 def _verb_filter(verb: Verb) -> Q:
     # The codename alone is not unique across apps; pin it to Grant's content type.
-    return Q(
-        permission__codename=verb.value,
+    grant_type = Q(
         permission__content_type__app_label="permissions",
         permission__content_type__model="grant",
     )
+    if verb != Verb.VIEW:
+        return grant_type & Q(permission__codename=verb.value)
+    # Rule 6: every other verb's ALLOW is a view ALLOW at its scope; only view's own DENY denies.
+    implied = Q(
+        permission__codename__in=[v.value for v in IMPLIES_VIEW],
+        content_object__effect=Effect.ALLOW,
+    )
+    return grant_type & (Q(permission__codename=Verb.VIEW.value) | implied)
 
 
 def _user_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
@@ -112,17 +119,25 @@ def _is_refused_outright(user: User | AnonymousUser) -> bool:
     return not (user.is_authenticated and user.is_active)
 
 
+def _index_and_rows(
+    user: User, verb: Verb
+) -> tuple[HoldingIndex, list[int], list[tuple[int, str]]]:
+    services = list(Service.objects.values_list("pk", flat=True))
+    environments = list(Environment.objects.values_list("pk", "availability"))
+    return HoldingIndex(holdings(verb=verb, user=user)), services, environments
+
+
 def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
     """Every (service_id, environment_id) where the user may do the verb; three queries."""
     verb = Verb(verb)
     if _is_refused_outright(user):
         return set()
     assert isinstance(user, User)
-    services = list(Service.objects.values_list("pk", flat=True))
-    environments = list(Environment.objects.values_list("pk", "availability"))
     if user.is_superuser:
-        return {(s, e) for s in services for e, _ in environments}
-    index = HoldingIndex(holdings(verb=verb, user=user))
+        services = list(Service.objects.values_list("pk", flat=True))
+        environment_ids = list(Environment.objects.values_list("pk", flat=True))
+        return {(s, e) for s in services for e in environment_ids}
+    index, services, environments = _index_and_rows(user, verb)
     who = user.get_username()
     return {
         (s, e)
@@ -130,6 +145,93 @@ def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
         for e, availability in environments
         if decide(index, Target(s, "", e, "", availability), who=who, verb=verb).allowed
     }
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What a user may view (permissions.rules, rule 6): everything, or these pairs, plus the
+    environments and services they may view on their own (an environment grant on an
+    environment that runs no service yet still shows the environment)."""
+
+    everything: bool
+    pairs: frozenset[Pair] = frozenset()
+    environment_ids: frozenset[int] = frozenset()
+    service_ids: frozenset[int] = frozenset()
+
+    def sees(self, *, service_id: int | None, environment_id: int | None) -> bool:
+        if self.everything:
+            return True
+        if service_id is None:
+            return environment_id in self.environment_ids
+        if environment_id is None:
+            return service_id in self.service_ids
+        return (service_id, environment_id) in self.pairs
+
+    def q(self, *, service: str = "service_id", environment: str = "environment_id") -> Q:
+        """A filter keeping the rows whose (service, environment) the user may view: one
+        condition per environment, so its size follows the environments, not the rows."""
+        if self.everything:
+            return Q()
+        by_environment: dict[int, list[int]] = defaultdict(list)
+        for s, e in self.pairs:
+            by_environment[e].append(s)
+        condition = Q(pk__in=[])  # matches nothing; each environment's services are OR-ed in
+        for e, services in sorted(by_environment.items()):
+            condition |= Q(**{environment: e, f"{service}__in": sorted(services)})
+        return condition
+
+
+def visibility(user: User | AnonymousUser) -> Visibility:
+    """What the user may view, in three queries (none but two for superusers)."""
+    if _is_refused_outright(user):
+        return Visibility(everything=False)
+    assert isinstance(user, User)
+    if user.is_superuser:
+        return Visibility(everything=True)
+    index, services, environments = _index_and_rows(user, Verb.VIEW)
+    who, verb = user.get_username(), Verb.VIEW
+    pairs = frozenset(
+        (s, e)
+        for s in services
+        for e, availability in environments
+        if decide(index, Target(s, "", e, "", availability), who=who, verb=verb).allowed
+    )
+    alone_environments = {
+        e
+        for e, availability in environments
+        if decide(index, Target(None, "", e, "", availability), who=who, verb=verb).allowed
+    }
+    alone_services = {s for s in services if decide(index, Target(s), who=who, verb=verb).allowed}
+    return Visibility(
+        everything=False,
+        pairs=pairs,
+        environment_ids=frozenset({e for _, e in pairs} | alone_environments),
+        service_ids=frozenset({s for s, _ in pairs} | alone_services),
+    )
+
+
+def visible_service_names(user: User | AnonymousUser, environment: Environment) -> set[str] | None:
+    """Names of the services the user may view in the environment; None means every name
+    (superusers, who also see workloads that no Apollo service claims)."""
+    seen = visibility(user)
+    if seen.everything:
+        return None
+    ids = [s for s, e in seen.pairs if e == environment.pk]
+    return set(Service.objects.filter(pk__in=ids).values_list("name", flat=True))
+
+
+def visible_environments(user: User | AnonymousUser) -> QuerySet[Environment]:
+    seen = visibility(user)
+    if seen.everything:
+        return Environment.objects.all()
+    return Environment.objects.filter(pk__in=seen.environment_ids)
+
+
+def visible_services(user: User | AnonymousUser) -> QuerySet[Service]:
+    seen = visibility(user)
+    if seen.everything:
+        return Service.objects.all()
+    return Service.objects.filter(pk__in=seen.service_ids)
 
 
 def environments_for(user: User | AnonymousUser, verb: Verb) -> QuerySet[Environment]:

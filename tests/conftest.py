@@ -37,8 +37,10 @@ def _fresh_throttles(settings: Any) -> None:
     }
 
 
-# bob's grant: ALLOW these verbs on availability "staging" (see permissions.rules).
-BOB_VERBS = [Verb.DEPLOY, Verb.VIEW_LOGS, Verb.CANCEL, Verb.RESTART]
+# bob's grant: ALLOW these verbs on availability "staging" (see permissions.rules), and view
+# alone on availability "production".
+BOB_VERBS = [Verb.VIEW, Verb.DEPLOY, Verb.VIEW_LOGS, Verb.CANCEL, Verb.RESTART]
+CAROL_VERBS = [Verb.VIEW, Verb.VIEW_LOGS]
 CAROL_AVAILABILITIES = ["staging", "production"]  # every availability the tests use
 
 
@@ -50,9 +52,12 @@ def alice(db: None) -> User:
 
 @pytest.fixture
 def bob(db: None) -> User:
-    """May deploy, cancel, restart and read logs in every staging environment, nothing else."""
+    """May deploy, cancel, restart and read logs in every staging environment; views production
+    (every production environment) and does nothing else there."""
     user = factories.make_user("bob")
     grant(actor=None, user=user, verbs=BOB_VERBS, availability="staging", note="persona bob")
+    grant(actor=None, user=user, verbs=[Verb.VIEW], availability="production",
+          note="persona bob views production")  # fmt: skip
     return user
 
 
@@ -61,7 +66,7 @@ def carol(db: None) -> User:
     """May view everything, logs included, in every availability; deploys and changes nothing."""
     user = factories.make_user("carol")
     for availability in CAROL_AVAILABILITIES:
-        grant(actor=None, user=user, verbs=[Verb.VIEW_LOGS], availability=availability,
+        grant(actor=None, user=user, verbs=CAROL_VERBS, availability=availability,
               note="persona carol")  # fmt: skip
     return user
 
@@ -82,6 +87,15 @@ def jenkins(db: None) -> User:
         )
     )
     user.api_key = factories.token_for(user, "Jenkins")  # type: ignore[attr-defined]
+    return user
+
+
+def make_viewer(name: str = "victor") -> User:
+    """A user who may view staging and production and do nothing else (not a persona: for
+    tests of what `view` alone shows, such as log lines hidden from who may not read logs)."""
+    user = factories.make_user(name)
+    for availability in CAROL_AVAILABILITIES:
+        grant(actor=None, user=user, verbs=[Verb.VIEW], availability=availability)
     return user
 
 

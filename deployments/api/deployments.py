@@ -29,6 +29,7 @@ from deployments.models import (
     InvalidTransition,
     Service,
 )
+from deployments.selectors import visible_deployments
 from deployments.services.deploy import DeployOutcome, cancel_deployment, request_deployment
 from deployments.services.versions import VersionError, normalise_sha
 from deployments.status import Status
@@ -160,7 +161,8 @@ class DeploymentsView(ApolloAPIView):
     def get(self, request: Request) -> Response:
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        deployments = _filtered(Deployment.objects.with_related(), filters.validated_data)
+        # SECURITY: only what the token's user may view (jenkins: nothing).
+        deployments = _filtered(visible_deployments(request.user), filters.validated_data)
         paginator = NewestFirst()
         page = paginator.paginate_queryset(deployments, request, view=self)
         body = DeploymentOutput(page, many=True, context={"request": request}).data
@@ -203,7 +205,7 @@ class DeploymentDetailView(ApolloAPIView):
         responses={200: DeploymentOutput, 404: OpenApiResponse(description="No such deployment.")},
     )
     def get(self, request: Request, deployment_id: int) -> Response:
-        deployment = _deployment_or_404(deployment_id)
+        deployment = _deployment_or_404(request, deployment_id)
         return Response(DeploymentOutput(deployment, context={"request": request}).data)
 
 
@@ -221,14 +223,14 @@ class CancelDeploymentView(ApolloAPIView):
     )
     def post(self, request: Request, deployment_id: int) -> Response:
         user = acting_user(request)
-        deployment = _deployment_or_404(deployment_id)
+        deployment = _deployment_or_404(request, deployment_id)
         try:
             cancel_deployment(user=user, deployment=deployment)
         except PermissionDenied as exc:
             return _detail(str(exc) or "You may not cancel this deployment.", 403)
         except InvalidTransition as exc:
             return _detail(f"The deployment cannot be cancelled: {exc}", 409)
-        deployment = _deployment_or_404(deployment_id)
+        deployment = _deployment_or_404(request, deployment_id)
         return Response(DeploymentOutput(deployment, context={"request": request}).data)
 
 
@@ -242,8 +244,9 @@ def _filtered(deployments: DeploymentQuerySet, filters: dict[str, Any]) -> Deplo
     return deployments
 
 
-def _deployment_or_404(deployment_id: int) -> Deployment:
-    deployment = Deployment.objects.with_related().filter(pk=deployment_id).first()
+def _deployment_or_404(request: Request, deployment_id: int) -> Deployment:
+    # SECURITY: a deployment the caller may not view answers as if it did not exist.
+    deployment = visible_deployments(request.user).filter(pk=deployment_id).first()
     if deployment is None:
         raise NotFound(f"No deployment #{deployment_id}.")
     return deployment

@@ -2,7 +2,8 @@
 
 GET /api/v1/groups/?service=&environment=      by name, ordered by service, environment, name
 
-Every signed-in user (or token holder) may read groups, as on the service page. Groups are
+A caller sees the groups of the (service, environment) pairs they may view, as on the service
+page. Groups are
 few per service (one per shard), so the list is not paginated; MAX_GROUPS bounds it.
 """
 
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 
 from deployments.api.common import ApolloAPIView
 from deployments.models import Group
+from permissions.selectors import visibility
 
 MAX_GROUPS = 1000
 
@@ -63,7 +65,12 @@ class GroupsView(ApolloAPIView):
     def get(self, request: Request) -> Response:
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        groups = Group.objects.with_status().order_by("service__name", "environment__name", "name")
+        # SECURITY: only the groups of pairs the caller may view (a token of jenkins: none).
+        groups = (
+            Group.objects.with_status()
+            .filter(visibility(request.user).q())
+            .order_by("service__name", "environment__name", "name")
+        )
         if "service" in filters.validated_data:
             groups = groups.filter(service__name=filters.validated_data["service"])
         if "environment" in filters.validated_data:

@@ -11,7 +11,7 @@ from deployments.status import Status
 from environments.models import Environment
 from permissions.models import Blocker
 from tests import factories
-from tests.conftest import login
+from tests.conftest import login, make_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -56,8 +56,14 @@ def test_it_sends_anonymous_visitors_to_the_login_page(
     assert client.get(f"/deployments/{deployment.pk}/").status_code == 302
 
 
-@pytest.mark.parametrize("persona", ["alice", "bob", "carol", "mallory"])
-def test_signed_in_personas_see_the_deployment(
+def test_mallory_who_may_not_view_it_gets_a_404(mallory: User, deployment: Deployment) -> None:
+    response = login(mallory).get(f"/deployments/{deployment.pk}/")
+    assert response.status_code == 404
+    assert "first release" not in response.content.decode()
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob", "carol"])
+def test_signed_in_personas_who_may_view_see_the_deployment(
     personas: dict[str, User], persona: str, deployment: Deployment
 ) -> None:
     page = _page(personas[persona], deployment)
@@ -128,10 +134,11 @@ def test_nobody_sees_cancel_on_a_finished_deployment(alice: User, deployment: De
     assert "Cancel deployment" not in _page(alice, deployment)
 
 
-@pytest.mark.parametrize("persona", ["carol", "mallory"])
+@pytest.mark.parametrize("persona", ["carol", "viewer"])
 def test_users_without_the_cancel_verb_see_no_cancel_and_a_forged_post_is_refused(
     personas: dict[str, User], persona: str, deployment: Deployment
 ) -> None:
+    personas["viewer"] = make_viewer()
     deployment = _started(deployment)
     client = login(personas[persona])
     assert "Cancel deployment" not in _page(personas[persona], deployment)
@@ -247,11 +254,12 @@ def test_a_running_deployment_cannot_be_redeployed(alice: User, deployment: Depl
 
 
 @pytest.mark.parametrize(
-    ("persona", "shown"), [("alice", True), ("bob", True), ("carol", True), ("mallory", False)]
+    ("persona", "shown"), [("alice", True), ("bob", True), ("carol", True), ("viewer", False)]
 )
 def test_it_shows_crash_log_lines_only_to_who_may_view_logs(
     personas: dict[str, User], deployment: Deployment, persona: str, shown: bool
 ) -> None:
+    personas["viewer"] = make_viewer()
     deployment.timeline = [
         *deployment.timeline,
         {"at": "2026-01-01T10:01:00+00:00", "source": "logs", "message": "DB_PASSWORD=hunter2"},

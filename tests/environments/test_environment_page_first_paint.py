@@ -41,10 +41,10 @@ async def test_while_somebody_watches_the_page_arrives_with_the_pods(
 
 
 def test_without_a_watch_the_page_shows_what_apollo_deployed(
-    alice: User, mallory: User, staging: Environment
+    alice: User, carol: User, staging: Environment
 ) -> None:
     service = deployed(alice, staging, "web")
-    html = _page(mallory, staging)
+    html = _page(carol, staging)
     assert "Waiting for the cluster's status." in html
     assert "Last successful deployments by Apollo" in html
     sha = service.versions.get().git_commit_sha

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from environments import kube, live
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
+from tests.conftest import make_viewer
 from tests.environments.sockets import communicator, connect_code, deployed, receive_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
@@ -27,10 +28,11 @@ async def test_an_unknown_environment_is_refused(alice: User, staging: Environme
     assert await connect_code("/ws/environments/nowhere/status/", alice) == (False, 4404)
 
 
-@pytest.mark.parametrize("persona", ["alice", "bob", "carol", "mallory"])
-async def test_every_signed_in_persona_sees_the_running_pods(
+@pytest.mark.parametrize("persona", ["alice", "bob", "carol", "viewer"])
+async def test_every_persona_who_may_view_sees_the_running_pods(
     personas: dict[str, User], persona: str, staging: Environment
 ) -> None:
+    personas["viewer"] = await sync_to_async(make_viewer)()
     await sync_to_async(deployed)(personas["alice"], staging, "web")
     socket = await communicator(_status(staging), personas[persona])
     assert (await socket.connect(timeout=10))[0]
@@ -40,7 +42,7 @@ async def test_every_signed_in_persona_sees_the_running_pods(
     # Buttons follow the gate: bob may restart and read logs in staging, carol read logs only.
     may_act = persona in ("alice", "bob")
     assert ("Rolling restart" in state["html"]) is may_act
-    assert ("Logs</a>" in state["html"]) is (persona != "mallory")
+    assert ("Logs</a>" in state["html"]) is (persona != "viewer")
     assert ("Shell</a>" in state["html"]) is (persona == "alice")
     await socket.disconnect()
 

@@ -133,17 +133,21 @@ def test_the_personas_may_do_what_the_brief_says() -> None:
     for service in Service.objects.all():
         for verb in Verb:
             assert can(alice, verb, service=service, environment=production)
-        for verb in (Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS):
+        for verb in (Verb.VIEW, Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS):
             assert can(bob, verb, service=service, environment=staging), (verb, service)
+        # bob views production and does nothing else there; mallory sees nothing anywhere.
+        assert can(bob, Verb.VIEW, service=service, environment=production)
         for verb in (Verb.OVERRIDE_BLOCKERS, Verb.MANAGE):
             assert not can(bob, verb, service=service, environment=staging), (verb, service)
         for verb in Verb:
-            assert not can(bob, verb, service=service, environment=production), (verb, service)
+            if verb != Verb.VIEW:
+                assert not can(bob, verb, service=service, environment=production), verb
             for environment in (staging, production):
                 assert not can(mallory, verb, service=service, environment=environment)
                 # carol views everything, logs included, and acts on nothing.
                 allowed = can(carol, verb, service=service, environment=environment)
-                assert allowed == (verb == Verb.VIEW_LOGS), (verb, service, environment)
+                expected = verb in (Verb.VIEW, Verb.VIEW_LOGS)
+                assert allowed == expected, (verb, service, environment)
 
 
 def _state() -> dict[str, Any]:
@@ -176,8 +180,9 @@ def test_seeding_twice_changes_nothing_and_duplicates_nothing() -> None:
     first = _state()
     assert len(first["Service"]) == len(SERVICES)
     assert len(first["Group"]) == 6
-    assert len(first["grants"]) == 3  # bob in staging, carol reading staging and production
-    assert [action for action, _ in first["events"]] == ["grant.created"] * 3
+    # bob in staging, bob viewing production, carol reading staging and production
+    assert len(first["grants"]) == 4
+    assert [action for action, _ in first["events"]] == ["grant.created"] * 4
     _seed()
     assert _state() == first
 

@@ -27,14 +27,14 @@ def test_it_sends_anonymous_visitors_to_the_login_page(client: Client) -> None:
     assert client.get("/history/").status_code == 302
 
 
-def test_it_pages_through_every_deployment_once_newest_first(alice: User, mallory: User) -> None:
+def test_it_pages_through_every_deployment_once_newest_first(alice: User, carol: User) -> None:
     service = factories.make_service()
     environment = factories.make_environment()
     created = [
         factories.make_deployment(service=service, environment=environment, deployed_by=alice)
         for _ in range(PAGE_SIZE + 7)
     ]
-    client = login(mallory)
+    client = login(carol)
     first = client.get("/history/")
     seen = _ids(first)
     assert len(seen) == PAGE_SIZE

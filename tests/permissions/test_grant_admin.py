@@ -184,7 +184,7 @@ def test_non_staff_personas_cannot_reach_the_grant_admin(bob: User, carol: User)
     for user in (bob, carol):
         assert login(user).get(LIST).status_code == 302
         assert login(user).post(ADD, _form(user=user.pk, availability="x")).status_code == 302
-    assert Grant.objects.count() == 3  # the persona grants only: bob's, carol's two
+    assert Grant.objects.count() == 4  # the persona grants only: bob's two, carol's two
 
 
 def test_alice_can_still_delete_a_service_that_carries_grants(alice: User, mallory: User) -> None:

@@ -23,14 +23,14 @@ from permissions.verbs import Verb
 
 PERSONAS = {
     "alice": "admin: may do everything",
-    "bob": "may deploy, cancel, restart, read logs and open a shell in staging",
+    "bob": "may deploy, cancel, restart, read logs and open a shell in staging; views production",
     "carol": "may view everything, logs included; deploys and changes nothing",
     "mallory": "signed in, no grants",
 }
 JENKINS_TOKEN = "demo CI"  # noqa: S105  (the name of the demo token, not a secret)
 # The demo clusters and Apollo's context in their kubeconfig.
 DEMO_CLUSTERS = {"kubesim": "kubesim", "kubernetes": "apollo"}
-BOB_VERBS = [Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC]
+BOB_VERBS = [Verb.VIEW, Verb.DEPLOY, Verb.CANCEL, Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC]
 
 
 class Command(BaseCommand):
@@ -118,10 +118,16 @@ class Command(BaseCommand):
                 actor=users["alice"], user=users["bob"], verbs=BOB_VERBS,
                 availability=staging.availability, note="demo: bob in staging",
             )  # fmt: skip
+        # SECURITY: view is granted explicitly; mallory, with no grant, sees nothing at all.
+        if not Grant.objects.filter(note="demo: bob views production").exists():
+            grant(
+                actor=users["alice"], user=users["bob"], verbs=[Verb.VIEW],
+                availability="production", note="demo: bob views production",
+            )  # fmt: skip
         for availability in ("staging", "production"):
             note = f"demo: carol reads {availability}"
             if not Grant.objects.filter(note=note).exists():
                 grant(
-                    actor=users["alice"], user=users["carol"], verbs=[Verb.VIEW_LOGS],
+                    actor=users["alice"], user=users["carol"], verbs=[Verb.VIEW, Verb.VIEW_LOGS],
                     availability=availability, note=note,
                 )  # fmt: skip
