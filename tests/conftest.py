@@ -8,9 +8,11 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from kubesim.testing import run_kubesim
 from permissions.services import grant
 from permissions.verbs import Verb
 from tests import factories
+from tests.cluster import control_plane
 from tests.live import LiveServer, start_live_server
 
 # kubesim (the simulated cluster) as session fixtures: kubesim, kubesim_api, kubesim_namespace;
@@ -120,3 +122,34 @@ def live_apollo(transactional_db: None) -> Iterator[LiveServer]:
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
     # Browser tests are the slowest; run them last so fast failures show first.
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+# -- The cluster switch -------------------------------------------------------------------------
+# Tests take the `kubesim` fixture for their cluster. With APOLLO_TEST_CLUSTER=kubernetes it is the
+# real control plane of cluster/ instead (started once per session from var/bin/apollo-kubernetes,
+# see tests/cluster/control_plane.py); tests that need kubesim's own controls (faults, settings,
+# outages, the limited token, logs and exec) are marked `kubesim_only` and skipped there.
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line(
+        "markers", "kubesim_only: needs kubesim's own controls; skipped on the real control plane"
+    )
+
+
+@pytest.fixture(scope="session")
+def kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if control_plane.selected() == "kubernetes":
+        with control_plane.run_control_plane(tmp_path_factory.mktemp("kubernetes")) as handle:
+            yield handle
+    else:
+        with run_kubesim(tmp_dir=tmp_path_factory.mktemp("kubesim")) as sim:
+            yield sim
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    kubesim_only = item.get_closest_marker("kubesim_only") or item.nodeid.startswith(
+        "tests/kubesim/"
+    )
+    if kubesim_only and control_plane.selected() == "kubernetes":
+        pytest.skip("kubesim only (APOLLO_TEST_CLUSTER=kubernetes)")

@@ -18,13 +18,15 @@ from tests.kubeenv import SERVICE_TEMPLATE, deploy, wait_until_terminal
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
 
-# Node ports are cluster-wide in kubesim's session cluster: one no other test uses.
-NODE_PORT = 31871
+# Node ports are cluster-wide in the session cluster: ones no other test uses, one per test (a
+# real API server frees a port only when the namespace controller has deleted the last test's
+# namespace, seconds later).
+NODE_PORTS = {"first": 31871, "hand-edit": 31872, "label": 31873}
 
 
-def _ledger() -> Service:
+def _ledger(node_port: int) -> Service:
     return factories.make_service(
-        "ledger", service_template=SERVICE_TEMPLATE, default_variables={"node_port": NODE_PORT}
+        "ledger", service_template=SERVICE_TEMPLATE, default_variables={"node_port": node_port}
     )
 
 
@@ -60,7 +62,7 @@ def _owns(entry: client.V1ManagedFieldsEntry, *path: str) -> bool:
 def test_the_deployment_and_service_show_apollo_applying_their_fields(
     alice: User, staging: Environment, kubesim: KubesimHandle
 ) -> None:
-    service = _ledger()
+    service = _ledger(NODE_PORTS["first"])
     _deploy_done(alice, service, staging, "first")
     api = kubesim.api_client()
     running = client.AppsV1Api(api).read_namespaced_deployment("ledger", staging.namespace)
@@ -89,7 +91,7 @@ def test_a_hand_edit_is_taken_back_by_the_next_deployment(
     alice: User, staging: Environment, kubesim: KubesimHandle
 ) -> None:
     """Apollo applies with force: a field someone else changed (and so owns) returns to Apollo."""
-    service = _ledger()
+    service = _ledger(NODE_PORTS["hand-edit"])
     _deploy_done(alice, service, staging, "first")
     apps = client.AppsV1Api(kubesim.api_client())
     edited = apps.patch_namespaced_deployment(
@@ -118,7 +120,7 @@ def test_a_label_dropped_from_the_template_is_removed_by_the_next_apply(
     alice: User, staging: Environment, kubesim: KubesimHandle
 ) -> None:
     """Server-side apply with one stable manager name prunes what Apollo stopped applying."""
-    service = _ledger()
+    service = _ledger(NODE_PORTS["label"])
     service.deployment_template = service.deployment_template.replace(
         "  name: {{service}}\n", "  name: {{service}}\n  labels: {team: payments}\n", 1
     )

@@ -117,6 +117,7 @@ def _assert_done(deployment: Deployment) -> None:
 
 
 @pytest.mark.parametrize("seed", [4, 7, 8])  # seeds whose 5xx once hit the first read
+@pytest.mark.kubesim_only
 def test_a_rollout_ends_done_through_latency_and_server_errors(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker], seed: int
 ) -> None:
@@ -129,6 +130,7 @@ def test_a_rollout_ends_done_through_latency_and_server_errors(
     assert len(_applied(deployment)) == 1
 
 
+@pytest.mark.kubesim_only
 def test_server_errors_on_every_first_call_do_not_fail_the_deployment(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
 ) -> None:
@@ -143,6 +145,7 @@ def test_server_errors_on_every_first_call_do_not_fail_the_deployment(
     _assert_done(deployment)
 
 
+@pytest.mark.kubesim_only
 def test_dropped_connections_do_not_fail_the_deployment(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
 ) -> None:
@@ -154,6 +157,7 @@ def test_dropped_connections_do_not_fail_the_deployment(
     _assert_done(deployment)
 
 
+@pytest.mark.kubesim_only
 def test_watches_ended_mid_rollout_are_resumed_and_the_rollout_ends_done(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
 ) -> None:
@@ -245,6 +249,7 @@ def test_a_worker_never_claims_again_a_deployment_it_is_following(
 # -- the cluster goes away ---------------------------------------------------------------------
 
 
+@pytest.mark.kubesim_only
 def test_a_cluster_down_longer_than_the_limit_fails_the_rollout_as_unreachable(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
 ) -> None:
@@ -259,6 +264,7 @@ def test_a_cluster_down_longer_than_the_limit_fails_the_rollout_as_unreachable(
     assert deployment.lease_owner == ""
 
 
+@pytest.mark.kubesim_only
 def test_a_cluster_down_at_apply_time_fails_after_bounded_retries(
     bob: User,
     staging: Environment,
@@ -281,6 +287,7 @@ def test_a_cluster_down_at_apply_time_fails_after_bounded_retries(
     assert deployment.applied_at is None
 
 
+@pytest.mark.kubesim_only
 def test_a_brief_outage_shorter_than_the_limit_still_ends_done(
     bob: User,
     staging: Environment,
@@ -301,6 +308,7 @@ def test_a_brief_outage_shorter_than_the_limit_still_ends_done(
     assert "cluster reachable again" in messages
 
 
+@pytest.mark.kubesim_only
 def test_a_cluster_down_when_the_worker_resumes_fails_as_unreachable(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
 ) -> None:
@@ -403,6 +411,7 @@ def test_a_cluster_that_stops_answering_fails_the_rollout_at_the_unreachable_lim
     assert ("cluster", "cluster unreachable, retrying: connection refused") in notes
 
 
+@pytest.mark.kubesim_only
 def test_a_worker_stopped_while_retrying_the_apply_hands_over_and_the_next_one_applies(
     bob: User, staging: Environment, faults: KubesimHandle, workers: list[Worker]
 ) -> None:
@@ -427,6 +436,7 @@ def test_a_worker_stopped_while_retrying_the_apply_hands_over_and_the_next_one_a
     assert len(_applied(deployment)) == 1
 
 
+@pytest.mark.kubesim_only
 def test_the_followers_watches_end_with_the_verdict_even_when_the_server_is_quiet(
     bob: User, staging: Environment, kubesim: KubesimHandle, workers: list[Worker]
 ) -> None:

@@ -82,6 +82,7 @@ async def test_twenty_viewers_share_one_watch(
     assert not any(thread.is_alive() for thread in watcher._threads)
 
 
+@pytest.mark.kubesim_only  # ends the server's watches through kubesim's control API
 async def test_a_forcibly_ended_watch_is_resumed_by_relisting(
     alice: User, staging: Environment, kubesim: KubesimHandle
 ) -> None:
