@@ -121,17 +121,24 @@ def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise ClusterUnreachable(_describe(exc)) from None
 
 
+# A real kube-apiserver answers a server-side apply whose manifest does not fit the schema (a
+# misspelt field) with 500 and this message: the manifest is refused, a retry cannot help.
+_REFUSED_APPLY = "failed to create typed patch object"
+
+
 def _translate(exc: ApiException) -> Exception:
     status = int(exc.status or 0)
-    if status == 0 or status >= 500:
-        return ClusterUnreachable(f"API server answered {status} {exc.reason}")
     import json
 
     try:
         body = json.loads(exc.body or "{}")
     except ValueError:
         body = {}
-    return KubeError(status, str(body.get("reason") or exc.reason), str(body.get("message") or ""))
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("message") or "")
+    if (status == 0 or status >= 500) and not message.startswith(_REFUSED_APPLY):
+        return ClusterUnreachable(f"API server answered {status} {exc.reason}")
+    return KubeError(status, str(body.get("reason") or exc.reason), message)
 
 
 def _describe(exc: BaseException) -> str:
