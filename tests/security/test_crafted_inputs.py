@@ -209,3 +209,21 @@ def test_crafted_yaml_templates_are_a_form_error_in_the_service_admin(
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("/services/a%00b/", {}),
+        ("/environments/%00/", {}),
+        ("/history/", {"q": "a\x00b"}),
+        ("/api/v1/deployments/", {"service": "\x00"}),
+    ],
+)
+def test_a_nul_byte_in_a_path_or_query_is_a_400_with_a_clear_message(
+    world: dict[str, Any], alice: User, url: str, params: dict[str, str]
+) -> None:
+    # PostgreSQL cannot hold NUL in text: these answered 500 there (SQLite let them through).
+    response = login(alice).get(url, params)
+    assert response.status_code == 400
+    assert "NUL byte" in response.content.decode()
