@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments.models import Cluster
+from environments.names import check_container_name, check_object_name
 
 Obj = dict[str, Any]
 TIMEOUT = (5, 30)  # (connect, read) seconds for every non-streaming call
@@ -75,6 +76,18 @@ def api_client(cluster: Cluster) -> client.ApiClient:
         if cached is None:
             cached = _clients[key] = _build_client(cluster)
         return cached
+
+
+def client_credentials() -> set[str]:
+    """The credentials held by this process's clients, for redaction (apollo_site.redaction)."""
+    with _lock:
+        configurations = [api.configuration for api in _clients.values()]
+    found = set()
+    for configuration in configurations:
+        for value in [*(configuration.api_key or {}).values(), configuration.password]:
+            if isinstance(value, str) and value:
+                found.add(value.removeprefix("Bearer ").strip())
+    return found
 
 
 def _build_client(cluster: Cluster) -> client.ApiClient:
@@ -325,6 +338,7 @@ def pod_log_tail(
     lines: int = 20, previous: bool = False,
 ) -> list[str]:  # fmt: skip
     kwargs: dict[str, Any] = {"tail_lines": lines, "previous": previous}
+    _check_pod_and_container(pod, container)
     if container:
         kwargs["container"] = container
     try:
@@ -342,7 +356,15 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 FOLLOW_READ_TIMEOUT = 600
 
 
+def _check_pod_and_container(pod: str, container: str | None) -> None:
+    # SECURITY: defence in depth; callers check user input first (environments.names).
+    check_object_name(pod, what="pod")
+    if container:
+        check_container_name(container)
+
+
 def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    check_object_name(name, what="pod")  # SECURITY: defence in depth (environments.names)
     try:
         obj = _call(_apis(cluster)["core"].read_namespaced_pod, name, namespace)
     except KubeError as exc:
@@ -354,6 +376,7 @@ def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
 
 def delete_pod(cluster: Cluster, namespace: str, name: str) -> None:
     """Delete one pod; its ReplicaSet creates the replacement (404 counts as done)."""
+    check_object_name(name, what="pod")
     try:
         _call(_apis(cluster)["core"].delete_namespaced_pod, name, namespace)
     except KubeError as exc:
@@ -363,6 +386,7 @@ def delete_pod(cluster: Cluster, namespace: str, name: str) -> None:
 
 def restart_deployment(cluster: Cluster, namespace: str, name: str, *, at: str) -> Obj:
     """What `kubectl rollout restart` does: stamp the pod template so that a rollout starts."""
+    check_object_name(name, what="Deployment")
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
     obj = _call(
         _apis(cluster)["apps"].patch_namespaced_deployment, name, namespace, patch,
@@ -372,6 +396,7 @@ def restart_deployment(cluster: Cluster, namespace: str, name: str, *, at: str) 
 
 
 def scale_deployment(cluster: Cluster, namespace: str, name: str, *, replicas: int) -> Obj:
+    check_object_name(name, what="Deployment")
     obj = _call(
         _apis(cluster)["apps"].patch_namespaced_deployment_scale, name, namespace,
         {"spec": {"replicas": replicas}}, field_manager=FIELD_MANAGER,
@@ -504,6 +529,7 @@ class LogStream(_Stream):
         previous: bool = False,
         follow: bool = True,
     ) -> None:
+        _check_pod_and_container(pod, container)
         kwargs: dict[str, Any] = {
             "follow": follow, "timestamps": timestamps, "previous": previous,
             "_request_timeout": (5, FOLLOW_READ_TIMEOUT) if follow else TIMEOUT,
@@ -548,6 +574,7 @@ class ExecSession:
         command: list[str],
         tty: bool = True,
     ) -> None:
+        _check_pod_and_container(pod, container)
         from kubernetes.stream import stream
 
         core = client.CoreV1Api(api_client(cluster))
@@ -631,6 +658,7 @@ def proxy_pod(
     """
     from urllib.parse import quote
 
+    check_object_name(pod, what="pod")
     api = api_client(cluster)
     resource = (
         f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}:{port}"

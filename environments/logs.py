@@ -32,7 +32,8 @@ from environments import kube
 from environments.consumers import load_environment
 from environments.live import EnvironmentWatcher, registry
 from environments.models import Environment
-from environments.services import NotFound, PodTarget, find_pod
+from environments.names import InvalidName, check_container_name, check_object_name, close_reason
+from environments.services import NotFound, PodTarget, find_pod, may_act_here
 from permissions.services import can
 from permissions.verbs import Verb
 
@@ -276,6 +277,24 @@ def current_user(user: User | AnonymousUser) -> User | AnonymousUser:
     return User.objects.filter(pk=user.pk).first() or AnonymousUser()
 
 
+def invalid_names(pod: str, container: str) -> str:
+    """Why a pod or container name from a socket's query would be refused, or ""."""
+    try:
+        if pod:
+            check_object_name(pod, what="pod")
+        if container:
+            check_container_name(container)
+    except InvalidName as exc:
+        return close_reason(str(exc))
+    return ""
+
+
+@database_sync_to_async  # type: ignore[untyped-decorator]
+def may_act_somewhere(user: User | AnonymousUser, verb: Verb, environment: Environment) -> bool:
+    """The pre-check asked before the cluster is (environments.services.may_act_here)."""
+    return may_act_here(current_user(user), verb, environment=environment)
+
+
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _may_view_logs(user: User | AnonymousUser, environment: Environment, service: str) -> bool:
     from deployments.models import Service
@@ -305,6 +324,14 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4404)
             return
         options = TailOptions.from_query(self.scope.get("query_string", b""))
+        # SECURITY: names checked, then the permission asked, before the cluster is asked.
+        invalid = invalid_names(options.pod, options.container)
+        if invalid:
+            await self.close(code=4400, reason=invalid)
+            return
+        if not await may_act_somewhere(user, Verb.VIEW_LOGS, environment):
+            await self.close(code=4403)
+            return
         if options.pod:
             target = await asyncio.to_thread(_find_pod_sync, environment, options.pod)
             if target is None:

@@ -17,9 +17,11 @@ from deployments.models import Group, Service
 from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments import kube
 from environments.models import Environment
+from environments.names import check_object_name
 from history.services import record_event
 from permissions.removal import retire_rights
-from permissions.services import explain
+from permissions.selectors import services_for
+from permissions.services import can, explain
 from permissions.verbs import Verb
 
 Obj = dict[str, Any]
@@ -44,6 +46,9 @@ class PodTarget:
 
 
 def find_pod(environment: Environment, name: str) -> PodTarget:
+    """The pod and its service. Raises names.InvalidName (a ValueError) for a name Kubernetes
+    would refuse, before the cluster is asked; NotFound when there is no such pod."""
+    check_object_name(name, what="pod")
     pod = kube.read_pod(environment.cluster, environment.namespace, name)
     if pod is None:
         raise NotFound(f"pod {name} is not in {environment.name}")
@@ -61,7 +66,26 @@ def require(
         raise PermissionDenied(decision.reason)
 
 
+def may_act_here(user: User | AnonymousUser, verb: Verb, *, environment: Environment) -> bool:
+    """May the user do the verb to the environment itself or to at least one service in it?
+
+    SECURITY: asked before a pod is read, because which service a pod belongs to is only known
+    from the cluster: a user who may act nowhere in this environment makes Apollo ask the
+    cluster nothing. The exact question (this pod's service) is asked once the pod is known."""
+    if can(user, verb, environment=environment):
+        return True
+    return services_for(user, verb, environment=environment).exists()
+
+
+def require_here(user: User | AnonymousUser, verb: Verb, *, environment: Environment) -> None:
+    """PermissionDenied unless may_act_here; the reason names the verb and the environment."""
+    if not may_act_here(user, verb, environment=environment):
+        raise PermissionDenied(f"You hold no {verb.value} permission in {environment.name}.")
+
+
 def restart_pod(*, user: User, environment: Environment, pod_name: str) -> PodTarget:
+    check_object_name(pod_name, what="pod")
+    require_here(user, Verb.RESTART, environment=environment)
     target = find_pod(environment, pod_name)
     require(user, Verb.RESTART, environment=environment, service=target.service)
     kube.delete_pod(environment.cluster, environment.namespace, target.name)

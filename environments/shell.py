@@ -29,7 +29,7 @@ from django.contrib.auth.models import AnonymousUser, User
 
 from environments import kube
 from environments.consumers import load_environment
-from environments.logs import _find_pod_sync, current_user
+from environments.logs import _find_pod_sync, current_user, invalid_names, may_act_somewhere
 from environments.models import Environment
 from environments.services import PodTarget
 from history.services import record_event
@@ -207,11 +207,22 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4401)
             return
         kwargs = self.scope["url_route"]["kwargs"]
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        container = (query.get("container") or [""])[0]
+        # SECURITY: names checked, then the permission asked, before the cluster is asked.
+        invalid = invalid_names(kwargs["pod"], container)
+        if invalid:
+            await self.close(code=4400, reason=invalid)
+            return
         environment = await load_environment(kwargs["name"])
-        target = None
-        if environment is not None:
-            target = await asyncio.to_thread(_find_pod_sync, environment, kwargs["pod"])
-        if environment is None or target is None:
+        if environment is None:
+            await self.close(code=4404)
+            return
+        if not await may_act_somewhere(user, Verb.EXEC, environment):
+            await self.close(code=4403)
+            return
+        target = await asyncio.to_thread(_find_pod_sync, environment, kwargs["pod"])
+        if target is None:
             await self.close(code=4404)
             return
         # SECURITY: exec on the pod's service, asked before accepting.
@@ -219,8 +230,6 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=4403)
             return
         containers = [c["name"] for c in target.pod["spec"]["containers"]]
-        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
-        container = (query.get("container") or [""])[0]
         container = container if container in containers else containers[0]
         self.user, self.environment, self.target = user, environment, target
         self.checked_at = self.active_at = time.monotonic()

@@ -2,7 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -12,6 +12,7 @@ from deployments.services import groups as group_services
 from environments import kube, live, services
 from environments.consumers import render_state, visible_state
 from environments.models import Environment
+from environments.names import InvalidName, check_container_name, check_object_name
 from environments.status import jolokia_port, load_records
 from permissions.selectors import visibility, visible_environments, visible_service_names
 from permissions.verbs import Verb
@@ -90,6 +91,22 @@ def _back(environment: Environment) -> HttpResponse:
     return redirect("environment-detail", name=environment.name)
 
 
+def _bad_name(exc: InvalidName) -> HttpResponse:
+    return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+
+
+def _checked_names(pod: str, container: str) -> InvalidName | None:
+    """SECURITY: names from the URL or query checked before anything reaches the cluster."""
+    try:
+        if pod:
+            check_object_name(pod, what="pod")
+        if container:
+            check_container_name(container)
+    except InvalidName as exc:
+        return exc
+    return None
+
+
 def _cluster_error(request: HttpRequest, exc: Exception) -> None:
     messages.error(request, f"The cluster refused or did not answer: {exc}")
 
@@ -100,6 +117,8 @@ def restart_pod(request: HttpRequest, name: str, pod: str) -> HttpResponse:
     environment = _environment(name)
     try:
         services.restart_pod(user=_user(request), environment=environment, pod_name=pod)
+    except InvalidName as exc:
+        return _bad_name(exc)
     except services.NotFound as exc:
         raise Http404(str(exc)) from None
     except (kube.ClusterUnreachable, kube.KubeError) as exc:
@@ -165,8 +184,12 @@ def logs(request: HttpRequest, name: str) -> HttpResponse:
     """LiveTail: `?service=S[&group=G]` for all pods of a service, `?pod=P` for one pod."""
     environment = _environment(name)
     pod_name, service_name = request.GET.get("pod", ""), request.GET.get("service", "")
+    invalid = _checked_names(pod_name, request.GET.get("container", ""))
+    if invalid is not None:
+        return _bad_name(invalid)
     context: dict[str, object] = {"environment": environment, "group": request.GET.get("group", "")}
     if pod_name:
+        services.require_here(_user(request), Verb.VIEW_LOGS, environment=environment)
         try:
             target = _find_pod(request, environment, pod_name)
         except (kube.ClusterUnreachable, kube.KubeError) as exc:
@@ -198,6 +221,10 @@ def _tail(request: HttpRequest) -> int:
 @login_required
 def shell(request: HttpRequest, name: str, pod: str) -> HttpResponse:
     environment = _environment(name)
+    invalid = _checked_names(pod, request.GET.get("container", ""))
+    if invalid is not None:
+        return _bad_name(invalid)
+    services.require_here(_user(request), Verb.EXEC, environment=environment)
     try:
         target = _find_pod(request, environment, pod)
     except (kube.ClusterUnreachable, kube.KubeError) as exc:
