@@ -313,6 +313,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# SECURITY: no error page, error e-mail or log line shows a credential (apollo_site/redaction.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apollo_site.redaction.RedactingExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "apollo_site.redaction.RedactingExceptionReporter"
+LOGGING_CONFIG = "apollo_site.redaction.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
