@@ -70,6 +70,6 @@ async def close_of(path: str, user: User | None) -> dict[str, object]:
     socket_: WebsocketCommunicator = await communicator(path, user)
     await socket_.send_input({"type": "websocket.connect"})
     message: dict[str, object] = await socket_.receive_output(timeout=10)
-    if message["type"] == "websocket.accept":
-        await socket_.disconnect()
+    await socket_.send_input({"type": "websocket.disconnect", "code": 1000})
+    await socket_.wait(timeout=10)
     return message

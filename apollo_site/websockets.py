@@ -1,0 +1,105 @@
+"""The websocket edge: which pages may open Apollo's sockets, and what an unknown path gets.
+
+THE ORIGIN RULE (cross-site websocket hijacking; the same rule Django's CSRF check applies to
+an HTTPS form post, with the port and scheme compared exactly):
+
+1. The handshake must carry an ``Origin`` header. Every Apollo socket is opened by Apollo's
+   own pages in a browser, and browsers always send one; a handshake without it (or with
+   ``null``, a sandboxed or file page) is refused.
+2. The ``Host`` header must be one of ``ALLOWED_HOSTS`` (as for every HTTP request).
+3. The origin is accepted when it is the socket's own origin: the scheme of the connection
+   (``ws`` pairs with ``http``, ``wss`` with ``https``; behind a TLS proxy, daphne's
+   ``--proxy-headers`` makes the connection's scheme the one the browser used), the Host
+   header's host and its port (a missing port is the scheme's default, 80 or 443);
+4. or when it is one of ``CSRF_TRUSTED_ORIGINS`` (``scheme://host[:port]``, exactly; a
+   ``*.example.com`` host there covers its subdomains, as Django's CSRF check reads it).
+
+Anything else is refused before the application sees it: another port
+(``http://127.0.0.1:9999`` for a page served on ``http://127.0.0.1``), another scheme
+(``https://127.0.0.1``), another host. A refused handshake is closed without being accepted.
+"""
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+Origin = tuple[str, str, int]  # (scheme, host, port)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # Django's own default under DEBUG
+
+
+def parse_origin(value: str) -> Origin | None:
+    """(scheme, host, port) of an origin such as ``https://apollo.example:8443``, or None."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    if parts.query or parts.fragment or parts.username is not None:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+def own_origin(scope: dict[str, Any], host_header: str) -> Origin | None:
+    """The origin of the page that may open this socket: the connection's scheme, the Host
+    header's host and port; None when the Host is not one of ALLOWED_HOSTS."""
+    domain, port = split_domain_port(host_header)
+    allowed = settings.ALLOWED_HOSTS or (DEBUG_HOSTS if settings.DEBUG else [])
+    if not domain or not validate_host(domain, allowed):
+        return None
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    if port and not port.isdigit():
+        return None
+    return scheme, domain.strip("[]"), int(port) if port else DEFAULT_PORTS[scheme]
+
+
+def _trusted(origin: Origin) -> bool:
+    for entry in settings.CSRF_TRUSTED_ORIGINS:
+        scheme, _, rest = entry.partition("://")
+        wildcard = rest.startswith("*.")
+        trusted = parse_origin(f"{scheme}://{rest[2:] if wildcard else rest}")
+        if trusted is None or (trusted[0], trusted[2]) != (origin[0], origin[2]):
+            continue
+        if origin[1] == trusted[1] or (wildcard and origin[1].endswith("." + trusted[1])):
+            return True
+    return False
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """The rule of this module's docstring, for one websocket handshake scope."""
+    headers = dict(scope.get("headers", []))
+    raw_origin, raw_host = headers.get(b"origin"), headers.get(b"host")
+    if raw_origin is None or raw_host is None:
+        return False
+    origin = parse_origin(raw_origin.decode("latin1"))
+    if origin is None:
+        return False
+    return origin == own_origin(scope, raw_host.decode("latin1")) or _trusted(origin)
+
+
+class SameOriginValidator:
+    """ASGI middleware: a websocket handshake whose origin is not allowed is refused."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not origin_allowed(scope):
+            # SECURITY: closed before the session or any route is looked at.
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+class UnknownRouteConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    """The last route: a path no consumer serves is closed cleanly (4404), not an exception
+    in the server's log."""
+
+    async def connect(self) -> None:
+        await self.close(code=4404, reason="no websocket at this path")
