@@ -4,8 +4,9 @@ pod proxy (F8).
 A pod declares Jolokia with the annotation ``apollo.io/jolokia-port: "8778"`` or a container
 port named ``jolokia`` (the annotation wins); other pods answer 404. Reading (GET, or POST of
 read/list/search/version requests) needs ``view_logs`` on the pod's service; a ``write`` or
-``exec`` request in a POST body, or a GET (path or ``p`` parameter) of any type other than
-read/list/search/version, may change the running JVM and needs ``restart`` as well. A path
+``exec`` request (in a POST body, a GET path or a ``p`` parameter) may change the running JVM
+and needs ``restart`` as well. Any other type is refused with 400, and the ``target`` key
+(the agent's proxy mode) is removed from every request, in bulk requests too. A path
 with ``.``/``..`` segments is refused: the API server would resolve it outside the pod proxy,
 with Apollo's own credentials.
 Only GET and POST pass, bodies are limited to JOLOKIA_MAX_BODY bytes and must be JSON, and an
@@ -23,11 +24,14 @@ from django.views.decorators.http import require_http_methods
 
 from environments import kube, services
 from environments.models import Environment
+from environments.names import InvalidName, check_object_name
 from environments.status import jolokia_port
 from permissions.verbs import Verb
 
+READING = {"read", "list", "search", "version"}
 MUTATING = {"write", "exec"}
-READING = {"", "read", "list", "search", "version"}
+# A GET of the agent's root ("/jolokia/") is its version.
+GET_READING = READING | {""}
 
 
 def _limit(name: str, default: int) -> int:
@@ -47,6 +51,10 @@ def _requests(body: bytes) -> list[dict[str, Any]] | None:
     return items if all(isinstance(item, dict) for item in items) else None
 
 
+def _post_types(payload: list[dict[str, Any]]) -> list[str]:
+    return [str(item.get("type", "")).strip().lower() for item in payload]
+
+
 def _get_types(request: HttpRequest, path: str) -> list[str]:
     """The request types of a GET: the first segment of the path and of every ``p`` value
     (servlets read the first ``p``, Django the last; ``;params`` are cut as servlets do)."""
@@ -54,9 +62,45 @@ def _get_types(request: HttpRequest, path: str) -> list[str]:
     return [t.strip("/").split("/", 1)[0].split(";", 1)[0].strip().lower() for t in targets]
 
 
+def _without_target(payload: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # SECURITY: `target` makes the agent a proxy to any JMX URL it can reach (proxy mode):
+    # never forwarded, whatever its spelling, in a single or a bulk request.
+    return [{k: v for k, v in item.items() if str(k).lower() != "target"} for item in payload]
+
+
 def _climbs(path: str) -> bool:
     segments = path.replace("\\", "/").split("/")
     return any(segment.split(";", 1)[0] in (".", "..") for segment in segments)
+
+
+def _refusal(request: HttpRequest, path: str) -> tuple[JsonResponse | None, Any, bool]:
+    """(an error answer or None, the POST payload without `target`, whether it mutates).
+
+    Checks that need no cluster: the path, the body's size and shape, the request types."""
+    # SECURITY: dot segments would leave pods/<pod>:<port>/proxy/ on the API server.
+    if _climbs(path):
+        return _error(400, "the path may not contain . or .. segments"), None, False
+    if request.method != "POST":
+        types, allowed, payload = _get_types(request, path), GET_READING | MUTATING, None
+    else:
+        # SECURITY: bounded body, JSON only.
+        if len(request.body) > _limit("APOLLO_JOLOKIA_MAX_BODY", 64 * 1024):
+            return _error(413, "request body too large"), None, False
+        payload = _requests(request.body)
+        if payload is None:
+            message = "the body must be a Jolokia JSON request or a list of them"
+            return _error(400, message), None, False
+        types, allowed, payload = _post_types(payload), READING | MUTATING, _without_target(payload)
+    refused = sorted({t for t in types if t not in allowed})
+    if refused:
+        shown = ", ".join(repr(t[:40]) for t in refused)
+        message = f"unsupported Jolokia request type {shown}: use read, list, search, version"
+        return (
+            _error(400, f"{message} (or write and exec with the restart permission)"),
+            None,
+            False,
+        )
+    return None, payload, any(t in MUTATING for t in types)
 
 
 @login_required
@@ -67,17 +111,15 @@ def proxy(request: HttpRequest, name: str, pod: str, path: str) -> HttpResponse:
         raise Http404("no such environment")
     user = request.user
     assert isinstance(user, User)
-    payload: Any = None
-    # SECURITY: dot segments would leave pods/<pod>:<port>/proxy/ on the API server.
-    if _climbs(path):
-        return _error(400, "the path may not contain . or .. segments")
-    if request.method == "POST":
-        # SECURITY: bounded body, JSON only; mutating requests need more than reading.
-        if len(request.body) > _limit("APOLLO_JOLOKIA_MAX_BODY", 64 * 1024):
-            return _error(413, "request body too large")
-        payload = _requests(request.body)
-        if payload is None:
-            return _error(400, "the body must be a Jolokia JSON request or a list of them")
+    try:
+        check_object_name(pod, what="pod")  # SECURITY: before anything reaches the cluster
+    except InvalidName as exc:
+        return _error(400, str(exc))
+    # SECURITY: the permission is asked before the cluster (which says whose pod it is).
+    services.require_here(user, Verb.VIEW_LOGS, environment=environment)
+    error, payload, mutating = _refusal(request, path)
+    if error is not None:
+        return error
     try:
         target = services.find_pod(environment, pod)
     except services.NotFound as exc:
@@ -85,11 +127,7 @@ def proxy(request: HttpRequest, name: str, pod: str, path: str) -> HttpResponse:
     except (kube.ClusterUnreachable, kube.KubeError) as exc:
         return _error(502, f"cluster: {exc}")
     services.require(user, Verb.VIEW_LOGS, environment=environment, service=target.service)
-    if payload is not None:
-        mutating = any(str(r.get("type", "")).lower() in MUTATING for r in payload)
-    else:  # SECURITY: a GET may only read; any other type (exec, write, exec;x) needs more.
-        mutating = any(kind not in READING for kind in _get_types(request, path))
-    if mutating:
+    if mutating:  # SECURITY: write and exec may change the running JVM.
         services.require(user, Verb.RESTART, environment=environment, service=target.service)
     port = jolokia_port(target.pod)
     if port is None:
