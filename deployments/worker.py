@@ -30,7 +30,7 @@ from deployments.health import assess
 from deployments.manifests import render_checked
 from deployments.models import Deployment, InvalidTransition
 from deployments.policy import PolicyViolation
-from deployments.rendering import RenderError
+from deployments.rendering import RenderError, to_yaml
 from deployments.rollout import Follower, RolloutResult
 from deployments.snapshots import take_snapshot
 from deployments.status import Status
@@ -153,6 +153,7 @@ class Run:
         if documents is None:
             return
         if d.applied_at is None:
+            self.record_what_is_applied(documents)
             self.events_from = self.event_version()
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
@@ -166,6 +167,20 @@ class Run:
             Status.DONE if result.state == "done" else Status.FAILED, result.reason
         )
         self.close_follower()
+
+    def record_what_is_applied(self, documents: list[dict[str, Any]]) -> None:
+        """The deployment shows the manifests applied: when the templates, variables or group
+        changed since the request, the new ones (checked by the policy again) replace them."""
+        d = self.deployment
+        applied = to_yaml(documents)
+        if applied != d.rendered_manifests:
+            Deployment.objects.filter(pk=d.pk).update(rendered_manifests=applied)
+            d.rendered_manifests = applied
+            self.note(
+                "worker",
+                "the templates or variables changed since the request: applying the manifests "
+                "rendered now (the manifest policy allows them); the deployment shows them",
+            )
 
     def roll_back(self) -> None:
         d = self.deployment

@@ -223,6 +223,8 @@ def owned_version(cluster: Cluster, namespace: str, doc: Obj) -> str | None:
     """The resourceVersion of the object the document names when it carries the document's
     identity labels, None when it does not exist; NotOwned (naming the owner) otherwise."""
     path = APPLY_PATHS[doc["kind"]]
+    if doc["kind"] == "Ingress":
+        _check_hosts(cluster, namespace, doc)
     current = _read_current(_apis(cluster), path, namespace, doc["metadata"]["name"])
     if current is None:
         return None
@@ -239,6 +241,42 @@ def _read_current(apis: dict[str, Any], path: ApplyPath, namespace: str, name: s
             return None
         raise
     return _plain(apis[path.api].api_client, obj)
+
+
+def _check_hosts(cluster: Cluster, namespace: str, doc: Obj) -> None:
+    """SECURITY: an Ingress may not claim a host another owner's Ingress serves (in any
+    namespace Apollo may list; in this one when it may not list them all)."""
+    hosts = _ingress_hosts(doc)
+    if not hosts:
+        return
+    api = _apis(cluster)["networking"]
+    try:
+        listed = _call(api.list_ingress_for_all_namespaces)
+    except KubeError as exc:
+        if exc.status != 403:
+            raise
+        listed = _call(api.list_namespaced_ingress, namespace)
+    wanted = doc["metadata"].get("labels") or {}
+    for other in _plain(api.api_client, listed).get("items") or []:
+        meta = other.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        mine = all(labels.get(label) == wanted.get(label) for label in IDENTITY_LABELS)
+        if meta.get("namespace") == namespace and mine:
+            continue
+        for host in sorted(hosts & _ingress_hosts(other)):
+            owner = labels.get(LABEL_SERVICE) or "not created by Apollo"
+            raise NotOwned(
+                f"Ingress/{doc['metadata']['name']}: host {host} is already served by "
+                f"Ingress/{meta.get('name')} in {meta.get('namespace')} (service: {owner})"
+            )
+
+
+def _ingress_hosts(ingress: Obj) -> set[str]:
+    spec = ingress.get("spec") or {}
+    hosts = {str(rule.get("host")) for rule in spec.get("rules") or [] if rule.get("host")}
+    for tls in spec.get("tls") or []:
+        hosts.update(str(host) for host in tls.get("hosts") or [])
+    return hosts
 
 
 def _check_owner(doc: Obj, current: Obj) -> None:

@@ -153,13 +153,20 @@ def test_the_request_is_refused_with_the_reason_and_nothing_is_created(
 
 
 @pytest.mark.django_db
-def test_the_reason_is_shown_on_the_deploy_page(bob: User) -> None:
+def test_the_reason_is_shown_on_the_deploy_results_page(bob: User) -> None:
     environment = factories.make_environment("staging", availability="staging")
     service = _service(APP + "      hostNetwork: true\n")
-    version = factories.make_version(service, SHA)
-    outcome = deploy(bob, service, environment, version)
-    assert outcome.kind == "invalid"
-    assert "hostNetwork is not allowed in this environment" in outcome.reason
+    factories.make_version(service, SHA)
+    page = Client()
+    page.force_login(bob)
+    response = page.post(
+        "/deploy/", {"environments": [environment.pk], "services": [service.pk], "version": SHA}
+    )
+    assert response.status_code == 302
+    html = page.get(response["Location"]).content.decode()
+    assert "the manifest policy refuses checkout" in html
+    assert "hostNetwork is not allowed in this environment" in html
+    assert not Deployment.objects.exists()
 
 
 @pytest.mark.django_db
@@ -231,3 +238,21 @@ def test_a_template_changed_after_the_request_fails_in_the_worker_and_nothing_is
     page.force_login(alice)
     html = page.get(f"/deployments/{deployment.pk}/").content.decode()
     assert "hostNetwork is not allowed in this environment" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_deployment_shows_the_manifests_the_worker_applied(
+    alice: User, staging: Environment, kubesim: KubesimHandle, request: pytest.FixtureRequest
+) -> None:
+    service = factories.make_service("relabelled")
+    outcome = deploy(alice, service, staging, factories.make_version(service))
+    assert outcome.deployment is not None, outcome.reason
+    service.deployment_template = service.deployment_template.replace(
+        "      labels: {app: {{service}}}\n", "      labels: {app: {{service}}, tier: web}\n"
+    )
+    service.save()
+    request.getfixturevalue("worker")
+    deployment = wait_until_terminal(outcome.deployment)
+    assert deployment.status == Status.DONE, deployment.status_reason
+    assert "tier: web" in deployment.rendered_manifests
+    assert any("changed since the request" in e["message"] for e in deployment.timeline)

@@ -109,3 +109,38 @@ def test_the_owner_deploys_again_over_its_own_objects(
     payments = factories.make_service("payments", service_template=_service_template("payments"))
     assert _deploy(alice, payments, staging)[0] == Status.DONE
     assert _deploy(alice, payments, staging)[0] == Status.DONE
+
+
+def _ingress_template(name: str) -> str:
+    return (
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\n"
+        f"metadata: {{name: {name}}}\n"
+        "spec:\n  rules:\n    - host: '{{host}}'\n      http:\n        paths:\n"
+        "          - {path: /, pathType: Prefix, backend: {service: {name: '{{service}}', "
+        "port: {number: 80}}}}\n"
+    )
+
+
+def test_an_ingress_cannot_claim_the_host_another_service_serves(
+    alice: User, staging: Environment, kubesim: KubesimHandle
+) -> None:
+    payments = factories.make_service(
+        "payments", ingress_template=_ingress_template("{{service}}"),
+        default_variables={"host": "pay.example.com"},
+    )  # fmt: skip
+    assert _deploy(alice, payments, staging)[0] == Status.DONE
+    # A manage holder points another service's host variable at it.
+    evil = factories.make_service(
+        "evil", ingress_template=_ingress_template("{{service}}"),
+        default_variables={"host": "pay.example.com"},
+    )  # fmt: skip
+    status, reason = _deploy(alice, evil, staging)
+    assert status == Status.FAILED
+    assert "host pay.example.com is already served by Ingress/payments" in reason
+    assert "(service: payments)" in reason
+    networking = client.NetworkingV1Api(kubesim.api_client())
+    names = [i.metadata.name for i in networking.list_namespaced_ingress(staging.namespace).items]
+    assert names == ["payments"]
+    assert "evil" not in _deployment_names(kubesim, staging.namespace)
+    # The owner itself deploys again over its own host.
+    assert _deploy(alice, payments, staging)[0] == Status.DONE
