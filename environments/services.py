@@ -13,12 +13,14 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from deployments.models import Group, Service
+from deployments.models import Deployment, Group, Service
 from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
+from deployments.status import Status
 from environments import kube
 from environments.models import Environment
 from environments.names import check_object_name
 from history.services import record_event
+from permissions.blockers import evaluate as evaluate_blockers
 from permissions.removal import retire_rights
 from permissions.selectors import services_for
 from permissions.services import can, explain
@@ -30,6 +32,11 @@ MAX_REPLICAS = 50
 
 class NotFound(Exception):
     """The pod, service or group is not in this environment."""
+
+
+class RestartRefused(ValueError):
+    """A rolling restart refused by a blocker or by a deployment in progress (the reason says
+    which, as scaling's ScalingRefused does)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,15 @@ def restart_pod(*, user: User, environment: Environment, pod_name: str) -> PodTa
 def rollout_restart(
     *, user: User, environment: Environment, service: Service, group: str = ""
 ) -> str:
-    """What `kubectl rollout restart deployment/<name>` does; returns the Deployment's name."""
+    """What `kubectl rollout restart deployment/<name>` does; returns the Deployment's name.
+
+    Raises PermissionDenied without `restart`, RestartRefused when a blocker refuses it (as
+    it refuses scaling: the blockers in scope are asked about the running version) or a
+    deployment of the target is in progress, NotFound when it does not run here."""
     require(user, Verb.RESTART, environment=environment, service=service)
+    refusal = restart_refusal(user, environment=environment, service=service, group=group)
+    if refusal:
+        raise RestartRefused(refusal)
     name = _deployment_name(environment, service, group)
     at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     kube.restart_deployment(environment.cluster, environment.namespace, name, at=at)
@@ -115,6 +129,29 @@ def rollout_restart(
             data={"service": service.name, "group": group, "deployment": name, "at": at},
         )  # fmt: skip
     return name
+
+
+def restart_refusal(
+    user: User | AnonymousUser, *, environment: Environment, service: Service, group: str
+) -> str:
+    """Why a rolling restart of the service (or its group) is refused now, or "".
+
+    The same gate as scaling a group (deployments.services.groups.scaling_refusal): not while
+    a deployment of it is in progress, and not when a blocker in scope refuses the version
+    that runs (its last successful deployment), naming each blocker and its reason."""
+    where = f"{service.name}/{group}" if group else service.name
+    mine = Deployment.objects.filter(service=service, environment=environment, group_key=group)
+    if mine.in_progress().exists():
+        return f"a deployment of {where} is in progress; restart it when it has finished"
+    last = mine.filter(status=Status.DONE).select_related("version", "group")
+    running = last.order_by("-finished_at", "-id").first()
+    if running is None:
+        return ""
+    refusals = evaluate_blockers(
+        user=user, service=service, environment=environment, version=running.version,
+        group=running.group,
+    )  # fmt: skip
+    return "; ".join(f"blocked by {r.name}: {r.reason}" for r in refusals)
 
 
 def scale_group(*, user: User, group: Group, replicas: int) -> str:

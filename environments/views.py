@@ -138,6 +138,8 @@ def restart_service(request: HttpRequest, name: str, service: str) -> HttpRespon
         services.rollout_restart(
             user=_user(request), environment=environment, service=target, group=group
         )
+    except services.RestartRefused as exc:
+        messages.error(request, f"Cannot restart: {exc}")
     except services.NotFound as exc:
         raise Http404(str(exc)) from None
     except (kube.ClusterUnreachable, kube.KubeError) as exc:
