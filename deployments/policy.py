@@ -10,7 +10,7 @@ Pods, and the pod templates of Deployments and of every other workload kind):
    service (exact references, tag or digest included).
 2. Unless the environment allows privileged workloads (an admin setting, off by default): no
    privileged container, no allowPrivilegeEscalation: true, no added capabilities, no
-   hostNetwork, hostPID or hostIPC, no hostPath volume.
+   hostNetwork, hostPID or hostIPC, no hostPath volume, no hostPort, no Windows hostProcess.
 3. serviceAccountName (and the deprecated serviceAccount) only from the service's allowed
    service accounts; automountServiceAccountToken is left alone (never set to true: that
    would mount a token the service account itself does not hand out).
@@ -138,6 +138,13 @@ def _privileges(where: str, spec: dict[str, Any]) -> Iterator[str]:
             )
         if _dict(context.get("capabilities")).get("add"):
             yield f"{where}: container {name!r} adds capabilities, not allowed in this environment"
+        if any(port.get("hostPort") for port in _dicts(container.get("ports"))):
+            yield f"{where}: container {name!r} binds a hostPort, not allowed in this environment"
+    pod_context = _dict(spec.get("securityContext"))
+    for context in [pod_context] + [_dict(c.get("securityContext")) for c in containers(spec)]:
+        if _dict(context.get("windowsOptions")).get("hostProcess"):
+            yield f"{where}: a hostProcess container is not allowed in this environment"
+            break
 
 
 def _service_account(where: str, spec: dict[str, Any], rules: Rules) -> Iterator[str]:

@@ -82,8 +82,8 @@ class Environment(models.Model):
     allow_privileged_workloads = models.BooleanField(
         default=False,
         help_text="Let manifests use privileged containers, privilege escalation, added "
-        "capabilities, hostNetwork/hostPID/hostIPC and hostPath volumes (the manifest policy "
-        "refuses them otherwise).",
+        "capabilities, hostNetwork/hostPID/hostIPC, hostPath volumes, hostPorts and Windows "
+        "hostProcess (the manifest policy refuses them otherwise).",
     )
     rollout_timeout_seconds = models.PositiveIntegerField(
         default=900,

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
             name="allow_privileged_workloads",
             field=models.BooleanField(
                 default=False,
-                help_text="Let manifests use privileged containers, privilege escalation, added capabilities, hostNetwork/hostPID/hostIPC and hostPath volumes (the manifest policy refuses them otherwise).",
+                help_text="Let manifests use privileged containers, privilege escalation, added capabilities, hostNetwork/hostPID/hostIPC, hostPath volumes, hostPorts and Windows hostProcess (the manifest policy refuses them otherwise).",
             ),
         ),
     ]

@@ -69,6 +69,16 @@ ATTACKS = [
         "adds capabilities",
         id="capabilities",
     ),
+    pytest.param(
+        APP + "          ports: [{containerPort: 80, hostPort: 80}]\n",
+        "binds a hostPort",
+        id="host-port",
+    ),
+    pytest.param(
+        APP + "      securityContext: {windowsOptions: {hostProcess: true}}\n",
+        "hostProcess container",
+        id="host-process",
+    ),
     pytest.param(APP + "      hostNetwork: true\n", "hostNetwork", id="host-network"),
     pytest.param(APP + "      hostPID: true\n", "hostPID", id="host-pid"),
     pytest.param(APP + "      hostIPC: true\n", "hostIPC", id="host-ipc"),
