@@ -377,8 +377,14 @@ def _finalize_deployment(doc: dict[str, Any], target: Target, labels: dict[str, 
 
 
 def _finalize_service(doc: dict[str, Any], target: Target) -> None:
+    spec = doc.setdefault("spec", {})
+    if isinstance(spec.get("selector"), dict) and spec["selector"]:
+        # SECURITY: a Service selects only its own service's pods. Another service's pods may
+        # carry any label its template gives them (app: payments), but never this identity
+        # label: finalize sets it on every pod template.
+        spec["selector"][LABEL_SERVICE] = target.service
     if target.group:
-        selector = doc.setdefault("spec", {}).setdefault("selector", {})
+        selector = spec.setdefault("selector", {})
         selector[LABEL_GROUP] = target.group
     for port in (doc.get("spec") or {}).get("ports") or []:
         if "nodePort" in port and target.node_port_coefficient:

@@ -53,7 +53,7 @@ def test_a_service_cannot_take_over_another_services_service_object(
     assert status == Status.FAILED
     assert "Service/payments exists and belongs to another owner: service payments" in reason
     kept = _core(kubesim).read_namespaced_service("payments", staging.namespace)
-    assert kept.spec.selector == {"app": "payments"}
+    assert kept.spec.selector == {"app": "payments", "apollo.io/service": "payments"}
     assert kept.metadata.labels["apollo.io/service"] == "payments"
     assert "evil" not in _deployment_names(kubesim, staging.namespace)  # nothing applied
 
@@ -144,3 +144,26 @@ def test_an_ingress_cannot_claim_the_host_another_service_serves(
     assert "evil" not in _deployment_names(kubesim, staging.namespace)
     # The owner itself deploys again over its own host.
     assert _deploy(alice, payments, staging)[0] == Status.DONE
+
+
+def test_pods_labelled_like_another_service_get_none_of_its_traffic(
+    alice: User, staging: Environment, kubesim: KubesimHandle
+) -> None:
+    payments = factories.make_service("payments", service_template=_service_template("payments"))
+    assert _deploy(alice, payments, staging)[0] == Status.DONE
+    # evil's pods carry payments' app label, hoping payments' Service routes to them.
+    evil = factories.make_service(
+        "evil",
+        deployment_template=factories.DEPLOYMENT_TEMPLATE.replace(
+            "abels: {app: {{service}}}", "abels: {app: payments}"
+        ),
+    )
+    assert _deploy(alice, evil, staging)[0] == Status.DONE
+    core = _core(kubesim)
+    selector = core.read_namespaced_service("payments", staging.namespace).spec.selector
+    chosen = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    pods = core.list_namespaced_pod(staging.namespace, label_selector=chosen).items
+    assert pods
+    assert {p.metadata.labels["apollo.io/service"] for p in pods} == {"payments"}
+    evil_pods = core.list_namespaced_pod(staging.namespace, label_selector="app=payments").items
+    assert "evil" in {p.metadata.labels["apollo.io/service"] for p in evil_pods}
