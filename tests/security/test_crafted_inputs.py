@@ -74,7 +74,7 @@ def _get_pages(client: Client) -> list[tuple[str, dict[str, str]]]:
     return pages
 
 
-@pytest.mark.parametrize("persona", ["alice", "bob"])
+@pytest.mark.parametrize("persona", ["alice", "bob", "carol", "mallory"])
 def test_crafted_query_parameters_never_answer_500(
     world: dict[str, Any], personas: dict[str, User], persona: str
 ) -> None:
@@ -153,7 +153,7 @@ def test_crafted_group_variables_are_a_form_error(
     assert not Group.objects.exists()
 
 
-@pytest.mark.parametrize("persona", ["alice", "bob"])
+@pytest.mark.parametrize("persona", ["alice", "bob", "carol", "mallory"])
 def test_crafted_form_posts_never_answer_500(
     world: dict[str, Any], personas: dict[str, User], persona: str
 ) -> None:
