@@ -15,8 +15,9 @@ Pods, and the pod templates of Deployments and of every other workload kind):
    service accounts; automountServiceAccountToken is left alone (never set to true: that
    would mount a token the service account itself does not hand out).
 4. Secrets are referenced (volumes, projected volumes, envFrom, env valueFrom secretKeyRef,
-   imagePullSecrets) only from the service's allowed secrets, or the Secrets the same
-   manifests create (Apollo applies those only when this service owns them).
+   imagePullSecrets, an Ingress's TLS secretName) only from the service's allowed secrets,
+   or the Secrets the same manifests create (Apollo applies those only when this service
+   owns them).
 """
 
 from collections.abc import Iterator
@@ -62,6 +63,14 @@ def violations(documents: list[dict[str, Any]], rules: Rules) -> list[str]:
     allowed_secrets = rules.secrets | own_secrets
     problems: list[str] = []
     for doc in documents:
+        if doc.get("kind") == "Ingress":
+            where = f"Ingress/{_dict(doc.get('metadata')).get('name')}"
+            tls = _dicts(_dict(doc.get("spec")).get("tls"))
+            names = {str(t["secretName"]) for t in tls if t.get("secretName") is not None}
+            problems.extend(
+                f"{where}: TLS Secret {name!r} is not allowed for this service"
+                for name in sorted(names - allowed_secrets)
+            )
         for where, spec in pod_specs(doc):
             problems.extend(_images(where, spec, rules))
             if not rules.allow_privileged:

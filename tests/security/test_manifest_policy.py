@@ -266,3 +266,16 @@ def test_the_deployment_shows_the_manifests_the_worker_applied(
     assert deployment.status == Status.DONE, deployment.status_reason
     assert "tier: web" in deployment.rendered_manifests
     assert any("changed since the request" in e["message"] for e in deployment.timeline)
+
+
+@pytest.mark.django_db
+def test_an_ingress_may_not_serve_with_another_services_tls_secret(bob: User) -> None:
+    factories.make_environment("staging", availability="staging")
+    ingress = (
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: checkout}\n"
+        "spec:\n  tls: [{hosts: [checkout.example.com], secretName: payments-tls}]\n"
+    )
+    response = _request(bob, _service(APP, ingress_template=ingress))
+    assert response.status_code == 400, response.content
+    assert "Ingress/checkout: TLS Secret 'payments-tls' is not allowed" in response.json()["detail"]
+    assert not Deployment.objects.exists()
