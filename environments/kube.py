@@ -412,6 +412,17 @@ def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
     return _plain(api_client(cluster), obj)
 
 
+def read_replica_set(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    check_object_name(name, what="ReplicaSet")
+    try:
+        obj = _call(_apis(cluster)["apps"].read_namespaced_replica_set, name, namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(api_client(cluster), obj)
+
+
 def delete_pod(cluster: Cluster, namespace: str, name: str) -> None:
     """Delete one pod; its ReplicaSet creates the replacement (404 counts as done)."""
     check_object_name(name, what="pod")

@@ -32,13 +32,13 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from deployments.rendering import MANAGED_BY
-from environments import election, kube
+from environments import election, kube, owners
 from environments.models import Environment
 from environments.status import build_status, load_records, running_targets
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
-KINDS = ("Deployment", "Pod")
+KINDS = ("Deployment", "ReplicaSet", "Pod")  # ReplicaSets: whose pod is whose (owners.py)
 SELECTOR = f"{MANAGED_BY}=apollo"
 PUBLISH_INTERVAL = 0.25  # seconds: coalesces bursts of pod events into one message
 REFRESH_SECONDS = 10.0  # republish even without events: Apollo's records change too
@@ -267,9 +267,18 @@ class EnvironmentWatcher:
         self._changed(kind)
 
     def _changed(self, kind: str) -> None:
-        if kind == "Pod":
-            self._notify_listeners()
+        # Every kind: a pod's owner (a ReplicaSet, its Deployment) may be seen after the pod.
+        self._notify_listeners()
         self._dirty.set()
+
+    def pod_target(self, pod: Obj) -> owners.Target | None:
+        """(service, group) of a pod from its owner chain as this watch sees it, or None."""
+        with self._lock:
+            rs_ref = owners.controller(pod, "ReplicaSet") or {}
+            replica_set = self.objects["ReplicaSet"].get(str(rs_ref.get("uid") or ""))
+            dep_ref = owners.controller(replica_set or {}, "Deployment") or {}
+            deployment = self.objects["Deployment"].get(str(dep_ref.get("uid") or ""))
+        return owners.pod_target(pod, replica_set, deployment)
 
     def _notify_listeners(self) -> None:
         with self._lock:
@@ -302,6 +311,7 @@ class EnvironmentWatcher:
             return None
         with self._lock:
             deployments = list(self.objects["Deployment"].values())
+            replica_sets = list(self.objects["ReplicaSet"].values())
             pods = list(self.objects["Pod"].values())
             errors = dict(self.errors)
         try:
@@ -310,7 +320,8 @@ class EnvironmentWatcher:
             close_old_connections()
         return build_status(
             environment=environment, deployments=deployments, pods=pods, records=records,
-            reachable=not errors, error="; ".join(sorted(set(errors.values()))),
+            replica_sets=replica_sets, reachable=not errors,
+            error="; ".join(sorted(set(errors.values()))),
         )  # fmt: skip
 
     def _publish(self) -> None:

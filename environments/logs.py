@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,7 +28,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser, User
 
-from deployments.rendering import LABEL_GROUP, LABEL_SERVICE
 from environments import kube
 from environments.consumers import load_environment
 from environments.live import EnvironmentWatcher, registry
@@ -82,6 +82,8 @@ class LogTail:
 
     environment: Environment
     options: TailOptions
+    # (service, group) of a pod from its owner chain: the environment's watch (pod_target).
+    owner_of: Callable[[Obj], tuple[str, str] | None] = lambda pod: None
     buffer: deque[Line] = field(default_factory=lambda: deque(maxlen=BUFFER_LINES))
     dropped: int = 0
     notices: list[str] = field(default_factory=list)
@@ -127,13 +129,14 @@ class LogTail:
     # -- which pods -------------------------------------------------------------------------
 
     def wants(self, pod: Obj) -> bool:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
         name = pod["metadata"]["name"]
         if self.options.pod and not self._followed_gone:
             return bool(name == self.options.pod)
-        if labels.get(LABEL_SERVICE) != self.options.service:
+        # SECURITY: a service's pods by their owner chain, not by a label anyone may set.
+        target = self.owner_of(pod)
+        if target is None or not self.options.service or target[0] != self.options.service:
             return False
-        if self.options.group and labels.get(LABEL_GROUP, "") != self.options.group:
+        if self.options.group and target[1] != self.options.group:
             return False
         # One pod, replaced: follow the pods that appeared since, not its old siblings.
         return not self.options.pod or name not in self._known
@@ -356,6 +359,7 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             threading.Thread(target=self.tail.read_previous, args=(options.pod,)).start()
         else:
             self.watcher: EnvironmentWatcher = registry.acquire(environment.pk)
+            self.tail.owner_of = self.watcher.pod_target
             self.watcher.add_listener(self.tail.on_pods)
         self.flusher = asyncio.create_task(self._flush_loop())
 

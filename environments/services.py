@@ -14,11 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from deployments.models import Deployment, Group, Service
-from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
+from deployments.rendering import LABEL_SERVICE, MANAGED_BY
 from deployments.status import Status
-from environments import kube
+from environments import kube, owners
 from environments.models import Environment
-from environments.names import check_object_name
+from environments.names import InvalidName, check_object_name
 from history.services import record_event
 from permissions.blockers import evaluate as evaluate_blockers
 from permissions.removal import retire_rights
@@ -59,9 +59,24 @@ def find_pod(environment: Environment, name: str) -> PodTarget:
     pod = kube.read_pod(environment.cluster, environment.namespace, name)
     if pod is None:
         raise NotFound(f"pod {name} is not in {environment.name}")
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    service = Service.objects.filter(name=labels.get(LABEL_SERVICE, "")).first()
-    return PodTarget(pod=pod, service=service, group=str(labels.get(LABEL_GROUP, "")))
+    target = _owner_chain_target(environment, pod)
+    if target is None:
+        return PodTarget(pod=pod, service=None, group="")
+    service = Service.objects.filter(name=target[0]).first()
+    return PodTarget(pod=pod, service=service, group=target[1] if service else "")
+
+
+def _owner_chain_target(environment: Environment, pod: Obj) -> owners.Target | None:
+    """SECURITY: the pod's service from its owner chain (environments.owners), not a label."""
+    cluster, namespace = environment.cluster, environment.namespace
+    ref = owners.controller(pod, "ReplicaSet")
+    try:
+        replica_set = ref and kube.read_replica_set(cluster, namespace, str(ref.get("name")))
+        ref = owners.controller(replica_set or {}, "Deployment")
+        deployment = ref and kube.read_deployment(cluster, namespace, str(ref.get("name")))
+    except InvalidName:  # a reference no Kubernetes object can have: no owner
+        return None
+    return owners.pod_target(pod, replica_set or None, deployment or None)
 
 
 def require(
@@ -180,10 +195,11 @@ def _deployment_name(environment: Environment, service: Service, group: str) -> 
     items, _ = kube.list_objects(
         environment.cluster, "Deployment", environment.namespace, label_selector=selector
     )
+    # SECURITY: only a Deployment Apollo applied (environments.owners), not any so labelled.
     names = [
         item["metadata"]["name"]
         for item in items
-        if ((item["metadata"].get("labels") or {}).get(LABEL_GROUP) or "") == group
+        if owners.apollo_target(item) == (service.name, group)
     ]
     if not names:
         where = f"{service.name}/{group}" if group else service.name

@@ -16,6 +16,7 @@ from deployments.models import DeployableVersion, Deployment, Group
 from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, LABEL_SHA
 from deployments.status import Status
 from environments.models import Environment
+from environments.owners import pod_targets
 
 Obj = dict[str, Any]
 JOLOKIA_ANNOTATION = "apollo.io/jolokia-port"
@@ -111,13 +112,16 @@ def build_status(
     reachable: bool,
     error: str = "",
     now: datetime | None = None,
+    replica_sets: list[Obj] | None = None,
 ) -> Obj:
+    """SECURITY: a pod is listed under a service by its owner chain (environments.owners):
+    a hand-made pod labelled as a service is not that service's pod."""
     now = now or datetime.now(UTC)
     by_target: dict[tuple[str, str], list[Obj]] = {}
+    owned = pod_targets(pods, replica_sets or [], deployments)
     for pod in pods:
-        labels = _labels(pod)
-        if labels.get(LABEL_SERVICE):
-            key = (labels[LABEL_SERVICE], labels.get(LABEL_GROUP, ""))
+        key = owned.get(str((pod.get("metadata") or {}).get("uid") or ""))
+        if key is not None:
             by_target.setdefault(key, []).append(pod_summary(pod, now))
     services = []
     for obj in sorted(deployments, key=lambda d: d["metadata"]["name"]):
