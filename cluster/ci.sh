@@ -5,8 +5,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# The tests that deploy, roll out, judge health, cancel, revert, scale groups and read live
-# status; kubesim-only tests among them are marked and skipped.
+# The tests that deploy, roll out, judge health, cancel, revert, scale groups, read live
+# status and tail logs; kubesim-only tests among them are marked and skipped.
 TESTS="
 tests/cluster
 tests/deployments/test_worker.py
@@ -22,6 +22,8 @@ tests/deployments/test_groups_service.py
 tests/deployments/test_batch_socket.py
 tests/environments/test_live_status.py
 tests/environments/test_environment_page.py
+tests/environments/test_livetail.py
+tests/environments/test_livetail_features.py
 "
 
 start=$(date +%s)

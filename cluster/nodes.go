@@ -13,7 +13,7 @@ package main
 //     the probe's initialDelaySeconds, one without at once.
 //
 // Terminating pods are stopped (Killing) and deleted after their grace period, capped by
-// --stop-delay. Logs and exec are not served (the nodes' kubelet port is closed).
+// --stop-delay. Container logs are served on the nodes' kubelet port (logs.go); exec is not.
 
 import (
 	"context"
@@ -43,10 +43,11 @@ const (
 )
 
 type kubelet struct {
-	client   kubernetes.Interface
-	opts     upOptions
-	nodes    map[string]bool
-	registry *registry
+	client      kubernetes.Interface
+	opts        upOptions
+	kubeletPort int
+	nodes       map[string]bool
+	registry    *registry
 
 	mu      sync.Mutex
 	pods    map[types.UID]*simPod
@@ -76,7 +77,7 @@ func (k *kubelet) registerNodes(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		created.Status = nodeStatus(name)
+		created.Status = nodeStatus(name, k.kubeletPort)
 		updated, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
 		if err != nil {
 			return err
@@ -99,7 +100,7 @@ func (k *kubelet) registerNodes(ctx context.Context) error {
 	return nil
 }
 
-func nodeStatus(name string) corev1.NodeStatus {
+func nodeStatus(name string, kubeletPort int) corev1.NodeStatus {
 	now := metav1.Now()
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("16"),
@@ -119,9 +120,10 @@ func nodeStatus(name string) corev1.NodeStatus {
 			condition(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 			condition(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status (simulated by Apollo)"),
 		},
-		// The kubelet port on 127.0.0.1 is closed: logs and exec fail at once instead of hanging.
+		// Every node's kubelet API is this process on 127.0.0.1 (logs.go): container logs are
+		// served; exec, attach and port-forward are not (404).
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}, {Type: corev1.NodeHostName, Address: name}},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(kubeletPort)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			KubeletVersion: kubeletVersion, OperatingSystem: "linux", Architecture: "amd64",
 			ContainerRuntimeVersion: "simulated://apollo", OSImage: "Apollo simulated node", KernelVersion: "simulated",
@@ -226,6 +228,8 @@ type simPod struct {
 	cancel     context.CancelFunc
 	mu         sync.Mutex
 	statuses   map[string]*corev1.ContainerStatus
+	runs       map[string][]*logRun
+	stoppedAt  *time.Time
 	terminated sync.Once
 }
 
@@ -233,7 +237,7 @@ func newSimPod(k *kubelet, pod *corev1.Pod, ip string) *simPod {
 	ctx, cancel := context.WithCancel(context.Background())
 	sp := &simPod{
 		k: k, namespace: pod.Namespace, name: pod.Name, uid: pod.UID, spec: *pod.Spec.DeepCopy(), podIP: ip,
-		startedAt: metav1.Now(), ctx: ctx, cancel: cancel, statuses: map[string]*corev1.ContainerStatus{},
+		startedAt: metav1.Now(), ctx: ctx, cancel: cancel, statuses: map[string]*corev1.ContainerStatus{}, runs: map[string][]*logRun{},
 		ref: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name,
 			UID: pod.UID, ResourceVersion: pod.ResourceVersion},
 	}
@@ -373,6 +377,9 @@ func (sp *simPod) started(ctx context.Context, c corev1.Container, restart int32
 	sp.event(ctx, corev1.EventTypeNormal, "Started", "Started container "+c.Name, field)
 	// A crash-looping application fails its readiness probe before it crashes.
 	ready := !b.crashloop && !b.notready && readyAfter(c, b) == 0
+	sp.mu.Lock()
+	sp.runs[c.Name] = append(sp.runs[c.Name], &logRun{pod: sp.name, container: c.Name, image: c.Image, start: time.Now(), rate: sp.k.opts.logRate})
+	sp.mu.Unlock()
 	sp.setContainer(ctx, c.Name, func(s *corev1.ContainerStatus) {
 		started := true
 		s.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
@@ -382,6 +389,7 @@ func (sp *simPod) started(ctx context.Context, c corev1.Container, restart int32
 }
 
 func (sp *simPod) crashed(ctx context.Context, c corev1.Container, restarts, exitCode int32, backoff time.Duration, field string) {
+	sp.endRun(c.Name, exitCode)
 	sp.event(ctx, corev1.EventTypeWarning, "BackOff",
 		fmt.Sprintf("Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, sp.name, sp.namespace, sp.uid), field)
 	sp.setContainer(ctx, c.Name, func(s *corev1.ContainerStatus) {
@@ -489,6 +497,13 @@ func setCondition(st *corev1.PodStatus, t corev1.PodConditionType, ok bool, reas
 func (sp *simPod) terminate(parent context.Context, pod *corev1.Pod) {
 	sp.terminated.Do(func() {
 		sp.cancel()
+		now := time.Now()
+		for _, c := range sp.spec.Containers {
+			sp.endRun(c.Name, 0)
+		}
+		sp.mu.Lock()
+		sp.stoppedAt = &now
+		sp.mu.Unlock()
 		sp.k.mu.Lock()
 		sp.k.stopped[sp.uid] = true
 		sp.k.mu.Unlock()

@@ -38,6 +38,7 @@ type upOptions struct {
 	startupDelay    time.Duration
 	crashBackoff    time.Duration
 	pullBackoff     time.Duration
+	logRate         float64
 	crashAfter      time.Duration
 	stopDelay       time.Duration
 }
@@ -62,6 +63,7 @@ func parseUp(args []string) (upOptions, error) {
 	fs.Var(&o.namespaces, "namespace", "namespace created at start (repeatable; the first is the kubeconfig's)")
 	fs.DurationVar(&o.startupDelay, "startup-delay", 2*time.Second, "from a pod's binding to its containers running")
 	fs.DurationVar(&o.crashBackoff, "crash-backoff", 10*time.Second, "first back-off of a crash-looping container (doubles up to 5m, as the kubelet)")
+	fs.Float64Var(&o.logRate, "log-rate", 2, "log lines per second of a running container")
 	fs.DurationVar(&o.pullBackoff, "pull-backoff", 10*time.Second, "first back-off of a failed image pull (doubles up to 5m)")
 	fs.DurationVar(&o.crashAfter, "crash-after", time.Second, "how long a crash-looping container runs before it exits")
 	fs.DurationVar(&o.stopDelay, "stop-delay", time.Second, "how long a terminating pod takes to stop (capped by its grace period)")
@@ -140,6 +142,9 @@ func runUp(ctx context.Context, o upOptions) error {
 		return err
 	}
 	kubelet := newKubelet(client, o)
+	if kubelet.kubeletPort, err = kubelet.serveKubelet(p); err != nil {
+		return fmt.Errorf("serving the kubelet API: %w", err)
+	}
 	if err := kubelet.registerNodes(ctx); err != nil {
 		return fmt.Errorf("registering nodes: %w", err)
 	}

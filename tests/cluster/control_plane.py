@@ -32,7 +32,7 @@ START_TIMEOUT = 180.0
 REGISTRY = ("kube-system", "apollo-simulated-registry", "images.json")
 # Fast settings, as kubesim's FAST_SETTINGS: instant pods, quick crash loops and terminations.
 FAST_ARGS = ["--startup-delay=0s", "--crash-after=300ms", "--crash-backoff=300ms",
-             "--pull-backoff=200ms", "--stop-delay=50ms"]  # fmt: skip
+             "--pull-backoff=200ms", "--stop-delay=50ms", "--log-rate=20"]  # fmt: skip
 
 
 def selected() -> str:
@@ -141,25 +141,49 @@ def run_control_plane(tmp_dir: Path) -> Iterator[ControlPlaneHandle]:
             f"APOLLO_TEST_CLUSTER=kubernetes needs the control plane built at {BINARY}: "
             "run `cluster/build.sh` (or `make cluster`) first"
         )
+    # Free ports are only probably free: another process may take one first (up exits then).
+    for attempt in range(3):
+        process, kubeconfig = _start(tmp_dir / f"try{attempt}")
+        try:
+            _wait_started(process, kubeconfig, tmp_dir / f"try{attempt}")
+        except EarlyExit:
+            if attempt == 2:
+                raise
+            continue
+        except BaseException:
+            _stop(process)
+            raise
+        try:
+            yield _handle(kubeconfig)
+        finally:
+            _stop(process)
+        return
+
+
+class EarlyExit(RuntimeError):
+    pass
+
+
+def _start(tmp_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    tmp_dir.mkdir(parents=True)
     kubeconfig = tmp_dir / "kubernetes.kubeconfig"
     port, etcd_port = _free_port(), _free_port(pair=True)
-    log = (tmp_dir / "up.log").open("wb")
-    process = subprocess.Popen(
-        [str(BINARY), "up", f"--dir={tmp_dir / 'state'}", f"--kubeconfig={kubeconfig}",
-         f"--port={port}", f"--etcd-port={etcd_port}", "--namespace=default", *FAST_ARGS],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    with (tmp_dir / "up.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(BINARY), "up", f"--dir={tmp_dir / 'state'}", f"--kubeconfig={kubeconfig}",
+             f"--port={port}", f"--etcd-port={etcd_port}", "--namespace=default", *FAST_ARGS],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return process, kubeconfig
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
     try:
-        _wait_started(process, kubeconfig, tmp_dir)
-        yield _handle(kubeconfig)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_started(process: subprocess.Popen[bytes], kubeconfig: Path, tmp_dir: Path) -> None:
@@ -167,7 +191,7 @@ def _wait_started(process: subprocess.Popen[bytes], kubeconfig: Path, tmp_dir: P
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = (tmp_dir / "up.log").read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the control plane exited with {process.returncode}:\n{output}")
+            raise EarlyExit(f"the control plane exited with {process.returncode}:\n{output}")
         if kubeconfig.exists():
             return
         time.sleep(0.2)
