@@ -202,7 +202,11 @@ def configure_logging(config: dict[str, Any]) -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        scrub_record(record)
+        try:
+            scrub_record(record)
+        except Exception:  # logging never raises; a record that cannot be cleaned is not shown
+            record.msg, record.args = "(a log record that could not be checked for secrets)", ()
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
         return record
 
     factory.redacting = True  # type: ignore[attr-defined]

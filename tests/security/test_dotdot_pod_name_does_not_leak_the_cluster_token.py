@@ -13,6 +13,7 @@ from django.test import Client
 
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
+from tests import factories
 from tests.environments.sockets import deployed
 from tests.security.cluster_tripwire import Tripwire, close_of, tripwire, tripwire_environment
 
@@ -89,6 +90,9 @@ def test_mallory_is_refused_before_the_cluster_is_asked(
         assert response.status_code == 403, url
     response = client.get(f"/environments/{production.name}/pods/%2e%2e/jolokia/")
     assert response.status_code in (400, 403)
+    factories.make_service("web")
+    response = client.post(f"/environments/{production.name}/services/web/restart/")
+    assert response.status_code == 403
     assert wire.connections == 0
 
 
