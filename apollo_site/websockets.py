@@ -8,9 +8,10 @@ an HTTPS form post, with the port and scheme compared exactly):
    ``null``, a sandboxed or file page) is refused.
 2. The ``Host`` header must be one of ``ALLOWED_HOSTS`` (as for every HTTP request).
 3. The origin is accepted when it is the socket's own origin: the scheme of the connection
-   (``ws`` pairs with ``http``, ``wss`` with ``https``; behind a TLS proxy, daphne's
-   ``--proxy-headers`` makes the connection's scheme the one the browser used), the Host
-   header's host and its port (a missing port is the scheme's default, 80 or 443);
+   (``ws`` pairs with ``http``, ``wss`` with ``https``; behind a TLS proxy, the header named
+   by ``SECURE_PROXY_SSL_HEADER`` decides, as it does for Django's ``request.scheme``, when
+   ``APOLLO_TRUST_X_FORWARDED_PROTO`` sets it), the Host header's host and its port (a missing
+   port is the scheme's default, 80 or 443);
 4. or when it is one of ``CSRF_TRUSTED_ORIGINS`` (``scheme://host[:port]``, exactly; a
    ``*.example.com`` host there covers its subdomains, as Django's CSRF check reads it).
 
@@ -47,14 +48,26 @@ def parse_origin(value: str) -> Origin | None:
     return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
 
 
-def own_origin(scope: dict[str, Any], host_header: str) -> Origin | None:
+def _scheme(scope: dict[str, Any], headers: dict[bytes, bytes]) -> str:
+    """http or https: the connection's, or the trusted proxy header's (as request.scheme)."""
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:
+        name, secure = proxy
+        header = name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin1")
+        if header in headers:
+            sent = headers[header].decode("latin1").split(",", 1)[0].strip()
+            return "https" if sent == secure else "http"
+    return "https" if scope.get("scheme") in ("wss", "https") else "http"
+
+
+def own_origin(scope: dict[str, Any], headers: dict[bytes, bytes]) -> Origin | None:
     """The origin of the page that may open this socket: the connection's scheme, the Host
     header's host and port; None when the Host is not one of ALLOWED_HOSTS."""
-    domain, port = split_domain_port(host_header)
+    domain, port = split_domain_port(headers.get(b"host", b"").decode("latin1"))
     allowed = settings.ALLOWED_HOSTS or (DEBUG_HOSTS if settings.DEBUG else [])
     if not domain or not validate_host(domain, allowed):
         return None
-    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    scheme = _scheme(scope, headers)
     if port and not port.isdigit():
         return None
     return scheme, domain.strip("[]"), int(port) if port else DEFAULT_PORTS[scheme]
@@ -81,7 +94,7 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     origin = parse_origin(raw_origin.decode("latin1"))
     if origin is None:
         return False
-    return origin == own_origin(scope, raw_host.decode("latin1")) or _trusted(origin)
+    return origin == own_origin(scope, headers) or _trusted(origin)
 
 
 class SameOriginValidator:

@@ -51,9 +51,10 @@ ALLOWED = [
 
 
 async def _first_answer(
-    path: str, user: User, host: str, origin: str | None, scheme: str
-) -> dict[str, Any]:
-    headers = [(b"host", host.encode()), await sync_to_async(session_cookie)(user)]
+    path: str, user: User, host: str, origin: str | None, scheme: str,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> dict[str, Any]:  # fmt: skip
+    headers = [(b"host", host.encode()), await sync_to_async(session_cookie)(user), *extra]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     socket = WebsocketCommunicator(application, path, headers=headers)
@@ -94,3 +95,18 @@ async def test_a_csrf_trusted_origin_reaches_the_route(alice: User, settings: An
                    "https://example.org.evil.example"):  # fmt: skip
         message = await _first_answer(ROUTES[0], alice, "apollo.internal", origin, "ws")
         assert message == {"type": "websocket.close"}, origin
+
+
+async def test_behind_a_trusted_tls_proxy_the_forwarded_scheme_decides(
+    alice: User, settings: Any
+) -> None:
+    forwarded = ((b"x-forwarded-proto", b"https"),)
+    route = ROUTES[0]
+    # Not trusted (the default): the header is ignored, the connection's ws is http.
+    message = await _first_answer(route, alice, "127.0.0.1", "https://127.0.0.1", "ws", forwarded)
+    assert message == {"type": "websocket.close"}
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    message = await _first_answer(route, alice, "127.0.0.1", "https://127.0.0.1", "ws", forwarded)
+    assert message.get("code") == 4404
+    message = await _first_answer(route, alice, "127.0.0.1", "http://127.0.0.1", "ws", forwarded)
+    assert message == {"type": "websocket.close"}
