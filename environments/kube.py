@@ -78,6 +78,19 @@ def api_client(cluster: Cluster) -> client.ApiClient:
         return cached
 
 
+def _build_client(cluster: Cluster) -> client.ApiClient:
+    """The client, or ClusterUnreachable when the cluster's connection settings cannot be loaded
+    (a kubeconfig file or context that is gone, in-cluster settings outside a pod): every caller
+    already answers an unreachable cluster with a clear message, never a 500."""
+    try:
+        return _configured_client(cluster)
+    except (config.ConfigException, OSError) as exc:
+        # SECURITY: the loader's message names files and contexts, never a credential.
+        raise ClusterUnreachable(
+            f"the connection settings of cluster {cluster.name} cannot be loaded: {exc}"
+        ) from None
+
+
 def client_credentials() -> set[str]:
     """The credentials held by this process's clients, for redaction (apollo_site.redaction)."""
     with _lock:
@@ -90,7 +103,7 @@ def client_credentials() -> set[str]:
     return found
 
 
-def _build_client(cluster: Cluster) -> client.ApiClient:
+def _configured_client(cluster: Cluster) -> client.ApiClient:
     configuration = client.Configuration()
     # One client serves every thread of this process (the worker's rollouts, open log tails,
     # shells): urllib3's default pool of 4 connections would churn connections under load.
