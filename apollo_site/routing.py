@@ -8,9 +8,9 @@ websocket_urlpatterns = [
 ]
 
 # Environment pages (environments/): live status, LiveTail, web shell.
-from environments.consumers import StatusConsumer  # noqa: E402
-from environments.logs import LogConsumer  # noqa: E402
-from environments.shell import ShellConsumer  # noqa: E402
+from environments.live.consumers import StatusConsumer  # noqa: E402
+from environments.live.logs import LogConsumer  # noqa: E402
+from environments.live.shell import ShellConsumer  # noqa: E402
 
 websocket_urlpatterns += [
     path("ws/environments/<str:name>/status/", StatusConsumer.as_asgi()),

@@ -303,7 +303,7 @@ def _measure_memory(live: Any, pid: int, cookie: str) -> dict[str, Any]:
 
 
 def _watch_calls(live: Any, cookie: str, viewers: int) -> dict[str, int]:
-    from environments.live import wait_for
+    from environments.live.watcher import wait_for
 
     _reset_calls()
     got: list[int] = []

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from environments import jolokia, views
+from environments.live import jolokia, views
 
 urlpatterns = [
     path("", views.home, name="home"),

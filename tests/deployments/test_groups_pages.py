@@ -380,8 +380,8 @@ def test_the_environment_page_shows_a_locked_group_instead_of_its_scale_form(
     alice: User, ingest: Service, stage: Environment
 ) -> None:
     from deployments.services.groups import update_group
-    from environments.consumers import render_state
-    from environments.status import build_status, load_records, running_targets
+    from environments.live.consumers import render_state
+    from environments.live.state import build_status, load_records, running_targets
 
     update_group(user=alice, group=Group.objects.get(name="eu"), scaling_locked=True,
                  scaling_lock_reason="peak")  # fmt: skip

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from deployments.models import Group
 from environments import kube
-from environments.live import wait_for as wait_until
+from environments.live.watcher import wait_for as wait_until
 from environments.models import Environment
 from history.models import AuditEvent
 from tests import factories

@@ -181,7 +181,7 @@ def test_it_answers_400_to_a_deeply_nested_body(bob: User, staging: Environment)
 
 @pytest.mark.parametrize("annotation", ["²", "99999", "0", "x"])
 def test_it_ignores_an_annotation_that_is_not_a_port_number(annotation: str) -> None:
-    from environments.status import jolokia_port
+    from environments.live.state import jolokia_port
 
     pod = {"metadata": {"annotations": {"apollo.io/jolokia-port": annotation}}, "spec": {}}
     assert jolokia_port(pod) is None

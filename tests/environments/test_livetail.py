@@ -7,7 +7,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
-from environments import kube, logs
+from environments import kube
+from environments.live import logs
 from environments.models import Environment
 from tests.environments.sockets import communicator, connect_code, deployed, receive_until
 

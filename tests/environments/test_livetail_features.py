@@ -18,7 +18,8 @@ from kubernetes import client
 from deployments.models import Group, Service
 from deployments.services.deploy import request_deployment
 from deployments.status import Status
-from environments import kube, logs
+from environments import kube
+from environments.live import logs
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
 from permissions.models import Grant

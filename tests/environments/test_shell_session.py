@@ -10,7 +10,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
-from environments import kube, shell
+from environments import kube
+from environments.live import shell
 from environments.models import Environment
 from history.models import AuditEvent
 from permissions.services import grant, revoke_grant

@@ -11,7 +11,8 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from environments import election, live
+from environments import election
+from environments.live import watcher as live
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
 from tests.environments.sockets import communicator, receive_until

@@ -8,7 +8,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 
-from environments import kube, live
+from environments import kube
+from environments.live import watcher as live
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
 from tests.environments.sockets import communicator, deployed, receive_until

@@ -28,8 +28,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 
 from environments import kube
-from environments.consumers import load_environment
-from environments.logs import _find_pod_sync, current_user, invalid_names, may_act_somewhere
+from environments.live.consumers import load_environment
+from environments.live.logs import _find_pod_sync, current_user, invalid_names, may_act_somewhere
 from environments.models import Environment
 from environments.services import PodTarget
 from history.services import record_event

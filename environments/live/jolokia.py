@@ -23,9 +23,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from environments import kube, services
+from environments.live.state import jolokia_port
 from environments.models import Environment
 from environments.names import InvalidName, check_object_name
-from environments.status import jolokia_port
 from permissions.verbs import Verb
 
 READING = {"read", "list", "search", "version"}

@@ -9,11 +9,12 @@ from django.views.decorators.http import require_POST
 from deployments.models import Group, Service
 from deployments.selectors import latest_deployments
 from deployments.services import groups as group_services
-from environments import kube, live, services
-from environments.consumers import render_state, visible_state
+from environments import kube, services
+from environments.live import watcher
+from environments.live.consumers import render_state, visible_state
+from environments.live.state import jolokia_port, load_records
 from environments.models import Environment
 from environments.names import InvalidName, check_container_name, check_object_name
-from environments.status import jolokia_port, load_records
 from permissions.selectors import visibility, visible_environments, visible_service_names
 from permissions.verbs import Verb
 
@@ -70,7 +71,7 @@ def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
     if not visibility(request.user).sees(service_id=None, environment_id=environment.pk):
         raise Http404(f"No environment '{name}'.")
     names = visible_service_names(request.user, environment)
-    state = live.shared_state(environment.pk)
+    state = watcher.shared_state(environment.pk)
     state = visible_state(state, names) if state is not None else None
     records = load_records(environment.pk, set())
     last_done = [

@@ -33,8 +33,8 @@ from django.db import close_old_connections
 
 from deployments.rendering import MANAGED_BY
 from environments import election, kube, owners
+from environments.live.state import build_status, load_records, running_targets
 from environments.models import Environment
-from environments.status import build_status, load_records, running_targets
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -15,7 +15,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.template.loader import render_to_string
 
 from deployments.models import Service
-from environments.live import EnvironmentWatcher, group_name, registry
+from environments.live.watcher import EnvironmentWatcher, group_name, registry
 from environments.models import Environment
 from permissions.selectors import visibility, visible_service_names
 from permissions.services import can

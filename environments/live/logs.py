@@ -10,7 +10,7 @@ bounded buffer per tail; the consumer sends what accumulated every FLUSH_SECONDS
 (at most BATCH_LINES lines each), so a busy pod costs a few messages per second, not one per
 line. While the viewer has paused, nothing is sent and the buffer keeps the newest
 BUFFER_LINES lines; the next batch reports how many were dropped. Which pods are followed comes
-from the environment's shared watch (environments.live): a tail makes no watch of its own.
+from the environment's shared watch (environments.live.watcher): a tail makes no watch of its own.
 """
 
 import asyncio
@@ -29,8 +29,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser, User
 
 from environments import kube
-from environments.consumers import load_environment
-from environments.live import EnvironmentWatcher, registry
+from environments.live.consumers import load_environment
+from environments.live.watcher import EnvironmentWatcher, registry
 from environments.models import Environment
 from environments.names import InvalidName, check_container_name, check_object_name, close_reason
 from environments.services import NotFound, PodTarget, find_pod, may_act_here
