@@ -13,7 +13,7 @@ from deployments.forms import GroupVariablesField
 from deployments.manifests import SAMPLE_SHA, preview, render_for
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from deployments.rendering import RenderError
-from deployments.services.catalog import delete_service
+from deployments.services.catalog import delete_service, save_service
 from deployments.services.groups import (
     create_group,
     delete_group,
@@ -192,6 +192,10 @@ class ServiceAdmin(admin.ModelAdmin[Service]):
             "title": f"Manifests of {service.name}",
         }
         return render(request, "deployments/admin_preview.html", context)
+
+    def save_model(self, request: HttpRequest, obj: Service, form: Any, change: bool) -> None:
+        # Through the service: history records who changed what (templates as diffs).
+        save_service(actor=request.user, service=obj)
 
     def delete_model(self, request: HttpRequest, obj: Service) -> None:
         delete_service(actor=request.user, service=obj)

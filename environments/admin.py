@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from environments.catalog import delete_cluster, save_cluster, save_environment
 from environments.models import Cluster, Environment
 from environments.services import delete_environment
 from environments.variables import VariablesField
@@ -66,6 +67,19 @@ class ClusterAdmin(admin.ModelAdmin[Cluster]):
     def token_stored(self, obj: Cluster) -> bool:
         return obj.has_token
 
+    def save_model(self, request: HttpRequest, obj: Cluster, form: Any, change: bool) -> None:
+        # SECURITY: history records "token changed", never the token (environments.catalog).
+        data = form.cleaned_data
+        changed = bool(data.get("token")) or bool(data.get("clear_token"))
+        save_cluster(actor=request.user, cluster=obj, token_changed=changed)
+
+    def delete_model(self, request: HttpRequest, obj: Cluster) -> None:
+        delete_cluster(actor=request.user, cluster=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for cluster in queryset:
+            delete_cluster(actor=request.user, cluster=cluster)
+
 
 class EnvironmentAdminForm(forms.ModelForm[Environment]):
     # A JSON object of scalars: anything else would make every deploy here fail.
@@ -99,6 +113,9 @@ class EnvironmentAdmin(admin.ModelAdmin[Environment]):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("cluster")
+
+    def save_model(self, request: HttpRequest, obj: Environment, form: Any, change: bool) -> None:
+        save_environment(actor=request.user, environment=obj)
 
     def delete_model(self, request: HttpRequest, obj: Environment) -> None:
         delete_environment(actor=request.user, environment=obj)

@@ -19,7 +19,7 @@ from deployments.status import Status
 from environments import kube, owners
 from environments.models import Environment
 from environments.names import InvalidName, check_object_name
-from history.services import record_event
+from history.services import describe, record_change, record_event
 from permissions.blockers import evaluate as evaluate_blockers
 from permissions.removal import retire_rights
 from permissions.selectors import services_for
@@ -115,7 +115,7 @@ def restart_pod(*, user: User, environment: Environment, pod_name: str) -> PodTa
         record_event(
             actor=user, action="pod.restarted",
             summary=f"Restarted pod {target.name} in {environment.name}",
-            target=environment,
+            target=environment, service=target.service,
             data={"pod": target.name, "service": _name(target.service), "group": target.group},
         )  # fmt: skip
     return target
@@ -141,6 +141,7 @@ def rollout_restart(
         record_event(
             actor=user, action="service.restarted",
             summary=f"Rolling restart of {where} in {environment.name}", target=environment,
+            service=service,
             data={"service": service.name, "group": group, "deployment": name, "at": at},
         )  # fmt: skip
     return name
@@ -216,7 +217,8 @@ def delete_environment(*, actor: User | AnonymousUser | None, environment: Envir
     """Delete an environment; its grants and blockers are revoked first, each recorded."""
     reason = f"environment '{environment}' was deleted"
     retire_rights(actor=actor, reason=reason, environment=environment)
-    record_event(
-        actor=actor, action="environment.deleted", summary=f"Deleted environment {environment}"
-    )
+    record_change(
+        actor=actor, kind="environment", target=environment, before=describe(environment),
+        after=None,
+    )  # fmt: skip
     environment.delete()

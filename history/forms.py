@@ -12,6 +12,7 @@ from deployments.models import Service
 from deployments.selectors import HistoryFilters
 from deployments.status import Status
 from environments.models import Environment
+from history.selectors import ALL_EVENTS, KINDS, EventFilters
 from permissions.selectors import visible_environments, visible_services
 
 
@@ -35,7 +36,15 @@ class QuickSelect(forms.Select):
 SELECTED = mark_safe(" selected")
 
 
+KIND_CHOICES = [
+    ("", "deployments"),
+    (ALL_EVENTS, "every change and action"),
+    *((key, label) for key, (label, _) in KINDS.items()),
+]
+
+
 class HistoryFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=KIND_CHOICES, required=False, label="Show", widget=QuickSelect)
     service = forms.ModelChoiceField(
         Service.objects.only("name"), to_field_name="name", required=False, empty_label="any",
         widget=QuickSelect,
@@ -84,6 +93,22 @@ class HistoryFilterForm(forms.Form):
         if since and until and since > until:
             self.add_error("until", "'To' is before 'From'.")
         return data
+
+    @property
+    def shows_events(self) -> bool:
+        return bool(self.cleaned_data.get("kind"))
+
+    def event_filters(self) -> EventFilters:
+        data = self.cleaned_data
+        return EventFilters(
+            kind=data.get("kind") or ALL_EVENTS,
+            service=data.get("service"),
+            environment=data.get("environment"),
+            actor_id=data.get("user"),
+            since=data.get("since"),
+            until=data.get("until"),
+            text=str(data.get("q") or "").strip(),
+        )
 
     def filters(self) -> HistoryFilters:
         data = self.cleaned_data

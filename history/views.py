@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET
 from deployments.models import Deployment
 from deployments.selectors import history_page, parse_cursor
 from history.forms import HistoryFilterForm
+from history.selectors import EventView, events_page
 
 PAGE_SIZE = 50
 
@@ -13,13 +14,21 @@ PAGE_SIZE = 50
 @login_required
 @require_GET
 def history_list(request: HttpRequest) -> HttpResponse:
-    """Every deployment, newest first, filtered, in keyset pages (see selectors.history_page)."""
+    """Deployments (or, with ?kind=, changes and actions: services, environments, clusters,
+    groups, grants, blockers, shells, restarts, scaling...), newest first, filtered, in keyset
+    pages. Only what the user may view (deployments.selectors, history.selectors)."""
     form = HistoryFilterForm(request.GET, user=request.user)
     page: list[Deployment] = []
+    events: list[EventView] | None = None
     next_cursor = ""
     if form.is_valid():
         cursor = parse_cursor(request.GET.get("after", ""))
-        page, next_cursor = history_page(form.filters(), cursor, PAGE_SIZE, user=request.user)
+        if form.shows_events:
+            events, next_cursor = events_page(
+                form.event_filters(), cursor, PAGE_SIZE, user=request.user
+            )
+        else:
+            page, next_cursor = history_page(form.filters(), cursor, PAGE_SIZE, user=request.user)
     # The next-page link keeps every filter and replaces only the cursor.
     params = request.GET.copy()
     params.pop("after", None)
@@ -28,6 +37,7 @@ def history_list(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "deployments": page,
+        "events": events,
         "next_cursor": next_cursor,
         "next_query": params.urlencode(),
     }

@@ -27,6 +27,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 
+from deployments.models import Service
 from environments import kube
 from environments.live.consumers import load_environment
 from environments.live.logs import _find_pod_sync, current_user, invalid_names, may_act_somewhere
@@ -194,8 +195,10 @@ def _may_exec(user: User | AnonymousUser, environment: Environment, target: PodT
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _record(user: User, environment: Environment, action: str, data: dict[str, Any]) -> None:
     verb = "opened" if action == "shell.opened" else "closed"
+    # The pod's service, so that the History page shows the session to who may view it.
+    service = Service.objects.filter(name=data.get("service") or "").first()
     record_event(
-        actor=user, action=action, target=environment, data=data,
+        actor=user, action=action, target=environment, data=data, service=service,
         summary=f"Shell {verb} in {data['pod']}/{data['container']} ({environment.name})",
     )  # fmt: skip
 
@@ -235,6 +238,7 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.checked_at = self.active_at = time.monotonic()
         await self.accept()
         self.session = {"pod": target.name, "container": container,
+                        "service": target.service.name if target.service else "",
                         "started_at": datetime.now(UTC).isoformat()}  # fmt: skip
         await _record(user, environment, "shell.opened", self.session)
         self.bridge = ExecBridge(self, target, container)

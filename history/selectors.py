@@ -1,0 +1,172 @@
+"""Reads for the History page's events: which a user may read, filtered and paged, and each
+one's diff as rows to render.
+
+Who reads an event (permissions.rules, rule 6): an event about a service in an environment, to
+who may view that pair; about a service alone, to who may view it somewhere; about an
+environment alone, to who may view something there; about neither (a cluster, a token, a user),
+to superusers and `manage` holders only. One query for the page plus the user's grants.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from deployments.models import Service
+from environments.models import Environment
+from history.models import AuditEvent
+from history.services import changes
+from permissions.selectors import allowed_targets, visibility
+from permissions.verbs import Verb
+
+# The kinds of event the History page filters by: how each reads, and which actions it holds.
+RESTARTS = ("pod.restarted", "service.restarted")
+KINDS: dict[str, tuple[str, Q]] = {
+    "service": ("services", Q(action__startswith="service.") & ~Q(action__in=RESTARTS)),
+    "environment": ("environments", Q(action__startswith="environment.")),
+    "cluster": ("clusters", Q(action__startswith="cluster.")),
+    "group": ("groups", Q(action__startswith="group.") & ~Q(action="group.scaled")),
+    "grant": ("grants", Q(action__startswith="grant.")),
+    "blocker": ("blockers", Q(action__startswith="blocker.")),
+    "shell": ("shell sessions", Q(action__startswith="shell.")),
+    "restart": ("restarts", Q(action__in=RESTARTS)),
+    "scaling": ("scaling", Q(action="group.scaled")),
+    "version": ("versions", Q(action__startswith="version.")),
+    "deployment": ("deployment requests", Q(action__startswith="deployment.")),
+    "token": ("API tokens", Q(action__startswith="token.")),
+    "user": ("users", Q(action__startswith="user.")),
+}
+ALL_EVENTS = "events"  # the kind filter's value for every kind of event
+
+
+def visible_events(user: User | AnonymousUser) -> QuerySet[AuditEvent]:
+    """The events the user may read (see the module docstring)."""
+    seen = visibility(user)
+    if seen.everything:
+        return AuditEvent.objects.all()
+    condition = seen.q()  # both a service and an environment: the pair
+    condition |= Q(environment__isnull=True, service_id__in=sorted(seen.service_ids))
+    condition |= Q(service__isnull=True, environment_id__in=sorted(seen.environment_ids))
+    if allowed_targets(user, Verb.MANAGE):
+        condition |= Q(service__isnull=True, environment__isnull=True)
+    return AuditEvent.objects.filter(condition)
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    kind: str = ALL_EVENTS  # a key of KINDS, or ALL_EVENTS
+    service: Service | None = None
+    environment: Environment | None = None
+    actor_id: int | None = None
+    since: date | None = None
+    until: date | None = None
+    text: str = ""
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+def filtered_events(filters: EventFilters, *, user: User | AnonymousUser) -> QuerySet[AuditEvent]:
+    rows = visible_events(user)
+    if filters.kind in KINDS:
+        rows = rows.filter(KINDS[filters.kind][1])
+    if filters.service is not None:
+        rows = rows.filter(service=filters.service)
+    if filters.environment is not None:
+        rows = rows.filter(environment=filters.environment)
+    if filters.actor_id is not None:
+        rows = rows.filter(actor_id=filters.actor_id)
+    if filters.since is not None:
+        rows = rows.filter(created_at__gte=_day_start(filters.since))
+    if filters.until is not None:
+        rows = rows.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
+    if filters.text:
+        rows = rows.filter(summary__icontains=filters.text)
+    return rows.order_by("-created_at", "-id")
+
+
+def events_page(
+    filters: EventFilters,
+    cursor: tuple[datetime, int] | None,
+    size: int,
+    *,
+    user: User | AnonymousUser,
+) -> tuple[list["EventView"], str]:
+    """One keyset page of events after the cursor, and the next page's cursor ("" at the end)."""
+    rows = filtered_events(filters, user=user)
+    if cursor is not None:
+        when, pk = cursor
+        rows = rows.filter(created_at__lte=when).exclude(created_at=when, id__gte=pk)
+    page = list(rows[: size + 1])
+    next_cursor = ""
+    if len(page) > size:
+        page = page[:size]
+        next_cursor = f"{page[-1].created_at.isoformat()}_{page[-1].pk}"
+    return [event_view(e) for e in page], next_cursor
+
+
+@dataclass(frozen=True)
+class Row:
+    field: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class EventView:
+    event: AuditEvent
+    kind: str
+    rows: list[Row] = field(default_factory=list)
+    diffs: list[tuple[str, str]] = field(default_factory=list)  # (field, unified diff)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return str(value)
+
+
+def _rows_of(data: dict[str, Any]) -> tuple[list[Row], list[tuple[str, str]]]:
+    """The diff of any event's data, whichever service wrote it."""
+    if isinstance(data.get("changes"), list):
+        rows = [
+            Row(str(c.get("field", "")), _text(c.get("before")), _text(c.get("after")))
+            for c in data["changes"]
+            if isinstance(c, dict) and not c.get("diff")
+        ]
+        diffs = data.get("diffs") or {}
+        return rows, sorted((str(k), str(v)) for k, v in diffs.items())
+    before, after = data.get("before", ...), data.get("after", ...)
+    if before is not ... and after is not ...:
+        if isinstance(before, dict | None) and isinstance(after, dict | None):
+            computed = changes(before, after)
+            return [Row(c["field"], c["before"], c["after"]) for c in computed["changes"]], []
+        return [Row("value", _text(before), _text(after))], []
+    pairs = {
+        k: v for k, v in data.items() if isinstance(v, dict) and {"before", "after"} <= v.keys()
+    }
+    if pairs:
+        return [Row(k, _text(v["before"]), _text(v["after"])) for k, v in sorted(pairs.items())], []
+    return [Row(str(k), "", _text(v)) for k, v in sorted(data.items())], []
+
+
+def kind_of(action: str) -> str:
+    """The KINDS key of an action (the same partition as KINDS' conditions)."""
+    if action in RESTARTS:
+        return "restart"
+    if action == "group.scaled":
+        return "scaling"
+    prefix = action.partition(".")[0]
+    return prefix if prefix in KINDS else ""
+
+
+def event_view(event: AuditEvent) -> EventView:
+    rows, diffs = _rows_of(event.data if isinstance(event.data, dict) else {})
+    kind = kind_of(event.action)
+    return EventView(event=event, kind=KINDS[kind][0] if kind else "", rows=rows, diffs=diffs)
