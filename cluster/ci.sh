@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # The tests that deploy, roll out, judge health, cancel, revert, scale groups, read live
-# status and tail logs; kubesim-only tests among them are marked and skipped.
+# status, tail logs and open shells; kubesim-only tests among them are marked and skipped.
 TESTS="
 tests/cluster
 tests/deployments/test_worker.py
@@ -24,6 +24,8 @@ tests/environments/test_live_status.py
 tests/environments/test_environment_page.py
 tests/environments/test_livetail.py
 tests/environments/test_livetail_features.py
+tests/environments/test_shell.py
+tests/environments/test_shell_session.py
 "
 
 start=$(date +%s)

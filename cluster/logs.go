@@ -134,6 +134,7 @@ func (k *kubelet) serveKubelet(p pki) (int, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", k.containerLogs)
+	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", k.exec)
 	go func() { _ = http.Serve(listener, mux) }()
 	return listener.Addr().(*net.TCPAddr).Port, nil
 }

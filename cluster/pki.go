@@ -31,6 +31,8 @@ var tokenUsers = []struct{ name, user, groups string }{
 	{"controller-manager", "system:kube-controller-manager", ""},
 	{"scheduler", "system:kube-scheduler", ""},
 	{"nodes", "apollo-simulated-nodes", "system:masters"},
+	// Bound to the built-in view ClusterRole at start (up.go): kubesim's limited token.
+	{"viewer", "apollo-viewer", ""},
 }
 
 type pki struct {
@@ -65,10 +67,8 @@ func ensurePKI(dir string) (pki, error) {
 			return p, fmt.Errorf("generating the service-account key: %w", err)
 		}
 	}
-	if !exists(p.path("tokens.csv")) {
-		if err := generateTokens(p); err != nil {
-			return p, fmt.Errorf("generating tokens: %w", err)
-		}
+	if err := generateTokens(p); err != nil {
+		return p, fmt.Errorf("generating tokens: %w", err)
 	}
 	var err error
 	if p.caPEM, err = os.ReadFile(p.path("ca.crt")); err != nil {
@@ -163,15 +163,37 @@ func randomToken() (string, error) {
 	return hex.EncodeToString(buf), nil
 }
 
-// tokens.csv is kube-apiserver's --token-auth-file: token,user,uid,"group1,group2".
+// tokens.csv is kube-apiserver's --token-auth-file: token,user,uid,"group1,group2". Users missing
+// from it (a state directory of an older version) are added.
 func generateTokens(p pki) error {
+	known := map[string]bool{}
+	existing, err := os.ReadFile(p.path("tokens.csv"))
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(existing)), "\n") {
+		if fields := strings.SplitN(line, ",", 4); len(fields) >= 3 {
+			known[fields[2]] = true
+		}
+	}
 	var lines []string
+	if len(existing) > 0 {
+		lines = append(lines, strings.TrimSpace(string(existing)))
+	}
+	added := false
 	for _, u := range tokenUsers {
+		if known[u.name] {
+			continue
+		}
+		added = true
 		token, err := randomToken()
 		if err != nil {
 			return err
 		}
 		lines = append(lines, fmt.Sprintf("%s,%s,%s,%q", token, u.user, u.name, u.groups))
+	}
+	if !added {
+		return nil
 	}
 	return writeSecret(p.path("tokens.csv"), []byte(strings.Join(lines, "\n")+"\n"))
 }

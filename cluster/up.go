@@ -19,6 +19,7 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -141,6 +142,9 @@ func runUp(ctx context.Context, o upOptions) error {
 	if err := createNamespaces(ctx, client, o.namespaces); err != nil {
 		return err
 	}
+	if err := bindViewer(ctx, client); err != nil {
+		return err
+	}
 	kubelet := newKubelet(client, o)
 	if kubelet.kubeletPort, err = kubelet.serveKubelet(p); err != nil {
 		return fmt.Errorf("serving the kubelet API: %w", err)
@@ -152,6 +156,7 @@ func runUp(ctx context.Context, o upOptions) error {
 	if err := writeKubeconfig(o.kubeconfig, server, p.caPEM, []kubeContext{
 		{name: "kubernetes", token: p.tokens["kubectl"], namespace: o.namespaces[0]},
 		{name: "apollo", token: p.tokens["apollo"], namespace: o.namespaces[0]},
+		{name: "apollo-viewer", token: p.tokens["viewer"], namespace: o.namespaces[0]},
 	}); err != nil {
 		return err
 	}
@@ -270,6 +275,20 @@ func createNamespaces(ctx context.Context, client kubernetes.Interface, names []
 		if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating namespace %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// bindViewer gives the viewer token the built-in view ClusterRole (read everything but secrets).
+func bindViewer(ctx context.Context, client kubernetes.Interface) error {
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "apollo-viewer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "view"},
+		Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "apollo-viewer"}},
+	}
+	_, err := client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("binding the viewer: %w", err)
 	}
 	return nil
 }

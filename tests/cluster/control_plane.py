@@ -208,5 +208,6 @@ def _handle(kubeconfig: Path) -> ControlPlaneHandle:
         url=cluster["server"],
         kubeconfig_path=kubeconfig,
         token=users["apollo"]["token"],
+        limited_token=users["apollo-viewer"]["token"],
         ca_cert_pem=base64.b64decode(cluster["certificate-authority-data"]).decode(),
     )
