@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -59,7 +60,7 @@ func parseUp(args []string) (upOptions, error) {
 	fs.StringVar(&o.dir, "dir", "var/kubernetes", "state directory: etcd data, certificates, keys, tokens, logs")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "var/kubernetes.kubeconfig", "kubeconfig written at start (mode 0600)")
 	fs.IntVar(&o.port, "port", 6444, "kube-apiserver's HTTPS port on 127.0.0.1")
-	fs.IntVar(&o.etcdPort, "etcd-port", 2479, "etcd's client port on 127.0.0.1 (the peer port is the next one)")
+	fs.IntVar(&o.etcdPort, "etcd-port", 2479, "etcd's client port on 127.0.0.1 (the peer port is the next one; 0: free ports)")
 	fs.IntVar(&o.nodes, "nodes", 3, "simulated nodes")
 	fs.Var(&o.namespaces, "namespace", "namespace created at start (repeatable; the first is the kubeconfig's)")
 	fs.DurationVar(&o.startupDelay, "startup-delay", 2*time.Second, "from a pod's binding to its containers running")
@@ -103,6 +104,11 @@ func runUp(ctx context.Context, o upOptions) error {
 	logs := filepath.Join(dir, "logs")
 	if err := os.MkdirAll(logs, 0o700); err != nil {
 		return err
+	}
+	if o.etcdPort == 0 {
+		if o.etcdPort, err = freePortPair(); err != nil {
+			return err
+		}
 	}
 	etcd, err := startEtcd(dir, o.etcdPort)
 	if err != nil {
@@ -231,6 +237,24 @@ func startEtcd(dir string, port int) (*embed.Etcd, error) {
 		e.Close()
 		return nil, errors.New("etcd did not become ready within 60 s")
 	}
+}
+
+// freePortPair finds a free port whose next port is free too (etcd's client and peer ports).
+func freePortPair() (int, error) {
+	for range 50 {
+		first, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		second, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		first.Close()
+		if err == nil {
+			second.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free pair of ports for etcd")
 }
 
 func restConfig(server string, p pki, user string) *rest.Config {

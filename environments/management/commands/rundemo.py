@@ -108,7 +108,7 @@ class Command(BaseCommand):
         kubeconfig.unlink(missing_ok=True)
         processes["kubernetes"] = process = subprocess.Popen(
             [str(binary), "up", "--dir", str(settings.VAR_DIR / "kubernetes"),
-             "--kubeconfig", str(kubeconfig), "--port", port,
+             "--kubeconfig", str(kubeconfig), "--port", port, "--etcd-port", "0",
              "--namespace", "staging", "--namespace", "production"]
         )  # fmt: skip
         deadline = time.monotonic() + 180
