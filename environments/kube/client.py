@@ -1,0 +1,125 @@
+"""The API client of a cluster: credentials, a pooled client per cluster, one call with
+its errors translated (errors.py) and the answer as plain dicts."""
+
+import hashlib
+import threading
+from typing import Any
+
+import urllib3
+from django.conf import settings
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from environments.kube.errors import ClusterUnreachable, _describe, _translate
+from environments.models import Cluster
+
+Obj = dict[str, Any]
+TIMEOUT = (5, 30)  # (connect, read) seconds for every non-streaming call
+FIELD_MANAGER = "apollo"
+POOL_SIZE = 64
+
+
+_clients: dict[tuple[int, str], client.ApiClient] = {}
+_lock = threading.Lock()
+
+
+def _cache_key(cluster: Cluster) -> tuple[int, str]:
+    fingerprint = "|".join(
+        [cluster.connection, cluster.kubeconfig_path, cluster.kubeconfig_context, cluster.api_url,
+         cluster.ca_certificate, str(cluster.verify_tls), cluster.token_ciphertext,
+         settings.APOLLO_KUBECONFIG or ""]
+    )  # fmt: skip
+    return cluster.pk, hashlib.sha256(fingerprint.encode()).hexdigest()
+
+
+def api_client(cluster: Cluster) -> client.ApiClient:
+    """A client for the cluster, shared by threads and rebuilt when the cluster changes."""
+    key = _cache_key(cluster)
+    with _lock:
+        cached = _clients.get(key)
+        if cached is None:
+            cached = _clients[key] = _build_client(cluster)
+        return cached
+
+
+def _build_client(cluster: Cluster) -> client.ApiClient:
+    """The client, or ClusterUnreachable when the cluster's connection settings cannot be loaded
+    (a kubeconfig file or context that is gone, in-cluster settings outside a pod): every caller
+    already answers an unreachable cluster with a clear message, never a 500."""
+    try:
+        return _configured_client(cluster)
+    except (config.ConfigException, OSError) as exc:
+        # SECURITY: the loader's message names files and contexts, never a credential.
+        raise ClusterUnreachable(
+            f"the connection settings of cluster {cluster.name} cannot be loaded: {exc}"
+        ) from None
+
+
+def client_credentials() -> set[str]:
+    """The credentials held by this process's clients, for redaction (apollo_site.redaction)."""
+    with _lock:
+        configurations = [api.configuration for api in _clients.values()]
+    found = set()
+    for configuration in configurations:
+        for value in [*(configuration.api_key or {}).values(), configuration.password]:
+            if isinstance(value, str) and value:
+                found.add(value.removeprefix("Bearer ").strip())
+    return found
+
+
+def _configured_client(cluster: Cluster) -> client.ApiClient:
+    configuration = client.Configuration()
+    # One client serves every thread of this process (the worker's rollouts, open log tails,
+    # shells): urllib3's default pool of 4 connections would churn connections under load.
+    configuration.connection_pool_maxsize = POOL_SIZE
+    if cluster.connection == Cluster.Connection.KUBECONFIG:
+        config.load_kube_config(
+            config_file=cluster.kubeconfig_path or settings.APOLLO_KUBECONFIG,
+            context=cluster.kubeconfig_context or None,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    elif cluster.connection == Cluster.Connection.IN_CLUSTER:
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        configuration.host = cluster.api_url.rstrip("/")
+        # SECURITY: decrypted only here, in memory, for the client's Authorization header.
+        configuration.api_key = {"authorization": cluster.get_token()}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+        configuration.verify_ssl = cluster.verify_tls
+        if cluster.ca_certificate:
+            configuration.ssl_ca_cert = _ca_file(cluster.ca_certificate)
+    return client.ApiClient(configuration)
+
+
+def _ca_file(pem: str) -> str:
+    # The client wants a path; a CA certificate is public, so a file under var/ is fine.
+    directory = settings.VAR_DIR / "ca"
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{hashlib.sha256(pem.encode()).hexdigest()[:16]}.pem"
+    if not path.exists():
+        path.write_text(pem)
+    return str(path)
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return function(*args, _request_timeout=TIMEOUT, **kwargs)
+    except ApiException as exc:
+        raise _translate(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnreachable(_describe(exc)) from None
+
+
+def _plain(api: client.ApiClient, obj: Any) -> Obj:
+    result: Obj = api.sanitize_for_serialization(obj)
+    return result
+
+
+def _apis(cluster: Cluster) -> dict[str, Any]:
+    api = api_client(cluster)
+    return {
+        "core": client.CoreV1Api(api),
+        "apps": client.AppsV1Api(api),
+        "networking": client.NetworkingV1Api(api),
+    }

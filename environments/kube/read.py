@@ -1,0 +1,227 @@
+"""Reads, lists and watches: one object, a collection with its resourceVersion, a watch
+stream that another thread may close."""
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+from environments.kube.client import TIMEOUT, _apis, _call, _plain, api_client
+from environments.kube.errors import (
+    ClusterUnreachable,
+    KubeError,
+    WatchExpired,
+    _describe,
+    _translate,
+)
+from environments.models import Cluster
+from environments.names import check_object_name
+
+Obj = dict[str, Any]
+
+
+def read_deployment(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    try:
+        obj = _call(_apis(cluster)["apps"].read_namespaced_deployment, name, namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(api_client(cluster), obj)
+
+
+def list_objects(
+    cluster: Cluster, kind: str, namespace: str, **selectors: str
+) -> tuple[list[Obj], str]:
+    """Items and the list's resourceVersion (to start a watch from)."""
+    api_name, method = _LISTS[kind]
+    result = _call(getattr(_apis(cluster)[api_name], method), namespace, **selectors)
+    plain = _plain(api_client(cluster), result)
+    return plain.get("items") or [], str(plain["metadata"].get("resourceVersion", ""))
+
+
+def collection_version(cluster: Cluster, kind: str, namespace: str) -> str:
+    """The current resourceVersion of a namespace's collection, to watch from it: a list of
+    at most one item (cheap however many there are)."""
+    api_name, method = _LISTS[kind]
+    result = _call(getattr(_apis(cluster)[api_name], method), namespace, limit=1)
+    return str(result.metadata.resource_version or "")
+
+
+_LISTS = {
+    "Pod": ("core", "list_namespaced_pod"),
+    "Deployment": ("apps", "list_namespaced_deployment"),
+    "ReplicaSet": ("apps", "list_namespaced_replica_set"),
+    "Event": ("core", "list_namespaced_event"),
+}
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: Obj
+
+
+def watch_objects(
+    cluster: Cluster, kind: str, namespace: str, *, resource_version: str,
+    timeout_seconds: int, **selectors: str,
+) -> Iterator[WatchEvent]:  # fmt: skip
+    """One watch request; ends after timeout_seconds or when the server ends it."""
+    api_name, method = _LISTS[kind]
+    api = api_client(cluster)
+    watcher = watch.Watch()
+    stream = watcher.stream(
+        getattr(_apis(cluster)[api_name], method), namespace, resource_version=resource_version,
+        timeout_seconds=timeout_seconds, allow_watch_bookmarks=True,
+        _request_timeout=(5, timeout_seconds + 10), **selectors,
+    )  # fmt: skip
+    try:
+        for event in stream:
+            if event["type"] == "ERROR":
+                raw = event.get("raw_object") or {}
+                if raw.get("code") == 410:
+                    raise WatchExpired(str(raw.get("message", "")))
+                raise KubeError(int(raw.get("code", 500)), str(raw.get("reason")), str(raw))
+            yield WatchEvent(event["type"], _plain(api, event["object"]))
+    except ApiException as exc:
+        if exc.status == 410:
+            raise WatchExpired(str(exc.reason)) from None
+        raise _translate(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnreachable(_describe(exc)) from None
+    finally:
+        watcher.stop()
+
+
+def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    check_object_name(name, what="pod")  # SECURITY: defence in depth (environments.names)
+    try:
+        obj = _call(_apis(cluster)["core"].read_namespaced_pod, name, namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(api_client(cluster), obj)
+
+
+def read_replica_set(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    check_object_name(name, what="ReplicaSet")
+    try:
+        obj = _call(_apis(cluster)["apps"].read_namespaced_replica_set, name, namespace)
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _plain(api_client(cluster), obj)
+
+
+class _Stream:
+    """A streamed answer (watch, log follow) that another thread may close at any moment."""
+
+    _response: Any
+    _closed: bool
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
+            # A read broken by close() from another thread is a stop, not an outage.
+            if not self._closed:
+                raise ClusterUnreachable(_describe(exc)) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        _close_response(self._response)
+
+
+class WatchStream(_Stream):
+    """One watch request whose connection another thread may close (to stop it at once).
+
+    `watch_objects` above can only stop between events; a live page must stop its watch when
+    the last viewer leaves, even if nothing happens in the namespace.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        kind: str,
+        namespace: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int,
+        **selectors: str,
+    ) -> None:
+        api_name, method = _LISTS[kind]
+        self._api = api_client(cluster)
+        self._closed = False
+        self._response = _call_stream(
+            getattr(_apis(cluster)[api_name], method), namespace, watch=True,
+            resource_version=resource_version, timeout_seconds=timeout_seconds,
+            allow_watch_bookmarks=True, _request_timeout=(5, timeout_seconds + 10), **selectors,
+        )  # fmt: skip
+
+    def events(self) -> Iterator[WatchEvent]:
+        import json
+
+        with self._reading():
+            for line in _lines(self._response):
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    raw = event.get("object") or {}
+                    if raw.get("code") == 410:
+                        raise WatchExpired(str(raw.get("message", "")))
+                    raise KubeError(int(raw.get("code", 500)), str(raw.get("reason")), str(raw))
+                yield WatchEvent(str(event["type"]), event.get("object") or {})
+
+
+def _call_stream(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """A call answered with a stream (watch, follow): the raw urllib3 response."""
+    kwargs.setdefault("_request_timeout", TIMEOUT)
+    try:
+        return function(*args, _preload_content=False, **kwargs)
+    except ApiException as exc:
+        if exc.status == 410:
+            raise WatchExpired(str(exc.reason)) from None
+        raise _translate(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnreachable(_describe(exc)) from None
+
+
+def _lines(response: Any) -> Iterator[str]:
+    """Complete lines of a streamed response, decoded; a partial last line is kept back."""
+    for batch in _batches(response):
+        yield from batch
+
+
+def _batches(response: Any) -> Iterator[list[str]]:
+    """The complete lines of each chunk read from a streamed response, as one list."""
+    pending = b""
+    for chunk in response.stream(64 * 1024, decode_content=False):
+        pending += chunk
+        if b"\n" not in pending:
+            continue
+        *complete, pending = pending.split(b"\n")
+        yield [raw.decode("utf-8", errors="replace") for raw in complete]
+    if pending:
+        yield [pending.decode("utf-8", errors="replace")]
+
+
+def _close_response(response: Any) -> None:
+    # Closing the socket from another thread ends a blocked read in the stream's thread.
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        response.shutdown()
+    with contextlib.suppress(Exception):
+        response.close()
+    with contextlib.suppress(Exception):
+        response.release_conn()
