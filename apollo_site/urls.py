@@ -8,7 +8,10 @@ urlpatterns = [
     path("history/", include("history.urls")),
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html"),
+        # SECURITY: GET and POST only (the form view would also take PUT as a POST).
+        auth_views.LoginView.as_view(
+            template_name="registration/login.html", http_method_names=["get", "post"]
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -41,11 +41,9 @@ def _user(request: HttpRequest) -> User:
 def service_detail(request: HttpRequest, name: str) -> HttpResponse:
     """Versions, and per environment its groups with what they run; forms where allowed."""
     user = _user(request)
-    service = get_object_or_404(Service, name=name)
+    service = _service_or_404(user, name)
     seen = visibility(user)
-    # SECURITY: a service the user may view nowhere is a 404; only environments they view show.
-    if not seen.sees(service_id=service.pk, environment_id=None):
-        raise Http404(f"No service '{name}'.")
+    # SECURITY: only the environments the user may view show.
     manage = {e for s, e in allowed_targets(user, Verb.MANAGE) if s == service.pk}
     scale = {e for s, e in allowed_targets(user, Verb.RESTART) if s == service.pk}
     groups = list(Group.objects.filter(service=service).with_status())
@@ -79,11 +77,24 @@ def _service_page(service: Service) -> HttpResponse:
     return redirect("service-detail", name=service.name)
 
 
-def _group_or_404(service_name: str, group_id: int) -> Group:
-    return get_object_or_404(
+def _service_or_404(user: User, name: str) -> Service:
+    """SECURITY: a service the user may view nowhere is a 404, on its page and its actions alike
+    (a refusal that redirects to the service's page would tell that it exists)."""
+    service = get_object_or_404(Service, name=name)
+    if not visibility(user).sees(service_id=service.pk, environment_id=None):
+        raise Http404(f"No service '{name}'.")
+    return service
+
+
+def _group_or_404(user: User, service_name: str, group_id: int) -> Group:
+    """SECURITY: a group of a (service, environment) the user may not view is a 404."""
+    group = get_object_or_404(
         Group.objects.select_related("service", "environment__cluster"),
         pk=group_id, service__name=service_name,
     )  # fmt: skip
+    if not visibility(user).sees(service_id=group.service_id, environment_id=group.environment_id):
+        raise Http404(f"No group {group_id} of service '{service_name}'.")
+    return group
 
 
 def _report(request: HttpRequest, exc: ValidationError) -> None:
@@ -93,7 +104,7 @@ def _report(request: HttpRequest, exc: ValidationError) -> None:
 @login_required
 @require_POST
 def group_create(request: HttpRequest, name: str) -> HttpResponse:
-    service = get_object_or_404(Service, name=name)
+    service = _service_or_404(_user(request), name)
     form = GroupCreateForm(request.POST, environments=Environment.objects.all())
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -117,7 +128,7 @@ def group_create(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def group_change(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
-    group = _group_or_404(name, group_id)
+    group = _group_or_404(_user(request), name, group_id)
     form = GroupChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -136,7 +147,7 @@ def group_change(request: HttpRequest, name: str, group_id: int) -> HttpResponse
 @login_required
 @require_POST
 def group_delete(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
-    group = _group_or_404(name, group_id)
+    group = _group_or_404(_user(request), name, group_id)
     try:
         group_services.delete_group(user=_user(request), group=group)
     except PermissionDenied as exc:
@@ -151,7 +162,7 @@ def group_delete(request: HttpRequest, name: str, group_id: int) -> HttpResponse
 @login_required
 @require_POST
 def group_scale(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
-    group = _group_or_404(name, group_id)
+    group = _group_or_404(_user(request), name, group_id)
     form = ScaleForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))

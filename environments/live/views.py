@@ -4,7 +4,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from deployments.models import Group, Service
 from deployments.selectors import latest_deployments
@@ -35,6 +35,7 @@ def _environments_for_table(user: User) -> QuerySet[Environment]:
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     environments = _environments_for_table(_user(request))
     latest = latest_deployments(_user(request), LATEST_DEPLOYMENTS)
@@ -44,6 +45,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
     environments = _environments_for_table(_user(request))
     return render(request, "environments/list.html", {"environments": environments})
@@ -59,6 +61,7 @@ def _user(request: HttpRequest) -> User:
 
 
 @login_required
+@require_GET
 def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
     """The live status page. It makes no Kubernetes call: the shared watch feeds its socket.
 
@@ -183,6 +186,7 @@ def _find_pod(request: HttpRequest, environment: Environment, pod: str) -> servi
 
 
 @login_required
+@require_GET
 def logs(request: HttpRequest, name: str) -> HttpResponse:
     """LiveTail: `?service=S[&group=G]` for all pods of a service, `?pod=P` for one pod."""
     environment = _environment(name)
@@ -222,6 +226,7 @@ def _tail(request: HttpRequest) -> int:
 
 
 @login_required
+@require_GET
 def shell(request: HttpRequest, name: str, pod: str) -> HttpResponse:
     environment = _environment(name)
     invalid = _checked_names(pod, request.GET.get("container", ""))

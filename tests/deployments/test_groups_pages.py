@@ -194,9 +194,10 @@ def test_variables_that_are_not_strings_are_refused_on_the_service_page(
 
 
 def test_it_refuses_deeply_nested_variables_without_failing(
-    mallory: User, ingest: Service, stage: Environment
+    carol: User, ingest: Service, stage: Environment
 ) -> None:
-    response = login(mallory).post(
+    # carol views ingest (so the form is read) and manages nothing.
+    response = login(carol).post(
         "/services/ingest/groups/",
         {"environment": stage.pk, "name": "latam", "scaling_factor": 1, "variables": "[" * 5000},
     )  # fmt: skip
@@ -212,9 +213,8 @@ def test_mallory_cannot_create_or_scale_a_group(
                                              "scaling_factor": 1, "variables": "{}"})  # fmt: skip
     eu = Group.objects.get(name="eu")
     response = client.post(f"/services/ingest/groups/{eu.pk}/scale/", {"replicas": 4})
-    assert response.status_code == 302
-    # The service page it is sent back to does not exist for her (she may not view ingest).
-    assert client.get(response["Location"]).status_code == 404
+    # She may not view ingest: its groups' actions are a 404, as its page is.
+    assert response.status_code == 404
     eu.refresh_from_db()
     assert eu.scaling_factor == 1
     assert not Group.objects.filter(name="latam").exists()
