@@ -26,6 +26,7 @@ tests/environments/test_livetail.py
 tests/environments/test_livetail_features.py
 tests/environments/test_shell.py
 tests/environments/test_shell_session.py
+tests/security/test_object_takeover.py
 "
 
 start=$(date +%s)

@@ -62,16 +62,30 @@ def apply(
         version = (
             checked[key] if checked and key in checked else owned_version(cluster, namespace, doc)
         )
-        body = doc
-        if version:
-            body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
         patch = getattr(apis[path.api], f"patch_namespaced_{path.plural}")
-        result = _call(
-            patch, name, namespace, body, field_manager=FIELD_MANAGER,
-            force=True, _content_type="application/apply-patch+yaml",
-        )  # fmt: skip
+        for attempt in range(APPLY_CONFLICT_ATTEMPTS):
+            body = doc
+            if version:
+                body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
+            try:
+                result = _call(
+                    patch, name, namespace, body, field_manager=FIELD_MANAGER,
+                    force=True, _content_type="application/apply-patch+yaml",
+                )  # fmt: skip
+                break
+            except KubeError as exc:
+                # On a real cluster the controllers write an object's status between the check
+                # and the apply (a Deployment mid-rollout), which changes its resourceVersion:
+                # 409. SECURITY: check the owner again and apply with the new version; an
+                # object replaced or relabelled by another owner meanwhile is NotOwned.
+                if exc.status != 409 or not version or attempt == APPLY_CONFLICT_ATTEMPTS - 1:
+                    raise
+                version = owned_version(cluster, namespace, doc)
         applied.append(_plain(api_client(cluster), result))
     return applied
+
+
+APPLY_CONFLICT_ATTEMPTS = 5
 
 
 def owned_version(cluster: Cluster, namespace: str, doc: Obj) -> str | None:
