@@ -231,11 +231,12 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 
 # With DEBUG off, whitenoise serves the collected files (`manage.py collectstatic`; rundemo
-# runs it) under content-hashed names, compressed, cached for a year.
+# runs it) under content-hashed names, compressed, cached for a year; the imports between our
+# ES modules are rewritten to the hashed names too (apollo_site/staticfiles.py).
 if not DEBUG:
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+        "staticfiles": {"BACKEND": "apollo_site.staticfiles.HashedStaticFilesStorage"},
     }
 
 # SECURITY: cookies and headers that production needs; DEBUG keeps local http working.

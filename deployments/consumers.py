@@ -6,7 +6,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from deployments.live import StatusPayload, group_name, status_payload, visible_entry
+from deployments.live import (
+    StatusPayload,
+    batch_message,
+    group_name,
+    status_payload,
+    timeline_message,
+    visible_entry,
+)
 from deployments.models import Deployment
 from deployments.selectors import batch_deployments, batch_state, visible_deployments
 from deployments.status import Status
@@ -83,7 +90,10 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def deployment_status(self, event: dict[str, Any]) -> None:
-        await self.send_json(visible_entry(event["payload"], may_view_logs=self.may_view_logs))
+        payload = visible_entry(event["payload"], may_view_logs=self.may_view_logs)
+        if payload.get("type") == "deployment.timeline":
+            payload = timeline_message(payload)
+        await self.send_json(payload)
 
     async def _follow_database(self, last: StatusPayload, seen: int) -> None:
         """Send what changed in the row until the deployment has finished."""
@@ -95,7 +105,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             payload, entries = changes
             for entry in entries:
                 entry = visible_entry(entry, may_view_logs=self.may_view_logs)
-                await self.send_json({"type": "deployment.timeline", **entry})
+                await self.send_json(timeline_message(entry))
             seen += len(entries)
             if (payload["status"], payload["status_reason"]) != (
                 last["status"],
@@ -110,7 +120,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 @database_sync_to_async  # type: ignore[untyped-decorator]
 def _batch_state(user: Any, batch: uuid.UUID) -> dict[str, Any] | None:
     deployments = batch_deployments(batch, user=user)
-    return batch_state(user, deployments) if deployments else None
+    return batch_message(batch_state(user, deployments)) if deployments else None
 
 
 class BatchConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments.forms import GroupChangeForm, GroupCreateForm, ScaleForm
+from deployments.live import batch_message
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.selectors import batch_deployments, batch_state
 from deployments.services import groups as group_services
@@ -211,7 +212,7 @@ def batch_detail(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
 def batch_status(request: HttpRequest, batch: uuid.UUID) -> JsonResponse:
     """The rows as JSON: what the batch page polls when its websocket cannot connect."""
     user = _user(request)
-    return JsonResponse(batch_state(user, _batch_or_404(user, batch)))
+    return JsonResponse(batch_message(batch_state(user, _batch_or_404(user, batch))))
 
 
 @login_required

@@ -32,6 +32,26 @@ def visible_timeline(timeline: list[dict[str, Any]], *, may_view_logs: bool) -> 
     return [visible_entry(entry, may_view_logs=may_view_logs) for entry in timeline]
 
 
+def timeline_message(entry: dict[str, Any]) -> dict[str, Any]:
+    """One timeline entry for the page's socket, with its markup rendered from the partial the
+    page itself includes (the browser appends it; it builds no markup of its own)."""
+    html = render_to_string("deployments/_timeline.html", {"timeline": [entry]})
+    return {**entry, "type": "deployment.timeline", "html": html}
+
+
+def batch_message(state: dict[str, Any]) -> dict[str, Any]:
+    """The batch page's state with its markup (each row's badge, the summary) rendered from the
+    partials the page includes, for its socket and its polling fallback alike."""
+    rows = [
+        {**row, "badge_html": render_to_string("deployments/_status_badge.html", row)}
+        for row in state["rows"]
+    ]
+    summary_html = render_to_string(
+        "deployments/_batch_summary.html", {"summary": state["summary"]}
+    )
+    return {**state, "rows": rows, "summary_html": summary_html}
+
+
 def has_logs(timeline: list[dict[str, Any]]) -> bool:
     return any(entry.get("source") == LOG_SOURCE for entry in timeline)
 

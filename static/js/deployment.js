@@ -1,30 +1,20 @@
-// Live deployment page. The websocket pushes "deployment.status" (the badge) and
-// "deployment.timeline" (one entry): from the worker through the channel layer with Redis, or
-// from the web server following the row when the channel layer is in-memory. The page resyncs
-// from the server on every (re)connect and whenever the status changes (the actions and the
-// snapshot change too), and every few seconds only while the socket is down.
+// Live deployment page. The websocket pushes "deployment.status" (the badge, rendered by the
+// server) and "deployment.timeline" (one entry, rendered by the server from the same partial as
+// the page): from the worker through the channel layer with Redis, or from the web server
+// following the row when the channel layer is in-memory. The page resyncs from the server on
+// every (re)connect and whenever the status changes (the actions and the snapshot change too),
+// and every few seconds only while the socket is down.
+import { follow, fragment, resyncFromPage } from "./live.js";
+
 const root = document.getElementById("deployment");
 const TERMINAL = new Set(["DONE", "FAILED", "CANCELED"]);
 const POLL_MS = { disconnected: 2000 };
 
-const keyOf = (entry) => `${entry.at}|${entry.source}|${entry.message}`;
-
-function appendEntry(list, entry) {
-  const key = keyOf(entry);
-  for (const li of list.children) if (li.dataset.key === key) return;
-  const li = document.createElement("li");
-  li.dataset.key = key;
-  const time = document.createElement("time");
-  time.dateTime = entry.at;
-  time.textContent = String(entry.at).slice(11, 19);
-  const source = document.createElement("span");
-  source.className = "source";
-  source.textContent = entry.source;
-  const text = document.createElement("span");
-  text.className = "text";
-  text.textContent = entry.message;
-  li.append(time, " ", source, " ", text);
-  list.append(li);
+function appendEntries(list, html) {
+  const known = new Set([...list.children].map((li) => li.dataset.key));
+  for (const li of [...fragment(html).children]) {
+    if (!known.has(li.dataset.key)) list.append(li);
+  }
 }
 
 function mergeTimeline(list, fresh) {
@@ -36,8 +26,6 @@ function mergeTimeline(list, fresh) {
 
 if (root) {
   const list = document.getElementById("timeline");
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  let delay = 1000;
   let connected = false;
   let status = root.dataset.status;
   let timer = null;
@@ -49,14 +37,8 @@ if (root) {
 
   async function resync() {
     try {
-      const response = await fetch(location.href, { credentials: "same-origin" });
-      if (!response.ok) return;
-      const page = new DOMParser().parseFromString(await response.text(), "text/html");
-      for (const id of ["status", "status-reason", "actions", "snapshot"]) {
-        const fresh = page.getElementById(id);
-        const current = document.getElementById(id);
-        if (fresh && current) current.replaceWith(fresh);
-      }
+      const page = await resyncFromPage(["status", "status-reason", "actions", "snapshot"]);
+      if (!page) return;
       const freshList = page.getElementById("timeline");
       if (freshList) mergeTimeline(list, freshList);
       const freshRoot = page.getElementById("deployment");
@@ -66,28 +48,25 @@ if (root) {
     }
   }
 
-  const connect = () => {
-    const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.ws}`);
-    socket.addEventListener("open", () => { delay = 1000; connected = true; resync(); });
-    socket.addEventListener("message", (event) => {
-      const payload = JSON.parse(event.data);
+  follow(root.dataset.ws, {
+    onOpen: () => {
+      connected = true;
+      resync();
+    },
+    onMessage: (payload) => {
       if (payload.type === "deployment.timeline") {
-        appendEntry(list, payload);
+        appendEntries(list, payload.html);
         return;
       }
       if (payload.type !== "deployment.status") return;
       document.getElementById("status").innerHTML = payload.badge_html;
       document.getElementById("status-reason").textContent = payload.status_reason || "—";
-      if (payload.status !== status) resync();  // the actions and the snapshot change too
-    });
-    socket.addEventListener("close", (event) => {
+      if (payload.status !== status) resync(); // the actions and the snapshot change too
+    },
+    onClose: () => {
       connected = false;
       schedule();
-      if (event.code === 4401 || event.code === 4404) return;
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    });
-  };
-  connect();
+    },
+  });
   schedule();
 }

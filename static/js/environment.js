@@ -1,37 +1,30 @@
-// The environment page: one websocket; each message replaces the live part (rendered by the
-// server for this viewer). Action forms ask for confirmation and carry the page's CSRF token.
+// The environment page: one websocket (live.js: reconnect with back-off); each message replaces
+// the live part (rendered by the server for this viewer). Action forms ask for confirmation and
+// carry the page's CSRF token.
+import { follow } from "./live.js";
+
 const root = document.getElementById("live-status");
 if (root) {
   const services = document.getElementById("live-services");
   const connection = document.getElementById("live-connection");
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  let delay = 1000;
   const show = (text, down) => {
     connection.textContent = text;
     connection.classList.toggle("down", Boolean(down));
   };
-  const connect = () => {
-    const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.ws}`);
-    socket.addEventListener("open", () => { delay = 1000; show("Live: waiting for the cluster…"); });
-    socket.addEventListener("message", (event) => {
-      const payload = JSON.parse(event.data);
+  follow(root.dataset.ws, {
+    onOpen: () => show("Live: waiting for the cluster…"),
+    onMessage: (payload) => {
       if (payload.type !== "environment.state") return;
       services.innerHTML = payload.html;
       const at = new Date(payload.updated_at).toLocaleTimeString();
       if (payload.reachable) show(`Live · updated ${at}`);
       else show(`Cluster unreachable (${payload.error}) · retrying`, true);
-    });
-    socket.addEventListener("close", (event) => {
-      if (event.code === 4401 || event.code === 4403 || event.code === 4404) {
-        show("Not allowed to watch this environment.", true);
-        return;
-      }
-      show("Disconnected from Apollo; reconnecting…", true);
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 30000);
-    });
-  };
-  connect();
+    },
+    onClose: (code, retrying) => {
+      if (retrying) show("Disconnected from Apollo; reconnecting…", true);
+      else show("Not allowed to watch this environment.", true);
+    },
+  });
   services.addEventListener("submit", (event) => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement)) return;

@@ -1,6 +1,9 @@
 // Group pages. Forms with data-confirm ask first. The batch page follows the status of every
-// deployment of the request over its websocket; if the socket cannot connect (or closes before
-// all have finished) it polls one small JSON endpoint instead, until all have finished.
+// deployment of the request over its websocket (the badges and the summary come rendered by
+// the server); while the socket is down (it reconnects with back-off) it polls one small JSON
+// endpoint instead, until all have finished.
+import { follow, fragment } from "./live.js";
+
 for (const form of document.querySelectorAll("form[data-confirm]")) {
   form.addEventListener("submit", (event) => {
     if (!window.confirm(form.dataset.confirm)) event.preventDefault();
@@ -10,27 +13,27 @@ for (const form of document.querySelectorAll("form[data-confirm]")) {
 const table = document.getElementById("batch");
 if (table) {
   const POLL_MS = 1000;
+  let done = false;
+  let connected = false;
+  let polling = false;
   const render = (data) => {
     for (const row of data.rows) {
       const tr = table.querySelector(`tr[data-deployment="${row.id}"]`);
       if (!tr) continue;
-      const badge = tr.querySelector(".batch-status .badge");
-      badge.textContent = row.status;
-      badge.className = `badge status-${row.status.toLowerCase()}`;
+      tr.querySelector(".batch-status .badge").replaceWith(fragment(row.badge_html));
       tr.querySelector(".batch-status .reason").textContent = row.reason;
       tr.querySelector(".batch-actions form:not(.revert)").hidden = !row.can_cancel;
       tr.querySelector(".batch-actions form.revert").hidden = !row.can_revert;
     }
-    const summary = document.getElementById("batch-summary");
-    summary.replaceChildren(...Object.entries(data.summary).map(([status, n]) => {
-      const span = document.createElement("span");
-      span.className = `badge status-${status.toLowerCase()}`;
-      span.textContent = `${n} ${status}`;
-      return span;
-    }));
-    return data.rows.every((row) => row.finished);
+    document.getElementById("batch-summary").replaceChildren(fragment(data.summary_html));
+    done = data.rows.every((row) => row.finished);
+    return done;
   };
   const poll = async () => {
+    if (done || connected) {
+      polling = false;
+      return;
+    }
     try {
       const response = await fetch(table.dataset.statusUrl, { credentials: "same-origin" });
       if (response.ok && render(await response.json())) return;
@@ -39,14 +42,19 @@ if (table) {
     }
     setTimeout(poll, POLL_MS);
   };
-  let done = false;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}${table.dataset.ws}`);
-  socket.addEventListener("message", (event) => {
-    done = render(JSON.parse(event.data));
-    if (done) socket.close();
-  });
-  socket.addEventListener("close", () => {
-    if (!done) poll();
+  const socket = follow(table.dataset.ws, {
+    onOpen: () => {
+      connected = true;
+    },
+    onMessage: (payload) => {
+      if (render(payload)) socket.close();
+    },
+    onClose: () => {
+      connected = false;
+      if (!done && !polling) {
+        polling = true;
+        poll();
+      }
+    },
   });
 }

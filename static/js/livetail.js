@@ -1,6 +1,8 @@
 // LiveTail: batches of lines from Apollo's socket, kept in a bounded array and drawn as a
 // virtual list (only the visible rows are in the DOM, redrawn at most once per frame), so tens
 // of thousands of lines per second do not freeze the page.
+import { follow } from "./live.js";
+
 const root = document.getElementById("tail");
 if (root) {
   const MAX_LINES = 100000; // lines kept in the browser; the oldest go first
@@ -84,31 +86,34 @@ if (root) {
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   });
 
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}${root.dataset.ws}`);
+  // A tail does not resume after a disconnect (the lines in between are gone): no reconnect.
+  const socket = follow(root.dataset.ws, {
+    reconnect: false,
+    onOpen: () => {
+      status.textContent = "connected, waiting for lines…";
+    },
+    onMessage: (payload) => {
+      if (payload.type === "lines") {
+        if (payload.dropped) {
+          dropped += payload.dropped;
+          notice.textContent = `${dropped.toLocaleString()} lines were dropped while paused (Apollo keeps the newest lines in a bounded buffer).`;
+        }
+        if (payload.notices && payload.notices.length) notice.textContent = payload.notices[payload.notices.length - 1];
+        if (payload.lines.length) add(payload.lines);
+      } else if (payload.type === "notice") {
+        notice.textContent = payload.text;
+      }
+    },
+    onClose: (code) => {
+      const why = { 4401: "sign in first", 4403: "you may not view these logs", 4404: "no such pod" }[code];
+      status.textContent = why ? `closed: ${why}` : "disconnected (reload to follow again)";
+    },
+  });
   pauseButton.addEventListener("click", () => {
     paused = !paused;
-    socket.send(JSON.stringify({ action: paused ? "pause" : "resume" }));
+    socket.send({ action: paused ? "pause" : "resume" });
     pauseButton.textContent = paused ? "Resume" : "Pause";
     schedule();
-  });
-  socket.addEventListener("open", () => { status.textContent = "connected, waiting for lines…"; });
-  socket.addEventListener("message", (event) => {
-    const payload = JSON.parse(event.data);
-    if (payload.type === "lines") {
-      if (payload.dropped) {
-        dropped += payload.dropped;
-        notice.textContent = `${dropped.toLocaleString()} lines were dropped while paused (Apollo keeps the newest lines in a bounded buffer).`;
-      }
-      if (payload.notices && payload.notices.length) notice.textContent = payload.notices[payload.notices.length - 1];
-      if (payload.lines.length) add(payload.lines);
-    } else if (payload.type === "notice") {
-      notice.textContent = payload.text;
-    }
-  });
-  socket.addEventListener("close", (event) => {
-    const why = { 4401: "sign in first", 4403: "you may not view these logs", 4404: "no such pod" }[event.code];
-    status.textContent = why ? `closed: ${why}` : "disconnected (reload to follow again)";
   });
   window.addEventListener("resize", schedule);
 }

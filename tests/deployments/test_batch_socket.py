@@ -58,6 +58,9 @@ async def test_every_persona_who_may_view_sees_the_rows_with_what_they_may_do(
     ]  # fmt: skip
     assert all(r["can_cancel"] is may_cancel for r in state["rows"])
     assert state["summary"] == {"PENDING": 2}
+    # The markup comes rendered from the page's partials: the browser swaps it in.
+    assert state["summary_html"] == '<span class="badge status-pending">2 PENDING</span> '
+    assert state["rows"][0]["badge_html"] == '<span class="badge status-pending">PENDING</span>\n'
     await socket.disconnect()
 
 

@@ -115,6 +115,10 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
 
     await sync_to_async(worker_elsewhere)()
     received = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    # The entry comes with its markup, rendered from the partial the page itself includes.
+    html = received[0].pop("html")
+    assert html.startswith("<li data-key=")
+    assert '<span class="text">applied</span>' in html
     assert received[0] == {
         "type": "deployment.timeline", "at": "2026-11-27T12:00:00+00:00", "source": "worker",
         "message": "applied",
@@ -152,4 +156,5 @@ async def test_it_sends_crash_log_lines_only_to_who_may_view_logs(
     received = await communicator.receive_json_from(timeout=5)
     assert received["type"] == "deployment.timeline"
     assert ("TOKEN=s3cret" in received["message"]) is shown
+    assert ("TOKEN=s3cret" in received["html"]) is shown  # the rendered entry hides them too
     await communicator.disconnect()
