@@ -15,8 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apollo_site.envconfig import (
     env_bool,
+    env_choice,
     env_int,
     env_list,
+    env_networks,
     env_rate,
     env_str,
     private_directory,
@@ -72,9 +74,14 @@ INSTALLED_APPS = [
     "deployments",
     "permissions",
     "history",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id and latency; probes and metrics are answered before the
+    # host check and the HTTPS redirect (ops.middleware).
+    "ops.middleware.RequestContextMiddleware",
+    "ops.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -314,6 +321,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# Prometheus (ops.metrics): /metrics answers a bearer APOLLO_METRICS_TOKEN or a client address
+# inside one of the APOLLO_METRICS_ALLOW networks (CIDRs, comma-separated); with neither it is
+# off (404). A worker serves its own metrics on APOLLO_WORKER_METRICS_PORT when set.
+APOLLO_METRICS_TOKEN = env_str("APOLLO_METRICS_TOKEN")
+APOLLO_METRICS_ALLOW = env_networks("APOLLO_METRICS_ALLOW")
+APOLLO_WORKER_METRICS_PORT = env_int("APOLLO_WORKER_METRICS_PORT", 0, minimum=0)
+APOLLO_LOG_FORMAT = env_choice("APOLLO_LOG_FORMAT", "plain", choices=("plain", "json"))
+
 # SECURITY: no error page, error e-mail or log line shows a credential (apollo_site/redaction.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "apollo_site.redaction.RedactingExceptionReporterFilter"
 DEFAULT_EXCEPTION_REPORTER = "apollo_site.redaction.RedactingExceptionReporter"
@@ -321,8 +336,11 @@ LOGGING_CONFIG = "apollo_site.redaction.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": APOLLO_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
     "loggers": {
         "kubernetes": {"level": "WARNING"},
