@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ops.metrics import DATABASE_REGISTRY
@@ -18,12 +19,14 @@ logger = logging.getLogger(__name__)
 _migrations_applied = False  # once true, true for the life of the process (same code)
 
 
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Alive: the process answers. No dependency is checked (a database outage must not get
     every web pod restarted)."""
     return JsonResponse({"status": "ok"})
 
 
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready for traffic: the database answers, Redis answers (when configured) and every
     migration is applied. Clusters are listed but do not decide readiness: an unreachable
@@ -87,6 +90,7 @@ def _cluster_names() -> list[str]:
         return []
 
 
+@require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, for a scraper that presents APOLLO_METRICS_TOKEN as a bearer
     token or connects from an address of APOLLO_METRICS_ALLOW. Off (404) when neither is set."""

@@ -100,6 +100,8 @@ OK_S = "302 /environments/staging/ success w"  # bob's action in staging, back o
 SVC_ERROR = "302 /services/web/ error"
 ALL_200 = each("200", "200", "200", "200", "200", "200")
 ALL_405 = each("405", "405", "405", "405", "405", "405")
+ALL_404 = each("404", "404", "404", "404", "404", "404")
+ALL_METHODS_405 = {"POST": ALL_405, "PUT": ALL_405, "DELETE": ALL_405}
 ALL_LOGIN = each(LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN)
 API_LIST = each("401", "200", "200", "200", "200", "200")  # filtered: jenkins and mallory see []
 
@@ -217,6 +219,10 @@ R["login"] = (
     Probe("/login/", {"username": "nobody", "password": "wrong"}),
     {"GET": ALL_200, "POST": ALL_200, "PUT": ALL_405, "DELETE": ALL_405, "HEAD": ALL_405},
 )
+# Probes answer everybody (GET and HEAD only); /metrics is off without a token or allow-list.
+R["healthz"] = (Probe("/healthz"), {"GET": ALL_200, "HEAD": ALL_200, **ALL_METHODS_405})
+R["readyz"] = (Probe("/readyz"), {"GET": ALL_200, "HEAD": ALL_200, **ALL_METHODS_405})
+R["metrics"] = (Probe("/metrics"), {"GET": ALL_404, "HEAD": ALL_404, **ALL_METHODS_405})
 R["api:deployable-versions"] = (
     Probe("/api/v1/deployable-versions/", {"service": "web", "git_commit_sha": SHA_NEW},
           as_json=True),
