@@ -18,7 +18,7 @@ from deployments.live import batch_message
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.selectors import batch_deployments, batch_state
 from deployments.services import groups as group_services
-from deployments.services.deploy import cancel_deployment, request_deployment
+from deployments.services.deploy import cancel_deployment, revert_deployment
 from deployments.status import Status
 from environments import kube
 from environments import services as environment_services
@@ -282,21 +282,10 @@ def _label(deployment: Deployment) -> str:
 
 def _revert_one(user: User, deployment: Deployment, batch: uuid.UUID) -> str:
     """ "" when the revert was requested, else why not."""
-    status = Status(deployment.status)
-    if not status.is_terminal:
-        try:
-            cancel_deployment(user=user, deployment=deployment)
-        except (PermissionDenied, InvalidTransition) as exc:
-            return f"{_label(deployment)}: {exc or 'you may not cancel it'}"
-        return ""
-    previous = deployment.source_version
-    if status == Status.CANCELED or previous is None or previous.pk == deployment.version_id:
-        return f"{_label(deployment)}: nothing to revert to"
-    outcome = request_deployment(
-        user=user, service=deployment.service, environment=deployment.environment,
-        version=previous, group=deployment.group, message=f"Revert of #{deployment.pk}",
-        batch=batch,
-    )  # fmt: skip
-    if outcome.kind != "created":
+    try:
+        outcome = revert_deployment(user=user, deployment=deployment, batch=batch)
+    except (PermissionDenied, InvalidTransition) as exc:
+        return f"{_label(deployment)}: {exc or 'you may not cancel it'}"
+    if outcome is not None and outcome.kind != "created":
         return f"{_label(deployment)}: {outcome.reason or outcome.kind}"
     return ""

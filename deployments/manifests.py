@@ -3,7 +3,8 @@
 from typing import Any
 
 from deployments import policy, rendering
-from deployments.models import DeployableVersion, Group, Service
+from deployments.models import DeployableVersion, Deployment, Group, Service
+from environments import crypto
 from environments.models import Environment
 
 SAMPLE_SHA = "0" * 40
@@ -55,6 +56,47 @@ def render_checked(
     request and the worker both call this: the worker checks what it is about to apply."""
     documents = render_for(service=service, environment=environment, version=version, group=group)
     rules = policy_rules(service=service, environment=environment, sha=version.git_commit_sha)
+    policy.check(documents, rules)
+    return documents
+
+
+# -- what is stored on the deployment and applied by the worker ---------------------------------
+
+SECRET_FIELDS = ("data", "stringData")
+
+
+def seal(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents as stored on the deployment (`manifest_documents`).
+
+    SECURITY: every value of a Secret's data and stringData is Fernet-encrypted at rest
+    (environments.crypto); everything else is stored as rendered, to be applied as is."""
+    return [_map_secret_values(doc, crypto.encrypt) for doc in documents]
+
+
+def unseal(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents to apply, Secret values decrypted. Raises crypto.CredentialError when
+    the key changed since they were stored."""
+    return [_map_secret_values(doc, crypto.decrypt) for doc in stored]
+
+
+def _map_secret_values(doc: dict[str, Any], change: Any) -> dict[str, Any]:
+    if doc.get("kind") != "Secret":
+        return doc
+    doc = dict(doc)
+    for key in SECRET_FIELDS:
+        if isinstance(doc.get(key), dict):
+            doc[key] = {name: change(str(value)) for name, value in doc[key].items()}
+    return doc
+
+
+def recorded_checked(*, deployment: Deployment, sha: str) -> list[dict[str, Any]]:
+    """The documents recorded on `deployment`, checked against today's manifest policy for
+    the target of the deployment being driven (sha: the image it may run).
+
+    Raises policy.PolicyViolation (an allow-list narrowed since the request) or
+    crypto.CredentialError."""
+    documents = unseal(deployment.manifest_documents)
+    rules = policy_rules(service=deployment.service, environment=deployment.environment, sha=sha)
     policy.check(documents, rules)
     return documents
 

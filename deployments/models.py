@@ -1,5 +1,6 @@
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -154,9 +155,7 @@ class GroupQuerySet(models.QuerySet["Group"]):
     def with_status(self) -> "GroupQuerySet":
         """Annotated with what runs: the sha and id of the group's last DONE deployment, and the
         id of its deployment in progress (subqueries: one query for any number of groups)."""
-        done = Deployment.objects.filter(group=OuterRef("pk"), status=Status.DONE).order_by(
-            "-finished_at", "-id"
-        )
+        done = Deployment.objects.filter(group=OuterRef("pk")).last_done()
         active = Deployment.objects.in_progress().filter(group=OuterRef("pk"))
         return self.select_related("service", "environment").annotate(
             running_sha=Subquery(done.values("version__git_commit_sha")[:1]),
@@ -210,12 +209,21 @@ class InvalidTransition(Exception):
     """A status change the deployment state machine does not allow."""
 
 
+# "The last DONE deployment" of a target: the newest by finish time (then id).
+LAST_DONE_ORDER = ("-finished_at", "-id")
+
+
 class DeploymentQuerySet(models.QuerySet["Deployment"]):
     def with_related(self) -> "DeploymentQuerySet":
         return self.select_related("service", "environment", "version", "deployed_by", "group")
 
     def in_progress(self) -> "DeploymentQuerySet":
         return self.filter(status__in=Status.in_progress())
+
+    def last_done(self) -> "DeploymentQuerySet":
+        """The successful ones, the one that runs now first: what a target runs is the
+        version of its last DONE deployment, by the time it finished."""
+        return self.filter(status=Status.DONE).order_by(*LAST_DONE_ORDER)
 
 
 class Deployment(models.Model):
@@ -245,7 +253,13 @@ class Deployment(models.Model):
     message = models.TextField(blank=True)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING)
     status_reason = models.TextField(blank=True)
-    rendered_manifests = models.TextField(blank=True)
+    rendered_manifests = models.TextField(blank=True)  # shown: Secret values redacted
+    # What the worker applies: the documents rendered once, at request time, with each
+    # Secret value Fernet-encrypted (deployments.manifests.seal). Empty on deployments made
+    # before they were stored: the worker renders those.
+    manifest_documents: models.JSONField[list[Any], list[Any]] = models.JSONField(
+        default=list, blank=True, editable=False
+    )
     timeline: models.JSONField[list[Any], list[Any]] = models.JSONField(default=list, blank=True)
     environment_snapshot: models.JSONField[dict[str, Any], dict[str, Any]] = models.JSONField(
         default=dict, blank=True
@@ -295,17 +309,51 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.service_id}→{self.environment_id} {self.status}"
 
-    def transition_to(self, new_status: Status, *, reason: str = "") -> None:
+    @property
+    def can_be_cancelled(self) -> bool:
+        """The rule, once: a PENDING deployment ends CANCELED; a STARTED one is rolled back,
+        which needs a version that ran before it."""
+        if self.status == Status.PENDING:
+            return True
+        return self.status == Status.STARTED and self.source_version_id is not None
+
+    @property
+    def can_be_reverted(self) -> bool:
+        """A finished deployment (DONE or FAILED) can be undone by deploying the version that
+        ran before it, when there was one and it is another version."""
+        return self.status in (Status.DONE, Status.FAILED) and self.source_version_id not in (
+            None,
+            self.version_id,
+        )
+
+    def source_deployment(self) -> "Deployment | None":
+        """The deployment whose manifests ran before this one (its version is source_version):
+        the target's last DONE deployment requested before it. Only one deployment of a target
+        is in progress at a time, so none finished in between."""
+        if self.source_version_id is None:
+            return None
+        earlier = Deployment.objects.filter(
+            service_id=self.service_id, environment_id=self.environment_id,
+            group_key=self.group_key, version_id=self.source_version_id, pk__lt=self.pk,
+        )  # fmt: skip
+        return earlier.last_done().select_related("service", "environment").first()
+
+    def transition_to(
+        self, new_status: Status, *, reason: str = "", also: Mapping[str, Any] | None = None
+    ) -> None:
         """Move to new_status if the state machine allows it, guarded against races.
 
         The UPDATE is conditional on the status this instance last saw, so two workers (or a
         worker and a cancel request) cannot both move the same row; the loser gets
-        InvalidTransition and must re-read.
+        InvalidTransition and must re-read. `also`: other columns written by the same UPDATE
+        (the worker's lease when it claims a deployment). This is the only place a
+        deployment's status changes (tests/deployments/test_status_machine.py checks it).
         """
         current = Status(self.status)
         if not current.can_become(new_status):
             raise InvalidTransition(f"a {current} deployment cannot become {new_status}")
-        changes: dict[str, Any] = {"status": new_status, "updated_at": timezone.now()}
+        changes: dict[str, Any] = {**(also or {}), "status": new_status}
+        changes["updated_at"] = timezone.now()
         if new_status.is_terminal:
             changes.update(finished_at=changes["updated_at"], lease_owner="", lease_expires_at=None)
         if reason:

@@ -358,9 +358,6 @@ def batch_state(user: User, deployments: list[Deployment]) -> dict[str, Any]:
 
 def _batch_row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict[str, Any]:
     status = Status(deployment.status)
-    cancellable = status == Status.PENDING or (
-        status == Status.STARTED and deployment.source_version_id is not None
-    )
     return {
         "id": deployment.pk,
         "service": deployment.service.name,
@@ -370,9 +367,8 @@ def _batch_row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict
         "status": deployment.status,
         "reason": deployment.status_reason,
         "finished": status.is_terminal,
-        "can_cancel": cancellable
+        "can_cancel": deployment.can_be_cancelled
         and (deployment.service_id, deployment.environment_id) in may_cancel,
-        "can_revert": status in (Status.DONE, Status.FAILED)
-        and deployment.source_version_id not in (None, deployment.version_id),
+        "can_revert": deployment.can_be_reverted,
         "url": reverse("deployment-detail", args=[deployment.pk]),
     }

@@ -22,6 +22,7 @@ from deployments.services.deploy import (
     cancel_deployment,
     may_cancel,
     request_deployment,
+    revert_deployment,
 )
 from deployments.status import Status
 from permissions.services import can
@@ -198,10 +199,10 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         "compare_url": selectors.compare_url(
             repository, source.git_commit_sha if source else "", deployment.version.git_commit_sha
         ),
-        "can_cancel": _cancellable(deployment) and may_cancel(user, deployment),
+        "can_cancel": deployment.can_be_cancelled and may_cancel(user, deployment),
         "can_redeploy": finished
         and can(user, Verb.DEPLOY, service=deployment.service, environment=deployment.environment),
-        "can_roll_back": source is not None and source.pk != deployment.version_id,
+        "can_roll_back": deployment.can_be_reverted,
         "timeline": _timeline(user, deployment),
         "snapshot_services": sorted((snapshot.get("services") or {}).items()),
         "snapshot_error": snapshot.get("error", ""),
@@ -219,13 +220,6 @@ def _timeline(user: User, deployment: Deployment) -> list[Any]:
     return visible_timeline(timeline, may_view_logs=allowed)
 
 
-def _cancellable(deployment: Deployment) -> bool:
-    # Mirrors cancel_deployment: a started deployment needs a version to roll back to.
-    if deployment.status == Status.PENDING:
-        return True
-    return deployment.status == Status.STARTED and deployment.source_version_id is not None
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def cancel(request: HttpRequest, deployment_id: int) -> HttpResponse:
@@ -233,7 +227,7 @@ def cancel(request: HttpRequest, deployment_id: int) -> HttpResponse:
     user = _user(request)
     deployment = _deployment_or_404(user, deployment_id)
     if request.method == "GET":
-        if not (_cancellable(deployment) and may_cancel(user, deployment)):
+        if not (deployment.can_be_cancelled and may_cancel(user, deployment)):
             messages.error(request, "You cannot cancel this deployment.")
             return redirect("deployment-detail", deployment_id=deployment.pk)
         return render(request, "deployments/cancel.html", {"deployment": deployment})
@@ -264,7 +258,18 @@ def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
         messages.error(request, "Only a finished deployment with that version can be redeployed.")
         return redirect("deployment-detail", deployment_id=deployment.pk)
     item = Item(deployment.service, deployment.environment, deployment.group, version)
-    outcome = _request_item(user, item, {**form.cleaned_data, "override_reason": ""})
+    if which == "this":
+        outcome = _request_item(user, item, {**form.cleaned_data, "override_reason": ""})
+    else:
+        try:  # the version that ran before, with the manifests recorded when it ran
+            reverted = revert_deployment(
+                user=user, deployment=deployment, message=form.cleaned_data["message"]
+            )
+        except InvalidTransition as exc:
+            messages.error(request, f"Not rolled back: {exc}.")
+            return redirect("deployment-detail", deployment_id=deployment.pk)
+        assert reverted is not None  # a finished deployment is never cancelled
+        outcome = reverted
     if outcome.kind == "created" and outcome.deployment is not None:
         messages.success(request, f"Deployment #{outcome.deployment.pk} requested.")
         return redirect("deployment-detail", deployment_id=outcome.deployment.pk)

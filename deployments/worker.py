@@ -27,15 +27,16 @@ from django.utils import timezone
 
 from deployments import live
 from deployments.health import assess
-from deployments.manifests import render_checked
-from deployments.models import Deployment, InvalidTransition
+from deployments.manifests import recorded_checked, render_checked
+from deployments.models import DeployableVersion, Deployment, InvalidTransition
 from deployments.policy import PolicyViolation
-from deployments.rendering import RenderError, to_yaml
+from deployments.rendering import RenderError
 from deployments.rollout import Follower, RolloutResult
 from deployments.snapshots import take_snapshot
 from deployments.status import Status
 from deployments.wakeup import WorkSignal
 from environments import kube
+from environments.crypto import CredentialError
 
 logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
@@ -62,14 +63,19 @@ def claim(owner: str, *, exclude: Collection[int] = ()) -> Deployment | None:
     )
     for pk, status, lease in candidates:
         changes: dict[str, Any] = {"lease_owner": owner, "lease_expires_at": now + LEASE}
-        if status == Status.PENDING:
-            changes.update(status=Status.STARTED, started_at=now)
         # Conditional on what we read: of two workers racing for this row, one updates it.
-        won = Deployment.objects.filter(pk=pk, status=status, lease_expires_at=lease).update(
+        if status == Status.PENDING:
+            try:
+                Deployment(pk=pk, status=status).transition_to(
+                    Status.STARTED, also={**changes, "started_at": now}
+                )
+            except InvalidTransition:
+                continue  # another worker claimed it, or it was cancelled meanwhile
+        elif not Deployment.objects.filter(pk=pk, status=status, lease_expires_at=lease).update(
             **changes, updated_at=now
-        )
-        if won:
-            return Deployment.objects.with_related().get(pk=pk)
+        ):  # a lease taken over: the status stays
+            continue
+        return Deployment.objects.with_related().get(pk=pk)
     return None
 
 
@@ -149,11 +155,10 @@ class Run:
 
     def deploy(self) -> None:
         d = self.deployment
-        documents = self.render(d.version)
+        documents = self.documents(d, d.version)
         if documents is None:
             return
         if d.applied_at is None:
-            self.record_what_is_applied(documents)
             self.events_from = self.event_version()
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
@@ -168,20 +173,6 @@ class Run:
         )
         self.close_follower()
 
-    def record_what_is_applied(self, documents: list[dict[str, Any]]) -> None:
-        """The deployment shows the manifests applied: when the templates, variables or group
-        changed since the request, the new ones (checked by the policy again) replace them."""
-        d = self.deployment
-        applied = to_yaml(documents)
-        if applied != d.rendered_manifests:
-            Deployment.objects.filter(pk=d.pk).update(rendered_manifests=applied)
-            d.rendered_manifests = applied
-            self.note(
-                "worker",
-                "the templates or variables changed since the request: applying the manifests "
-                "rendered now (the manifest policy allows them); the deployment shows them",
-            )
-
     def roll_back(self) -> None:
         d = self.deployment
         d.refresh_from_db()
@@ -195,7 +186,7 @@ class Run:
             )
             return
         self.note("worker", f"rolling back to {source.git_commit_sha[:12]}")
-        documents = self.render(source)
+        documents = self.documents(d.source_deployment(), source)
         self.events_from = self.event_version()
         if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
             return
@@ -208,11 +199,18 @@ class Run:
             self.finish_with_snapshot(Status.FAILED, f"rollback failed: {result.reason}")
         self.close_follower()
 
-    def render(self, version: Any) -> list[dict[str, Any]] | None:
+    def documents(
+        self, recorded: Deployment | None, version: DeployableVersion
+    ) -> list[dict[str, Any]] | None:
+        """The manifests recorded on `recorded` (rendered once, at its request), or None when
+        the deployment ended FAILED. A deployment recorded without them (requested before
+        they were stored) is rendered from today's templates."""
         d = self.deployment
         try:
-            # SECURITY: the policy is checked again on exactly what is applied: the templates,
-            # variables or allow-lists may have changed since the request was validated.
+            # SECURITY: the policy is checked again on exactly what is applied: the
+            # allow-lists or the environment's settings may have changed since the request.
+            if recorded is not None and recorded.manifest_documents:
+                return recorded_checked(deployment=recorded, sha=version.git_commit_sha)
             return render_checked(
                 service=d.service, environment=d.environment, version=version, group=d.group
             )
@@ -220,6 +218,8 @@ class Run:
             self.finish(Status.FAILED, f"templates cannot be rendered: {exc}")
         except PolicyViolation as exc:
             self.finish(Status.FAILED, f"the manifest policy refuses the manifests: {exc}")
+        except CredentialError:
+            self.finish(Status.FAILED, "the recorded manifests cannot be decrypted")
         return None
 
     def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:

@@ -13,9 +13,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from deployments.models import Deployment, Group, Service
+from deployments.models import Deployment, Service
 from deployments.rendering import LABEL_SERVICE, MANAGED_BY
-from deployments.status import Status
 from environments import kube, owners
 from environments.models import Environment
 from environments.names import InvalidName, check_object_name
@@ -27,7 +26,6 @@ from permissions.services import can, explain
 from permissions.verbs import Verb
 
 Obj = dict[str, Any]
-MAX_REPLICAS = 50
 
 
 class NotFound(Exception):
@@ -133,7 +131,7 @@ def rollout_restart(
     refusal = restart_refusal(user, environment=environment, service=service, group=group)
     if refusal:
         raise RestartRefused(refusal)
-    name = _deployment_name(environment, service, group)
+    name = deployment_name(environment, service, group)
     at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     kube.restart_deployment(environment.cluster, environment.namespace, name, at=at)
     where = f"{service.name}/{group}" if group else service.name
@@ -159,8 +157,7 @@ def restart_refusal(
     mine = Deployment.objects.filter(service=service, environment=environment, group_key=group)
     if mine.in_progress().exists():
         return f"a deployment of {where} is in progress; restart it when it has finished"
-    last = mine.filter(status=Status.DONE).select_related("version", "group")
-    running = last.order_by("-finished_at", "-id").first()
+    running = mine.last_done().select_related("version", "group").first()
     if running is None:
         return ""
     refusals = evaluate_blockers(
@@ -170,28 +167,7 @@ def restart_refusal(
     return "; ".join(f"blocked by {r.name}: {r.reason}" for r in refusals)
 
 
-def scale_group(*, user: User, group: Group, replicas: int) -> str:
-    """Set a group's replicas in the cluster and its scaling factor for later deployments."""
-    environment = group.environment
-    require(user, Verb.RESTART, environment=environment, service=group.service)
-    if not 0 <= replicas <= MAX_REPLICAS:
-        raise ValueError(f"replicas must be between 0 and {MAX_REPLICAS}")
-    name = _deployment_name(environment, group.service, group.name)
-    kube.scale_deployment(environment.cluster, environment.namespace, name, replicas=replicas)
-    with transaction.atomic():
-        before = Group.objects.select_for_update().get(pk=group.pk).scaling_factor
-        Group.objects.filter(pk=group.pk).update(scaling_factor=replicas)
-        record_event(
-            actor=user, action="group.scaled",
-            summary=f"Scaled {group.service.name}/{group.name} in {environment.name} "
-            f"from {before} to {replicas}",
-            target=group, data={"deployment": name, "before": before, "after": replicas},
-        )  # fmt: skip
-    group.scaling_factor = replicas
-    return name
-
-
-def _deployment_name(environment: Environment, service: Service, group: str) -> str:
+def deployment_name(environment: Environment, service: Service, group: str) -> str:
     selector = f"{MANAGED_BY}=apollo,{LABEL_SERVICE}={service.name}"
     items, _ = kube.list_objects(
         environment.cluster, "Deployment", environment.namespace, label_selector=selector

@@ -4,6 +4,6 @@ Public API, called by the deploy flow, the API, websocket consumers and commands
   permissions.verbs.Verb, permissions.verbs.Effect
   permissions.services.can / explain / grant / save_grant / revoke_grant
   permissions.selectors.environments_for / services_for / allowed_targets / permission_matrix
-  permissions.blockers.evaluate / can_override / describe_override / save_blocker / delete_blocker
+  permissions.blockers.evaluate / can_override / save_blocker / delete_blocker
 The permission rule is written down in permissions.rules.
 """

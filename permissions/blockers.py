@@ -9,8 +9,8 @@ Fail closed: a blocker whose configuration does not parse, or whose check raises
 
 Exemptions and overrides: users listed as exempt on a blocker get no refusal from it. Other
 users who hold ``override_blockers`` (``can_override``) may deploy past overridable refusals
-by giving a reason; the deploy flow stores ``describe_override(refusals, reason)`` with the
-deployment and its history event.
+by giving a reason; the deploy flow (deployments.services.deploy.request_deployment) stores
+the reason and the refusals it overrode with the deployment and its history event.
 """
 
 import fnmatch
@@ -318,23 +318,6 @@ def _check_promotion(config: bc.Promotion, facts: _Facts) -> str | None:
 def can_override(user: User | AnonymousUser, *, service: Service, environment: Environment) -> bool:
     """May the user deploy past overridable blockers here (with a reason)?"""
     return can(user, Verb.OVERRIDE_BLOCKERS, service=service, environment=environment)
-
-
-def describe_override(refusals: list[Refusal], reason: str) -> dict[str, Any]:
-    """What the deploy flow stores when a user overrides blockers; refuses what cannot be."""
-    reason = reason.strip()
-    if not reason:
-        raise ValueError("overriding a blocker needs a reason")
-    hard = [r.name for r in refusals if not r.overridable]
-    if hard:
-        raise ValueError(f"these blockers cannot be overridden: {', '.join(hard)}")
-    return {
-        "reason": reason,
-        "blockers": [
-            {"id": r.blocker_id, "name": r.name, "kind": r.kind, "reason": r.reason}
-            for r in refusals
-        ],
-    }
 
 
 def describe_blocker(blocker: Blocker, exempt: list[str]) -> dict[str, Any]:

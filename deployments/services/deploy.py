@@ -7,18 +7,19 @@ deployment that the worker picks up.
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from deployments import live, rendering
-from deployments.manifests import render_checked
+from deployments.manifests import recorded_checked, render_checked, seal
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.policy import PolicyViolation
 from deployments.status import Status
 from deployments.wakeup import notify_new_work
+from environments.crypto import CredentialError
 from environments.models import Environment
 from history.services import record_event
 from permissions import blockers
@@ -50,9 +51,16 @@ def request_deployment(
     message: str = "",
     override_reason: str = "",
     batch: uuid.UUID | None = None,
+    recorded: Deployment | None = None,
 ) -> DeployOutcome:
     """Request one deployment. `batch` ties together the deployments of one Deploy request
-    (for example one per group), followed on one page."""
+    (for example one per group), followed on one page.
+
+    The manifests are rendered here, once (or, with `recorded`, taken from that earlier
+    deployment of the same target and version: a revert re-applies what ran), checked
+    against the manifest policy and stored on the deployment; the worker applies exactly
+    those (after checking the policy again)."""
+    recorded_pk = recorded.pk if recorded is not None else None
 
     def outcome(kind: OutcomeKind, reason: str = "", **extra: object) -> DeployOutcome:
         return DeployOutcome(kind, service, environment, group, reason=reason, **extra)  # type: ignore[arg-type]
@@ -75,21 +83,37 @@ def request_deployment(
         reason = "; ".join(r.reason for r in refusals)
         return outcome("blocked", reason, refusals=refusals, may_override=may_override)
     try:
-        documents = render_checked(
-            service=service, environment=environment, version=version, group=group
-        )
+        documents = _documents(service, environment, version, group, recorded)
     except rendering.RenderError as exc:
         return outcome("invalid", f"the templates of {service.name} cannot be rendered: {exc}")
     except PolicyViolation as exc:
         return outcome("invalid", f"the manifest policy refuses {service.name}: {exc}")
+    except CredentialError:
+        return outcome("invalid", f"the recorded manifests of #{recorded_pk} cannot be read")
     deployment = _create(
         user=user, service=service, environment=environment, version=version, group=group,
-        message=message.strip(), manifests=rendering.to_yaml(documents),
+        message=message.strip(), documents=documents,
         refusals=refusals, override_reason=override_reason.strip(), batch=batch,
     )  # fmt: skip
     if deployment is None:
         return outcome("in_progress", _in_progress_reason(service, environment, group))
     return outcome("created", deployment=deployment)
+
+
+def _documents(
+    service: Service,
+    environment: Environment,
+    version: DeployableVersion,
+    group: Group | None,
+    recorded: Deployment | None,
+) -> list[dict[str, Any]]:
+    if recorded is not None and recorded.manifest_documents:
+        target = (service.pk, environment.pk, group.pk if group else None, version.pk)
+        if target != (recorded.service_id, recorded.environment_id, recorded.group_id,
+                      recorded.version_id):  # fmt: skip
+            raise rendering.RenderError(f"#{recorded.pk} is another target or version")
+        return recorded_checked(deployment=recorded, sha=version.git_commit_sha)
+    return render_checked(service=service, environment=environment, version=version, group=group)
 
 
 def _overridable(refusals: tuple[blockers.Refusal, ...]) -> bool:
@@ -126,14 +150,8 @@ def previous_version(
     *, service: Service, environment: Environment, group: Group | None
 ) -> DeployableVersion | None:
     """The version Apollo last deployed successfully to this target."""
-    last = (
-        Deployment.objects.filter(
-            service=service, environment=environment, group=group, status=Status.DONE
-        )
-        .select_related("version")
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+    target = Deployment.objects.filter(service=service, environment=environment, group=group)
+    last = target.last_done().select_related("version").first()
     return last.version if last is not None else None
 
 
@@ -145,7 +163,7 @@ def _create(
     version: DeployableVersion,
     group: Group | None,
     message: str,
-    manifests: str,
+    documents: list[dict[str, Any]],
     refusals: tuple[blockers.Refusal, ...],
     override_reason: str,
     batch: uuid.UUID | None = None,
@@ -158,7 +176,9 @@ def _create(
                 source_version=previous_version(
                     service=service, environment=environment, group=group
                 ),
-                deployed_by=user, message=message, rendered_manifests=manifests, batch=batch,
+                deployed_by=user, message=message, batch=batch,
+                rendered_manifests=rendering.to_yaml(documents),
+                manifest_documents=seal(documents),
                 override_reason=override_reason if refusals else "",
                 overridden_blockers=[
                     {"name": r.name, "kind": r.kind, "reason": r.reason} for r in refusals
@@ -192,19 +212,19 @@ def cancel_deployment(*, user: User, deployment: Deployment) -> Deployment:
         raise PermissionDenied(decision.reason)
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        if deployment.status == Status.PENDING:
-            deployment.transition_to(Status.CANCELED, reason=f"cancelled by {user.username}")
-        elif deployment.status == Status.STARTED:
-            if deployment.source_version_id is None:
+        if not deployment.can_be_cancelled:
+            if deployment.status == Status.STARTED:
                 raise InvalidTransition(
                     "nothing ran before this deployment, so there is no version to roll back to"
                 )
+            raise InvalidTransition(f"a {deployment.status} deployment cannot be cancelled")
+        if deployment.status == Status.PENDING:
+            deployment.transition_to(Status.CANCELED, reason=f"cancelled by {user.username}")
+        else:
             deployment.transition_to(
                 Status.PENDING_CANCELLATION,
                 reason=f"cancelled by {user.username}: rolling back",
             )
-        else:
-            raise InvalidTransition(f"a {deployment.status} deployment cannot be cancelled")
         record_event(
             actor=user, action="deployment.cancelled", target=deployment,
             summary=f"cancelled deployment #{deployment.pk}",
@@ -215,3 +235,32 @@ def cancel_deployment(*, user: User, deployment: Deployment) -> Deployment:
 
 def may_cancel(user: User, deployment: Deployment) -> bool:
     return can(user, Verb.CANCEL, service=deployment.service, environment=deployment.environment)
+
+
+def revert_deployment(
+    *,
+    user: User,
+    deployment: Deployment,
+    message: str = "",
+    override_reason: str = "",
+    batch: uuid.UUID | None = None,
+) -> DeployOutcome | None:
+    """Undo a deployment: the one rule the page's roll back, the batch revert and the API share.
+
+    In progress: it is cancelled (cancel_deployment; the worker rolls a started one back) and
+    None is returned. Finished (DONE or FAILED): the version that ran before it is requested
+    through the full gate, re-applying the manifests recorded on the deployment that ran it;
+    the outcome of that request is returned. Raises PermissionDenied (cancel) and
+    InvalidTransition (cannot be cancelled, or nothing ran before it to go back to)."""
+    if not Status(deployment.status).is_terminal:
+        cancel_deployment(user=user, deployment=deployment)
+        return None
+    previous = deployment.source_version
+    if previous is None or not deployment.can_be_reverted:
+        raise InvalidTransition("nothing to revert to")
+    return request_deployment(
+        user=user, service=deployment.service, environment=deployment.environment,
+        version=previous, group=deployment.group, batch=batch,
+        message=message.strip() or f"Revert of #{deployment.pk}",
+        override_reason=override_reason, recorded=deployment.source_deployment(),
+    )  # fmt: skip

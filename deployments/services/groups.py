@@ -35,7 +35,7 @@ from deployments.models import (
     Service,
     validate_group_variables,
 )
-from deployments.status import Status
+from environments import kube
 from environments import services as environment_services
 from environments.models import Environment
 from history.services import record_event
@@ -186,12 +186,7 @@ def _where(group: Group) -> str:
 
 def running_version(group: Group) -> DeployableVersion | None:
     """The version of the group's last successful deployment."""
-    last = (
-        Deployment.objects.filter(group=group, status=Status.DONE)
-        .select_related("version")
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+    last = Deployment.objects.filter(group=group).last_done().select_related("version").first()
     return last.version if last is not None else None
 
 
@@ -228,9 +223,26 @@ def scale_group(*, user: User, group: Group, replicas: int) -> str:
         raise ScalingRefused(refusal)
     if running_version(group) is None:
         return _store_scaling_factor(user, group, replicas)
-    # The Kubernetes call and its history event: environments.services (shared with the
-    # environment page's pod actions).
-    return environment_services.scale_group(user=user, group=group, replicas=replicas)
+    return _scale_in_cluster(user, group, replicas)
+
+
+def _scale_in_cluster(user: User, group: Group, replicas: int) -> str:
+    """The `scale` subresource of the group's Deployment, then the new scaling factor for
+    later deployments and its history event (the gate was asked by scale_group)."""
+    environment = group.environment
+    name = environment_services.deployment_name(environment, group.service, group.name)
+    kube.scale_deployment(environment.cluster, environment.namespace, name, replicas=replicas)
+    with transaction.atomic():
+        before = Group.objects.select_for_update().get(pk=group.pk).scaling_factor
+        Group.objects.filter(pk=group.pk).update(scaling_factor=replicas)
+        record_event(
+            actor=user, action="group.scaled",
+            summary=f"Scaled {group.service.name}/{group.name} in {environment.name} "
+            f"from {before} to {replicas}",
+            target=group, data={"deployment": name, "before": before, "after": replicas},
+        )  # fmt: skip
+    group.scaling_factor = replicas
+    return name
 
 
 def _store_scaling_factor(user: User, group: Group, replicas: int) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from deployments.models import DeployableVersion, Deployment, Group
+from deployments.models import LAST_DONE_ORDER, DeployableVersion, Deployment, Group
 from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, LABEL_SHA
 from deployments.status import Status
 from environments.models import Environment
@@ -45,8 +45,10 @@ def _deployment_record(deployment: Deployment) -> Obj:
 
 
 def _ranked(queryset: Any, *partition: str) -> Any:
-    # The newest row per partition in one query (window function, SQLite and PostgreSQL).
-    rank = Window(RowNumber(), partition_by=[F(p) for p in partition], order_by=F("id").desc())
+    # The last DONE row per partition (LAST_DONE_ORDER) in one query (window function, SQLite
+    # and PostgreSQL).
+    order = [F(field[1:]).desc() for field in LAST_DONE_ORDER]
+    rank = Window(RowNumber(), partition_by=[F(p) for p in partition], order_by=order)
     return queryset.annotate(rank=rank).filter(rank=1)
 
 

@@ -227,15 +227,20 @@ def test_pod_specs_of_every_workload_kind_are_checked(doc: dict[str, Any]) -> No
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_template_changed_after_the_request_fails_in_the_worker_and_nothing_is_applied(
+def test_a_privilege_withdrawn_after_the_request_fails_in_the_worker_and_nothing_is_applied(
     alice: User, staging: Environment, kubesim: KubesimHandle, request: pytest.FixtureRequest
 ) -> None:
-    service = factories.make_service("sneaky")
+    # The worker applies the manifests recorded at the request (tests/deployments/
+    # test_render_once.py), and checks them again against today's policy.
+    staging.allow_privileged_workloads = True
+    staging.save()
+    service = factories.make_service(
+        "sneaky", deployment_template=POD + APP + "      hostNetwork: true\n"
+    )
     outcome = deploy(alice, service, staging, factories.make_version(service))
     assert outcome.deployment is not None, outcome.reason
-    # A change after validation (an admin's, or a manage holder's through variables).
-    service.deployment_template = POD + APP + "      hostNetwork: true\n"
-    service.save()
+    staging.allow_privileged_workloads = False  # an admin's change after validation
+    staging.save()
     request.getfixturevalue("worker")
     deployment = wait_until_terminal(outcome.deployment)
     assert deployment.status == Status.FAILED
@@ -248,24 +253,6 @@ def test_a_template_changed_after_the_request_fails_in_the_worker_and_nothing_is
     page.force_login(alice)
     html = page.get(f"/deployments/{deployment.pk}/").content.decode()
     assert "hostNetwork is not allowed in this environment" in html
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_deployment_shows_the_manifests_the_worker_applied(
-    alice: User, staging: Environment, kubesim: KubesimHandle, request: pytest.FixtureRequest
-) -> None:
-    service = factories.make_service("relabelled")
-    outcome = deploy(alice, service, staging, factories.make_version(service))
-    assert outcome.deployment is not None, outcome.reason
-    service.deployment_template = service.deployment_template.replace(
-        "      labels: {app: {{service}}}\n", "      labels: {app: {{service}}, tier: web}\n"
-    )
-    service.save()
-    request.getfixturevalue("worker")
-    deployment = wait_until_terminal(outcome.deployment)
-    assert deployment.status == Status.DONE, deployment.status_reason
-    assert "tier: web" in deployment.rendered_manifests
-    assert any("changed since the request" in e["message"] for e in deployment.timeline)
 
 
 @pytest.mark.django_db
