@@ -152,7 +152,26 @@ def evaluate(
         refusal = _evaluate_one(blocker, facts)
         if refusal is not None:
             refusals.append(refusal)
-    return refusals
+    at_limit = _environment_limit(facts)
+    return [*refusals, at_limit] if at_limit is not None else refusals
+
+
+ENVIRONMENT_LIMIT = "environment concurrency limit"
+
+
+def _environment_limit(facts: _Facts) -> Refusal | None:
+    """The environment's own cap (Environment.concurrency_limit, 0: none) on deployments in
+    progress at once, refused as a blocker would be, naming the ones in progress. Overridable
+    with a reason by holders of override_blockers, as a concurrency blocker is."""
+    env = facts.request.environment
+    if not env.concurrency_limit or len(facts.in_progress_here) < env.concurrency_limit:
+        return None
+    running = ", ".join(sorted(facts.in_progress_here))
+    reason = (
+        f"Blocked by the {ENVIRONMENT_LIMIT} of {env}: at most {env.concurrency_limit} "
+        f"deployments may be in progress there and {len(facts.in_progress_here)} are ({running})"
+    )
+    return Refusal(0, ENVIRONMENT_LIMIT, Blocker.Kind.CONCURRENCY.label, reason, True)
 
 
 def _evaluate_one(blocker: Blocker, facts: _Facts) -> Refusal | None:
