@@ -326,7 +326,10 @@ SPECTACULAR_SETTINGS = {
 # off (404). A worker serves its own metrics on APOLLO_WORKER_METRICS_PORT when set.
 APOLLO_METRICS_TOKEN = env_str("APOLLO_METRICS_TOKEN")
 APOLLO_METRICS_ALLOW = env_networks("APOLLO_METRICS_ALLOW")
+# It is unauthenticated: bound to loopback unless APOLLO_WORKER_METRICS_ADDR says otherwise
+# (0.0.0.0 in a pod, with a NetworkPolicy that lets only Prometheus in).
 APOLLO_WORKER_METRICS_PORT = env_int("APOLLO_WORKER_METRICS_PORT", 0, minimum=0)
+APOLLO_WORKER_METRICS_ADDR = env_str("APOLLO_WORKER_METRICS_ADDR", "127.0.0.1") or "127.0.0.1"
 APOLLO_LOG_FORMAT = env_choice("APOLLO_LOG_FORMAT", "plain", choices=("plain", "json"))
 
 # SECURITY: no error page, error e-mail or log line shows a credential (apollo_site/redaction.py).

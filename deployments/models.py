@@ -279,6 +279,8 @@ class Deployment(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     applied_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The X-Request-ID of the request that asked for it: the worker's log lines carry it.
+    request_id = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

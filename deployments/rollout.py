@@ -28,6 +28,7 @@ from deployments import health
 from deployments.rendering import LABEL_SHA
 from environments import kube
 from environments.models import Cluster
+from ops.metrics import WATCH_RESTARTS
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -133,6 +134,7 @@ class _Watcher(threading.Thread):
             try:
                 self._list_and_watch()
             except kube.WatchExpired:
+                WATCH_RESTARTS.labels("rollout").inc()
                 continue  # relist
             except Exception as exc:
                 if self.stop.is_set():
@@ -146,6 +148,7 @@ class _Watcher(threading.Thread):
                 )  # fmt: skip
 
     def _retry_later(self, reason: str) -> None:
+        WATCH_RESTARTS.labels("rollout").inc()
         self.events.put(("unreachable", reason))
         self.stop.wait(self.backoff)
         self.backoff = min(self.backoff * 2, 5.0)

@@ -37,6 +37,8 @@ from deployments.status import Status
 from deployments.wakeup import WorkSignal
 from environments import kube
 from environments.crypto import CredentialError
+from ops import context
+from ops.metrics import ROLLOUT_DURATION
 
 logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
@@ -121,6 +123,10 @@ class Run:
             logger.warning("deployment %s moved under us: %s", self.deployment.pk, reason)
             return
         self.note("worker", f"{status}: {reason}")
+        logger.info("deployment %s: %s (%s)", self.deployment.pk, status, reason)
+        if self.deployment.started_at is not None:  # the verdict of a rollout that started
+            elapsed = (timezone.now() - self.deployment.started_at).total_seconds()
+            ROLLOUT_DURATION.labels(str(status)).observe(elapsed)
         live.broadcast_status(self.deployment)
 
     def current_status(self) -> Status:
@@ -370,6 +376,9 @@ class Run:
 def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Event) -> None:
     """Drive one claimed deployment to a terminal state; never leave it stuck on an error."""
     run = Run(deployment, owner, shutdown)
+    # This thread's log lines name the deployment and the request that asked for it.
+    tokens = context.enter_deployment(deployment.pk, requested_by=deployment.request_id)
+    logger.info("deployment %s: driven by %s from %s", deployment.pk, owner, deployment.status)
     try:
         run.drive()
         run.close_follower()
@@ -387,6 +396,7 @@ def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Eve
                 lease_expires_at=timezone.now()
             )
         connections.close_all()
+        context.leave_deployment(tokens)
 
 
 def _forget(done: Callable[[int], None], pk: int, _future: object) -> None:

@@ -4,8 +4,10 @@ sync_to_async, a thread pool does not: the worker sets them in the thread that d
 
 import re
 import secrets
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
+
+_Tokens = tuple[Token[int | None], Token[str]]
 
 request_id: ContextVar[str] = ContextVar("apollo_request_id", default="")
 deployment_id: ContextVar[int | None] = ContextVar("apollo_deployment_id", default=None)
@@ -36,3 +38,14 @@ def current_user_name() -> str:
     if wrapped is None or not hasattr(wrapped, "is_authenticated"):
         return ""
     return str(wrapped.get_username()) if wrapped.is_authenticated else ""
+
+
+def enter_deployment(pk: int, *, requested_by: str) -> _Tokens:
+    """Until leave_deployment, this thread's log lines name deployment pk and the id of the
+    request that asked for it (requested_by)."""
+    return deployment_id.set(pk), request_id.set(requested_by)
+
+
+def leave_deployment(tokens: _Tokens) -> None:
+    deployment_id.reset(tokens[0])
+    request_id.reset(tokens[1])

@@ -57,6 +57,13 @@ def kube_verb(function_name: str) -> str:
     return "other"
 
 
+def count_kube_call(function: object, *, watch: bool = False) -> str:
+    """Count one call to the API server (environments/kube); its verb, to count an error."""
+    verb = "watch" if watch else kube_verb(str(getattr(function, "__name__", "")))
+    KUBE_CALLS.labels(verb).inc()
+    return verb
+
+
 class DatabaseCollector(Collector):
     """Deployments by status and environment, the queue and the leases, read at scrape time
     with two grouped queries (no per-row work)."""

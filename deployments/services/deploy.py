@@ -22,6 +22,7 @@ from deployments.wakeup import notify_new_work
 from environments.crypto import CredentialError
 from environments.models import Environment
 from history.services import record_event
+from ops import context as log_context
 from permissions import blockers
 from permissions.services import can, explain
 from permissions.verbs import Verb
@@ -179,6 +180,7 @@ def _create(
                 deployed_by=user, message=message, batch=batch,
                 rendered_manifests=rendering.to_yaml(documents),
                 manifest_documents=seal(documents),
+                request_id=log_context.request_id.get(),
                 override_reason=override_reason if refusals else "",
                 overridden_blockers=[
                     {"name": r.name, "kind": r.kind, "reason": r.reason} for r in refusals

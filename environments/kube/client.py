@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from environments.kube.errors import ClusterUnreachable, _describe, _translate
 from environments.models import Cluster
+from ops.metrics import KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
 TIMEOUT = (5, 30)  # (connect, read) seconds for every non-streaming call
@@ -103,11 +104,14 @@ def _ca_file(pem: str) -> str:
 
 
 def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    verb = count_kube_call(function)
     try:
         return function(*args, _request_timeout=TIMEOUT, **kwargs)
     except ApiException as exc:
+        KUBE_ERRORS.labels(verb).inc()
         raise _translate(exc) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        KUBE_ERRORS.labels(verb).inc()
         raise ClusterUnreachable(_describe(exc)) from None
 
 

@@ -20,6 +20,7 @@ from environments.kube.errors import (
 )
 from environments.models import Cluster
 from environments.names import check_object_name
+from ops.metrics import KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
 
@@ -74,6 +75,7 @@ def watch_objects(
     api_name, method = _LISTS[kind]
     api = api_client(cluster)
     watcher = watch.Watch()
+    count_kube_call(None, watch=True)
     stream = watcher.stream(
         getattr(_apis(cluster)[api_name], method), namespace, resource_version=resource_version,
         timeout_seconds=timeout_seconds, allow_watch_bookmarks=True,
@@ -186,13 +188,16 @@ class WatchStream(_Stream):
 def _call_stream(function: Any, *args: Any, **kwargs: Any) -> Any:
     """A call answered with a stream (watch, follow): the raw urllib3 response."""
     kwargs.setdefault("_request_timeout", TIMEOUT)
+    verb = count_kube_call(function, watch=bool(kwargs.get("watch")))
     try:
         return function(*args, _preload_content=False, **kwargs)
     except ApiException as exc:
+        KUBE_ERRORS.labels(verb).inc()
         if exc.status == 410:
             raise WatchExpired(str(exc.reason)) from None
         raise _translate(exc) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        KUBE_ERRORS.labels(verb).inc()
         raise ClusterUnreachable(_describe(exc)) from None
 
 

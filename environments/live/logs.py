@@ -34,6 +34,7 @@ from environments.live.watcher import EnvironmentWatcher, registry
 from environments.models import Environment
 from environments.names import InvalidName, check_container_name, check_object_name, close_reason
 from environments.services import NotFound, PodTarget, find_pod, may_act_here
+from ops.metrics import LIVE_TAILS
 from permissions.services import can
 from permissions.verbs import Verb
 
@@ -354,6 +355,8 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.checked_at = time.monotonic()
         self.tail = LogTail(environment, options)
         await self.accept()
+        LIVE_TAILS.inc()
+        self.counted = True  # the gauge counts accepted sockets; disconnect takes it off
         await self.send_json({"type": "hello", "options": options.__dict__})
         if options.previous and options.pod:
             threading.Thread(target=self.tail.read_previous, args=(options.pod,)).start()
@@ -364,6 +367,9 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.flusher = asyncio.create_task(self._flush_loop())
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            LIVE_TAILS.dec()
+            self.counted = False
         if hasattr(self, "flusher"):
             self.flusher.cancel()
         if hasattr(self, "tail"):

@@ -34,6 +34,7 @@ from environments.live.logs import _find_pod_sync, current_user, invalid_names, 
 from environments.models import Environment
 from environments.services import PodTarget
 from history.services import record_event
+from ops.metrics import SHELLS
 from permissions.services import can
 from permissions.verbs import Verb
 
@@ -237,6 +238,8 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.user, self.environment, self.target = user, environment, target
         self.checked_at = self.active_at = time.monotonic()
         await self.accept()
+        SHELLS.inc()
+        self.counted = True  # the gauge counts accepted sockets; disconnect takes it off
         self.session = {"pod": target.name, "container": container,
                         "service": target.service.name if target.service else "",
                         "started_at": datetime.now(UTC).isoformat()}  # fmt: skip
@@ -246,6 +249,9 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.idle = asyncio.create_task(self._idle_watch())
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            SHELLS.dec()
+            self.counted = False
         if not hasattr(self, "bridge"):
             return
         self.idle.cancel()

@@ -35,6 +35,7 @@ from deployments.rendering import MANAGED_BY
 from environments import election, kube, owners
 from environments.live.state import build_status, load_records, running_targets
 from environments.models import Environment
+from ops.metrics import WATCH_RESTARTS
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -247,6 +248,7 @@ class EnvironmentWatcher:
                 self._streams.pop(kind, None)
         if self.still_wanted():
             self.relists += 1  # the server ended the watch (or 410): list again
+            WATCH_RESTARTS.labels("live").inc()
 
     def _apply(self, kind: str, event: kube.WatchEvent) -> None:
         if event.type == "BOOKMARK":

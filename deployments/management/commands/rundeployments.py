@@ -2,7 +2,9 @@ import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from prometheus_client import start_http_server
 
 from deployments.worker import run_worker, worker_name
 
@@ -22,6 +24,11 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: shutdown.set())
         name = worker_name()
         self.stdout.write(f"deployment worker {name} started")
+        if settings.APOLLO_WORKER_METRICS_PORT:
+            # This process's own metrics (ops.metrics): counts only, no credential, no auth.
+            address = settings.APOLLO_WORKER_METRICS_ADDR
+            start_http_server(settings.APOLLO_WORKER_METRICS_PORT, addr=address)
+            self.stdout.write(f"metrics on http://{address}:{settings.APOLLO_WORKER_METRICS_PORT}/")
         run_worker(
             shutdown=shutdown,
             poll_interval=options["poll_interval"],
