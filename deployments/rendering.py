@@ -17,6 +17,14 @@ from typing import Any
 import chevron
 import yaml
 
+# The labels moved to the bottom layer (environments.kube.labels); re-exported for the modules
+# of deployments that import them from here.
+from environments.kube.labels import LABEL_ENVIRONMENT as LABEL_ENVIRONMENT
+from environments.kube.labels import LABEL_GROUP as LABEL_GROUP
+from environments.kube.labels import LABEL_SERVICE as LABEL_SERVICE
+from environments.kube.labels import LABEL_SHA as LABEL_SHA
+from environments.kube.labels import MANAGED_BY as MANAGED_BY
+
 # kind -> apiVersion Apollo knows how to apply (see environments.kube.APPLY_PATHS).
 KNOWN_KINDS = {
     "Deployment": "apps/v1",
@@ -25,11 +33,6 @@ KNOWN_KINDS = {
     "ConfigMap": "v1",
     "Secret": "v1",
 }
-MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_SERVICE = "apollo.io/service"
-LABEL_ENVIRONMENT = "apollo.io/environment"
-LABEL_GROUP = "apollo.io/group"
-LABEL_SHA = "apollo.io/commit-sha"
 REDACTED = "<redacted>"
 _TAG_OR_DIGEST = re.compile(r"(:[^/]+|@sha256:[0-9a-f]+)$")
 # Limits against YAML and mustache bombs (a real manifest is far below each).

@@ -16,7 +16,7 @@ reads the objects (``environments.services.find_pod``, the shared watch).
 
 from typing import Any
 
-from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
+from environments.kube.labels import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 
 Obj = dict[str, Any]
 Target = tuple[str, str]  # (service, group)

@@ -14,8 +14,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from deployments.models import Deployment, Service
-from deployments.rendering import LABEL_SERVICE, MANAGED_BY
 from environments import kube, owners
+from environments.kube.labels import LABEL_SERVICE, MANAGED_BY
 from environments.models import Environment
 from environments.names import InvalidName, check_object_name
 from history.services import describe, record_change, record_event

@@ -4,9 +4,9 @@ the pod actions of the environment page (delete a pod, restart or scale a Deploy
 from dataclasses import dataclass
 from typing import Any
 
-from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments.kube.client import FIELD_MANAGER, _apis, _call, _plain, api_client
 from environments.kube.errors import KubeError
+from environments.kube.labels import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments.models import Cluster
 from environments.names import check_object_name
 

@@ -13,8 +13,8 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
 from deployments.models import LAST_DONE_ORDER, DeployableVersion, Deployment, Group
-from deployments.rendering import LABEL_GROUP, LABEL_SERVICE, LABEL_SHA
 from deployments.status import Status
+from environments.kube.labels import LABEL_GROUP, LABEL_SERVICE, LABEL_SHA
 from environments.models import Environment
 from environments.owners import pod_targets
 

@@ -31,8 +31,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
-from deployments.rendering import MANAGED_BY
 from environments import election, kube, owners
+from environments.kube.labels import MANAGED_BY
 from environments.live.state import build_status, load_records, running_targets
 from environments.models import Environment
 from ops.metrics import WATCH_RESTARTS
