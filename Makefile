@@ -28,6 +28,7 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 pytest: install-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
