@@ -50,16 +50,16 @@ async def test_two_processes_watch_the_cluster_once_and_hand_over(
     here = live.registry.get(staging.pk)
     assert here is not None
     assert not here.leading
-    # ... and the cluster is watched once (Deployments and Pods), not once per process.
-    assert await _until(lambda: _watches(kubesim) - before == 2)
+    # ... and the cluster is watched once (one watch per kind), not once per process.
+    assert await _until(lambda: _watches(kubesim) - before == len(live.KINDS))
     await asyncio.sleep(2 * live.ELECTION_RETRY_SECONDS)
     assert not here.leading
-    assert _watches(kubesim) - before == 2
+    assert _watches(kubesim) - before == len(live.KINDS)
 
     # The leader's last viewer leaves: this process takes the lease and watches instead.
     other.release(staging.pk)
     assert await _until(lambda: here.leading and "Pod" in here.listed, 10)
-    assert await _until(lambda: _watches(kubesim) - before == 2)
+    assert await _until(lambda: _watches(kubesim) - before == len(live.KINDS))
     # Its publications reach the page (the republish after taking over).
     assert await receive_until(socket, lambda m: m["reachable"], timeout=15)
     await socket.disconnect()
@@ -97,10 +97,10 @@ async def test_a_livetail_watches_pods_in_its_own_process_without_the_lease(
     seen: list[list[Any]] = []
     here.add_listener(seen.append)
     # The pods are needed here to follow replacements: this process watches too, publishes not.
-    assert await _until(lambda: bool(seen) and _watches(kubesim) - before == 4)
+    assert await _until(lambda: bool(seen) and _watches(kubesim) - before == 2 * len(live.KINDS))
     assert not here.leading
     here.remove_listener(seen.append)
-    assert await _until(lambda: _watches(kubesim) - before == 2)
+    assert await _until(lambda: _watches(kubesim) - before == len(live.KINDS))
     live.registry.release(staging.pk)
     other.release(staging.pk)
     assert await _until(lambda: _watches(kubesim) - before == 0)
