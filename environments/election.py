@@ -3,16 +3,17 @@
 Every process that has viewers of an environment holds an `EnvironmentWatcher`, but only the one
 holding the environment's lease in Redis watches the cluster and publishes its status to the
 channel-layer group; the others' viewers receive those messages like local ones. The lease is a
-key set with NX and a time to live, renewed by its holder every third of that time and deleted
-(only by its holder, compared by token) when the holder's last viewer leaves. A holder that dies
-stops renewing; another process takes the lease within LEASE_SECONDS. The holder also keeps the
-latest status under a second key so that a viewer arriving at another process sees the state at
-once rather than at the next publish.
+key set with NX and a time to live (redis-py's `Lock`), renewed by its holder every third of
+that time and deleted (only by its holder, compared by token) when the holder's last viewer
+leaves. A holder that dies stops renewing; another process takes the lease within
+LEASE_SECONDS. The holder also keeps the latest status under a second key so that a viewer
+arriving at another process sees the state at once rather than at the next publish.
 
 Without Redis (the in-memory channel layer, one process) there is nothing to elect: `lease_for`
 returns None and every watcher leads.
 """
 
+import contextlib
 import json
 import logging
 import uuid
@@ -24,20 +25,6 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 LEASE_SECONDS = 6.0
 STATE_SECONDS = 30
-
-# Compare-and-act scripts: a holder only renews or deletes its own lease, never a successor's.
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 @lru_cache(maxsize=1)
@@ -60,20 +47,36 @@ class Lease:
     """One process's claim to watch one environment for everybody."""
 
     def __init__(self, client: Any, environment_id: int) -> None:
+        from redis.lock import Lock
+
         self.client = client
         self.key = f"{_prefix()}:envwatch:{environment_id}"
         self.state_key = f"{_prefix()}:envstate:{environment_id}"
         self.token = uuid.uuid4().hex
-        self.ttl_ms = int(LEASE_SECONDS * 1000)
+        # redis-py's Lock does what the election needs: SET NX PX with our token, a renewal
+        # (reacquire) and a release that compare the token in Redis, so a holder never renews
+        # or deletes a successor's lease. Not thread-local: the lead loop's thread renews and
+        # releases what it acquired, and tests read the token from another thread.
+        self._lock = Lock(client, self.key, timeout=LEASE_SECONDS, thread_local=False)
 
     def acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        return bool(self._lock.acquire(blocking=False, token=self.token))
 
     def renew(self) -> bool:
-        return bool(self.client.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        """Reset the time to live; False when the lease is no longer ours (expired or taken)."""
+        from redis.exceptions import LockError
+
+        try:
+            return bool(self._lock.reacquire())
+        except LockError:
+            return False
 
     def release(self) -> None:
-        self.client.eval(_RELEASE, 1, self.key, self.token)
+        from redis.exceptions import LockError
+
+        # A lease that expired or passed to another process is not ours to delete.
+        with contextlib.suppress(LockError):
+            self._lock.release()
 
     def holder(self) -> str | None:
         value = self.client.get(self.key)
