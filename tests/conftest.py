@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from deployments.models import Service
+from environments.models import Environment
 from kubesim.testing import run_kubesim
 from permissions.services import grant
 from permissions.verbs import Verb
@@ -104,6 +106,18 @@ def make_viewer(name: str = "victor") -> User:
 @pytest.fixture
 def personas(alice: User, bob: User, carol: User, mallory: User) -> dict[str, User]:
     return {"alice": alice, "bob": bob, "carol": carol, "mallory": mallory}
+
+
+# The catalogue most tests share: a service "checkout" and an environment "production" (the
+# session-wide `staging` is kubesim's, from tests.kubeenv; tests without a cluster define theirs).
+@pytest.fixture
+def checkout() -> Service:
+    return factories.make_service("checkout")
+
+
+@pytest.fixture
+def production() -> Environment:
+    return factories.make_environment("production", availability="production")
 
 
 def login(user: User) -> Client:

@@ -27,16 +27,6 @@ def staging() -> Environment:
     return factories.make_environment("staging", availability="staging")
 
 
-@pytest.fixture
-def production() -> Environment:
-    return factories.make_environment("production", availability="production")
-
-
-@pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
 def _post(client: Client, **data: object) -> Any:
     return client.post("/deploy/", data)
 

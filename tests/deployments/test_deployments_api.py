@@ -21,18 +21,8 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
-@pytest.fixture
 def staging() -> Environment:
     return factories.make_environment("staging", availability="staging")
-
-
-@pytest.fixture
-def production() -> Environment:
-    return factories.make_environment("production", availability="production")
 
 
 @pytest.fixture

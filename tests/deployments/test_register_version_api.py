@@ -16,11 +16,6 @@ URL = "/api/v1/deployable-versions/"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
 def token_of(user: User) -> str:
     key: str = factories.token_for(user)
     return key

@@ -7,16 +7,10 @@ from django.core.management.base import CommandError
 
 from deployments.models import CIStatus, DeployableVersion, Service
 from history.models import AuditEvent
-from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
 
 
 def run(*args: str) -> str:

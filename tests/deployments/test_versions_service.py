@@ -24,11 +24,6 @@ pytestmark = pytest.mark.django_db
 SHA = "a" * 40
 
 
-@pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
 def test_it_registers_a_version_with_its_metadata(jenkins: User, checkout: Service) -> None:
     committed = datetime(2025, 1, 2, 3, 4, tzinfo=UTC)
     version, created = register_version(

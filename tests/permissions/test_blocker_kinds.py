@@ -18,11 +18,6 @@ NOW = datetime(2025, 6, 6, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
-@pytest.fixture
 def prod_eu() -> Environment:
     return factories.make_environment("prod-eu", availability="production")
 

@@ -22,11 +22,6 @@ def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
 
 
 @pytest.fixture
-def production() -> Environment:
-    return factories.make_environment("production", availability="production")
-
-
-@pytest.fixture
 def version() -> DeployableVersion:
     return factories.make_version(factories.make_service("checkout"), branch="main")
 

@@ -19,18 +19,8 @@ NOW = datetime(2025, 6, 6, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
-@pytest.fixture
 def staging() -> Environment:
     return factories.make_environment("staging-1", availability="staging")
-
-
-@pytest.fixture
-def production() -> Environment:
-    return factories.make_environment("production", availability="production")
 
 
 @pytest.fixture

@@ -17,11 +17,6 @@ ALLOW, DENY = Effect.ALLOW, Effect.DENY
 
 
 @pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
-@pytest.fixture
 def billing() -> Service:
     return factories.make_service("billing")
 

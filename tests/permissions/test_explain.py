@@ -12,16 +12,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
-@pytest.fixture
-def production() -> Environment:
-    return factories.make_environment("production", availability="production")
-
-
 def test_it_names_the_group_deny_that_refused_bob(
     bob: User, checkout: Service, production: Environment
 ) -> None:

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def checkout() -> Service:
-    return factories.make_service("checkout")
-
-
-@pytest.fixture
 def billing() -> Service:
     return factories.make_service("billing")
 
