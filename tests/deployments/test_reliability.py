@@ -22,6 +22,7 @@ from environments.models import Cluster, Environment
 from kubesim.testing import ControlError, KubesimHandle
 from tests import factories
 from tests.kubeenv import deploy, wait_for, wait_until_terminal
+from tests.kubesim.helpers import wait_for as until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,11 +166,10 @@ def test_watches_ended_mid_rollout_are_resumed_and_the_rollout_ends_done(
     workers.append(Worker("worker-a"))
     outcome = deploy(bob, service, staging, version)
     wait_for(outcome.deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
-    ended = 0
-    for _ in range(4):
-        time.sleep(0.4)
-        ended += faults.end_watches()
-    assert ended >= 2  # the follower's two watches, at least once
+    # End the follower's watches, then again once it has opened them again: it resumes them.
+    ended = until(faults.end_watches, timeout=10, what="the follower's watches")
+    ended += until(faults.end_watches, timeout=10, what="the follower's watches, resumed")
+    assert ended >= 2
     deployment = wait_until_terminal(outcome.deployment, timeout=15)  # type: ignore[arg-type]
     _assert_done(deployment)
 
@@ -216,9 +216,14 @@ def test_a_worker_that_dies_holding_its_lease_is_resumed_once_the_lease_expires(
         lease_owner="worker-a", lease_expires_at=expires
     )
     workers.append(Worker("worker-b"))
-    time.sleep(0.8)
-    applied.refresh_from_db()
-    assert applied.lease_owner == "worker-a"  # not taken while the lease is alive
+    # Not taken while the lease is alive: every read made before it expired shows worker-a
+    # (a read is before the expiry if the clock, read after it, is still before).
+    while True:
+        applied.refresh_from_db()
+        if timezone.now() >= expires:
+            break
+        assert applied.lease_owner == "worker-a"
+        time.sleep(0.05)
     deployment = wait_for(applied, lambda d: d.lease_owner == "worker-b", timeout=5)
     assert timezone.now() >= expires
     deployment = wait_until_terminal(deployment, timeout=15)

@@ -21,18 +21,21 @@ POSTGRESQL = connection.vendor == "postgresql"
 def test_a_new_deployment_is_claimed_long_before_the_next_poll(
     bob: User, staging: Environment
 ) -> None:
-    shutdown = threading.Event()
+    shutdown, idle = threading.Event(), threading.Event()
 
     def idle_worker() -> None:
         try:
-            worker_module.run_worker(shutdown=shutdown, poll_interval=60, owner="listener")
+            worker_module.run_worker(
+                shutdown=shutdown, poll_interval=60, owner="listener", on_idle=idle.set
+            )
         finally:
             connections.close_all()
 
     thread = threading.Thread(target=idle_worker, daemon=True)
     thread.start()
     try:
-        time.sleep(1)  # the worker has looked once, found nothing, and now waits up to 60 s
+        # The worker has looked once, found nothing, and now waits up to 60 s.
+        assert idle.wait(timeout=10)
         service = factories.make_service("awake")
         outcome = deploy(bob, service, staging, factories.make_version(service))
         assert outcome.deployment is not None

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kubesim.helpers import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +40,11 @@ def _wait_for_line(process: subprocess.Popen[str], pattern: str, seen: list[str]
         if re.search(pattern, line):
             return line
     raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(seen))
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _log_in(base: str, username: str, password: str) -> str:
@@ -97,10 +104,7 @@ def test_rundemo_serves_the_demo_on_kubesim_and_stops_everything_it_started(
             # A service manager or `kill` signals rundemo only: it must stop its children.
             process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    time.sleep(0.5)
-    for stopped in (port, kube_port):
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", stopped)) != 0, f"port {stopped} still open"
+    wait_for(lambda: not _listening(port) and not _listening(kube_port), what="ports closed")
     # Every process rundemo started (kubesim, worker, daphne) was in its process group.
     try:
         with pytest.raises(ProcessLookupError):

@@ -13,6 +13,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from kubesim.testing import ControlError, KubesimHandle
+from tests.kubesim.helpers import wait_for
 
 
 def test_latency_slows_every_request(kubesim_faults: KubesimHandle, kubesim_api: Any) -> None:
@@ -81,8 +82,8 @@ def test_ending_all_watches(
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    time.sleep(0.3)
-    assert kubesim_faults.end_watches() >= 1
+    # Ends the watch once the consumer has it open (nothing to end before).
+    assert wait_for(kubesim_faults.end_watches, what="the consumer's watch") >= 1
     assert finished.wait(3)
 
 

@@ -21,7 +21,11 @@ def running_pod(kubesim_api: Any, kubesim_namespace: str) -> str:
     wait_for(
         lambda: core.read_namespaced_pod("talker", kubesim_namespace).status.phase == "Running"
     )
-    time.sleep(0.2)
+    # 40 lines written (0.2 s at 200 a second): the tests below read a mix of them.
+    wait_for(
+        lambda: len(core.read_namespaced_pod_log("talker", kubesim_namespace).splitlines()) >= 40,
+        what="40 log lines",
+    )
     return "talker"
 
 
