@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubesim import resources as R
+from kubesim.allocation import Allocator
 from kubesim.apply import server_side_apply, track_update
 from kubesim.errors import ApiError, already_exists, conflict, not_found
 from kubesim.meta import deep_copy, iso, new_uid, now_iso, random_suffix
 from kubesim.objects import apply_defaults, ensure_object, validate, validate_update
 from kubesim.patch import json_patch, merge_patch, strategic_merge
-from kubesim.services import Allocator
 from kubesim.store import Store
 
 JSON = dict[str, Any]

@@ -7,10 +7,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubesim.allocation import Allocator
 from kubesim.api import ObjectApi
 from kubesim.events import EventRecorder
-from kubesim.registry import Registry
-from kubesim.services import Allocator
+from kubesim.image_registry import Registry
 from kubesim.store import Store
 
 JSON = dict[str, Any]

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError, bad_request
-from kubesim.registry import behaviour_from_json
+from kubesim.image_registry import behaviour_from_json
 
 JSON = dict[str, Any]
 DownFn = Callable[[float], Awaitable[None]]

@@ -18,7 +18,7 @@ from kubesim import resources as R
 from kubesim.api import PATCH_TYPES, DeleteOptions
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError, bad_request, not_found, success_status
-from kubesim.selectors import make_filter
+from kubesim.label_selectors import make_filter
 from kubesim.store import Entry, Watcher, dumps
 
 JSON = dict[str, Any]

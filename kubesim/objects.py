@@ -7,8 +7,8 @@ from typing import Any
 
 from kubesim import resources as R
 from kubesim.errors import ApiError, invalid
+from kubesim.label_selectors import from_label_selector, labels_match
 from kubesim.meta import is_dns_label, is_dns_subdomain
-from kubesim.selectors import from_label_selector, labels_match
 
 JSON = dict[str, Any]
 Cause = tuple[str, str, str]

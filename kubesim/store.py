@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesim.errors import gone
+from kubesim.label_selectors import ObjectFilter
 from kubesim.meta import owner_uids
 from kubesim.resources import ResourceType
-from kubesim.selectors import ObjectFilter
 
 JSON = dict[str, Any]
 Key = tuple[str, str, str]  # (plural, namespace, name)

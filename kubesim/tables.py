@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kubesim.label_selectors import selector_string
 from kubesim.meta import human_age, parse_iso
-from kubesim.selectors import selector_string
 
 JSON = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority

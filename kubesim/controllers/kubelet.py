@@ -20,9 +20,9 @@ from kubesim.controllers.podstatus import (
     write_pod,
 )
 from kubesim.events import NODE_NAME
+from kubesim.image_registry import ImageBehaviour, image_id
 from kubesim.logs import LogBook, LogRun
 from kubesim.meta import iso
-from kubesim.registry import ImageBehaviour, image_id
 from kubesim.store import WatchEvent
 
 JSON = dict[str, Any]
