@@ -14,6 +14,7 @@ from environments.kube.errors import ClusterUnreachable, KubeError, _describe, _
 from environments.kube.read import _batches, _call_stream, _Stream
 from environments.models import Cluster
 from environments.names import check_container_name, check_object_name
+from ops.metrics import KUBE_CALLS, KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
 
@@ -109,6 +110,7 @@ class ExecSession:
         from kubernetes.stream import stream
 
         core = client.CoreV1Api(api_client(cluster))
+        verb = count_kube_call(core.connect_get_namespaced_pod_exec)
         try:
             self._ws = stream(
                 core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
@@ -116,8 +118,10 @@ class ExecSession:
                 _preload_content=False,
             )  # fmt: skip
         except ApiException as exc:
+            KUBE_ERRORS.labels(verb).inc()
             raise _translate_handshake(exc) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            KUBE_ERRORS.labels(verb).inc()
             raise ClusterUnreachable(_describe(exc)) from None
 
     def read(self, timeout: float) -> tuple[str, str | None]:
@@ -196,6 +200,7 @@ def proxy_pod(
         f"/proxy/{quote(path.lstrip('/'), safe='/!*:=,@;')}"
     )
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    KUBE_CALLS.labels("proxy").inc()
     try:
         method_, url, headers_out, body_out, _ = api.param_serialize(
             method, resource, query_params=query or None, header_params=headers, body=body,
@@ -210,7 +215,9 @@ def proxy_pod(
         finally:
             raw.release_conn()
     except ApiException as exc:
+        KUBE_ERRORS.labels("proxy").inc()
         raise _translate(exc) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        KUBE_ERRORS.labels("proxy").inc()
         raise ClusterUnreachable(_describe(exc)) from None
     return ProxyResponse(int(response.status), str(raw.headers.get("Content-Type", "")), data)

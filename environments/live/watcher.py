@@ -211,11 +211,13 @@ class EnvironmentWatcher:
                 self._list_and_watch(environment, kind)
                 delay = 0.5
             except (kube.ClusterUnreachable, kube.KubeError) as exc:
+                WATCH_RESTARTS.labels("live").inc()
                 self._set_error(kind, str(exc))
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
             except Exception:  # a bug must not kill the page for everybody silently
                 log.exception("watch of %s in environment %s failed", kind, self.environment_id)
+                WATCH_RESTARTS.labels("live").inc()
                 self._set_error(kind, "internal error while watching the cluster")
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)

@@ -24,6 +24,14 @@ def _gauges() -> dict[str, float]:
         family.name: family.samples[0].value
         for family in text_string_to_metric_families(text)
         if family.name in ("apollo_live_tails_open", "apollo_shells_open")
+    } | {
+        "connect_calls": sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "apollo_kubernetes_api_calls"
+            for s in family.samples
+            if s.name.endswith("_total") and s.labels["verb"] == "connect"
+        )
     }
 
 
@@ -35,7 +43,7 @@ def _first_pod(environment: Environment) -> str:
     items, _ = kube.list_objects(
         environment.cluster, "Pod", environment.namespace, label_selector="apollo.io/service=web"
     )
-    return sorted(i["metadata"]["name"] for i in items)[0]
+    return str(sorted(i["metadata"]["name"] for i in items)[0])
 
 
 async def test_the_gauges_count_open_tails_and_shells(
@@ -56,7 +64,10 @@ async def test_the_gauges_count_open_tails_and_shells(
     during = await gauges()
     assert during["apollo_live_tails_open"] == before["apollo_live_tails_open"] + 1
     assert during["apollo_shells_open"] == before["apollo_shells_open"] + 1
+    assert during["connect_calls"] == before["connect_calls"] + 1  # the exec handshake
 
     await tail.disconnect()
     await shell.disconnect()
-    assert await gauges() == before
+    after = await gauges()
+    assert after["apollo_live_tails_open"] == before["apollo_live_tails_open"]
+    assert after["apollo_shells_open"] == before["apollo_shells_open"]
