@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.http import HttpRequest, HttpResponse
-from django.test import Client, override_settings
+from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 
 from ops.logs import JsonFormatter
@@ -76,3 +76,20 @@ def test_every_response_gets_a_request_id(db: None) -> None:
     second = Client().get("/healthz")["X-Request-ID"]
     assert first
     assert first != second
+
+
+@override_settings(ROOT_URLCONF="tests.ops.test_json_logs")
+async def test_under_asgi_the_view_logs_the_request_id_it_echoes(
+    db: None, json_lines: io.StringIO
+) -> None:
+    response = await AsyncClient().get("/log-something/", headers={"X-Request-ID": "asgi-1"})
+    assert response["X-Request-ID"] == "asgi-1"
+    [line] = _lines(json_lines)
+    assert line["request_id"] == "asgi-1"
+
+
+async def test_under_asgi_the_probes_answer_with_a_request_id(db: None) -> None:
+    for probe in ("/healthz", "/readyz"):
+        response = await AsyncClient().get(probe, headers={"Host": "10.1.2.3"})
+        assert response.status_code == 200, probe
+        assert response["X-Request-ID"]
