@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 # The tests that deploy, roll out, judge health, cancel, revert, scale groups, read live
 # status, tail logs and open shells; kubesim-only tests among them are marked and skipped.
+# tests/cluster includes the parity test (test_parity.py), which runs kubesim beside the real server.
 TESTS="
 tests/cluster
 tests/deployments/test_worker.py
