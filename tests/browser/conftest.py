@@ -5,7 +5,10 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests import factories
+from tests.live import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,3 +52,12 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert violations == [], f"the page broke its Content Security Policy: {violations}"
+
+
+def log_in(page: Page, live: LiveServer, username: str) -> None:
+    """Log in through the login page as a persona; returns once the page names them."""
+    page.goto(live.url + "/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".who")).to_have_text(username)

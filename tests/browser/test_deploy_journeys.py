@@ -18,19 +18,12 @@ from kubesim.testing import KubesimHandle
 from permissions.services import explain, grant
 from permissions.verbs import Verb
 from tests import factories
+from tests.browser.conftest import log_in
 from tests.kubeenv import deploy, wait_for, wait_until_terminal
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 LIVE_TIMEOUT = 40_000  # ms: a rollout on kubesim plus the page catching up
-
-
-def _log_in(page: Page, live: LiveServer, username: str) -> None:
-    page.goto(live.url + "/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".who")).to_have_text(username)
 
 
 def _deploy_through_the_page(
@@ -60,7 +53,7 @@ def test_bob_deploys_to_staging_and_watches_it_reach_done_without_reloading(
     version = factories.make_version(
         service, commit_message="Faster basket", commit_author="dev", branch="main"
     )
-    _log_in(page, live_apollo, "bob")
+    log_in(page, live_apollo, "bob")
     page.goto(live_apollo.url + "/deploy/")
     page.get_by_label("Services", exact=True).select_option(label="checkout")
     expect(page.get_by_text("Faster basket")).to_be_visible()
@@ -89,7 +82,7 @@ def test_bob_is_refused_on_production_with_the_explanation(
     grant(actor=None, user=bob, verbs=[Verb.DEPLOY], environment=production,
           service=factories.make_service("payments"))  # fmt: skip
     version = factories.make_version(service)
-    _log_in(page, live_apollo, "bob")
+    log_in(page, live_apollo, "bob")
     _deploy_through_the_page(
         page, live_apollo, "production", "checkout", sha=version.git_commit_sha[:8]
     )
@@ -107,7 +100,7 @@ def test_a_missing_image_ends_failed_naming_the_image(
     service = factories.make_service("ghost")
     version = factories.make_version(service)
     kubesim.mark_image_missing(version.image)
-    _log_in(page, live_apollo, "bob")
+    log_in(page, live_apollo, "bob")
     _deploy_through_the_page(page, live_apollo, "staging", "ghost", sha=version.git_commit_sha)
     page.locator("tr.result-created").get_by_role("link").click()
     expect(page.locator("#status")).to_have_text("FAILED", timeout=LIVE_TIMEOUT)
@@ -122,7 +115,7 @@ def test_carol_sees_no_cancel_button_and_a_forged_cancel_is_refused(
         service=service, environment=factories.make_environment("staging"), deployed_by=alice,
         source_version=factories.make_version(service), status=Status.STARTED,
     )  # fmt: skip
-    _log_in(page, live_apollo, "carol")
+    log_in(page, live_apollo, "carol")
     page.goto(f"{live_apollo.url}/deployments/{running.pk}/")
     expect(page.locator("#status")).to_have_text("STARTED")
     expect(page.get_by_text("Cancel deployment")).to_have_count(0)
@@ -154,7 +147,7 @@ def test_alice_cancels_a_slow_rollout_and_the_previous_version_runs_again(
     first = wait_until_terminal(deploy(alice, service, staging, old).deployment)  # type: ignore[arg-type]
     assert first.status == Status.DONE, first.status_reason
     kubesim.register_image(new.image, "notready")
-    _log_in(page, live_apollo, "alice")
+    log_in(page, live_apollo, "alice")
     _deploy_through_the_page(page, live_apollo, "staging", "api", sha=new.git_commit_sha)
     page.locator("tr.result-created").get_by_role("link").click()
     second = Deployment.objects.get(version=new)

@@ -11,19 +11,12 @@ from deployments.models import Deployment, Group
 from deployments.status import Status
 from environments.models import Environment
 from tests import factories
+from tests.browser.conftest import log_in
 from tests.kubeenv import wait_until_terminal
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 LIVE_TIMEOUT = 40_000  # ms: a rollout on kubesim plus the page catching up
-
-
-def _log_in(page: Page, live: LiveServer, username: str) -> None:
-    page.goto(live.url + "/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.locator(".who")).to_have_text(username)
 
 
 def test_alice_deploys_to_two_of_three_groups_and_the_environment_page_shows_who_runs_what(
@@ -47,7 +40,7 @@ def test_alice_deploys_to_two_of_three_groups_and_the_environment_page_shows_who
         assert wait_until_terminal(outcome.deployment).status == Status.DONE
     new = factories.make_version(service, commit_message="Faster ingest", branch="main")
 
-    _log_in(page, live_apollo, "alice")
+    log_in(page, live_apollo, "alice")
     page.goto(live_apollo.url + "/deploy/")
     page.get_by_label("Environments", exact=True).select_option(label="staging")
     page.get_by_label("Services", exact=True).select_option(label="ingest")

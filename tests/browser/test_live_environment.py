@@ -13,6 +13,7 @@ from environments.models import Environment
 from permissions.services import grant
 from permissions.verbs import Verb
 from tests import factories
+from tests.browser.conftest import log_in
 from tests.kubeenv import deploy, wait_until_terminal
 from tests.live import LiveServer
 
@@ -23,14 +24,6 @@ pytestmark = pytest.mark.browser
 def apollo(live_apollo: LiveServer, worker: threading.Event) -> LiveServer:
     """The live server and the deployment worker, for pages that watch rollouts."""
     return live_apollo
-
-
-def _log_in(page: Page, live: LiveServer, username: str) -> None:
-    page.goto(live.url + "/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(factories.PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Environments")).to_be_visible()
 
 
 def _pod_names(environment: Environment) -> list[str]:
@@ -46,7 +39,7 @@ def test_bob_watches_a_deploy_restarts_a_pod_follows_logs_and_runs_a_shell(
     apollo: LiveServer, page: Page, bob: User, staging: Environment
 ) -> None:
     grant(actor=None, user=bob, verbs=[Verb.EXEC], availability="staging", note="shell test")
-    _log_in(page, apollo, "bob")
+    log_in(page, apollo, "bob")
     page.get_by_role("link", name="Environments").click()
     page.get_by_role("link", name="staging").click()
     expect(page.get_by_role("heading", name="staging")).to_be_visible()
@@ -101,7 +94,7 @@ def test_mallory_is_refused_at_every_route_and_socket(
     assert outcome.deployment is not None
     wait_until_terminal(outcome.deployment)
     [pod] = _pod_names(staging)
-    _log_in(page, apollo, "mallory")
+    log_in(page, apollo, "mallory")
     page.goto(f"{apollo.url}/environments/{staging.name}/")
     expect(page.locator(f'tr[data-pod="{pod}"]')).to_be_visible(timeout=15_000)
     # She sees the status, and no button or link she may not use.
