@@ -26,6 +26,11 @@ PATCH_TYPES = {
 }
 
 
+_MODIFIED = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+
+
 @dataclass
 class DeleteOptions:
     grace_period: int | None = None
@@ -272,6 +277,12 @@ class ObjectApi:
         if rtype.namespaced:
             self.require_namespace(rtype, namespace)
         current = self.store.get(rtype, namespace if rtype.namespaced else "", name)
+        # SECURITY: as the real server, an apply naming a resourceVersion is a precondition: a
+        # stale one is a 409, so a client that checked ownership at that version cannot take
+        # over an object another owner changed since.
+        rv = applied["metadata"].get("resourceVersion")
+        if rv and current is not None and rv != current["metadata"]["resourceVersion"]:
+            raise conflict(rtype.plural, rtype.group, name, _MODIFIED)
         applied["metadata"]["name"] = name
         merged = server_side_apply(
             current,

@@ -351,6 +351,7 @@ class KubeHandlers:
             {"spec": {"replicas": replicas}},
             manager=field_manager(request),
             subresource="scale",
+            dry_run=bool(request.query.get("dryRun")),
         )
         return json_response(self._scale_of(updated))
 

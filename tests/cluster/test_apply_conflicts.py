@@ -63,10 +63,6 @@ def test_an_object_changed_since_the_check_is_checked_again_and_applied(
     assert running.spec.template.spec.containers[0].image == "registry.example.com/ledger:2"
 
 
-@pytest.mark.skipif(
-    control_plane.selected() != "kubernetes",
-    reason="kubesim ignores the resourceVersion of a server-side apply (kubesim/README.md)",
-)
 def test_an_object_another_owner_took_since_the_check_is_refused_not_taken_over(
     staging: Environment, apps: Any
 ) -> None:

@@ -339,12 +339,6 @@ KNOWN_DIFFERENCES: dict[str, list[Shape]] = {
         Shape(200, extra=(("stored_unknown", True),)),
     ],
     "server-side apply of a misspelt field": [Shape(201, "Deployment", keys=("kind",)), Shape(200)],
-    # kubesim applies over a stale metadata.resourceVersion (a takeover risk for Apollo).
-    "server-side apply with a stale resourceVersion": [
-        Shape(200, "Deployment", keys=DEPLOYMENT_KEYS),
-    ],
-    # kubesim scales on --dry-run=server.
-    "kubectl scale --dry-run=server": [Shape(0, extra=(("replicas", 4),))],
     # kubesim refuses protobuf bodies (415); the real server decodes them.
     "kubectl create configmap (protobuf)": [Shape(1), Shape(404)],
 }  # fmt: skip
