@@ -5,9 +5,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from ops import views
 from tests.factories import make_cluster
 
 
@@ -23,7 +26,8 @@ def test_healthz_touches_no_database(db: None) -> None:
     assert len(queries) == 0
 
 
-def test_readyz_reports_the_database_migrations_and_clusters(db: None) -> None:
+def test_readyz_reports_the_database_migrations_and_clusters(db: None, settings: Any) -> None:
+    settings.APOLLO_REDIS_URL = None  # the PostgreSQL/Redis pass: Redis is checked below
     make_cluster("prod-eu")
     response = Client().get("/readyz", HTTP_HOST="10.1.2.3:8000")
     assert response.status_code == 200
@@ -64,3 +68,14 @@ def test_probes_are_not_logged_at_info(
     with caplog.at_level(logging.INFO):
         Client().get(path)
     assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
+def test_readyz_is_unavailable_while_a_migration_is_not_applied(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "_migrations_applied", False)  # a fresh process
+    [leaf] = MigrationLoader(connection).graph.leaf_nodes("deployments")
+    MigrationRecorder(connection).record_unapplied(*leaf)  # as if the release added it
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert "not applied" in response.json()["checks"]["migrations"]

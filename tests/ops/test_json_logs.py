@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
@@ -86,6 +88,7 @@ async def test_under_asgi_the_view_logs_the_request_id_it_echoes(
     assert response["X-Request-ID"] == "asgi-1"
     [line] = _lines(json_lines)
     assert line["request_id"] == "asgi-1"
+    await sync_to_async(connections.close_all)()  # the view's thread: PostgreSQL teardown
 
 
 async def test_under_asgi_the_probes_answer_with_a_request_id(db: None) -> None:
@@ -93,3 +96,4 @@ async def test_under_asgi_the_probes_answer_with_a_request_id(db: None) -> None:
         response = await AsyncClient().get(probe, headers={"Host": "10.1.2.3"})
         assert response.status_code == 200, probe
         assert response["X-Request-ID"]
+    await sync_to_async(connections.close_all)()  # the probes' thread: PostgreSQL teardown

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.db import connection, connections
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -40,9 +41,13 @@ async def gauges() -> dict[str, float]:
 
 
 def _first_pod(environment: Environment) -> str:
-    items, _ = kube.list_objects(
-        environment.cluster, "Pod", environment.namespace, label_selector="apollo.io/service=web"
-    )
+    try:
+        items, _ = kube.list_objects(
+            environment.cluster, "Pod", environment.namespace,
+            label_selector="apollo.io/service=web",
+        )  # fmt: skip
+    finally:
+        connection.close()  # this thread's (PostgreSQL drops the test database at the end)
     return str(sorted(i["metadata"]["name"] for i in items)[0])
 
 
@@ -71,3 +76,4 @@ async def test_the_gauges_count_open_tails_and_shells(
     after = await gauges()
     assert after["apollo_live_tails_open"] == before["apollo_live_tails_open"]
     assert after["apollo_shells_open"] == before["apollo_shells_open"]
+    await sync_to_async(connections.close_all)()
