@@ -1,7 +1,7 @@
 // LiveTail: batches of lines from Apollo's socket, kept in a bounded array and drawn as a
 // virtual list (only the visible rows are in the DOM, redrawn at most once per frame), so tens
 // of thousands of lines per second do not freeze the page.
-import { follow } from "./live.js";
+import * as live from "./live.js";
 
 const root = document.getElementById("tail");
 if (root) {
@@ -87,7 +87,7 @@ if (root) {
   });
 
   // A tail does not resume after a disconnect (the lines in between are gone): no reconnect.
-  const socket = follow(root.dataset.ws, {
+  const socket = live.follow(root.dataset.ws, {
     reconnect: false,
     onOpen: () => {
       status.textContent = "connected, waiting for lines…";
