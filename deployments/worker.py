@@ -377,7 +377,11 @@ def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Eve
     """Drive one claimed deployment to a terminal state; never leave it stuck on an error."""
     run = Run(deployment, owner, shutdown)
     # This thread's log lines name the deployment and the request that asked for it.
-    tokens = context.enter_deployment(deployment.pk, requested_by=deployment.request_id)
+    tokens = context.enter_deployment(
+        deployment.pk,
+        requested_by=deployment.request_id,
+        user=deployment.deployed_by.get_username(),
+    )
     logger.info("deployment %s: driven by %s from %s", deployment.pk, owner, deployment.status)
     try:
         run.drive()

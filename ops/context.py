@@ -7,11 +7,12 @@ import secrets
 from contextvars import ContextVar, Token
 from typing import Any
 
-_Tokens = tuple[Token[int | None], Token[str]]
+_Tokens = tuple[Token[int | None], Token[str], Token[str]]
 
 request_id: ContextVar[str] = ContextVar("apollo_request_id", default="")
 deployment_id: ContextVar[int | None] = ContextVar("apollo_deployment_id", default=None)
 current_request: ContextVar[Any] = ContextVar("apollo_current_request", default=None)
+deployer: ContextVar[str] = ContextVar("apollo_deployer", default="")  # outside a request
 
 # SECURITY: an incoming X-Request-ID goes into logs and a response header: a short token of
 # safe characters only (no spaces, quotes, newlines or control characters), else a new one.
@@ -32,7 +33,7 @@ def current_user_name() -> str:
     """
     request = current_request.get()
     if request is None:
-        return ""
+        return deployer.get()
     user = request.__dict__.get("user")  # DRF sets the authenticated user here too
     wrapped = getattr(user, "_wrapped", user)  # Django's SimpleLazyObject, if not loaded
     if wrapped is None or not hasattr(wrapped, "is_authenticated"):
@@ -40,12 +41,13 @@ def current_user_name() -> str:
     return str(wrapped.get_username()) if wrapped.is_authenticated else ""
 
 
-def enter_deployment(pk: int, *, requested_by: str) -> _Tokens:
-    """Until leave_deployment, this thread's log lines name deployment pk and the id of the
-    request that asked for it (requested_by)."""
-    return deployment_id.set(pk), request_id.set(requested_by)
+def enter_deployment(pk: int, *, requested_by: str, user: str) -> _Tokens:
+    """Until leave_deployment, this thread's log lines name deployment pk, the id of the
+    request that asked for it (requested_by) and the user who did."""
+    return deployment_id.set(pk), request_id.set(requested_by), deployer.set(user)
 
 
 def leave_deployment(tokens: _Tokens) -> None:
     deployment_id.reset(tokens[0])
     request_id.reset(tokens[1])
+    deployer.reset(tokens[2])

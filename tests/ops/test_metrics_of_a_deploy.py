@@ -116,4 +116,5 @@ def test_a_deploy_through_the_worker_moves_the_counters_and_logs_its_request_id(
     mine = [line for line in lines if line.get("deployment_id") == deployment.pk]
     assert len(mine) >= 2, lines  # picked up, and the verdict
     assert {line["request_id"] for line in mine} == {REQUEST_ID}
+    assert {line["user"] for line in mine} == {"bob"}
     assert any("DONE" in line["message"] for line in mine)
