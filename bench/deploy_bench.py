@@ -63,11 +63,11 @@ STAMPS = Stamps()
 
 def _instrument() -> None:
     """Wrap the worker's claim, apply and finish to time-stamp them (the same calls it makes)."""
-    from deployments import rollout, worker
+    from deployments.engine import rollout, worker
     from environments import kube
 
     claim, apply, finish = worker.claim, kube.apply, worker.Run.finish
-    follow = rollout.Follower.run
+    follow = rollout.Follower.follow
 
     def timed_claim(*args: Any, **kwargs: Any) -> Any:
         claimed = claim(*args, **kwargs)
@@ -88,13 +88,14 @@ def _instrument() -> None:
         STAMPS.finished.set()
 
     def timed_follow(self: Any, **kwargs: Any) -> Any:
+        # Follower.follow is a generator (the worker records what it yields): wrap it as one.
         STAMPS.mark("follow_started")
-        result = follow(self, **kwargs)
+        result = yield from follow(self, **kwargs)
         STAMPS.mark("verdict")
         return result
 
     worker.claim = timed_claim
-    rollout.Follower.run = timed_follow  # type: ignore[method-assign]
+    rollout.Follower.follow = timed_follow  # type: ignore[method-assign]
     kube.apply = timed_apply
     worker.Run.finish = timed_finish  # type: ignore[method-assign]
 
@@ -245,7 +246,7 @@ def main() -> dict[str, Any]:
     from django.core.management import call_command
 
     from bench.common import row, write_result
-    from deployments import worker
+    from deployments.engine import worker
     from kubesim.testing import run_kubesim
 
     call_command("migrate", verbosity=0, interactive=False)

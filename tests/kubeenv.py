@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.contrib.auth.models import User
 
-from deployments import worker as worker_module
+from deployments.engine import worker as worker_module
 from deployments.models import DeployableVersion, Deployment, Service
 from deployments.services.deploy import DeployOutcome, request_deployment
 from deployments.status import Status

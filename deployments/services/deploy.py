@@ -14,11 +14,11 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from deployments import live, rendering
+from deployments.engine.wakeup import notify_new_work
 from deployments.manifests import recorded_checked, render_checked, seal
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.policy import PolicyViolation
 from deployments.status import Status
-from deployments.wakeup import notify_new_work
 from environments.crypto import CredentialError
 from environments.models import Environment
 from history.services import record_event

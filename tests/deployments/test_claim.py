@@ -9,9 +9,9 @@ from django.contrib.auth.models import User
 from django.db import connections
 from django.utils import timezone
 
+from deployments.engine.worker import claim
 from deployments.models import Deployment
 from deployments.status import Status
-from deployments.worker import claim
 from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from deployments.health import CRASH_LOOP_RESTARTS, assess
+from deployments.engine.health import CRASH_LOOP_RESTARTS, assess
 
 IMAGE = "registry.example.com/shop:" + "a" * 40
 Obj = dict[str, Any]

@@ -3,7 +3,7 @@ state with a true reason, never stuck in STARTED, and its manifests are applied 
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +13,9 @@ from django.db import connections
 from django.utils import timezone
 from kubernetes import client
 
-from deployments import worker as worker_module
+from deployments.engine import worker as worker_module
+from deployments.engine.rollout import Follower, RolloutResult
 from deployments.models import DeployableVersion, Deployment, Service
-from deployments.rollout import Follower, RolloutResult
 from deployments.status import Status
 from environments import kube
 from environments.models import Cluster, Environment
@@ -343,11 +343,15 @@ class _CapturedFollower:
     def __init__(self, **kwargs: Any) -> None:
         self.built.append(kwargs)
 
-    def run(self, **_kwargs: Any) -> RolloutResult:
+    def follow(self, **_kwargs: Any) -> Generator[list[tuple[str, str]], Any, RolloutResult]:
+        yield []
         return RolloutResult("done", "rollout complete")
 
-    def close(self, **_kwargs: Any) -> None:
-        pass
+    def take_notes(self) -> list[tuple[str, str]]:
+        return []
+
+    def close(self, **_kwargs: Any) -> list[tuple[str, str]]:
+        return []
 
 
 def _remaining_seconds(
@@ -402,14 +406,17 @@ def test_a_cluster_that_stops_answering_fails_the_rollout_at_the_unreachable_lim
     follower = Follower(
         cluster=Cluster(name="blackhole"), namespace="ns", name="web", sha="a" * 40,
         deadline=time.monotonic() + 20, timeout_seconds=20, unreachable_limit=1.0,
-        on_progress=lambda source, message: notes.append((source, message)),
-        should_stop=lambda: False,
     )  # fmt: skip
     started = time.monotonic()
+    steps = follower.follow()
     try:
-        result = follower.run()
+        while True:  # what the worker does: record what the rollout yields, never stop it
+            notes += steps.send(None)
+    except StopIteration as verdict:
+        result = verdict.value
     finally:
         hang.set()
+    notes += follower.take_notes()
     assert result.state == "failed"
     assert "unreachable for more than 1 s" in result.reason
     assert time.monotonic() - started < 5

@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.utils import timezone
 
-from deployments import worker as worker_module
+from deployments.engine import worker as worker_module
 from deployments.status import Status
 from environments.models import Environment
 from kubesim.testing import KubesimHandle

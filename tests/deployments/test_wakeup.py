@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, connections
 
-from deployments import worker as worker_module
-from deployments.wakeup import WorkSignal, notify_new_work
+from deployments.engine import worker as worker_module
+from deployments.engine.wakeup import WorkSignal, notify_new_work
 from environments.models import Environment
 from tests import factories
 from tests.kubeenv import deploy, wait_for

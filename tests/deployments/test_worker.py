@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from kubernetes import client
 
-from deployments import worker as worker_module
+from deployments.engine import worker as worker_module
 from deployments.status import Status
 from environments.models import Environment
 from kubesim.testing import KubesimHandle

@@ -41,7 +41,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from kubernetes import client as k8s
 
 from apollo_site.routing import websocket_urlpatterns
-from deployments import worker as worker_module
+from deployments.engine import worker as worker_module
 from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
 from environments.models import Environment
 from history.models import AuditEvent

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import start_http_server
 
-from deployments.worker import run_worker, worker_name
+from deployments.engine.worker import run_worker, worker_name
 
 
 class Command(BaseCommand):

@@ -19,12 +19,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from deployments import health
+from deployments.engine import health
 from deployments.rendering import LABEL_SHA
 from environments import kube
 from environments.models import Cluster
@@ -92,6 +92,12 @@ def _equal_ignoring_hash(a: Obj, b: Obj) -> bool:
     for template in (a, b):
         ((template.get("metadata") or {}).get("labels") or {}).pop(HASH_LABEL, None)
     return a == b
+
+
+Note = tuple[str, str]  # (source, message): one timeline entry
+T = TypeVar("T")
+# A rollout step by step: yields notes for the timeline, is sent True to stop, returns T.
+Progress = Generator[list[Note], bool | None, T]
 
 
 @dataclass(frozen=True)
@@ -190,17 +196,13 @@ class Follower:
     deadline: float  # time.monotonic() after which the rollout has timed out
     timeout_seconds: int
     unreachable_limit: float
-    on_progress: Callable[[str, str], None]  # (source, message) for the timeline
-    should_stop: Callable[[], bool]  # cancellation, or the worker shutting down
     # Events older than this belong to earlier rollouts and are not recorded.
     since: datetime | None = None
-    # Several timeline entries in one write (a burst of Events); else on_progress for each.
-    on_progress_many: Callable[[list[tuple[str, str]]], None] | None = None
     # The namespace's Event collection version taken before the apply: the Events are then
     # watched from there, without listing (and parsing) every older Event of the namespace.
     events_from: str = ""
     observation: Observation = field(default_factory=Observation)
-    _pending: list[tuple[str, str]] = field(default_factory=list)
+    _pending: list[Note] = field(default_factory=list)
     _stop: threading.Event | None = None
     _watchers: list[_Watcher] = field(default_factory=list)
     _events: "queue.Queue[tuple[str, Any]]" = field(default_factory=queue.Queue)
@@ -209,37 +211,37 @@ class Follower:
     def _note(self, source: str, message: str) -> None:
         self._pending.append((source, message))
 
-    def _flush(self) -> None:
-        """Write the notes gathered since the last flush: once per burst, not once per event."""
+    def take_notes(self) -> list[Note]:
+        """The timeline entries seen since the last take, for the caller to record."""
         pending, self._pending = self._pending, []
-        if not pending:
-            return
-        if self.on_progress_many is not None:
-            self.on_progress_many(pending)
-        else:
-            for source, message in pending:
-                self.on_progress(source, message)
+        return pending
 
-    def run(self, *, keep_watching: bool = False) -> RolloutResult:
-        """Follow to a verdict. With keep_watching the watches stay open after a DONE or FAILED
-        verdict, so that the caller records it first and then `close(drain=True)` records the
+    def follow(self, *, keep_watching: bool = False) -> "Progress[RolloutResult]":
+        """Follow to a verdict, the RolloutResult this generator returns.
+
+        The rollout records nothing itself: it yields what it saw (a list of timeline notes,
+        once per burst of changes, often empty) whenever it may stop, and the caller records
+        them and answers with send(True) to stop following (a cancellation, the worker
+        shutting down): the verdict is then "interrupted". After the verdict, take_notes()
+        has the last notes. With keep_watching the watches stay open after a DONE or FAILED
+        verdict, so that the caller records it first and then `close(drain=True)` returns the
         Events still on their way (a fast rollout ends before its Event watch delivered them);
         otherwise they are closed before returning."""
         try:
-            result = self._run()
+            result = yield from self._run()
         except BaseException:
             self.close()
             raise
         if result.state == "interrupted" or not keep_watching:
             self.close()
-        self._flush()
         return result
 
-    def close(self, *, drain: bool = False) -> None:
-        """Stop the watches; with drain, first record the Events that arrive meanwhile."""
+    def close(self, *, drain: bool = False) -> list[Note]:
+        """Stop the watches; with drain, first take the Events that arrive meanwhile. Returns
+        the notes not taken yet."""
         stop, self._stop = self._stop, None
         if stop is None:
-            return
+            return self.take_notes()
         try:
             if drain:
                 self._last_events(self._events)
@@ -252,12 +254,12 @@ class Follower:
             deadline = time.monotonic() + CLOSE_WAIT_SECONDS
             for watcher in self._watchers:
                 watcher.join(max(0.0, deadline - time.monotonic()))
-            self._flush()
+        return self.take_notes()
 
-    def _run(self) -> RolloutResult:
+    def _run(self) -> "Progress[RolloutResult]":
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
-        deployment = self._read_deployment()
+        deployment = yield from self._read_deployment()
         if isinstance(deployment, RolloutResult):
             return deployment
         if deployment is None:
@@ -277,7 +279,7 @@ class Follower:
         self._stop, self._watchers, self._events = stop, watchers, events
         for watcher in watchers:
             watcher.start()
-        return self._loop(events)
+        return (yield from self._loop(events))
 
     def _last_events(self, events: "queue.Queue[tuple[str, Any]]") -> None:
         """Record the Events already delivered when the verdict came (a fast rollout ends
@@ -295,7 +297,7 @@ class Follower:
             elif kind == "event" and payload[0] == "Event" and payload[1].type != "DELETED":
                 self._event_seen(payload[1].object)
 
-    def _read_deployment(self) -> Obj | RolloutResult | None:
+    def _read_deployment(self) -> "Progress[Obj | RolloutResult | None]":
         """The Deployment as it is now, retried like the watches while the cluster is away.
 
         A 5xx or a refused connection on this first read must not end the deployment: it is
@@ -309,29 +311,27 @@ class Follower:
                 unreachable = self._absorb("unreachable", str(exc))
                 if unreachable:
                     return RolloutResult("failed", unreachable)
-            if self.should_stop():
+            if (yield self.take_notes()):
                 return RolloutResult("interrupted", "stopped following")
             if time.monotonic() > self.deadline:
                 return RolloutResult(
                     "failed", f"rollout did not finish within {self.timeout_seconds} s "
                     f"(cluster unreachable: {self.observation.unreachable_reason})",
                 )  # fmt: skip
-            self._flush()
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
-    def _loop(self, events: "queue.Queue[tuple[str, Any]]") -> RolloutResult:
+    def _loop(self, events: "queue.Queue[tuple[str, Any]]") -> "Progress[RolloutResult]":
         last_reason = ""
         while True:
-            if self.should_stop():
+            # The notes go out once per burst (when the queue is empty), not once per event.
+            if (yield self.take_notes() if events.empty() else []):
                 return RolloutResult("interrupted", "stopped following")
             if time.monotonic() > self.deadline:
                 return RolloutResult(
                     "failed", f"rollout did not finish within {self.timeout_seconds} s"
                     + (f" (last seen: {last_reason})" if last_reason else ""),
                 )  # fmt: skip
-            if events.empty():
-                self._flush()
             try:
                 kind, payload = events.get(timeout=0.5)
             except queue.Empty:

@@ -26,15 +26,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deployments import live
-from deployments.health import assess
+from deployments.engine.health import assess
+from deployments.engine.rollout import Follower, Note, Progress, RolloutResult
+from deployments.engine.snapshots import take_snapshot
+from deployments.engine.wakeup import WorkSignal
 from deployments.manifests import recorded_checked, render_checked
 from deployments.models import DeployableVersion, Deployment, InvalidTransition
 from deployments.policy import PolicyViolation
 from deployments.rendering import RenderError
-from deployments.rollout import Follower, RolloutResult
-from deployments.snapshots import take_snapshot
 from deployments.status import Status
-from deployments.wakeup import WorkSignal
 from environments import kube
 from environments.crypto import CredentialError
 from ops import context
@@ -307,22 +307,40 @@ class Run:
         follower = Follower(
             cluster=d.environment.cluster, namespace=d.environment.namespace, name=name,
             sha=sha, deadline=time.monotonic() + max(remaining, 1), timeout_seconds=timeout,
-            unreachable_limit=UNREACHABLE_LIMIT, on_progress=self.note, should_stop=should_stop,
+            unreachable_limit=UNREACHABLE_LIMIT,
             # Event timestamps have whole seconds: from the start of the rollout's second.
-            since=started.replace(microsecond=0), on_progress_many=self.note_many,
-            events_from=self.events_from,
+            since=started.replace(microsecond=0), events_from=self.events_from,
         )  # fmt: skip
         self.follower = follower
-        result = follower.run(keep_watching=True)
+        result = self.record_progress(follower.follow(keep_watching=True), should_stop)
+        self.record(follower.take_notes())
         if result.state == "failed":
             self.explain_failure(follower)
         return result
+
+    def record_progress(
+        self, steps: Progress[RolloutResult], should_stop: Callable[[], bool]
+    ) -> RolloutResult:
+        """Drive the rollout, recording what it saw as it goes (one timeline write per burst)
+        and telling it to stop when should_stop() says so; its verdict."""
+        try:
+            notes = next(steps)
+            while True:
+                self.record(notes)
+                notes = steps.send(should_stop())
+        except StopIteration as verdict:
+            result: RolloutResult = verdict.value
+            return result
+
+    def record(self, notes: list[Note]) -> None:
+        if notes:
+            self.note_many(notes)
 
     def close_follower(self) -> None:
         """After the verdict is recorded: the Events still arriving, then the watches close."""
         follower, self.follower = self.follower, None
         if follower is not None:
-            follower.close(drain=True)
+            self.record(follower.close(drain=True))
 
     def explain_failure(self, follower: Follower) -> None:
         """Put the last log lines of the failing container into the timeline.
