@@ -59,7 +59,7 @@ def worker_lines() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    worker_logger = logging.getLogger("deployments.worker")
+    worker_logger = logging.getLogger("deployments.engine.worker")
     worker_logger.addHandler(handler)
     previous = worker_logger.level
     worker_logger.setLevel(logging.INFO)
