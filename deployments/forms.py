@@ -1,7 +1,6 @@
 """Forms of the deployment pages. They validate and normalise; the services decide and write."""
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -17,13 +16,13 @@ from deployments.models import (
     Service,
     validate_group_variables,
 )
+from deployments.services.deploy import MAX_TARGETS, Target, fan_out
 from environments.models import Environment, dns_label
 from permissions.selectors import allowed_targets
 from permissions.verbs import Verb
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 HEX = re.compile(r"^[0-9a-f]+$")
-MAX_ITEMS = 50  # services x environments x groups in one request
 
 
 class GroupSelect(forms.SelectMultiple):
@@ -70,17 +69,6 @@ class EnvironmentChoiceField(IdsChoiceField):
         return f"{obj.name} (message required)" if obj.require_deployment_message else obj.name
 
 
-@dataclass(frozen=True)
-class Item:
-    """One (service, environment, group) the request asks for, and the version it resolved to."""
-
-    service: Service
-    environment: Environment
-    group: Group | None
-    version: DeployableVersion | None
-    missing: str = ""  # why version is None
-
-
 class DeployForm(forms.Form):
     """Environment(s), service(s), one version (picked, typed as a sha prefix, or the latest on
     a branch), optional groups and a message. Only targets where the user may deploy something
@@ -115,7 +103,7 @@ class DeployForm(forms.Form):
         fields["groups"].queryset = Group.objects.filter(
             service_id__in=service_ids, environment_id__in=environment_ids
         ).select_related("service", "environment")
-        self.items: list[Item] = []
+        self.items: list[Target] = []
 
     def clean_version(self) -> str:
         value: str = self.cleaned_data["version"].strip().lower()
@@ -152,9 +140,9 @@ class DeployForm(forms.Form):
         if data.get("all_groups"):
             groups = self._all_groups(services, environments)
         self.items = self._items(services, environments, groups, versions)
-        if len(self.items) > MAX_ITEMS:
+        if len(self.items) > MAX_TARGETS:
             raise forms.ValidationError(
-                f"That is {len(self.items)} deployments at once; at most {MAX_ITEMS}."
+                f"That is {len(self.items)} deployments at once; at most {MAX_TARGETS}."
             )
         return data
 
@@ -191,7 +179,7 @@ class DeployForm(forms.Form):
         environments: list[Environment],
         groups: list[Group],
         versions: dict[int, DeployableVersion],
-    ) -> list[Item]:
+    ) -> list[Target]:
         chosen = {(s.pk, e.pk) for s in services for e in environments}
         stray = [g for g in groups if (g.service_id, g.environment_id) not in chosen]
         if stray:
@@ -201,18 +189,10 @@ class DeployForm(forms.Form):
             return []
         sha = self.cleaned_data.get("sha") or self.cleaned_data.get("version") or ""
         wanted = sha or f"on branch {self.cleaned_data.get('branch')}"
-        items = []
-        for environment in environments:
-            for service in services:
-                version = versions.get(service.pk)
-                target = (service.pk, environment.pk)
-                missing = "" if version else f"{service.name} has no version {wanted}"
-                mine: list[Group | None] = [
-                    g for g in groups if (g.service_id, g.environment_id) == target
-                ]
-                for group in mine or [None]:
-                    items.append(Item(service, environment, group, version, missing))
-        return items
+        return fan_out(
+            services=services, environments=environments, groups=groups, versions=versions,
+            wanted=wanted,
+        )  # fmt: skip
 
 
 class RedeployForm(forms.Form):

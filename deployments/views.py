@@ -14,14 +14,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import selectors
-from deployments.forms import CompareForm, DeployForm, Item, RedeployForm
+from deployments.forms import CompareForm, DeployForm, RedeployForm
 from deployments.live import has_logs, visible_timeline
 from deployments.models import Deployment, InvalidTransition, Service
 from deployments.services.deploy import (
     DeployOutcome,
+    Target,
     cancel_deployment,
     may_cancel,
     request_deployment,
+    request_deployments,
     revert_deployment,
 )
 from deployments.status import Status
@@ -57,10 +59,12 @@ def deploy(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             # One batch per submit: its deployments (one per group) are followed on one page.
             batch = uuid.uuid4()
-            results = [
-                _result(_request_item(user, item, form.cleaned_data, batch=batch))
-                for item in form.items
-            ]
+            data = form.cleaned_data
+            outcomes = request_deployments(
+                user=user, targets=form.items, message=data["message"],
+                override_reason=data["override_reason"], batch=batch,
+            )  # fmt: skip
+            results = [_result(outcome) for outcome in outcomes]
             for result, item in zip(results, form.items, strict=True):
                 result["resubmit"] = _resubmit(item, form.cleaned_data["message"])
                 result["batch"] = str(batch)
@@ -109,19 +113,6 @@ def version_choices(request: HttpRequest) -> HttpResponse:
     return render(request, "deployments/_versions.html", context)
 
 
-def _request_item(
-    user: User, item: Item, data: dict[str, Any], *, batch: uuid.UUID | None = None
-) -> DeployOutcome:
-    if item.version is None:
-        return DeployOutcome("invalid", item.service, item.environment, item.group,
-                             reason=item.missing)  # fmt: skip
-    return request_deployment(
-        user=user, service=item.service, environment=item.environment, version=item.version,
-        group=item.group, message=data["message"], override_reason=data["override_reason"],
-        batch=batch,
-    )  # fmt: skip
-
-
 def _result(outcome: DeployOutcome) -> dict[str, Any]:
     """What the results page shows about one outcome, as plain data for the session."""
     running = None
@@ -142,7 +133,7 @@ def _result(outcome: DeployOutcome) -> dict[str, Any]:
     }
 
 
-def _resubmit(item: Item, message: str) -> dict[str, Any]:
+def _resubmit(item: Target, message: str) -> dict[str, Any]:
     """The fields that ask for this one item again (the override form posts them)."""
     return {
         "environments": item.environment.pk,
@@ -178,7 +169,7 @@ def deploy_results(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "deployments/results.html", context)
 
 
-_KINDS = ["created", "refused", "blocked", "in_progress", "invalid"]
+_KINDS = ["created", "refused", "blocked", "in_progress", "invalid", "held"]
 
 
 # -- one deployment -------------------------------------------------------------------------
@@ -257,9 +248,12 @@ def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
     if version is None or not Status(deployment.status).is_terminal:
         messages.error(request, "Only a finished deployment with that version can be redeployed.")
         return redirect("deployment-detail", deployment_id=deployment.pk)
-    item = Item(deployment.service, deployment.environment, deployment.group, version)
+    item = Target(deployment.service, deployment.environment, deployment.group, version)
     if which == "this":
-        outcome = _request_item(user, item, {**form.cleaned_data, "override_reason": ""})
+        outcome = request_deployment(
+            user=user, service=deployment.service, environment=deployment.environment,
+            version=version, group=deployment.group, message=form.cleaned_data["message"],
+        )  # fmt: skip
     else:
         try:  # the version that ran before, with the manifests recorded when it ran
             reverted = revert_deployment(

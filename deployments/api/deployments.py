@@ -1,6 +1,7 @@
 """Deployments through the API: request one, read them, cancel one.
 
-POST /api/v1/deployments/                 request a deployment (deployments.services.deploy)
+POST /api/v1/deployments/                 request a deployment (deployments.services.deploy), or
+                                          {targets: [...], git_commit_sha}: several, all or nothing
 GET  /api/v1/deployments/                 newest first, ?service=&environment=&status=, cursor pages
 GET  /api/v1/deployments/<id>/            one deployment
 POST /api/v1/deployments/<id>/cancel/     cancel it (rolls back a started one)
@@ -9,11 +10,17 @@ Every signed-in user (or token holder) may read deployments, as on the pages; re
 cancelling are decided by the deploy service (the deploy and cancel verbs, then the blockers).
 """
 
+import uuid
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
@@ -30,7 +37,14 @@ from deployments.models import (
     Service,
 )
 from deployments.selectors import visible_deployments
-from deployments.services.deploy import DeployOutcome, cancel_deployment, request_deployment
+from deployments.services.deploy import (
+    MAX_TARGETS,
+    DeployOutcome,
+    Target,
+    cancel_deployment,
+    request_deployment,
+    request_deployments,
+)
 from deployments.services.versions import VersionError, normalise_sha
 from deployments.status import Status
 from environments.models import Environment
@@ -123,6 +137,104 @@ def _outcome_response(request: Request, outcome: DeployOutcome) -> Response:
     return _detail(outcome.reason or "The deployment cannot be requested.", 400)
 
 
+class TargetInput(serializers.Serializer[dict[str, Any]]):
+    service = serializers.CharField(max_length=100)
+    environment = serializers.CharField(max_length=100)
+    group = serializers.CharField(max_length=100, required=False, allow_blank=True)
+
+
+class SeveralInput(serializers.Serializer[dict[str, Any]]):
+    """The list form: one sha to several (service, environment, group) targets."""
+
+    targets = TargetInput(many=True, allow_empty=False)
+    git_commit_sha = serializers.CharField(max_length=100, help_text="The full 40-hex sha.")
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000
+    )
+
+    def validate_targets(self, targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(targets) > MAX_TARGETS:
+            raise serializers.ValidationError(
+                f"That is {len(targets)} deployments at once; at most {MAX_TARGETS}."
+            )
+        return targets
+
+
+class TargetOutcome(serializers.Serializer[Any]):
+    service = serializers.CharField()
+    environment = serializers.CharField()
+    group = serializers.CharField(allow_null=True)
+    result = serializers.ChoiceField(
+        choices=["created", "refused", "blocked", "in_progress", "invalid", "held"],
+        help_text="held: allowed, but not created because another target was refused.",
+    )
+    detail = serializers.CharField(allow_blank=True)
+    deployment = DeploymentOutput(allow_null=True)
+    blockers = BlockerOutput(many=True)
+
+
+class SeveralOutput(serializers.Serializer[Any]):
+    detail = serializers.CharField()
+    batch = serializers.UUIDField(allow_null=True)
+    results = TargetOutcome(many=True)
+
+
+# The status of a list request nothing of which was created: the first refusal kind that applies.
+SEVERAL_STATUS = {"refused": 403, "invalid": 400, "blocked": 409, "in_progress": 409}
+
+
+def _request_several(request: Request, user: Any) -> Response:
+    serializer = SeveralInput(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    targets = [
+        _target({**target, "git_commit_sha": data["git_commit_sha"]}, index)
+        for index, target in enumerate(data["targets"])
+    ]
+    batch = uuid.uuid4()
+    outcomes = request_deployments(
+        user=user, targets=targets, message=data["message"],
+        override_reason=data["override_reason"], batch=batch,
+    )  # fmt: skip
+    results = [_target_outcome(request, outcome) for outcome in outcomes]
+    refused = [o for o in outcomes if o.kind != "created"]
+    if not refused:
+        body = {"detail": f"{len(outcomes)} deployment(s) requested", "batch": str(batch)}
+        return Response({**body, "results": results}, status=status.HTTP_201_CREATED)
+    code = next(SEVERAL_STATUS[k] for k in SEVERAL_STATUS if any(o.kind == k for o in refused))
+    detail = (
+        f"Nothing was requested: {len(refused) - sum(o.kind == 'held' for o in refused)} "
+        f"of {len(outcomes)} targets were refused"
+    )
+    return Response({"detail": detail, "batch": None, "results": results}, status=code)
+
+
+def _target(data: dict[str, Any], index: int) -> Target:
+    try:
+        service, environment, version, group = _resolve(data)
+    except ValidationError as exc:
+        raise ValidationError({"targets": {str(index): exc.detail}}) from None
+    return Target(service, environment, group, version)
+
+
+def _target_outcome(request: Request, outcome: DeployOutcome) -> dict[str, Any]:
+    deployment = outcome.deployment
+    return {
+        "service": outcome.service.name,
+        "environment": outcome.environment.name,
+        "group": outcome.group.name if outcome.group else None,
+        "result": outcome.kind,
+        "detail": outcome.reason,
+        "deployment": DeploymentOutput(deployment, context={"request": request}).data
+        if deployment is not None
+        else None,
+        "blockers": [
+            {"name": r.name, "kind": r.kind, "reason": r.reason} for r in outcome.refusals
+        ],
+    }
+
+
 class DeploymentsView(ApolloAPIView):
     class Input(serializers.Serializer[dict[str, Any]]):
         service = serializers.CharField(max_length=100)
@@ -170,10 +282,19 @@ class DeploymentsView(ApolloAPIView):
 
     @extend_schema(
         operation_id="request_deployment",
-        summary="Deploy a registered version of a service to an environment (optionally a group).",
-        request=Input,
+        summary="Deploy a registered version of a service to an environment (optionally a "
+        "group), or one sha to several targets at once: all or nothing.",
+        request=PolymorphicProxySerializer(
+            component_name="DeploymentRequest",
+            serializers=[Input, SeveralInput],
+            resource_type_field_name=None,
+        ),
         responses={
-            201: DeploymentOutput,
+            201: PolymorphicProxySerializer(
+                component_name="DeploymentCreated",
+                serializers=[DeploymentOutput, SeveralOutput],
+                resource_type_field_name=None,
+            ),
             400: OpenApiResponse(description="Field errors, or {detail} when it cannot run."),
             401: OpenApiResponse(description="No token, or an unknown token."),
             403: OpenApiResponse(RefusalOutput, description="No permission to deploy there."),
@@ -183,6 +304,8 @@ class DeploymentsView(ApolloAPIView):
     )
     def post(self, request: Request) -> Response:
         user = acting_user(request)
+        if isinstance(request.data, dict) and "targets" in request.data:
+            return _request_several(request, user)
         serializer = self.Input(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -27,7 +27,8 @@ from permissions import blockers
 from permissions.services import can, explain
 from permissions.verbs import Verb
 
-OutcomeKind = Literal["created", "refused", "blocked", "in_progress", "invalid"]
+# held: this target passed its checks, but another target of the same request was refused.
+OutcomeKind = Literal["created", "refused", "blocked", "in_progress", "invalid", "held"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,102 @@ class DeployOutcome:
     reason: str = ""
     refusals: tuple[blockers.Refusal, ...] = field(default_factory=tuple)
     may_override: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """One (service, environment, group) of a request, and the version it resolved to (None,
+    with the reason in `missing`, when the chosen sha or branch has none for that service)."""
+
+    service: Service
+    environment: Environment
+    group: Group | None
+    version: DeployableVersion | None
+    missing: str = ""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A target that passed every check, with what to store."""
+
+    target: Target
+    documents: list[dict[str, Any]]
+    refusals: tuple[blockers.Refusal, ...]
+
+
+HELD = "not requested: another target of this request was refused"
+MAX_TARGETS = 50  # services x environments x groups in one request
+
+
+def fan_out(
+    *,
+    services: list[Service],
+    environments: list[Environment],
+    groups: list[Group],
+    versions: dict[int, DeployableVersion],
+    wanted: str,
+) -> list[Target]:
+    """The targets of one request: every chosen service in every chosen environment, one per
+    chosen group of that pair (or the pair itself when none of its groups was chosen).
+    versions: the version of each service id; one without gets a target saying it has no
+    version `wanted` (a sha, or "on branch B")."""
+    targets = []
+    for environment in environments:
+        for service in services:
+            version = versions.get(service.pk)
+            missing = "" if version else f"{service.name} has no version {wanted}"
+            pair = (service.pk, environment.pk)
+            mine: list[Group | None] = [
+                g for g in groups if (g.service_id, g.environment_id) == pair
+            ]
+            for group in mine or [None]:
+                targets.append(Target(service, environment, group, version, missing))
+    return targets
+
+
+def request_deployments(
+    *,
+    user: User,
+    targets: list[Target],
+    message: str = "",
+    override_reason: str = "",
+    batch: uuid.UUID | None = None,
+) -> list[DeployOutcome]:
+    """Request one version to several targets at once (the Deploy page, the API's list form):
+    all or nothing.
+
+    Every target is checked first (as request_deployment checks one). If any is refused
+    (invalid, not permitted, blocked, in progress), none is created: its outcome says why and
+    every other target's is "held". Otherwise all are created in one transaction, sharing
+    `batch`; one that turns out in progress meanwhile (a concurrent request) undoes them all."""
+    checked = [_check(user, t, message, override_reason, None) for t in targets]
+    ready = [c for c in checked if isinstance(c, _Ready)]
+    if len(ready) != len(checked):
+        return [c if isinstance(c, DeployOutcome) else _outcome(c.target, "held", HELD)
+                for c in checked]  # fmt: skip
+    try:
+        with transaction.atomic():
+            outcomes = [_create_ready(user, r, message, override_reason, batch) for r in ready]
+            lost = next((o for o in outcomes if o.kind != "created"), None)
+            if lost is not None:
+                raise _Undo(lost)
+    except _Undo as undo:
+        return [undo.outcome if _same(r.target, undo.outcome) else
+                _outcome(r.target, "held", HELD) for r in ready]  # fmt: skip
+    return outcomes
+
+
+class _Undo(Exception):
+    def __init__(self, outcome: DeployOutcome) -> None:
+        self.outcome = outcome
+
+
+def _same(target: Target, outcome: DeployOutcome) -> bool:
+    return (target.service, target.environment, target.group) == (
+        outcome.service,
+        outcome.environment,
+        outcome.group,
+    )
 
 
 def request_deployment(
@@ -61,17 +158,38 @@ def request_deployment(
     deployment of the same target and version: a revert re-applies what ran), checked
     against the manifest policy and stored on the deployment; the worker applies exactly
     those (after checking the policy again)."""
-    recorded_pk = recorded.pk if recorded is not None else None
+    target = Target(service, environment, group, version)
+    checked = _check(user, target, message, override_reason, recorded)
+    if isinstance(checked, DeployOutcome):
+        return checked
+    return _create_ready(user, checked, message, override_reason, batch)
 
-    def outcome(kind: OutcomeKind, reason: str = "", **extra: object) -> DeployOutcome:
-        return DeployOutcome(kind, service, environment, group, reason=reason, **extra)  # type: ignore[arg-type]
 
+def _outcome(target: Target, kind: OutcomeKind, reason: str = "", **extra: Any) -> DeployOutcome:
+    return DeployOutcome(
+        kind, target.service, target.environment, target.group, reason=reason, **extra
+    )
+
+
+def _check(
+    user: User, target: Target, message: str, override_reason: str, recorded: Deployment | None
+) -> "DeployOutcome | _Ready":
+    """The checks of one target, in order: the request itself, the gate (permission, then the
+    blockers, unless overridden), a deployment in progress, the manifests (rendered once)."""
+    service, environment, group, version = (
+        target.service,
+        target.environment,
+        target.group,
+        target.version,
+    )
+    if version is None:
+        return _outcome(target, "invalid", target.missing)
     problem = _invalid_request(service, environment, version, group, message)
     if problem:
-        return outcome("invalid", problem)
+        return _outcome(target, "invalid", problem)
     decision = explain(user, Verb.DEPLOY, service=service, environment=environment)
     if not decision.allowed:
-        return outcome("refused", decision.reason)
+        return _outcome(target, "refused", decision.reason)
     refusals = tuple(
         blockers.evaluate(
             user=user, service=service, environment=environment, version=version, group=group
@@ -82,23 +200,39 @@ def request_deployment(
     )
     if refusals and not (override_reason.strip() and may_override and _overridable(refusals)):
         reason = "; ".join(r.reason for r in refusals)
-        return outcome("blocked", reason, refusals=refusals, may_override=may_override)
+        return _outcome(target, "blocked", reason, refusals=refusals, may_override=may_override)
+    running = Deployment.objects.in_progress().filter(
+        service=service, environment=environment, group_key=group.name if group else ""
+    )
+    if running.exists():
+        return _outcome(target, "in_progress", _in_progress_reason(service, environment, group))
     try:
         documents = _documents(service, environment, version, group, recorded)
     except rendering.RenderError as exc:
-        return outcome("invalid", f"the templates of {service.name} cannot be rendered: {exc}")
+        return _outcome(
+            target, "invalid", f"the templates of {service.name} cannot be rendered: {exc}"
+        )
     except PolicyViolation as exc:
-        return outcome("invalid", f"the manifest policy refuses {service.name}: {exc}")
+        return _outcome(target, "invalid", f"the manifest policy refuses {service.name}: {exc}")
     except CredentialError:
-        return outcome("invalid", f"the recorded manifests of #{recorded_pk} cannot be read")
+        pk = recorded.pk if recorded is not None else None
+        return _outcome(target, "invalid", f"the recorded manifests of #{pk} cannot be read")
+    return _Ready(target, documents, refusals)
+
+
+def _create_ready(
+    user: User, ready: _Ready, message: str, override_reason: str, batch: uuid.UUID | None
+) -> DeployOutcome:
+    t = ready.target
+    assert t.version is not None  # checked
     deployment = _create(
-        user=user, service=service, environment=environment, version=version, group=group,
-        message=message.strip(), documents=documents,
-        refusals=refusals, override_reason=override_reason.strip(), batch=batch,
+        user=user, service=t.service, environment=t.environment, version=t.version,
+        group=t.group, message=message.strip(), documents=ready.documents,
+        refusals=ready.refusals, override_reason=override_reason.strip(), batch=batch,
     )  # fmt: skip
     if deployment is None:
-        return outcome("in_progress", _in_progress_reason(service, environment, group))
-    return outcome("created", deployment=deployment)
+        return _outcome(t, "in_progress", _in_progress_reason(t.service, t.environment, t.group))
+    return _outcome(t, "created", deployment=deployment)
 
 
 def _documents(

@@ -261,7 +261,7 @@ def test_latest_on_a_branch_deploys_the_newest_version_of_that_branch(
     assert Deployment.objects.get().version == newest
 
 
-def test_one_sha_to_several_services_and_environments_gives_a_result_per_item(
+def test_one_sha_to_several_services_and_environments_gives_a_result_per_item_and_holds_all(
     alice: User, staging: Environment, production: Environment, checkout: Service
 ) -> None:
     payments = factories.make_service("payments")
@@ -277,16 +277,27 @@ def test_one_sha_to_several_services_and_environments_gives_a_result_per_item(
         ),
     )  # fmt: skip
     kinds = {(r["service"], r["environment"]): r["kind"] for r in results}
+    # All or nothing (deployments.services.deploy.request_deployments): lonely has no such
+    # version, so nothing is created and the others are held.
     assert kinds == {
-        ("checkout", "staging"): "created",
-        ("payments", "staging"): "created",
+        ("checkout", "staging"): "held",
+        ("payments", "staging"): "held",
         ("lonely", "staging"): "invalid",
-        ("checkout", "production"): "created",
-        ("payments", "production"): "created",
+        ("checkout", "production"): "held",
+        ("payments", "production"): "held",
         ("lonely", "production"): "invalid",
     }
     invalid = next(r for r in results if r["kind"] == "invalid")
     assert invalid["reason"] == f"lonely has no version {SHA[:10]}"
+    assert Deployment.objects.count() == 0
+    results = _results(
+        client,
+        _post(
+            client, environments=[staging.pk, production.pk],
+            services=[checkout.pk, payments.pk], sha=SHA[:10],
+        ),
+    )  # fmt: skip
+    assert [r["kind"] for r in results] == ["created"] * 4
     assert Deployment.objects.count() == 4
 
 
