@@ -103,6 +103,8 @@ class ObjectApi:
         obj["kind"], obj["apiVersion"] = rtype.kind, rtype.api_version
         submitted = deep_copy(obj)
         apply_defaults(rtype, obj)
+        if rtype.has_status:
+            obj.setdefault("status", {})  # as the real server answers a create: `status: {}`
         validate(rtype, obj)
         if self.store.get(rtype, namespace if rtype.namespaced else "", meta["name"]) is not None:
             raise already_exists(rtype.plural, rtype.group, meta["name"])

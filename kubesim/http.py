@@ -6,14 +6,14 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from aiohttp import web
 
-from kubesim import discovery, tables
+from kubesim import discovery, schema, tables
 from kubesim import resources as R
 from kubesim.api import PATCH_TYPES, DeleteOptions
 from kubesim.cluster import Cluster
@@ -40,8 +40,23 @@ class Route:
         return self.namespace if self.rtype.namespaced else ""
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=dumps(data), status=status, content_type="application/json")
+def json_response(data: Any, status: int = 200, *, warnings: Sequence[str] = ()) -> web.Response:
+    response = web.Response(body=dumps(data), status=status, content_type="application/json")
+    for warning in warnings:
+        # As the real server: RFC 7234 warn-code 299, the text quoted with \" escaped.
+        escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{escaped}"')
+    return response
+
+
+def _checked(request: web.Request, route: Route, body: Any) -> list[str]:
+    """Unknown fields of a create/update/patch body against the real server's schema."""
+    if route.subresource or not isinstance(body, dict):
+        return []
+    return schema.check_request(
+        route.rtype.api_version, route.rtype.kind, body,
+        validation=schema.field_validation(request.query),
+    )  # fmt: skip
 
 
 def parse_route(path: str) -> Route | None:
@@ -177,6 +192,7 @@ class KubeHandlers:
 
     async def create(self, request: web.Request, route: Route) -> web.Response:
         body = await read_body(request)
+        warnings = _checked(request, route, body)
         obj = self.cluster.api.create(
             route.rtype,
             route.namespace,
@@ -184,10 +200,11 @@ class KubeHandlers:
             manager=field_manager(request),
             dry_run=bool(request.query.get("dryRun")),
         )
-        return json_response(obj, 201)
+        return json_response(obj, 201, warnings=warnings)
 
     async def update(self, request: web.Request, route: Route) -> web.Response:
         body = await read_body(request)
+        warnings = _checked(request, route, body)
         obj = self.cluster.api.update(
             route.rtype,
             route.namespace,
@@ -197,13 +214,21 @@ class KubeHandlers:
             subresource=route.subresource,
             dry_run=bool(request.query.get("dryRun")),
         )
-        return json_response(obj)
+        return json_response(obj, warnings=warnings)
 
     async def patch(self, request: web.Request, route: Route) -> web.Response:
         patch_type = self._patch_type(request)
         if patch_type == "apply" and not request.query.get("fieldManager"):
             raise bad_request("PATCH, application/apply-patch+yaml requests must set fieldManager")
         body = await read_body(request)
+        warnings: list[str] = []
+        if patch_type == "apply" and not route.subresource:
+            schema.check_apply(
+                route.rtype.api_version, route.rtype.kind, route.name, body,
+                validation=schema.field_validation(request.query),
+            )  # fmt: skip
+        elif patch_type in ("merge", "strategic"):
+            warnings = _checked(request, route, body)
         api = self.cluster.api
         existed = api.store.get(route.rtype, route.key_namespace, route.name) is not None
         obj = api.patch(
@@ -217,7 +242,7 @@ class KubeHandlers:
             subresource=route.subresource,
             dry_run=bool(request.query.get("dryRun")),
         )
-        return json_response(obj, 200 if existed else 201)
+        return json_response(obj, 200 if existed else 201, warnings=warnings)
 
     @staticmethod
     def _patch_type(request: web.Request) -> str:

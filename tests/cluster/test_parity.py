@@ -330,15 +330,6 @@ CASES: dict[str, tuple[Script, list[Shape]]] = {
 
 # Where kubesim still answers otherwise: case -> what kubesim answers instead.
 KNOWN_DIFFERENCES: dict[str, list[Shape]] = {
-    # kubesim ignores fieldValidation: the misspelt field is stored, no warning, no 400.
-    "unknown field, fieldValidation=Strict": [
-        Shape(201, "Deployment", keys=("apiVersion", "kind", "metadata", "spec")), Shape(200),
-    ],
-    "unknown field, fieldValidation=Warn": [
-        Shape(201, "Deployment", keys=("apiVersion", "kind", "metadata", "spec")),
-        Shape(200, extra=(("stored_unknown", True),)),
-    ],
-    "server-side apply of a misspelt field": [Shape(201, "Deployment", keys=("kind",)), Shape(200)],
     # kubesim refuses protobuf bodies (415); the real server decodes them.
     "kubectl create configmap (protobuf)": [Shape(1), Shape(404)],
 }  # fmt: skip
