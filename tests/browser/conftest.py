@@ -49,9 +49,14 @@ def page(browser: Browser) -> Iterator[Page]:
             violations.append(message.text) if "Content Security Policy" in message.text else None
         ),
     )
+    # Nor may a page's script throw (a module that fails to load or run leaves a live page
+    # silently dead: the markup is there, nothing updates).
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     context.close()
     assert violations == [], f"the page broke its Content Security Policy: {violations}"
+    assert errors == [], f"a script of the page failed: {errors}"
 
 
 def log_in(page: Page, live: LiveServer, username: str) -> None:
