@@ -52,17 +52,20 @@ def _counting_application() -> Any:
 
     # 100 tails hold more streams than the client keeps idle connections for; not news.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    from environments import kube
+    from environments.kube import apply, client, pods, read
 
     for index, name in enumerate(CALL_KINDS):
-        original = getattr(kube, name)
+        original = getattr(client if name == "_call" else read, name)
 
         def counted(*args: Any, _index: int = index, _original: Any = original, **kw: Any) -> Any:
             with CALLS.get_lock():
                 CALLS[_index] += 1
             return _original(*args, **kw)
 
-        setattr(kube, name, counted)
+        # The adapter's modules each import the two helpers (environments/kube/): count them all.
+        for module in (client, apply, read, pods):
+            if hasattr(module, name):
+                setattr(module, name, counted)
     return get_default_application()
 
 
