@@ -325,6 +325,24 @@ def validate_update(rtype: R.ResourceType, old: JSON, new: JSON) -> None:
                 )
             ],
         )
+    if rtype.kind == "Service":
+        old_ip = old.get("spec", {}).get("clusterIP")
+        new_ip = new.get("spec", {}).get("clusterIP")
+        changing_type = new.get("spec", {}).get("type") == "ExternalName"
+        if old_ip and new_ip and new_ip != old_ip and not changing_type:
+            # As the real Service strategy: an allocated cluster IP may not change.
+            raise invalid(
+                "Service",
+                "",
+                name,
+                [
+                    (
+                        "spec.clusterIPs[0]",
+                        "FieldValueInvalid",
+                        f'Invalid value: []string{{"{new_ip}"}}: may not change once set',
+                    )
+                ],
+            )
     if rtype.kind == "Pod":
         old_spec = {k: v for k, v in old.get("spec", {}).items() if k not in ("containers",)}
         new_spec = {k: v for k, v in new.get("spec", {}).items() if k not in ("containers",)}

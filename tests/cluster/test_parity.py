@@ -250,6 +250,18 @@ def immutable_selector(side: Side) -> list[Shape]:
     return [shape(*changed)]
 
 
+def immutable_cluster_ip(side: Side) -> list[Shape]:
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fixed-ip"},
+               "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}  # fmt: skip
+    _, created, _ = side.call("POST", "/api/v1/namespaces/{ns}/services", body=service)
+    ip = created["spec"]["clusterIP"]
+    other = ip.rsplit(".", 1)[0] + "." + str((int(ip.rsplit(".", 1)[1]) + 7) % 250 + 2)
+    changed = side.call("PATCH", "/api/v1/namespaces/{ns}/services/fixed-ip",
+                        body={"spec": {"clusterIP": other, "clusterIPs": [other]}},
+                        content_type="application/merge-patch+json")  # fmt: skip
+    return [shape(*changed)]
+
+
 def dry_run_scale(side: Side) -> list[Shape]:
     side.call("POST", DEPLOY, body=deployment("dry", replicas=1))
     result = side.kubectl("scale", "deployment/dry", "--replicas=4", "--dry-run=server")
@@ -317,6 +329,7 @@ CASES: dict[str, tuple[Script, list[Shape]]] = {
         Shape(200, "Deployment", keys=("kind",), extra=(("replicas", 2),)),
     ]),
     "immutable selector": (immutable_selector, [Shape(422, "Status", "Invalid", S)]),
+    "immutable clusterIP": (immutable_cluster_ip, [Shape(422, "Status", "Invalid", S)]),
     "kubectl scale --dry-run=server": (dry_run_scale, [Shape(0, extra=(("replicas", 1),))]),
     "create with dryRun=All": (dry_run_create, [
         Shape(201, "ConfigMap", keys=OBJECT_KEYS), Shape(404),
