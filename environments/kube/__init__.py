@@ -47,7 +47,6 @@ from environments.kube.read import (
     read_deployment,
     read_pod,
     read_replica_set,
-    watch_objects,
 )
 
 __all__ = [
@@ -83,5 +82,4 @@ __all__ = [
     "read_replica_set",
     "restart_deployment",
     "scale_deployment",
-    "watch_objects",
 ]

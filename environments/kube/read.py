@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from environments.kube.client import TIMEOUT, _apis, _call, _plain, api_client
@@ -67,38 +66,6 @@ class WatchEvent:
     object: Obj
 
 
-def watch_objects(
-    cluster: Cluster, kind: str, namespace: str, *, resource_version: str,
-    timeout_seconds: int, **selectors: str,
-) -> Iterator[WatchEvent]:  # fmt: skip
-    """One watch request; ends after timeout_seconds or when the server ends it."""
-    api_name, method = _LISTS[kind]
-    api = api_client(cluster)
-    watcher = watch.Watch()
-    count_kube_call(None, watch=True)
-    stream = watcher.stream(
-        getattr(_apis(cluster)[api_name], method), namespace, resource_version=resource_version,
-        timeout_seconds=timeout_seconds, allow_watch_bookmarks=True,
-        _request_timeout=(5, timeout_seconds + 10), **selectors,
-    )  # fmt: skip
-    try:
-        for event in stream:
-            if event["type"] == "ERROR":
-                raw = event.get("raw_object") or {}
-                if raw.get("code") == 410:
-                    raise WatchExpired(str(raw.get("message", "")))
-                raise KubeError(int(raw.get("code", 500)), str(raw.get("reason")), str(raw))
-            yield WatchEvent(event["type"], _plain(api, event["object"]))
-    except ApiException as exc:
-        if exc.status == 410:
-            raise WatchExpired(str(exc.reason)) from None
-        raise _translate(exc) from None
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise ClusterUnreachable(_describe(exc)) from None
-    finally:
-        watcher.stop()
-
-
 def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
     check_object_name(name, what="pod")  # SECURITY: defence in depth (environments.names)
     try:
@@ -144,10 +111,9 @@ class _Stream:
 
 
 class WatchStream(_Stream):
-    """One watch request whose connection another thread may close (to stop it at once).
-
-    `watch_objects` above can only stop between events; a live page must stop its watch when
-    the last viewer leaves, even if nothing happens in the namespace.
+    """One watch request whose connection another thread may close (to stop it at once): a
+    live page must stop its watch when the last viewer leaves, even if nothing happens in the
+    namespace, and a rollout's watches when its verdict is recorded.
     """
 
     def __init__(
