@@ -241,6 +241,22 @@ def test_a_blocked_redeploy_shows_the_blocker(bob: User, deployment: Deployment)
     assert Deployment.objects.count() == 1
 
 
+def test_a_cancelled_deployment_offers_no_roll_back_as_the_batch_page_does(
+    bob: User, deployment: Deployment
+) -> None:
+    # One rule (Deployment.can_be_reverted) for the detail page, the batch page and the
+    # service: a CANCELED deployment already runs the version before it.
+    Deployment.objects.filter(pk=deployment.pk).update(status=Status.CANCELED)
+    deployment.refresh_from_db()
+    assert "Roll back to the previous version" not in _page(bob, deployment)
+    client = login(bob)
+    response = client.post(
+        f"/deployments/{deployment.pk}/redeploy/", {"which": "previous"}, follow=True
+    )
+    assert "Not rolled back: nothing to revert to." in response.content.decode()
+    assert Deployment.objects.count() == 1
+
+
 def test_a_running_deployment_cannot_be_redeployed(alice: User, deployment: Deployment) -> None:
     deployment = _started(deployment)
     response = login(alice).post(

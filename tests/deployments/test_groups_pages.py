@@ -346,6 +346,33 @@ def test_the_environment_page_refuses_to_scale_a_locked_group(
     assert eu.scaling_factor == 1
 
 
+@pytest.mark.parametrize("posted", ["abc", "-1", "51", "4.5", ""])
+def test_the_environment_page_explains_a_replica_count_out_of_range(
+    bob: User, ingest: Service, stage: Environment, posted: str
+) -> None:
+    # One scaling service, one limit (MAX_SCALING_FACTOR): the page's message names it.
+    eu = Group.objects.get(name="eu")
+    response = login(bob).post(
+        f"/environments/{stage.name}/groups/{eu.pk}/scale/", {"replicas": posted}, follow=True
+    )
+    assert "Cannot scale: replicas must be between 0 and 50" in response.content.decode()
+    eu.refresh_from_db()
+    assert eu.scaling_factor == 1
+
+
+def test_carol_cannot_scale_from_the_environment_page_whatever_she_posts(
+    carol: User, ingest: Service, stage: Environment
+) -> None:
+    eu = Group.objects.get(name="eu")
+    for posted in ("4", "abc"):
+        response = login(carol).post(
+            f"/environments/{stage.name}/groups/{eu.pk}/scale/", {"replicas": posted}
+        )
+        assert response.status_code == 403
+    eu.refresh_from_db()
+    assert eu.scaling_factor == 1
+
+
 def test_the_history_filters_by_group(alice: User, ingest: Service, stage: Environment) -> None:
     for name in ("eu", "us"):
         factories.make_deployment(service=ingest, environment=stage, deployed_by=alice,
