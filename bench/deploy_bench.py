@@ -1,4 +1,10 @@
-"""Deploy latency: from the deploy POST to the first apply and to DONE, against kubesim.
+"""Deploy latency: from the deploy POST to the first apply and to DONE, on kubesim or the real
+control plane.
+
+    bench/deploy_bench.py                      # kubesim (writes bench/results/deploy.json)
+    bench/deploy_bench.py --cluster kubernetes # cluster/'s kube-apiserver, controllers, scheduler
+                                               # and simulated nodes (deploy-kubernetes.json;
+                                               # needs cluster/build.sh first)
 
 The clock starts when `POST /api/v1/deployments/` is sent (Django's test client through the
 whole middleware and DRF stack, token authentication included). Pods start instantly (kubesim
@@ -8,8 +14,12 @@ bookkeeping around them. Baselines measured in the same run: the
 bare kubernetes client's server-side apply of the same manifests, and that apply followed by a
 watch until the rollout is complete (what `kubectl apply && kubectl rollout status` does).
 
-Runs kubesim embedded and the worker in a thread, on its own SQLite database under var/
-(BENCH_DATABASE_URL overrides), never on the database DATABASE_URL names.
+On the real control plane the same is measured, and the baselines are taken on it too, so each
+cluster's overhead is Apollo's over a bare client there: its controllers, scheduler and simulated
+kubelet (fast settings, as in the tests) add their own latency to both sides.
+
+Runs kubesim embedded (or starts the control plane) and the worker in a thread, on its own
+SQLite database under var/ (BENCH_DATABASE_URL overrides), never on the database DATABASE_URL names.
 """
 
 import os
@@ -231,7 +241,41 @@ def _median(samples: list[dict[str, float]], key: str) -> float:
     return round(statistics.median(s[key] for s in samples), 1)
 
 
-def main() -> dict[str, Any]:
+def _cluster(kind: str, tmp: Path) -> Any:
+    """A context manager giving the cluster's handle (url, token, ca_cert_pem, api_client)."""
+    if kind == "kubesim":
+        from kubesim.testing import run_kubesim
+
+        return run_kubesim(tmp_dir=tmp, startup_delay=0, namespaces=("default", NAMESPACE))
+    return _control_plane_with_namespace(tmp)
+
+
+def _control_plane_with_namespace(tmp: Path) -> Any:
+    import contextlib
+
+    from kubernetes import client
+
+    from tests.cluster.control_plane import run_control_plane
+
+    @contextlib.contextmanager
+    def running() -> Any:
+        with run_control_plane(tmp) as handle:
+            api = handle.api_client()
+            core = client.CoreV1Api(api)
+            core.create_namespace({"metadata": {"name": NAMESPACE}})
+            # A real namespace takes pods once its default ServiceAccount exists.
+            deadline = time.monotonic() + 60
+            while not core.list_namespaced_service_account(NAMESPACE).items:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the bench namespace got no ServiceAccount within 60 s")
+                time.sleep(0.1)
+            api.close()
+            yield handle
+
+    return running()
+
+
+def main(cluster_kind: str = "kubesim") -> dict[str, Any]:
     BENCH_DB.unlink(missing_ok=True)
     import django
 
@@ -247,13 +291,10 @@ def main() -> dict[str, Any]:
 
     from bench.common import row, write_result
     from deployments.engine import worker
-    from kubesim.testing import run_kubesim
 
     call_command("migrate", verbosity=0, interactive=False)
     _instrument()
-    with tempfile.TemporaryDirectory() as tmp, run_kubesim(
-        tmp_dir=Path(tmp), startup_delay=0, namespaces=("default", NAMESPACE)
-    ) as sim:  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, _cluster(cluster_kind, Path(tmp)) as sim:
         user, environment, service = _setup(sim)
         from permissions.tokens import issue_token
 
@@ -296,18 +337,28 @@ def main() -> dict[str, Any]:
         }
         for poll, samples in runs.items()
     }
+    where = {
+        "kubesim": "kubesim embedded with startup_delay 0",
+        "kubernetes": "the real control plane (cluster/: kube-apiserver v1.37.2, controllers, "
+        "scheduler, simulated nodes with --startup-delay=0s)",
+    }[cluster_kind]
+    name = "deploy" if cluster_kind == "kubesim" else "deploy-kubernetes"
     result = {
-        "name": "deploy",
+        "name": name,
+        "cluster": cluster_kind,
         "setup": f"{DEPLOYS} sequential deployments of 2 replicas (Deployment + Service), "
-        "kubesim embedded with startup_delay 0, worker in a thread, SQLite",
+        f"{where}, worker in a thread, SQLite",
         "rows": rows,
         "breakdown_median_ms": breakdown,
     }
-    write_result("deploy", result)
+    write_result(name, result)
     return result
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    print(json.dumps(main(), indent=2))
+    parser = argparse.ArgumentParser(description="Apollo's deploy latency on a cluster")
+    parser.add_argument("--cluster", choices=("kubesim", "kubernetes"), default="kubesim")
+    print(json.dumps(main(parser.parse_args().cluster), indent=2))

@@ -61,6 +61,20 @@ def _extra(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Benches that also run on the real control plane when it is built (cluster/build.sh): the
+# result name, then the script's arguments.
+ON_KUBERNETES = {"deploy": ("deploy-kubernetes", ["--cluster", "kubernetes"])}
+CONTROL_PLANE = BENCH.parent / "var" / "bin" / "apollo-kubernetes"
+
+
+def _runs(stem: str) -> list[tuple[str, list[str]]]:
+    runs: list[tuple[str, list[str]]] = [(stem, [])]
+    if stem in ON_KUBERNETES and CONTROL_PLANE.exists():
+        name, args = ON_KUBERNETES[stem]
+        runs.append((name, args))
+    return runs
+
+
 def main() -> int:
     """Run every bench (or those named on the command line: `bench/run.py deploy live`)."""
     RESULTS.mkdir(exist_ok=True)
@@ -68,20 +82,23 @@ def main() -> int:
     collected = []
     chosen = set(sys.argv[1:])
     for script in sorted(BENCH.glob("*_bench.py")):
-        if chosen and script.stem.removesuffix("_bench") not in chosen:
-            produced = RESULTS / f"{script.stem.removesuffix('_bench')}.json"
-            if produced.exists():  # keep the last result of a bench not run now
+        stem = script.stem.removesuffix("_bench")
+        for name, args in _runs(stem):
+            produced = RESULTS / f"{name}.json"
+            if chosen and stem not in chosen:
+                if produced.exists():  # keep the last result of a bench not run now
+                    collected.append(json.loads(produced.read_text()))
+                continue
+            print(f"running {script.name} {' '.join(args)}…", flush=True)
+            done = subprocess.run(
+                [sys.executable, str(script), *args], cwd=BENCH.parent, check=False
+            )
+            if done.returncode != 0:
+                print(f"{script.name} {' '.join(args)} failed with exit code {done.returncode}")
+                failures += 1
+                continue
+            if produced.exists():
                 collected.append(json.loads(produced.read_text()))
-            continue
-        print(f"running {script.name} …", flush=True)
-        done = subprocess.run([sys.executable, str(script)], cwd=BENCH.parent, check=False)
-        if done.returncode != 0:
-            print(f"{script.name} failed with exit code {done.returncode}")
-            failures += 1
-            continue
-        produced = RESULTS / f"{script.stem.removesuffix('_bench')}.json"
-        if produced.exists():
-            collected.append(json.loads(produced.read_text()))
     (RESULTS / "latest.json").write_text(json.dumps(collected, indent=2) + "\n")
     table = _markdown(collected)
     (RESULTS / "latest.md").write_text(table)
