@@ -128,11 +128,13 @@ class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         cleansed = super().cleanse_setting(key, value)
-        return redact(cleansed) if isinstance(cleansed, str) else cleansed
+        # str(): a lazy string (Django's JSONSerializableLazyObject) passes isinstance but not
+        # re.sub; without it every technical 404 page with DEBUG on was a 500.
+        return redact(str(cleansed)) if isinstance(cleansed, str) else cleansed
 
     def get_safe_request_meta(self, request: Any) -> dict[str, Any]:
         meta = super().get_safe_request_meta(request)
-        return {k: redact(v) if isinstance(v, str) else v for k, v in meta.items()}
+        return {k: redact(str(v)) if isinstance(v, str) else v for k, v in meta.items()}
 
     def get_post_parameters(self, request: Any) -> Any:
         params: Any = super().get_post_parameters(request)

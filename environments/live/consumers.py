@@ -94,6 +94,7 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.environment = environment
         self.perms: Perms = {}
         self.perms_at = 0.0
+        self.decided: set[str] = set()  # service names self.names has been computed for
         self.group = group_name(environment.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -114,10 +115,16 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self._send_state(event["state"])
 
     async def _send_state(self, state: dict[str, Any]) -> None:
+        if time.monotonic() - self.perms_at > PERMISSIONS_TTL:
+            self.perms, self.perms_at, self.decided = {}, time.monotonic(), set()
+        running = {entry["service"] for entry in state["services"]}
+        if self.names is not None and running - self.decided:
+            # A service the viewer has not been decided on yet (deployed since the socket
+            # opened, or the TTL ran out): ask which of them they may view, once.
+            _, self.names = await viewable(self.user, self.environment)
+            self.decided |= running
         state = visible_state(state, self.names)
         names = {entry["service"] for entry in state["services"]}
-        if time.monotonic() - self.perms_at > PERMISSIONS_TTL:
-            self.perms, self.perms_at = {}, time.monotonic()
         missing = names - self.perms.keys()
         if missing:
             self.perms.update(await service_permissions(self.user, self.environment, missing))

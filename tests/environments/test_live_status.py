@@ -48,6 +48,18 @@ async def test_every_persona_who_may_view_sees_the_running_pods(
     await socket.disconnect()
 
 
+async def test_a_service_deployed_after_the_socket_opened_shows_to_a_viewer(
+    alice: User, carol: User, mallory: User, staging: Environment
+) -> None:
+    socket = await communicator(_status(staging), carol)
+    assert (await socket.connect(timeout=10))[0]
+    await sync_to_async(deployed)(alice, staging, "web")
+    state = await receive_until(socket, lambda m: "web-" in m["html"] and m["reachable"])
+    assert "Release web" in state["html"]
+    await socket.disconnect()
+    assert await connect_code(_status(staging), mallory) == (False, 4404)
+
+
 async def test_twenty_viewers_share_one_watch(
     alice: User, staging: Environment, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ and the sockets. Each test failed on the code before the `view` verb; each passe
 are filtered, details answer 404 (never 403 with content), sockets close with 4404."""
 
 import uuid
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -160,3 +161,14 @@ def test_an_environment_with_nothing_viewable_is_hidden_from_the_list(
     assert ENVIRONMENT not in client.get("/environments/").content.decode()
     assert client.get(f"/environments/{ENVIRONMENT}/").status_code == 404
     assert client.get(f"/deployments/{hidden.pk}/").status_code == 404
+
+
+def test_a_hidden_deployment_is_a_404_even_with_debug_on(
+    mallory: User, hidden: Deployment, settings: Any
+) -> None:
+    # The demo runs with DEBUG on: Django's technical 404 page (through Apollo's redacting
+    # reporter filter) must answer 404 too, not fail with a 500 on a lazy setting.
+    settings.DEBUG = True
+    response = login(mallory).get(f"/deployments/{hidden.pk}/")
+    assert response.status_code == 404
+    _assert_nothing_of(response.content.decode())
