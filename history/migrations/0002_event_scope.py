@@ -20,30 +20,30 @@ SCOPED = {  # target_type: the model holding service_id/environment_id
 def fill_scope(apps, schema_editor):  # type: ignore[no-untyped-def]
     AuditEvent = apps.get_model("history", "AuditEvent")
     Service = apps.get_model("deployments", "Service")
+    Environment = apps.get_model("environments", "Environment")
     Version = apps.get_model("deployments", "DeployableVersion")
     services = dict(Service.objects.values_list("name", "pk"))
+    service_ids = set(services.values())
+    environment_ids = set(Environment.objects.values_list("pk", flat=True))
     for event in AuditEvent.objects.exclude(target_id="").iterator():
+        if not event.target_id.isdigit():
+            continue
+        target_id = int(event.target_id)
         service_id = environment_id = None
         if event.target_type in SCOPED:
             model = apps.get_model(*SCOPED[event.target_type])
-            row = (
-                model.objects.filter(pk=event.target_id)
-                .values("service_id", "environment_id")
-                .first()
-            )
+            row = model.objects.filter(pk=target_id).values("service_id", "environment_id").first()
             if row is not None:
                 service_id, environment_id = row["service_id"], row["environment_id"]
         elif event.target_type == "deployments.deployableversion":
             service_id = (
-                Version.objects.filter(pk=event.target_id)
-                .values_list("service_id", flat=True)
-                .first()
+                Version.objects.filter(pk=target_id).values_list("service_id", flat=True).first()
             )
         elif event.target_type == "environments.environment":
-            environment_id = int(event.target_id)
+            environment_id = target_id if target_id in environment_ids else None
             service_id = services.get(str((event.data or {}).get("service") or ""))
         elif event.target_type == "deployments.service":
-            service_id = services.get(event.target_id) or None
+            service_id = target_id if target_id in service_ids else None
         if service_id is not None or environment_id is not None:
             AuditEvent.objects.filter(pk=event.pk).update(
                 service_id=service_id, environment_id=environment_id
