@@ -262,6 +262,27 @@ def immutable_cluster_ip(side: Side) -> list[Shape]:
     return [shape(*changed)]
 
 
+def scale_subresource(side: Side) -> list[Shape]:
+    side.call("POST", DEPLOY, body=deployment("scalable", replicas=1))
+    got = side.call("GET", DEPLOY + "/scalable/scale")
+    put = side.call("PUT", DEPLOY + "/scalable/scale",
+                    body={"metadata": {"name": "scalable"}, "spec": {"replicas": 3}})  # fmt: skip
+    negative = side.call("PATCH", DEPLOY + "/scalable/scale", body={"spec": {"replicas": -1}},
+                         content_type="application/merge-patch+json")  # fmt: skip
+    return [
+        shape(got[0], {"kind": got[1].get("kind"), "apiVersion": got[1].get("apiVersion")}),
+        shape(put[0], {"kind": put[1].get("kind")}, replicas=put[1]["spec"]["replicas"]),
+        shape(negative[0], {"kind": negative[1].get("kind"), "reason": negative[1].get("reason")}),
+    ]
+
+
+def delete_answers(side: Side) -> list[Shape]:
+    side.call("POST", CM, body=configmap("gone", a="1"))
+    deleted = side.call("DELETE", CM + "/gone")
+    again = side.call("DELETE", CM + "/gone")
+    return [shape(deleted[0], {"kind": deleted[1].get("kind")}), shape(*again)]
+
+
 def dry_run_scale(side: Side) -> list[Shape]:
     side.call("POST", DEPLOY, body=deployment("dry", replicas=1))
     result = side.kubectl("scale", "deployment/dry", "--replicas=4", "--dry-run=server")
@@ -330,6 +351,14 @@ CASES: dict[str, tuple[Script, list[Shape]]] = {
     ]),
     "immutable selector": (immutable_selector, [Shape(422, "Status", "Invalid", S)]),
     "immutable clusterIP": (immutable_cluster_ip, [Shape(422, "Status", "Invalid", S)]),
+    "the scale subresource": (scale_subresource, [
+        Shape(200, "Scale", keys=("apiVersion", "kind")),
+        Shape(200, "Scale", keys=("kind",), extra=(("replicas", 3),)),
+        Shape(422, "Status", "Invalid", keys=("kind", "reason")),
+    ]),
+    "delete, then delete again": (delete_answers, [
+        Shape(200, "Status", keys=("kind",)), Shape(404, "Status", "NotFound", S),
+    ]),
     "kubectl scale --dry-run=server": (dry_run_scale, [Shape(0, extra=(("replicas", 1),))]),
     "create with dryRun=All": (dry_run_create, [
         Shape(201, "ConfigMap", keys=OBJECT_KEYS), Shape(404),
