@@ -5,13 +5,15 @@ kubesim/openapi.json is the real server's /openapi/v3 trimmed to the kinds kubes
 the schema does not declare is *unknown*: the real server drops it with a warning
 (`fieldValidation=Warn`, the default), drops it silently (`Ignore`) or refuses the request with
 `400 BadRequest` (`Strict`); a server-side apply refuses it whatever the setting (`500`, "field
-not declared in schema"). Unknown fields are never stored.
+not declared in schema"). Unknown fields are never stored. A malformed quantity (`cpu: lots`,
+where the schema names resource.Quantity) is a `400` whatever the setting.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,22 @@ from kubesim.errors import ApiError, bad_request
 
 SCHEMAS = Path(__file__).with_name("openapi.json")
 VALIDATIONS = ("Ignore", "Warn", "Strict")
+QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+# resource.ParseQuantity: a number, then one suffix (binary SI, decimal SI or an exponent).
+_QUANTITY = re.compile(
+    r"[+-]?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?"
+)
+QUANTITY_MESSAGE = (
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+)
+
+
+def _is_quantity(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return isinstance(value, str) and _QUANTITY.fullmatch(value) is not None
 
 
 @functools.cache
@@ -56,6 +74,10 @@ def unknown_fields(api_version: str, kind: str, obj: Any, *, apply: bool = False
 
 
 def _walk(schema: dict[str, Any], value: Any, path: str, found: list[str], apply: bool) -> None:
+    if schema.get("$ref") == QUANTITY:
+        if not _is_quantity(value):
+            raise bad_request(QUANTITY_MESSAGE)
+        return
     schema = _resolve(schema)
     if schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
         "x-kubernetes-int-or-string"

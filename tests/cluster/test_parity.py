@@ -283,6 +283,15 @@ def delete_answers(side: Side) -> list[Shape]:
     return [shape(deleted[0], {"kind": deleted[1].get("kind")}), shape(*again)]
 
 
+def invalid_quantity(side: Side) -> list[Shape]:
+    body = deployment("greedy")
+    container = body["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"cpu": "lots"}}
+    refused = side.call("POST", DEPLOY, body=body)
+    stored = side.call("GET", DEPLOY + "/greedy")
+    return [shape(refused[0], {"kind": refused[1].get("kind")}), shape(stored[0], {})]
+
+
 def dry_run_scale(side: Side) -> list[Shape]:
     side.call("POST", DEPLOY, body=deployment("dry", replicas=1))
     result = side.kubectl("scale", "deployment/dry", "--replicas=4", "--dry-run=server")
@@ -359,6 +368,7 @@ CASES: dict[str, tuple[Script, list[Shape]]] = {
     "delete, then delete again": (delete_answers, [
         Shape(200, "Status", keys=("kind",)), Shape(404, "Status", "NotFound", S),
     ]),
+    "an invalid quantity": (invalid_quantity, [Shape(400, "Status", keys=("kind",)), Shape(404)]),
     "kubectl scale --dry-run=server": (dry_run_scale, [Shape(0, extra=(("replicas", 1),))]),
     "create with dryRun=All": (dry_run_create, [
         Shape(201, "ConfigMap", keys=OBJECT_KEYS), Shape(404),
