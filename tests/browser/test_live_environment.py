@@ -108,11 +108,11 @@ def test_mallory_is_refused_at_every_route_and_socket(
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     for path in (f"/pods/{pod}/restart/", "/services/web/restart/"):
         # With a valid CSRF token: the 403 is the gate's, not the CSRF check's.
-        response = page.request.post(
+        answer = page.request.post(
             base + path, form={"csrfmiddlewaretoken": token or ""}, max_redirects=0
         )
-        assert response.status == 403, path
-        assert "CSRF" not in response.text()
+        assert answer.status == 403, path
+        assert "CSRF" not in answer.text()
     assert _pod_names(staging) == [pod]
     # A refused socket is rejected during the handshake (before accept): it never opens.
     opened = page.evaluate(

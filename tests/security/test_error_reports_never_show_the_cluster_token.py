@@ -103,9 +103,9 @@ def test_the_technical_500_page_shows_no_credential(
     # Django caches the default filter on first use (lru_cache, not reset by override_settings):
     # clear it so that each page gets the filter its settings name, whatever ran before.
     with override_settings(**STOCK):
-        get_default_exception_reporter_filter.cache_clear()
+        get_default_exception_reporter_filter.cache_clear()  # type: ignore[attr-defined]
         stock = technical_500_response(request, *exc_info).content.decode()
-    get_default_exception_reporter_filter.cache_clear()
+    get_default_exception_reporter_filter.cache_clear()  # type: ignore[attr-defined]
     assert kubesim.token in stock  # the leak of the attack, on Django's own reporter
     page = technical_500_response(request, *exc_info).content.decode()
     for secret in _secrets(kubesim, cluster, api_key):
