@@ -18,8 +18,9 @@ NUL_MESSAGE = "The request's path or query string contains a NUL byte."
 def _has_nul(request: HttpRequest) -> bool:
     if "\x00" in request.path:
         return True
-    return any("\x00" in key or any("\x00" in v for v in values)
-               for key, values in request.GET.lists())  # fmt: skip
+    return any(
+        "\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists()
+    )
 
 
 def _refusal(request: HttpRequest) -> HttpResponse:

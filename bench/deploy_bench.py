@@ -118,22 +118,29 @@ def _setup(sim: Any) -> tuple[Any, Any, Any]:
 
     user = User.objects.create_superuser("bench", password="bench-password-0123")
     cluster = Cluster(
-        name="kubesim", connection=Cluster.Connection.TOKEN, api_url=sim.url,
+        name="kubesim",
+        connection=Cluster.Connection.TOKEN,
+        api_url=sim.url,
         ca_certificate=sim.ca_cert_pem,
-    )  # fmt: skip
+    )
     cluster.set_token(sim.token)
     cluster.save()
     environment = Environment.objects.create(
-        name="bench", cluster=cluster, namespace=NAMESPACE, availability="staging",
+        name="bench",
+        cluster=cluster,
+        namespace=NAMESPACE,
+        availability="staging",
         rollout_timeout_seconds=60,
-    )  # fmt: skip
+    )
     from tests.factories import DEPLOYMENT_TEMPLATE
 
     service = Service.objects.create(
-        name="web", image_repository="registry.example.com/web",
-        deployment_template=DEPLOYMENT_TEMPLATE, service_template=SERVICE_TEMPLATE,
+        name="web",
+        image_repository="registry.example.com/web",
+        deployment_template=DEPLOYMENT_TEMPLATE,
+        service_template=SERVICE_TEMPLATE,
         default_variables={"replicas": 2},
-    )  # fmt: skip
+    )
     return user, environment, service
 
 
@@ -187,13 +194,19 @@ def _documents(service: Any, environment: Any, sha: str) -> list[dict[str, Any]]
 
 def _bare_apply(apps: Any, core: Any, documents: list[dict[str, Any]]) -> None:
     for doc in documents:
-        patch = apps.patch_namespaced_deployment if doc["kind"] == "Deployment" else (
-            core.patch_namespaced_service
-        )  # fmt: skip
+        patch = (
+            apps.patch_namespaced_deployment
+            if doc["kind"] == "Deployment"
+            else (core.patch_namespaced_service)
+        )
         patch(
-            doc["metadata"]["name"], NAMESPACE, doc, field_manager="bench", force=True,
+            doc["metadata"]["name"],
+            NAMESPACE,
+            doc,
+            field_manager="bench",
+            force=True,
             _content_type="application/apply-patch+yaml",
-        )  # fmt: skip
+        )
 
 
 def _complete(obj: Any) -> bool:
@@ -227,9 +240,11 @@ def _baselines(sim: Any, service: Any, environment: Any) -> tuple[list[float], l
         _bare_apply(apps, core, documents)
         watcher = watch.Watch()
         for event in watcher.stream(
-            apps.list_namespaced_deployment, NAMESPACE, field_selector="metadata.name=web",
+            apps.list_namespaced_deployment,
+            NAMESPACE,
+            field_selector="metadata.name=web",
             timeout_seconds=30,
-        ):  # fmt: skip
+        ):
             if _complete(event["object"]):
                 watcher.stop()
         rollouts.append((time.perf_counter() - start) * 1000)

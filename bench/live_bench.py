@@ -101,9 +101,12 @@ class Socket:
         # ~40 µs a line that capped this client, not Apollo, near 16k lines/s. Browsers
         # validate natively, so the bench skips it to measure Apollo rather than itself.
         self.ws = websocket.create_connection(
-            url, header=[f"Cookie: {cookie}"], origin=origin, timeout=30,
+            url,
+            header=[f"Cookie: {cookie}"],
+            origin=origin,
+            timeout=30,
             skip_utf8_validation=True,
-        )  # fmt: skip
+        )
         self.on_message = on_message
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -134,9 +137,11 @@ def _setup(kubesim: Any) -> tuple[Any, Any, str]:
     call_command("migrate", verbosity=0, interactive=False)
     user = User.objects.create_superuser("bench", password="bench-password-0123")
     cluster = Cluster(
-        name="kubesim", connection=Cluster.Connection.TOKEN, api_url=kubesim.url,
+        name="kubesim",
+        connection=Cluster.Connection.TOKEN,
+        api_url=kubesim.url,
         ca_certificate=kubesim.ca_cert_pem,
-    )  # fmt: skip
+    )
     cluster.set_token(kubesim.token)
     cluster.save()
     environment = Environment.objects.create(
@@ -160,18 +165,29 @@ def _run_pod(kubesim: Any, environment: Any, name: str, rate: float) -> str:
 
     kubesim.set_settings(log_rate=rate)
     labels = {
-        "app": name, "app.kubernetes.io/managed-by": "apollo", "apollo.io/service": name,
-        "apollo.io/environment": environment.name, "apollo.io/commit-sha": "a" * 40,
-    }  # fmt: skip
+        "app": name,
+        "app.kubernetes.io/managed-by": "apollo",
+        "apollo.io/service": name,
+        "apollo.io/environment": environment.name,
+        "apollo.io/commit-sha": "a" * 40,
+    }
     doc = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "metadata": {"name": name, "labels": labels},
         "spec": {
-            "replicas": 1, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                {"name": "app", "image": f"registry.example.com/{name}:{'a' * 40}"}]}},
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {"name": "app", "image": f"registry.example.com/{name}:{'a' * 40}"}
+                    ]
+                },
+            },
         },
-    }  # fmt: skip
+    }
     kube.apply(environment.cluster, environment.namespace, [doc])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -220,9 +236,13 @@ def _direct(environment: Any, pod: str, meter: Meter, stop: threading.Event) -> 
 
     core = client.CoreV1Api(api_client(environment.cluster))
     response = core.read_namespaced_pod_log(
-        pod, environment.namespace, follow=True, timestamps=True, tail_lines=0,
+        pod,
+        environment.namespace,
+        follow=True,
+        timestamps=True,
+        tail_lines=0,
         _preload_content=False,
-    )  # fmt: skip
+    )
     pending = b""
     for chunk in response.stream(64 * 1024):
         pending += chunk
@@ -266,17 +286,23 @@ def _measure_logs(environment: Any, live: Any, cookie: str, pods: dict[float, st
         direct_windows = direct.windows()
         stop.set()
         results[str(rate)] = {
-            "apollo": apollo_windows, "direct": direct_windows,
-            "apollo_latency": apollo.latencies, "direct_latency": direct.latencies,
-        }  # fmt: skip
+            "apollo": apollo_windows,
+            "direct": direct_windows,
+            "apollo_latency": apollo.latencies,
+            "direct_latency": direct.latencies,
+        }
     fast, slow = results[str(FAST_RATE)], results[str(SLOW_RATE)]
     metric = f"LiveTail ms per 1000 log lines (kubesim writing {FAST_RATE / 1000:.0f}k/s)"
     baseline = "kubernetes client reading kubesim directly"
     throughput = row(metric, fast["apollo"], fast["direct"], baseline)
     throughput["lines_per_second"] = round(1_000_000 / throughput["median_ms"])
     throughput["baseline_lines_per_second"] = round(1_000_000 / throughput["baseline_median_ms"])
-    latency = row(f"LiveTail line latency at {int(SLOW_RATE)} lines/s", slow["apollo_latency"],
-                  slow["direct_latency"], "kubernetes client reading kubesim directly")  # fmt: skip
+    latency = row(
+        f"LiveTail line latency at {int(SLOW_RATE)} lines/s",
+        slow["apollo_latency"],
+        slow["direct_latency"],
+        "kubernetes client reading kubesim directly",
+    )
     return [throughput, latency]
 
 
@@ -317,8 +343,10 @@ def _watch_calls(live: Any, cookie: str, viewers: int) -> dict[str, int]:
             with lock:
                 got.append(1)
 
-    sockets = [Socket(f"{live.ws_url}/ws/environments/bench/status/", cookie, live.url,
-                      on_message) for _ in range(viewers)]  # fmt: skip
+    sockets = [
+        Socket(f"{live.ws_url}/ws/environments/bench/status/", cookie, live.url, on_message)
+        for _ in range(viewers)
+    ]
     assert wait_for(lambda: len(got) >= viewers, 30), "not every viewer got the status"
     time.sleep(1)
     calls = _calls()
@@ -370,10 +398,13 @@ def main() -> dict[str, Any]:
             process.join(timeout=10)
     calls = {
         "metric": f"Kubernetes calls for {VIEWERS} viewers of one environment page",
-        "value": sum(twenty.values()), "detail": twenty,
-        "baseline": "1 viewer", "baseline_value": sum(one.values()), "baseline_detail": one,
+        "value": sum(twenty.values()),
+        "detail": twenty,
+        "baseline": "1 viewer",
+        "baseline_value": sum(one.values()),
+        "baseline_detail": one,
         "equal": one == twenty,
-    }  # fmt: skip
+    }
     result = {
         "name": "live",
         "setup": "kubesim in-process, Apollo under daphne in a child process; "

@@ -23,18 +23,29 @@ OUT = ROOT / "kubesim" / "openapi.json"
 KUBECTL = ROOT / "var" / "bin" / "kubectl"
 # The keys of a schema kubesim's field validation reads; everything else is prose or unused.
 KEEP = (
-    "type", "properties", "items", "additionalProperties", "$ref", "allOf", "format",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
-    "x-kubernetes-group-version-kind", "x-kubernetes-embedded-resource",
-)  # fmt: skip
+    "type",
+    "properties",
+    "items",
+    "additionalProperties",
+    "$ref",
+    "allOf",
+    "format",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-group-version-kind",
+    "x-kubernetes-embedded-resource",
+)
 REF_PREFIX = "#/components/schemas/"
 
 
 def fetch(kubeconfig: Path, path: str) -> Any:
     out = subprocess.run(
         [str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "--raw", path],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(out.stdout)
 
 
@@ -104,11 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     version = fetch(args.kubeconfig, "/version")["gitVersion"]
     OUT.write_text(
         json.dumps(
-            {"source": f"kube-apiserver {version} /openapi/v3 (cluster/fetch_openapi.py)",
-             "kinds": dict(sorted(kinds.items())), "schemas": dict(sorted(schemas.items()))},
-            indent=1, sort_keys=False,
-        ) + "\n"
-    )  # fmt: skip
+            {
+                "source": f"kube-apiserver {version} /openapi/v3 (cluster/fetch_openapi.py)",
+                "kinds": dict(sorted(kinds.items())),
+                "schemas": dict(sorted(schemas.items())),
+            },
+            indent=1,
+            sort_keys=False,
+        )
+        + "\n"
+    )
     print(f"{OUT.relative_to(ROOT)}: {len(kinds)} kinds, {len(schemas)} schemas from {version}")
     return 0
 

@@ -31,11 +31,19 @@ class ServiceAdminForm(forms.ModelForm[Service]):
     class Meta:
         model = Service
         fields = [
-            "name", "image_repository", "git_repository_url", "deployment_template",
-            "service_template", "ingress_template", "extra_templates", "default_variables",
-            "deployed_per_group", "allowed_sidecar_images", "allowed_service_accounts",
+            "name",
+            "image_repository",
+            "git_repository_url",
+            "deployment_template",
+            "service_template",
+            "ingress_template",
+            "extra_templates",
+            "default_variables",
+            "deployed_per_group",
+            "allowed_sidecar_images",
+            "allowed_service_accounts",
             "allowed_secrets",
-        ]  # fmt: skip
+        ]
 
     # A JSON object of scalars: anything else would make every deploy of the service fail.
     default_variables = VariablesField(label_in_errors="Default variables")
@@ -56,11 +64,13 @@ class ServiceAdminForm(forms.ModelForm[Service]):
             return data
         if "deployment_template" not in data:  # already reported as missing
             return data
-        candidate = Service(**{f: data.get(f, "") for f in TEMPLATE_FIELDS},
-                            name=data.get("name") or "service",
-                            image_repository=data.get("image_repository") or "",
-                            default_variables=variables or {},
-                            deployed_per_group=bool(data.get("deployed_per_group")))  # fmt: skip
+        candidate = Service(
+            **{f: data.get(f, "") for f in TEMPLATE_FIELDS},
+            name=data.get("name") or "service",
+            image_repository=data.get("image_repository") or "",
+            default_variables=variables or {},
+            deployed_per_group=bool(data.get("deployed_per_group")),
+        )
         groups = (
             list(self.instance.groups.select_related("environment")) if self.instance.pk else []
         )
@@ -147,14 +157,18 @@ class ServiceAdmin(admin.ModelAdmin[Service]):
         except RenderError as exc:
             rendered = f"cannot render: {exc}"
         links = format_html_join(
-            " · ", '<a href="{}?environment={}">{}</a>',
-            ((reverse("admin:deployments_service_preview", args=[obj.pk]), e.pk, e.name)
-             for e in Environment.objects.only("name")),
-        )  # fmt: skip
+            " · ",
+            '<a href="{}?environment={}">{}</a>',
+            (
+                (reverse("admin:deployments_service_preview", args=[obj.pk]), e.pk, e.name)
+                for e in Environment.objects.only("name")
+            ),
+        )
         return format_html(
             '<pre class="manifest-preview">{}</pre><p>Render for an environment: {}</p>',
-            rendered, links or "(no environments yet)",
-        )  # fmt: skip
+            rendered,
+            links or "(no environments yet)",
+        )
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -233,9 +247,14 @@ class GroupAdminForm(forms.ModelForm[Group]):
     class Meta:
         model = Group
         fields = [
-            "service", "environment", "name", "scaling_factor", "variables",
-            "scaling_locked", "scaling_lock_reason",
-        ]  # fmt: skip
+            "service",
+            "environment",
+            "name",
+            "scaling_factor",
+            "variables",
+            "scaling_locked",
+            "scaling_lock_reason",
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -273,8 +292,14 @@ class GroupAdmin(admin.ModelAdmin[Group]):
 
     form = GroupAdminForm
     list_display = [
-        "name", "service", "environment", "scaling_factor", "scaling_locked", "running", "page",
-    ]  # fmt: skip
+        "name",
+        "service",
+        "environment",
+        "scaling_factor",
+        "scaling_locked",
+        "running",
+        "page",
+    ]
     list_filter = ["service", "environment", "scaling_locked"]
     search_fields = ["name", "service__name", "environment__name"]
     list_select_related = ["service", "environment"]
@@ -295,9 +320,10 @@ class GroupAdmin(admin.ModelAdmin[Group]):
     @admin.display(description="Service page")
     def page(self, obj: Group) -> str:
         return format_html(
-            '<a href="{}">{}</a>', reverse("service-detail", args=[obj.service.name]),
+            '<a href="{}">{}</a>',
+            reverse("service-detail", args=[obj.service.name]),
             obj.service.name,
-        )  # fmt: skip
+        )
 
     def save_model(self, request: HttpRequest, obj: Group, form: Any, change: bool) -> None:
         user = request.user
@@ -305,17 +331,28 @@ class GroupAdmin(admin.ModelAdmin[Group]):
             # The saved row, not obj (the form changed obj already): history shows before/after.
             saved = Group.objects.select_related("service", "environment").get(pk=obj.pk)
             update_group(
-                user=user, group=saved, variables=obj.variables,
-                scaling_locked=obj.scaling_locked, scaling_lock_reason=obj.scaling_lock_reason,
-            )  # fmt: skip
+                user=user,
+                group=saved,
+                variables=obj.variables,
+                scaling_locked=obj.scaling_locked,
+                scaling_lock_reason=obj.scaling_lock_reason,
+            )
             return
         created = create_group(
-            user=user, service=obj.service, environment=obj.environment, name=obj.name,
-            scaling_factor=obj.scaling_factor, variables=obj.variables,
-        )  # fmt: skip
+            user=user,
+            service=obj.service,
+            environment=obj.environment,
+            name=obj.name,
+            scaling_factor=obj.scaling_factor,
+            variables=obj.variables,
+        )
         if obj.scaling_locked:
-            update_group(user=user, group=created, scaling_locked=True,
-                         scaling_lock_reason=obj.scaling_lock_reason)  # fmt: skip
+            update_group(
+                user=user,
+                group=created,
+                scaling_locked=True,
+                scaling_lock_reason=obj.scaling_lock_reason,
+            )
         obj.pk = created.pk
 
     def delete_model(self, request: HttpRequest, obj: Group) -> None:

@@ -119,14 +119,17 @@ def _seed_versions(service: Service) -> None:
     for age, (branch, author, message) in enumerate(COMMITS):
         sha = hashlib.sha1(f"{name}-{age}".encode(), usedforsecurity=False).hexdigest()
         DeployableVersion.objects.get_or_create(
-            service=service, git_commit_sha=sha,
+            service=service,
+            git_commit_sha=sha,
             defaults={
-                "branch": branch, "commit_author": author, "commit_message": message,
+                "branch": branch,
+                "commit_author": author,
+                "commit_message": message,
                 "commit_url": f"https://git.example.com/shop/{name}/commit/{sha}",
                 "repository_url": f"https://git.example.com/shop/{name}",
                 "committed_at": now - timedelta(hours=6 * (len(COMMITS) - age)),
             },
-        )  # fmt: skip
+        )
 
 
 def _seed_ingest() -> None:
@@ -149,9 +152,11 @@ def _seed_ingest() -> None:
         production = environment.name == "production"
         for name, (region, staging_replicas, production_replicas) in INGEST_GROUPS.items():
             Group.objects.update_or_create(
-                service=service, environment=environment, name=name,
+                service=service,
+                environment=environment,
+                name=name,
                 defaults={
                     "scaling_factor": production_replicas if production else staging_replicas,
                     "variables": {"ingest_region": region, "queue": f"events-{name}"},
                 },
-            )  # fmt: skip
+            )

@@ -51,9 +51,10 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
             text = str(pk)
             if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
                 raise ValidationError(
-                    self.error_messages["invalid_pk_value"], code="invalid_pk_value",
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
                     params={"pk": pk},
-                )  # fmt: skip
+                )
         return super().clean(value)
 
 
@@ -78,15 +79,18 @@ class DeployForm(forms.Form):
     services = IdsChoiceField(queryset=Service.objects.none())
     version = forms.CharField(required=False, label="Recent version")  # radios in the template
     sha = forms.CharField(
-        required=False, max_length=40, label="Commit sha or prefix",
+        required=False,
+        max_length=40,
+        label="Commit sha or prefix",
         help_text="At least 4 hex digits.",
-    )  # fmt: skip
+    )
     branch = forms.CharField(required=False, max_length=255, label="Latest on branch")
     groups = GroupChoiceField(queryset=Group.objects.none(), required=False)
     all_groups = forms.BooleanField(
-        required=False, label="All groups",
+        required=False,
+        label="All groups",
         help_text="Every group of the chosen services in each chosen environment.",
-    )  # fmt: skip
+    )
     message = forms.CharField(required=False, max_length=5000, widget=forms.Textarea({"rows": 2}))
     override_reason = forms.CharField(required=False, max_length=2000)
 
@@ -184,15 +188,19 @@ class DeployForm(forms.Form):
         stray = [g for g in groups if (g.service_id, g.environment_id) not in chosen]
         if stray:
             names = ", ".join(f"{g.service.name}/{g.environment.name}/{g.name}" for g in stray)
-            self.add_error("groups", f"These groups are not of a chosen service and environment: "
-                           f"{names}.")  # fmt: skip
+            self.add_error(
+                "groups", f"These groups are not of a chosen service and environment: {names}."
+            )
             return []
         sha = self.cleaned_data.get("sha") or self.cleaned_data.get("version") or ""
         wanted = sha or f"on branch {self.cleaned_data.get('branch')}"
         return fan_out(
-            services=services, environments=environments, groups=groups, versions=versions,
+            services=services,
+            environments=environments,
+            groups=groups,
+            versions=versions,
             wanted=wanted,
-        )  # fmt: skip
+        )
 
 
 class RedeployForm(forms.Form):

@@ -91,8 +91,9 @@ def _group_or_404(user: User, service_name: str, group_id: int) -> Group:
     """SECURITY: a group of a (service, environment) the user may not view is a 404."""
     group = get_object_or_404(
         Group.objects.select_related("service", "environment__cluster"),
-        pk=group_id, service__name=service_name,
-    )  # fmt: skip
+        pk=group_id,
+        service__name=service_name,
+    )
     if not visibility(user).sees(service_id=group.service_id, environment_id=group.environment_id):
         raise Http404(f"No group {group_id} of service '{service_name}'.")
     return group
@@ -113,10 +114,13 @@ def group_create(request: HttpRequest, name: str) -> HttpResponse:
     data = form.cleaned_data
     try:
         group = group_services.create_group(
-            user=_user(request), service=service, environment=data["environment"],
-            name=data["name"], scaling_factor=data["scaling_factor"],
+            user=_user(request),
+            service=service,
+            environment=data["environment"],
+            name=data["name"],
+            scaling_factor=data["scaling_factor"],
             variables=data["variables"],
-        )  # fmt: skip
+        )
     except PermissionDenied as exc:
         messages.error(request, f"Not created: {exc}")
     except ValidationError as exc:

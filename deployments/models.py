@@ -335,9 +335,12 @@ class Deployment(models.Model):
         if self.source_version_id is None:
             return None
         earlier = Deployment.objects.filter(
-            service_id=self.service_id, environment_id=self.environment_id,
-            group_key=self.group_key, version_id=self.source_version_id, pk__lt=self.pk,
-        )  # fmt: skip
+            service_id=self.service_id,
+            environment_id=self.environment_id,
+            group_key=self.group_key,
+            version_id=self.source_version_id,
+            pk__lt=self.pk,
+        )
         return earlier.last_done().select_related("service", "environment").first()
 
     def transition_to(

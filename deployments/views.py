@@ -61,9 +61,12 @@ def deploy(request: HttpRequest) -> HttpResponse:
             batch = uuid.uuid4()
             data = form.cleaned_data
             outcomes = request_deployments(
-                user=user, targets=form.items, message=data["message"],
-                override_reason=data["override_reason"], batch=batch,
-            )  # fmt: skip
+                user=user,
+                targets=form.items,
+                message=data["message"],
+                override_reason=data["override_reason"],
+                batch=batch,
+            )
             results = [_result(outcome) for outcome in outcomes]
             for result, item in zip(results, form.items, strict=True):
                 result["resubmit"] = _resubmit(item, form.cleaned_data["message"])
@@ -251,9 +254,13 @@ def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
     item = Target(deployment.service, deployment.environment, deployment.group, version)
     if which == "this":
         outcome = request_deployment(
-            user=user, service=deployment.service, environment=deployment.environment,
-            version=version, group=deployment.group, message=form.cleaned_data["message"],
-        )  # fmt: skip
+            user=user,
+            service=deployment.service,
+            environment=deployment.environment,
+            version=version,
+            group=deployment.group,
+            message=form.cleaned_data["message"],
+        )
     else:
         try:  # the version that ran before, with the manifests recorded when it ran
             reverted = revert_deployment(

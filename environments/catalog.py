@@ -22,9 +22,12 @@ def save_environment(*, actor: Actor, environment: Environment) -> Environment:
     environment.full_clean()
     environment.save()
     record_change(
-        actor=actor, kind="environment", target=environment, before=before,
+        actor=actor,
+        kind="environment",
+        target=environment,
+        before=before,
         after=describe(environment),
-    )  # fmt: skip
+    )
     return environment
 
 
@@ -36,10 +39,13 @@ def save_cluster(*, actor: Actor, cluster: Cluster, token_changed: bool = False)
     before = describe(saved, secret=CLUSTER_SECRETS) if saved is not None else None
     cluster.save()
     record_change(
-        actor=actor, kind="cluster", target=cluster, before=before,
+        actor=actor,
+        kind="cluster",
+        target=cluster,
+        before=before,
         after=describe(cluster, secret=CLUSTER_SECRETS),
         secret_changed=["token"] if token_changed and before is not None else [],
-    )  # fmt: skip
+    )
     return cluster
 
 
@@ -47,7 +53,10 @@ def save_cluster(*, actor: Actor, cluster: Cluster, token_changed: bool = False)
 def delete_cluster(*, actor: Actor, cluster: Cluster) -> None:
     """Delete a cluster no environment uses (environments protect it)."""
     record_change(
-        actor=actor, kind="cluster", target=cluster,
-        before=describe(cluster, secret=CLUSTER_SECRETS), after=None,
-    )  # fmt: skip
+        actor=actor,
+        kind="cluster",
+        target=cluster,
+        before=describe(cluster, secret=CLUSTER_SECRETS),
+        after=None,
+    )
     cluster.delete()

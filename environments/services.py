@@ -111,11 +111,13 @@ def restart_pod(*, user: User, environment: Environment, pod_name: str) -> PodTa
     kube.delete_pod(environment.cluster, environment.namespace, target.name)
     with transaction.atomic():
         record_event(
-            actor=user, action="pod.restarted",
+            actor=user,
+            action="pod.restarted",
             summary=f"Restarted pod {target.name} in {environment.name}",
-            target=environment, service=target.service,
+            target=environment,
+            service=target.service,
             data={"pod": target.name, "service": _name(target.service), "group": target.group},
-        )  # fmt: skip
+        )
     return target
 
 
@@ -137,11 +139,13 @@ def rollout_restart(
     where = f"{service.name}/{group}" if group else service.name
     with transaction.atomic():
         record_event(
-            actor=user, action="service.restarted",
-            summary=f"Rolling restart of {where} in {environment.name}", target=environment,
+            actor=user,
+            action="service.restarted",
+            summary=f"Rolling restart of {where} in {environment.name}",
+            target=environment,
             service=service,
             data={"service": service.name, "group": group, "deployment": name, "at": at},
-        )  # fmt: skip
+        )
     return name
 
 
@@ -161,9 +165,12 @@ def restart_refusal(
     if running is None:
         return ""
     refusals = evaluate_blockers(
-        user=user, service=service, environment=environment, version=running.version,
+        user=user,
+        service=service,
+        environment=environment,
+        version=running.version,
         group=running.group,
-    )  # fmt: skip
+    )
     return "; ".join(f"blocked by {r.name}: {r.reason}" for r in refusals)
 
 
@@ -194,7 +201,10 @@ def delete_environment(*, actor: User | AnonymousUser | None, environment: Envir
     reason = f"environment '{environment}' was deleted"
     retire_rights(actor=actor, reason=reason, environment=environment)
     record_change(
-        actor=actor, kind="environment", target=environment, before=describe(environment),
+        actor=actor,
+        kind="environment",
+        target=environment,
+        before=describe(environment),
         after=None,
-    )  # fmt: skip
+    )
     environment.delete()

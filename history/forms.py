@@ -25,10 +25,13 @@ class QuickSelect(forms.Select):
     ) -> SafeString:
         chosen = {str(v) for v in self.format_value(value)}
         options = format_html_join(
-            "", "<option value=\"{}\"{}>{}</option>",
-            ((str(option), SELECTED if str(option) in chosen else "", label)
-             for option, label in self.choices),
-        )  # fmt: skip
+            "",
+            '<option value="{}"{}>{}</option>',
+            (
+                (str(option), SELECTED if str(option) in chosen else "", label)
+                for option, label in self.choices
+            ),
+        )
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
         return format_html('<select name="{}"{}>{}</select>', name, final_attrs, options)
 
@@ -46,13 +49,19 @@ KIND_CHOICES = [
 class HistoryFilterForm(forms.Form):
     kind = forms.ChoiceField(choices=KIND_CHOICES, required=False, label="Show", widget=QuickSelect)
     service = forms.ModelChoiceField(
-        Service.objects.only("name"), to_field_name="name", required=False, empty_label="any",
+        Service.objects.only("name"),
+        to_field_name="name",
+        required=False,
+        empty_label="any",
         widget=QuickSelect,
-    )  # fmt: skip
+    )
     environment = forms.ModelChoiceField(
-        Environment.objects.only("name"), to_field_name="name", required=False,
-        empty_label="any", widget=QuickSelect,
-    )  # fmt: skip
+        Environment.objects.only("name"),
+        to_field_name="name",
+        required=False,
+        empty_label="any",
+        widget=QuickSelect,
+    )
     group = forms.CharField(required=False, max_length=40, label="Group")
     user = forms.CharField(required=False, max_length=150, label="Deployed by")
     status = forms.ChoiceField(
@@ -65,9 +74,11 @@ class HistoryFilterForm(forms.Form):
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
     q = forms.CharField(
-        required=False, max_length=200, label="Search",
+        required=False,
+        max_length=200,
+        label="Search",
         help_text="Words of the message, or a sha prefix (4+ hex digits).",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -54,9 +54,11 @@ def _checked(request: web.Request, route: Route, body: Any) -> list[str]:
     if route.subresource or not isinstance(body, dict):
         return []
     return schema.check_request(
-        route.rtype.api_version, route.rtype.kind, body,
+        route.rtype.api_version,
+        route.rtype.kind,
+        body,
         validation=schema.field_validation(request.query),
-    )  # fmt: skip
+    )
 
 
 def parse_route(path: str) -> Route | None:
@@ -224,9 +226,12 @@ class KubeHandlers:
         warnings: list[str] = []
         if patch_type == "apply" and not route.subresource:
             schema.check_apply(
-                route.rtype.api_version, route.rtype.kind, route.name, body,
+                route.rtype.api_version,
+                route.rtype.kind,
+                route.name,
+                body,
                 validation=schema.field_validation(request.query),
-            )  # fmt: skip
+            )
         elif patch_type in ("merge", "strategic"):
             warnings = _checked(request, route, body)
         api = self.cluster.api

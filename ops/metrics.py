@@ -37,16 +37,22 @@ KUBE_ERRORS = Counter(
     ["verb"],
 )
 WATCH_RESTARTS = Counter(
-    "apollo_watch_restarts", "Watches started again after they expired or broke, by who watches.",
+    "apollo_watch_restarts",
+    "Watches started again after they expired or broke, by who watches.",
     ["watcher"],
-)  # fmt: skip
+)
 LIVE_TAILS = Gauge("apollo_live_tails_open", "LiveTail log websockets open in this process.")
 SHELLS = Gauge("apollo_shells_open", "Web shell websockets open in this process.")
 
 _VERB_PREFIXES = (
-    ("list_", "list"), ("read_", "get"), ("create_", "create"), ("patch_", "patch"),
-    ("replace_", "update"), ("delete_", "delete"), ("connect_", "connect"),
-)  # fmt: skip
+    ("list_", "list"),
+    ("read_", "get"),
+    ("create_", "create"),
+    ("patch_", "patch"),
+    ("replace_", "update"),
+    ("delete_", "delete"),
+    ("connect_", "connect"),
+)
 
 
 def kube_verb(function_name: str) -> str:
@@ -73,9 +79,10 @@ class DatabaseCollector(Collector):
         from deployments.status import Status
 
         by_status = GaugeMetricFamily(
-            "apollo_deployments", "Deployments by status and environment.",
+            "apollo_deployments",
+            "Deployments by status and environment.",
             labels=["status", "environment"],
-        )  # fmt: skip
+        )
         rows = Deployment.objects.values_list("status", "environment__name").annotate(n=Count("pk"))
         for status, environment, count in rows.order_by():
             by_status.add_metric([status, environment], count)

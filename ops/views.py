@@ -35,8 +35,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if settings.APOLLO_REDIS_URL:
         checks["redis"] = _check_redis(settings.APOLLO_REDIS_URL)
     ready = all(value == "ok" for value in checks.values())
-    body = {"status": "ok" if ready else "unavailable", "checks": checks,
-            "clusters": _cluster_names() if checks["database"] == "ok" else []}  # fmt: skip
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": checks,
+        "clusters": _cluster_names() if checks["database"] == "ok" else [],
+    }
     response = JsonResponse(body, status=200 if ready else 503)
     if not ready:
         logger.debug("not ready: %s", checks)
@@ -97,8 +100,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not settings.APOLLO_METRICS_TOKEN and not settings.APOLLO_METRICS_ALLOW:
         raise Http404("metrics are off: set APOLLO_METRICS_TOKEN or APOLLO_METRICS_ALLOW")
     if not _may_scrape(request):
-        response = HttpResponse("A metrics token or an allowed address is required.\n",
-                                status=403, content_type="text/plain; charset=utf-8")  # fmt: skip
+        response = HttpResponse(
+            "A metrics token or an allowed address is required.\n",
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
         return response
     body = generate_latest(REGISTRY) + generate_latest(DATABASE_REGISTRY)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

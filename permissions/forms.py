@@ -157,9 +157,16 @@ class BlockerForm(forms.ModelForm[Blocker]):
     class Meta:
         model = Blocker
         fields = [
-            "name", "kind", "active", "overridable", "service", "environment", "availability",
-            "group_name", "exempt_users",
-        ]  # fmt: skip
+            "name",
+            "kind",
+            "active",
+            "overridable",
+            "service",
+            "environment",
+            "availability",
+            "group_name",
+            "exempt_users",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

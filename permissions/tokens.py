@@ -36,9 +36,11 @@ def issue_token(*, actor: User | None, user: User, name: str) -> tuple[ApiToken,
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=_digest(key))
         record_event(
-            actor=actor, action="token.issued", target=token,
+            actor=actor,
+            action="token.issued",
+            target=token,
             summary=f"issued API token '{name}' ({prefix}…) for {user.username}",
-        )  # fmt: skip
+        )
     return token, key
 
 
@@ -46,9 +48,11 @@ def revoke_token(*, actor: User | None, token: ApiToken, reason: str = "") -> No
     why = f" because {reason}" if reason else ""
     with transaction.atomic():
         record_event(
-            actor=actor, action="token.revoked", target=token,
+            actor=actor,
+            action="token.revoked",
+            target=token,
             summary=f"revoked API token '{token.name}' ({token.prefix}…) of {token.user}{why}",
-        )  # fmt: skip
+        )
         token.delete()
 
 

@@ -60,8 +60,13 @@ def bob(db: None) -> User:
     (every production environment) and does nothing else there."""
     user = factories.make_user("bob")
     grant(actor=None, user=user, verbs=BOB_VERBS, availability="staging", note="persona bob")
-    grant(actor=None, user=user, verbs=[Verb.VIEW], availability="production",
-          note="persona bob views production")  # fmt: skip
+    grant(
+        actor=None,
+        user=user,
+        verbs=[Verb.VIEW],
+        availability="production",
+        note="persona bob views production",
+    )
     return user
 
 
@@ -70,8 +75,13 @@ def carol(db: None) -> User:
     """May view everything, logs included, in every availability; deploys and changes nothing."""
     user = factories.make_user("carol")
     for availability in CAROL_AVAILABILITIES:
-        grant(actor=None, user=user, verbs=CAROL_VERBS, availability=availability,
-              note="persona carol")  # fmt: skip
+        grant(
+            actor=None,
+            user=user,
+            verbs=CAROL_VERBS,
+            availability=availability,
+            note="persona carol",
+        )
     return user
 
 

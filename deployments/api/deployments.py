@@ -194,9 +194,12 @@ def _request_several(request: Request, user: Any) -> Response:
     ]
     batch = uuid.uuid4()
     outcomes = request_deployments(
-        user=user, targets=targets, message=data["message"],
-        override_reason=data["override_reason"], batch=batch,
-    )  # fmt: skip
+        user=user,
+        targets=targets,
+        message=data["message"],
+        override_reason=data["override_reason"],
+        batch=batch,
+    )
     results = [_target_outcome(request, outcome) for outcome in outcomes]
     refused = [o for o in outcomes if o.kind != "created"]
     if not refused:

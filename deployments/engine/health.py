@@ -41,8 +41,10 @@ def assess(
     if pod_failure is not None:
         return pod_failure
     desired = int((deployment.get("spec") or {}).get("replicas", 1))
-    counts = {key: int(status.get(key) or 0) for key in
-              ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")}  # fmt: skip
+    counts = {
+        key: int(status.get(key) or 0)
+        for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+    }
     available = (conditions.get("Available") or {}).get("status") == "True"
     summary = (
         f"{counts['updatedReplicas']}/{desired} updated, "

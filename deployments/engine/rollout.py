@@ -74,11 +74,14 @@ class Observation:
         pod_hash = ((rs.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL)
         rs_name = (rs.get("metadata") or {}).get("name")
         return [
-            pod for pod in self.pods.values()
+            pod
+            for pod in self.pods.values()
             if ((pod.get("metadata") or {}).get("labels") or {}).get(HASH_LABEL) == pod_hash
-            or any(ref.get("name") == rs_name
-                   for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])
-        ]  # fmt: skip
+            or any(
+                ref.get("name") == rs_name
+                for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
+            )
+        ]
 
 
 def _owned_by(obj: Obj, uid: str | None) -> bool:
@@ -109,9 +112,17 @@ class RolloutResult:
 class _Watcher(threading.Thread):
     """Lists, then watches one kind of object, relisting on 410 and retrying when unreachable."""
 
-    def __init__(self, *, cluster: Cluster, kind: str, namespace: str,
-                 selectors: dict[str, str], events: "queue.Queue[tuple[str, Any]]",
-                 stop: threading.Event, start_version: str = "") -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        cluster: Cluster,
+        kind: str,
+        namespace: str,
+        selectors: dict[str, str],
+        events: "queue.Queue[tuple[str, Any]]",
+        stop: threading.Event,
+        start_version: str = "",
+    ) -> None:
         super().__init__(daemon=True, name=f"watch-{kind}")
         self.cluster, self.kind, self.namespace = cluster, kind, namespace
         self.selectors, self.events, self.stop = selectors, events, stop
@@ -149,9 +160,10 @@ class _Watcher(threading.Thread):
                     # A watcher must never die silently.
                     logger.exception("watcher for %s failed", self.kind)
                 self._retry_later(
-                    str(exc) if isinstance(exc, kube.ClusterUnreachable | kube.KubeError)
+                    str(exc)
+                    if isinstance(exc, kube.ClusterUnreachable | kube.KubeError)
                     else f"{type(exc).__name__}: {exc}"
-                )  # fmt: skip
+                )
 
     def _retry_later(self, reason: str) -> None:
         WATCH_RESTARTS.labels("rollout").inc()
@@ -169,9 +181,13 @@ class _Watcher(threading.Thread):
             self.events.put(("list", (self.kind, items)))
         while not self.stop.is_set():
             stream = kube.WatchStream(
-                self.cluster, self.kind, self.namespace, resource_version=version,
-                timeout_seconds=WATCH_SECONDS, **self.selectors,
-            )  # fmt: skip
+                self.cluster,
+                self.kind,
+                self.namespace,
+                resource_version=version,
+                timeout_seconds=WATCH_SECONDS,
+                **self.selectors,
+            )
             with self._lock:
                 self._stream = stream
             if self.stop.is_set():  # stopped before close() could see this stream
@@ -268,14 +284,32 @@ class Follower:
         pod_selector = ",".join(f"{k}={v}" for k, v in {**labels, LABEL_SHA: self.sha}.items())
         self._rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
         watchers = [
-            _Watcher(cluster=self.cluster, kind="Deployment", namespace=self.namespace,
-                     selectors={"field_selector": f"metadata.name={self.name}"},
-                     events=events, stop=stop),
-            _Watcher(cluster=self.cluster, kind="Pod", namespace=self.namespace,
-                     selectors={"label_selector": pod_selector}, events=events, stop=stop),
-            _Watcher(cluster=self.cluster, kind="Event", namespace=self.namespace,
-                     selectors={}, events=events, stop=stop, start_version=self.events_from),
-        ]  # fmt: skip
+            _Watcher(
+                cluster=self.cluster,
+                kind="Deployment",
+                namespace=self.namespace,
+                selectors={"field_selector": f"metadata.name={self.name}"},
+                events=events,
+                stop=stop,
+            ),
+            _Watcher(
+                cluster=self.cluster,
+                kind="Pod",
+                namespace=self.namespace,
+                selectors={"label_selector": pod_selector},
+                events=events,
+                stop=stop,
+            ),
+            _Watcher(
+                cluster=self.cluster,
+                kind="Event",
+                namespace=self.namespace,
+                selectors={},
+                events=events,
+                stop=stop,
+                start_version=self.events_from,
+            ),
+        ]
         self._stop, self._watchers, self._events = stop, watchers, events
         for watcher in watchers:
             watcher.start()
@@ -315,9 +349,10 @@ class Follower:
                 return RolloutResult("interrupted", "stopped following")
             if time.monotonic() > self.deadline:
                 return RolloutResult(
-                    "failed", f"rollout did not finish within {self.timeout_seconds} s "
+                    "failed",
+                    f"rollout did not finish within {self.timeout_seconds} s "
                     f"(cluster unreachable: {self.observation.unreachable_reason})",
-                )  # fmt: skip
+                )
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 
@@ -329,9 +364,10 @@ class Follower:
                 return RolloutResult("interrupted", "stopped following")
             if time.monotonic() > self.deadline:
                 return RolloutResult(
-                    "failed", f"rollout did not finish within {self.timeout_seconds} s"
+                    "failed",
+                    f"rollout did not finish within {self.timeout_seconds} s"
                     + (f" (last seen: {last_reason})" if last_reason else ""),
-                )  # fmt: skip
+                )
             try:
                 kind, payload = events.get(timeout=0.5)
             except queue.Empty:

@@ -9,9 +9,11 @@ from environments.models import Environment
 
 def take_snapshot(environment: Environment) -> dict[str, Any]:
     items, _ = kube.list_objects(
-        environment.cluster, "Deployment", environment.namespace,
+        environment.cluster,
+        "Deployment",
+        environment.namespace,
         label_selector=f"{MANAGED_BY}=apollo",
-    )  # fmt: skip
+    )
     services: dict[str, Any] = {}
     for item in items:
         labels = (item.get("metadata") or {}).get("labels") or {}

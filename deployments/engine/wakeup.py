@@ -59,9 +59,12 @@ def _listen() -> Any:
 
     settings = connection.settings_dict
     listener = psycopg.connect(
-        dbname=settings["NAME"], user=settings["USER"] or None,
-        password=settings["PASSWORD"] or None, host=settings["HOST"] or None,
-        port=settings["PORT"] or None, autocommit=True,
-    )  # fmt: skip
+        dbname=settings["NAME"],
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        autocommit=True,
+    )
     listener.execute(f"LISTEN {CHANNEL}")
     return listener

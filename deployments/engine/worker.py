@@ -305,12 +305,17 @@ class Run:
             return not cancelling and self.current_status() != Status.STARTED
 
         follower = Follower(
-            cluster=d.environment.cluster, namespace=d.environment.namespace, name=name,
-            sha=sha, deadline=time.monotonic() + max(remaining, 1), timeout_seconds=timeout,
+            cluster=d.environment.cluster,
+            namespace=d.environment.namespace,
+            name=name,
+            sha=sha,
+            deadline=time.monotonic() + max(remaining, 1),
+            timeout_seconds=timeout,
             unreachable_limit=UNREACHABLE_LIMIT,
             # Event timestamps have whole seconds: from the start of the rollout's second.
-            since=started.replace(microsecond=0), events_from=self.events_from,
-        )  # fmt: skip
+            since=started.replace(microsecond=0),
+            events_from=self.events_from,
+        )
         self.follower = follower
         result = self.record_progress(follower.follow(keep_watching=True), should_stop)
         self.record(follower.take_notes())
@@ -430,9 +435,13 @@ def worker_name() -> str:
 
 
 def run_worker(
-    *, shutdown: threading.Event, poll_interval: float = 0.5, parallel: int = 8,
-    owner: str | None = None, on_idle: Callable[[], None] | None = None,
-) -> None:  # fmt: skip
+    *,
+    shutdown: threading.Event,
+    poll_interval: float = 0.5,
+    parallel: int = 8,
+    owner: str | None = None,
+    on_idle: Callable[[], None] | None = None,
+) -> None:
     """Claim and drive deployments until shutdown is set."""
     owner = owner or worker_name()
     active: set[int] = set()

@@ -29,7 +29,11 @@ def save_service(*, actor: User | AnonymousUser | None, service: Service) -> Ser
     service.full_clean()
     service.save()
     record_change(
-        actor=actor, kind="service", target=service, before=before, after=describe(service),
+        actor=actor,
+        kind="service",
+        target=service,
+        before=before,
+        after=describe(service),
         text_fields=TEMPLATES,
-    )  # fmt: skip
+    )
     return service

@@ -112,8 +112,9 @@ def request_deployments(
     checked = [_check(user, t, message, override_reason, None) for t in targets]
     ready = [c for c in checked if isinstance(c, _Ready)]
     if len(ready) != len(checked):
-        return [c if isinstance(c, DeployOutcome) else _outcome(c.target, "held", HELD)
-                for c in checked]  # fmt: skip
+        return [
+            c if isinstance(c, DeployOutcome) else _outcome(c.target, "held", HELD) for c in checked
+        ]
     try:
         with transaction.atomic():
             outcomes = [_create_ready(user, r, message, override_reason, batch) for r in ready]
@@ -121,8 +122,10 @@ def request_deployments(
             if lost is not None:
                 raise _Undo(lost)
     except _Undo as undo:
-        return [undo.outcome if _same(r.target, undo.outcome) else
-                _outcome(r.target, "held", HELD) for r in ready]  # fmt: skip
+        return [
+            undo.outcome if _same(r.target, undo.outcome) else _outcome(r.target, "held", HELD)
+            for r in ready
+        ]
     return outcomes
 
 
@@ -226,10 +229,17 @@ def _create_ready(
     t = ready.target
     assert t.version is not None  # checked
     deployment = _create(
-        user=user, service=t.service, environment=t.environment, version=t.version,
-        group=t.group, message=message.strip(), documents=ready.documents,
-        refusals=ready.refusals, override_reason=override_reason.strip(), batch=batch,
-    )  # fmt: skip
+        user=user,
+        service=t.service,
+        environment=t.environment,
+        version=t.version,
+        group=t.group,
+        message=message.strip(),
+        documents=ready.documents,
+        refusals=ready.refusals,
+        override_reason=override_reason.strip(),
+        batch=batch,
+    )
     if deployment is None:
         return _outcome(t, "in_progress", _in_progress_reason(t.service, t.environment, t.group))
     return _outcome(t, "created", deployment=deployment)
@@ -244,8 +254,12 @@ def _documents(
 ) -> list[dict[str, Any]]:
     if recorded is not None and recorded.manifest_documents:
         target = (service.pk, environment.pk, group.pk if group else None, version.pk)
-        if target != (recorded.service_id, recorded.environment_id, recorded.group_id,
-                      recorded.version_id):  # fmt: skip
+        if target != (
+            recorded.service_id,
+            recorded.environment_id,
+            recorded.group_id,
+            recorded.version_id,
+        ):
             raise rendering.RenderError(f"#{recorded.pk} is another target or version")
         return recorded_checked(deployment=recorded, sha=version.git_commit_sha)
     return render_checked(service=service, environment=environment, version=version, group=group)
@@ -306,12 +320,17 @@ def _create(
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(
-                service=service, environment=environment, group=group,
-                group_key=group.name if group else "", version=version,
+                service=service,
+                environment=environment,
+                group=group,
+                group_key=group.name if group else "",
+                version=version,
                 source_version=previous_version(
                     service=service, environment=environment, group=group
                 ),
-                deployed_by=user, message=message, batch=batch,
+                deployed_by=user,
+                message=message,
+                batch=batch,
                 rendered_manifests=rendering.to_yaml(documents),
                 manifest_documents=seal(documents),
                 request_id=log_context.request_id.get(),
@@ -319,15 +338,17 @@ def _create(
                 overridden_blockers=[
                     {"name": r.name, "kind": r.kind, "reason": r.reason} for r in refusals
                 ],
-            )  # fmt: skip
+            )
             overriding = f" overriding {len(refusals)} blocker(s)" if refusals else ""
             record_event(
-                actor=user, action="deployment.requested", target=deployment,
+                actor=user,
+                action="deployment.requested",
+                target=deployment,
                 summary=f"requested {service.name}{'/' + group.name if group else ''}"
                 f"@{version.git_commit_sha[:12]} "
                 f"to {environment.name}{overriding}",
                 data={"override_reason": override_reason} if refusals else {},
-            )  # fmt: skip
+            )
             transaction.on_commit(notify_new_work)
     except IntegrityError:
         # The partial unique constraint: another request for this target won the race.
@@ -362,9 +383,11 @@ def cancel_deployment(*, user: User, deployment: Deployment) -> Deployment:
                 reason=f"cancelled by {user.username}: rolling back",
             )
         record_event(
-            actor=user, action="deployment.cancelled", target=deployment,
+            actor=user,
+            action="deployment.cancelled",
+            target=deployment,
             summary=f"cancelled deployment #{deployment.pk}",
-        )  # fmt: skip
+        )
         transaction.on_commit(lambda: live.broadcast_status(deployment))
     return deployment
 
@@ -395,8 +418,13 @@ def revert_deployment(
     if previous is None or not deployment.can_be_reverted:
         raise InvalidTransition("nothing to revert to")
     return request_deployment(
-        user=user, service=deployment.service, environment=deployment.environment,
-        version=previous, group=deployment.group, batch=batch,
+        user=user,
+        service=deployment.service,
+        environment=deployment.environment,
+        version=previous,
+        group=deployment.group,
+        batch=batch,
         message=message.strip() or f"Revert of #{deployment.pk}",
-        override_reason=override_reason, recorded=deployment.source_deployment(),
-    )  # fmt: skip
+        override_reason=override_reason,
+        recorded=deployment.source_deployment(),
+    )

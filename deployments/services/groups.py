@@ -82,17 +82,22 @@ def create_group(
     including templates that do not render with the group's variables."""
     _require(user, Verb.MANAGE, service=service, environment=environment)
     group = Group(
-        service=service, environment=environment, name=name.strip(),
-        scaling_factor=scaling_factor, variables=variables if variables is not None else {},
-    )  # fmt: skip
+        service=service,
+        environment=environment,
+        name=name.strip(),
+        scaling_factor=scaling_factor,
+        variables=variables if variables is not None else {},
+    )
     validate_group(group)
     with transaction.atomic():
         group.save()
         record_event(
-            actor=user, action="group.created", target=group,
+            actor=user,
+            action="group.created",
+            target=group,
             summary=f"Created group {_where(group)}",
             data={"scaling_factor": group.scaling_factor, "variables": group.variables},
-        )  # fmt: skip
+        )
     return group
 
 
@@ -108,8 +113,11 @@ def update_group(
 
     The scaling factor changes through `scale_group`, which also scales the cluster."""
     _require(user, Verb.MANAGE, service=group.service, environment=group.environment)
-    before = {"variables": group.variables, "scaling_locked": group.scaling_locked,
-              "scaling_lock_reason": group.scaling_lock_reason}  # fmt: skip
+    before = {
+        "variables": group.variables,
+        "scaling_locked": group.scaling_locked,
+        "scaling_lock_reason": group.scaling_lock_reason,
+    }
     if variables is not None:
         group.variables = variables
     if scaling_locked is not None:
@@ -119,18 +127,23 @@ def update_group(
     if not group.scaling_locked:
         group.scaling_lock_reason = ""
     validate_group(group)
-    after = {"variables": group.variables, "scaling_locked": group.scaling_locked,
-             "scaling_lock_reason": group.scaling_lock_reason}  # fmt: skip
+    after = {
+        "variables": group.variables,
+        "scaling_locked": group.scaling_locked,
+        "scaling_lock_reason": group.scaling_lock_reason,
+    }
     changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
     if not changed:
         return group
     with transaction.atomic():
         group.save(update_fields=["variables", "scaling_locked", "scaling_lock_reason"])
         record_event(
-            actor=user, action="group.changed", target=group,
+            actor=user,
+            action="group.changed",
+            target=group,
             summary=f"Changed {', '.join(sorted(changed))} of group {_where(group)}",
             data=changed,
-        )  # fmt: skip
+        )
     return group
 
 
@@ -146,10 +159,12 @@ def delete_group(*, user: Actor, group: Group) -> None:
         )
     with transaction.atomic():
         record_event(
-            actor=user, action="group.deleted", target=group,
+            actor=user,
+            action="group.deleted",
+            target=group,
             summary=f"Removed group {_where(group)}",
             data={"scaling_factor": group.scaling_factor, "variables": group.variables},
-        )  # fmt: skip
+        )
         group.delete()
 
 
@@ -172,9 +187,11 @@ def validate_group(group: Group) -> None:
     )
     if too_long:
         raise ValidationError(
-            {"name": f"With this group name the manifest names exceed {DNS_LABEL_MAX} "
-             f"characters: {', '.join(too_long)}."}
-        )  # fmt: skip
+            {
+                "name": f"With this group name the manifest names exceed {DNS_LABEL_MAX} "
+                f"characters: {', '.join(too_long)}."
+            }
+        )
 
 
 def _where(group: Group) -> str:
@@ -201,9 +218,12 @@ def scaling_refusal(user: User | AnonymousUser, group: Group) -> str:
     if version is None:
         return ""
     refusals = blockers.evaluate(
-        user=user, service=group.service, environment=group.environment,
-        version=version, group=group,
-    )  # fmt: skip
+        user=user,
+        service=group.service,
+        environment=group.environment,
+        version=version,
+        group=group,
+    )
     return "; ".join(f"blocked by {r.name}: {r.reason}" for r in refusals)
 
 
@@ -236,11 +256,13 @@ def _scale_in_cluster(user: User, group: Group, replicas: int) -> str:
         before = Group.objects.select_for_update().get(pk=group.pk).scaling_factor
         Group.objects.filter(pk=group.pk).update(scaling_factor=replicas)
         record_event(
-            actor=user, action="group.scaled",
+            actor=user,
+            action="group.scaled",
             summary=f"Scaled {group.service.name}/{group.name} in {environment.name} "
             f"from {before} to {replicas}",
-            target=group, data={"deployment": name, "before": before, "after": replicas},
-        )  # fmt: skip
+            target=group,
+            data={"deployment": name, "before": before, "after": replicas},
+        )
     group.scaling_factor = replicas
     return name
 
@@ -250,10 +272,12 @@ def _store_scaling_factor(user: User, group: Group, replicas: int) -> str:
         before = Group.objects.select_for_update().get(pk=group.pk).scaling_factor
         Group.objects.filter(pk=group.pk).update(scaling_factor=replicas)
         record_event(
-            actor=user, action="group.scaled",
+            actor=user,
+            action="group.scaled",
             summary=f"Set the scaling factor of {_where(group)} from {before} to {replicas} "
             "(not deployed yet: the first deployment applies it)",
-            target=group, data={"deployment": "", "before": before, "after": replicas},
-        )  # fmt: skip
+            target=group,
+            data={"deployment": "", "before": before, "after": replicas},
+        )
     group.scaling_factor = replicas
     return ""

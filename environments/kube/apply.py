@@ -69,9 +69,14 @@ def apply(
                 body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
             try:
                 result = _call(
-                    patch, name, namespace, body, field_manager=FIELD_MANAGER,
-                    force=True, _content_type="application/apply-patch+yaml",
-                )  # fmt: skip
+                    patch,
+                    name,
+                    namespace,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type="application/apply-patch+yaml",
+                )
                 break
             except KubeError as exc:
                 # On a real cluster the controllers write an object's status between the check
@@ -181,17 +186,24 @@ def restart_deployment(cluster: Cluster, namespace: str, name: str, *, at: str) 
     check_object_name(name, what="Deployment")
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
     obj = _call(
-        _apis(cluster)["apps"].patch_namespaced_deployment, name, namespace, patch,
-        field_manager=FIELD_MANAGER, _content_type="application/strategic-merge-patch+json",
-    )  # fmt: skip
+        _apis(cluster)["apps"].patch_namespaced_deployment,
+        name,
+        namespace,
+        patch,
+        field_manager=FIELD_MANAGER,
+        _content_type="application/strategic-merge-patch+json",
+    )
     return _plain(api_client(cluster), obj)
 
 
 def scale_deployment(cluster: Cluster, namespace: str, name: str, *, replicas: int) -> Obj:
     check_object_name(name, what="Deployment")
     obj = _call(
-        _apis(cluster)["apps"].patch_namespaced_deployment_scale, name, namespace,
-        {"spec": {"replicas": replicas}}, field_manager=FIELD_MANAGER,
+        _apis(cluster)["apps"].patch_namespaced_deployment_scale,
+        name,
+        namespace,
+        {"spec": {"replicas": replicas}},
+        field_manager=FIELD_MANAGER,
         _content_type="application/merge-patch+json",
-    )  # fmt: skip
+    )
     return _plain(api_client(cluster), obj)

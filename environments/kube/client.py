@@ -26,10 +26,17 @@ _lock = threading.Lock()
 
 def _cache_key(cluster: Cluster) -> tuple[int, str]:
     fingerprint = "|".join(
-        [cluster.connection, cluster.kubeconfig_path, cluster.kubeconfig_context, cluster.api_url,
-         cluster.ca_certificate, str(cluster.verify_tls), cluster.token_ciphertext,
-         settings.APOLLO_KUBECONFIG or ""]
-    )  # fmt: skip
+        [
+            cluster.connection,
+            cluster.kubeconfig_path,
+            cluster.kubeconfig_context,
+            cluster.api_url,
+            cluster.ca_certificate,
+            str(cluster.verify_tls),
+            cluster.token_ciphertext,
+            settings.APOLLO_KUBECONFIG or "",
+        ]
+    )
     return cluster.pk, hashlib.sha256(fingerprint.encode()).hexdigest()
 
 

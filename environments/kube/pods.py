@@ -20,9 +20,14 @@ Obj = dict[str, Any]
 
 
 def pod_log_tail(
-    cluster: Cluster, namespace: str, pod: str, *, container: str | None = None,
-    lines: int = 20, previous: bool = False,
-) -> list[str]:  # fmt: skip
+    cluster: Cluster,
+    namespace: str,
+    pod: str,
+    *,
+    container: str | None = None,
+    lines: int = 20,
+    previous: bool = False,
+) -> list[str]:
     kwargs: dict[str, Any] = {"tail_lines": lines, "previous": previous}
     _check_pod_and_container(pod, container)
     if container:
@@ -63,9 +68,11 @@ class LogStream(_Stream):
     ) -> None:
         _check_pod_and_container(pod, container)
         kwargs: dict[str, Any] = {
-            "follow": follow, "timestamps": timestamps, "previous": previous,
+            "follow": follow,
+            "timestamps": timestamps,
+            "previous": previous,
             "_request_timeout": (5, FOLLOW_READ_TIMEOUT) if follow else TIMEOUT,
-        }  # fmt: skip
+        }
         if container:
             kwargs["container"] = container
         if tail_lines is not None:
@@ -113,10 +120,17 @@ class ExecSession:
         verb = count_kube_call(core.connect_get_namespaced_pod_exec)
         try:
             self._ws = stream(
-                core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
-                command=command, stdin=True, stdout=True, stderr=True, tty=tty,
+                core.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                container=container,
+                command=command,
+                stdin=True,
+                stdout=True,
+                stderr=True,
+                tty=tty,
                 _preload_content=False,
-            )  # fmt: skip
+            )
         except ApiException as exc:
             KUBE_ERRORS.labels(verb).inc()
             raise _translate_handshake(exc) from None
@@ -203,9 +217,13 @@ def proxy_pod(
     KUBE_CALLS.labels("proxy").inc()
     try:
         method_, url, headers_out, body_out, _ = api.param_serialize(
-            method, resource, query_params=query or None, header_params=headers, body=body,
+            method,
+            resource,
+            query_params=query or None,
+            header_params=headers,
+            body=body,
             auth_settings=["BearerToken"],
-        )  # fmt: skip
+        )
         response = api.call_api(
             method_, url, header_params=headers_out, body=body_out, _request_timeout=TIMEOUT
         )

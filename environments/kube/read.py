@@ -130,10 +130,15 @@ class WatchStream(_Stream):
         self._api = api_client(cluster)
         self._closed = False
         self._response = _call_stream(
-            getattr(_apis(cluster)[api_name], method), namespace, watch=True,
-            resource_version=resource_version, timeout_seconds=timeout_seconds,
-            allow_watch_bookmarks=True, _request_timeout=(5, timeout_seconds + 10), **selectors,
-        )  # fmt: skip
+            getattr(_apis(cluster)[api_name], method),
+            namespace,
+            watch=True,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            allow_watch_bookmarks=True,
+            _request_timeout=(5, timeout_seconds + 10),
+            **selectors,
+        )
 
     def events(self) -> Iterator[WatchEvent]:
         import json

@@ -144,11 +144,16 @@ def _forward(
         body = payload if len(payload) != 1 or request.body.lstrip()[:1] == b"[" else payload[0]
     try:
         answer = kube.proxy_pod(
-            environment.cluster, environment.namespace, pod, port=port,
-            path=f"jolokia/{path}", method=request.method or "GET", body=body,
+            environment.cluster,
+            environment.namespace,
+            pod,
+            port=port,
+            path=f"jolokia/{path}",
+            method=request.method or "GET",
+            body=body,
             query=[(k, str(v)) for k in request.GET for v in request.GET.getlist(k)],
             max_bytes=max_bytes,
-        )  # fmt: skip
+        )
     except kube.ClusterUnreachable as exc:
         return _error(502, f"cluster unreachable: {exc}")
     except kube.KubeError as exc:

@@ -71,10 +71,13 @@ class TailOptions:
         except ValueError:
             tail = 200
         return cls(
-            service=values.get("service", ""), group=values.get("group", ""),
-            pod=values.get("pod", ""), container=values.get("container", ""), tail=tail,
+            service=values.get("service", ""),
+            group=values.get("group", ""),
+            pod=values.get("pod", ""),
+            container=values.get("container", ""),
+            tail=tail,
             previous=values.get("previous") in ("1", "true"),
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -189,10 +192,16 @@ class LogTail:
                 last = _ts_key(last_line)
             try:
                 stream = kube.LogStream(
-                    self.environment.cluster, self.environment.namespace, pod,
-                    container=container, tail_lines=self.options.tail if first else None,
-                    since_seconds=since, timestamps=True, previous=False, follow=True,
-                )  # fmt: skip
+                    self.environment.cluster,
+                    self.environment.namespace,
+                    pod,
+                    container=container,
+                    tail_lines=self.options.tail if first else None,
+                    since_seconds=since,
+                    timestamps=True,
+                    previous=False,
+                    follow=True,
+                )
             except (kube.KubeError, kube.ClusterUnreachable) as exc:
                 if first:
                     self.notice(f"{pod}: {exc}")
@@ -241,10 +250,15 @@ class LogTail:
                 found = kube.read_pod(cluster, namespace, pod)
                 container = self._container(found) if found is not None else None
             stream = kube.LogStream(
-                cluster, namespace, pod, container=container,
-                tail_lines=self.options.tail or None, timestamps=True, previous=True,
+                cluster,
+                namespace,
+                pod,
+                container=container,
+                tail_lines=self.options.tail or None,
+                timestamps=True,
+                previous=True,
                 follow=False,
-            )  # fmt: skip
+            )
             for raw in stream.lines():
                 timestamp, _, text = raw.partition(" ")
                 self.push((pod, timestamp, text))

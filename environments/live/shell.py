@@ -99,9 +99,13 @@ class ExecBridge:
     def _open(self) -> tuple[kube.ExecSession, str, str] | None:
         for command in COMMANDS:
             session = kube.ExecSession(
-                self.environment.cluster, self.environment.namespace, self.pod,
-                container=self.container, command=command, tty=True,
-            )  # fmt: skip
+                self.environment.cluster,
+                self.environment.namespace,
+                self.pod,
+                container=self.container,
+                command=command,
+                tty=True,
+            )
             output, status, deadline = "", None, time.monotonic() + 1.0
             # A missing binary answers at once on the error channel; a shell prints a prompt.
             while not output and status is None and time.monotonic() < deadline:
@@ -199,9 +203,13 @@ def _record(user: User, environment: Environment, action: str, data: dict[str, A
     # The pod's service, so that the History page shows the session to who may view it.
     service = Service.objects.filter(name=data.get("service") or "").first()
     record_event(
-        actor=user, action=action, target=environment, data=data, service=service,
+        actor=user,
+        action=action,
+        target=environment,
+        data=data,
+        service=service,
         summary=f"Shell {verb} in {data['pod']}/{data['container']} ({environment.name})",
-    )  # fmt: skip
+    )
 
 
 class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
@@ -240,9 +248,12 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.accept()
         SHELLS.inc()
         self.counted = True  # the gauge counts accepted sockets; disconnect takes it off
-        self.session = {"pod": target.name, "container": container,
-                        "service": target.service.name if target.service else "",
-                        "started_at": datetime.now(UTC).isoformat()}  # fmt: skip
+        self.session = {
+            "pod": target.name,
+            "container": container,
+            "service": target.service.name if target.service else "",
+            "started_at": datetime.now(UTC).isoformat(),
+        }
         await _record(user, environment, "shell.opened", self.session)
         self.bridge = ExecBridge(self, target, container)
         self.bridge.start()
@@ -260,8 +271,9 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         del self.bridge
         await asyncio.to_thread(bridge.thread.join, 5)
         ended = {**self.session, "ended_at": datetime.now(UTC).isoformat()}
-        await _record(self.user, self.environment, "shell.closed",
-                      {**ended, "reason": bridge.end_reason})  # fmt: skip
+        await _record(
+            self.user, self.environment, "shell.closed", {**ended, "reason": bridge.end_reason}
+        )
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or not hasattr(self, "bridge"):

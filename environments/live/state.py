@@ -131,8 +131,11 @@ def build_status(
         if not labels.get(LABEL_SERVICE):
             continue
         key = (labels[LABEL_SERVICE], labels.get(LABEL_GROUP, ""))
-        services.append(_service_entry(obj, key, sorted(
-            by_target.pop(key, []), key=lambda p: p["name"]), records))  # fmt: skip
+        services.append(
+            _service_entry(
+                obj, key, sorted(by_target.pop(key, []), key=lambda p: p["name"]), records
+            )
+        )
     return {
         "environment": environment.name,
         "reachable": reachable,
@@ -213,8 +216,9 @@ def pod_summary(pod: Obj, now: datetime) -> Obj:
 def jolokia_port(pod: Obj) -> int | None:
     """The pod's Jolokia port: annotation apollo.io/jolokia-port, or a container port named
     `jolokia` (the annotation wins)."""
-    annotation = str(((pod.get("metadata") or {}).get("annotations") or {}).get(
-        JOLOKIA_ANNOTATION, ""))  # fmt: skip
+    annotation = str(
+        ((pod.get("metadata") or {}).get("annotations") or {}).get(JOLOKIA_ANNOTATION, "")
+    )
     if annotation.isascii() and annotation.isdigit() and 0 < int(annotation) < 65536:
         return int(annotation)
     for container in (pod.get("spec") or {}).get("containers") or []:

@@ -160,8 +160,9 @@ def scale_group(request: HttpRequest, name: str, group_id: int) -> HttpResponse:
     environment = _environment(name)
     group = get_object_or_404(
         Group.objects.select_related("service", "environment__cluster"),
-        pk=group_id, environment=environment,
-    )  # fmt: skip
+        pk=group_id,
+        environment=environment,
+    )
     posted = request.POST.get("replicas", "")
     # Not a number: -1, which the service refuses as out of range once the gate allowed.
     replicas = int(posted) if posted.isascii() and posted.isdigit() else -1
@@ -207,8 +208,11 @@ def logs(request: HttpRequest, name: str) -> HttpResponse:
         services.require(
             _user(request), Verb.VIEW_LOGS, environment=environment, service=target.service
         )
-        context.update(pod=target.name, containers=target.pod["spec"]["containers"],
-                       service=target.service.name if target.service else "")  # fmt: skip
+        context.update(
+            pod=target.name,
+            containers=target.pod["spec"]["containers"],
+            service=target.service.name if target.service else "",
+        )
     elif service_name:
         service = get_object_or_404(Service, name=service_name)
         services.require(_user(request), Verb.VIEW_LOGS, environment=environment, service=service)
@@ -245,7 +249,11 @@ def shell(request: HttpRequest, name: str, pod: str) -> HttpResponse:
     return render(
         request,
         "environments/shell.html",
-        {"environment": environment, "pod": target.name, "containers": containers,
-         "container": request.GET.get("container") or containers[0],
-         "jolokia_port": jolokia_port(target.pod)},
-    )  # fmt: skip
+        {
+            "environment": environment,
+            "pod": target.name,
+            "containers": containers,
+            "container": request.GET.get("container") or containers[0],
+            "jolokia_port": jolokia_port(target.pod),
+        },
+    )

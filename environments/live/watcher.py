@@ -231,9 +231,13 @@ class EnvironmentWatcher:
             self.errors.pop(kind, None)
         self._changed(kind)
         stream = kube.WatchStream(
-            cluster, kind, namespace, resource_version=version,
-            timeout_seconds=_watch_seconds(), label_selector=SELECTOR,
-        )  # fmt: skip
+            cluster,
+            kind,
+            namespace,
+            resource_version=version,
+            timeout_seconds=_watch_seconds(),
+            label_selector=SELECTOR,
+        )
         with self._lock:
             self._streams[kind] = stream
         if not self.still_wanted():  # stopped, or the lease lost, while this stream opened
@@ -323,10 +327,14 @@ class EnvironmentWatcher:
         finally:
             close_old_connections()
         return build_status(
-            environment=environment, deployments=deployments, pods=pods, records=records,
-            replica_sets=replica_sets, reachable=not errors,
+            environment=environment,
+            deployments=deployments,
+            pods=pods,
+            records=records,
+            replica_sets=replica_sets,
+            reachable=not errors,
             error="; ".join(sorted(set(errors.values()))),
-        )  # fmt: skip
+        )
 
     def _publish(self) -> None:
         try:

@@ -66,9 +66,12 @@ def test_a_registered_versions_service_and_sha_cannot_be_edited(alice: User) -> 
     client = login(alice)
     response = client.post(
         f"/admin/deployments/deployableversion/{version.pk}/change/",
-        {"service": factories.make_service("other").pk, "git_commit_sha": "b" * 40,
-         "branch": "main"},
-    )  # fmt: skip
+        {
+            "service": factories.make_service("other").pk,
+            "git_commit_sha": "b" * 40,
+            "branch": "main",
+        },
+    )
     assert response.status_code == 302
     version.refresh_from_db()
     assert (version.service, version.git_commit_sha, version.branch) == (service, "a" * 40, "main")

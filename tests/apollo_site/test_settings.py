@@ -19,9 +19,14 @@ def _settings_in_subprocess(
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     code = f"import apollo_site.settings as s; print({expression})"
     return subprocess.run(
-        [sys.executable, "-c", code], env={**clean, **env}, cwd=ROOT,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("off", False)])

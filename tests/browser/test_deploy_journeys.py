@@ -27,9 +27,15 @@ LIVE_TIMEOUT = 40_000  # ms: a rollout on kubesim plus the page catching up
 
 
 def _deploy_through_the_page(
-    page: Page, live: LiveServer, environment: str, service: str, *, sha: str = "",
-    version: DeployableVersion | None = None, message: str = "",
-) -> None:  # fmt: skip
+    page: Page,
+    live: LiveServer,
+    environment: str,
+    service: str,
+    *,
+    sha: str = "",
+    version: DeployableVersion | None = None,
+    message: str = "",
+) -> None:
     page.goto(live.url + "/deploy/")
     page.get_by_label("Environments", exact=True).select_option(label=environment)
     page.get_by_label("Services", exact=True).select_option(label=service)
@@ -57,8 +63,9 @@ def test_bob_deploys_to_staging_and_watches_it_reach_done_without_reloading(
     page.goto(live_apollo.url + "/deploy/")
     page.get_by_label("Services", exact=True).select_option(label="checkout")
     expect(page.get_by_text("Faster basket")).to_be_visible()
-    _deploy_through_the_page(page, live_apollo, "staging", "checkout", version=version,
-                             message="ship it")  # fmt: skip
+    _deploy_through_the_page(
+        page, live_apollo, "staging", "checkout", version=version, message="ship it"
+    )
     created = page.locator("tr.result-created")
     expect(created).to_contain_text("checkout")
     created.get_by_role("link", name=re.compile(r"Deployment #\d+")).click()
@@ -79,8 +86,13 @@ def test_bob_is_refused_on_production_with_the_explanation(
     production = factories.make_environment("production", availability="production")
     service = factories.make_service("checkout")
     # bob may deploy payments to production, so production is offered; checkout is not his.
-    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], environment=production,
-          service=factories.make_service("payments"))  # fmt: skip
+    grant(
+        actor=None,
+        user=bob,
+        verbs=[Verb.DEPLOY],
+        environment=production,
+        service=factories.make_service("payments"),
+    )
     version = factories.make_version(service)
     log_in(page, live_apollo, "bob")
     _deploy_through_the_page(
@@ -94,9 +106,13 @@ def test_bob_is_refused_on_production_with_the_explanation(
 
 
 def test_a_missing_image_ends_failed_naming_the_image(
-    live_apollo: LiveServer, page: Page, bob: User, staging: Environment,
-    worker: object, kubesim: KubesimHandle,
-) -> None:  # fmt: skip
+    live_apollo: LiveServer,
+    page: Page,
+    bob: User,
+    staging: Environment,
+    worker: object,
+    kubesim: KubesimHandle,
+) -> None:
     service = factories.make_service("ghost")
     version = factories.make_version(service)
     kubesim.mark_image_missing(version.image)
@@ -112,9 +128,12 @@ def test_carol_sees_no_cancel_button_and_a_forged_cancel_is_refused(
 ) -> None:
     service = factories.make_service("checkout")
     running = factories.make_deployment(
-        service=service, environment=factories.make_environment("staging"), deployed_by=alice,
-        source_version=factories.make_version(service), status=Status.STARTED,
-    )  # fmt: skip
+        service=service,
+        environment=factories.make_environment("staging"),
+        deployed_by=alice,
+        source_version=factories.make_version(service),
+        status=Status.STARTED,
+    )
     log_in(page, live_apollo, "carol")
     page.goto(f"{live_apollo.url}/deployments/{running.pk}/")
     expect(page.locator("#status")).to_have_text("STARTED")
@@ -139,9 +158,13 @@ def test_carol_sees_no_cancel_button_and_a_forged_cancel_is_refused(
 
 
 def test_alice_cancels_a_slow_rollout_and_the_previous_version_runs_again(
-    live_apollo: LiveServer, page: Page, alice: User, staging: Environment,
-    worker: object, kubesim: KubesimHandle,
-) -> None:  # fmt: skip
+    live_apollo: LiveServer,
+    page: Page,
+    alice: User,
+    staging: Environment,
+    worker: object,
+    kubesim: KubesimHandle,
+) -> None:
     service = factories.make_service("api")
     old, new = factories.make_version(service), factories.make_version(service)
     first = wait_until_terminal(deploy(alice, service, staging, old).deployment)  # type: ignore[arg-type]

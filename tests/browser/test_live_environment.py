@@ -101,8 +101,12 @@ def test_mallory_is_refused_at_every_route_and_socket(
     assert response.status == 404
     expect(page.locator(f'tr[data-pod="{pod}"]')).to_have_count(0)
     base = f"{apollo.url}/environments/{staging.name}"
-    for path in ("/logs/?service=web", f"/logs/?pod={pod}", f"/pods/{pod}/shell/",
-                 f"/pods/{pod}/jolokia/version"):  # fmt: skip
+    for path in (
+        "/logs/?service=web",
+        f"/logs/?pod={pod}",
+        f"/pods/{pod}/shell/",
+        f"/pods/{pod}/jolokia/version",
+    ):
         assert page.goto(base + path).status == 403, path  # type: ignore[union-attr]
     page.goto(f"{apollo.url}/")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
@@ -122,8 +126,10 @@ def test_mallory_is_refused_at_every_route_and_socket(
             socket.onopen = () => { open = true; };
             socket.onclose = () => resolve(open);
         })))""",
-        [f"/ws/environments/{staging.name}/logs/?service=web",
-         f"/ws/environments/{staging.name}/logs/?pod={pod}",
-         f"/ws/environments/{staging.name}/pods/{pod}/shell/"],
-    )  # fmt: skip
+        [
+            f"/ws/environments/{staging.name}/logs/?service=web",
+            f"/ws/environments/{staging.name}/logs/?pod={pod}",
+            f"/ws/environments/{staging.name}/pods/{pod}/shell/",
+        ],
+    )
     assert opened == [False, False, False]

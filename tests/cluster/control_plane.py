@@ -31,8 +31,14 @@ BINARY = Path(
 START_TIMEOUT = 180.0
 REGISTRY = ("kube-system", "apollo-simulated-registry", "images.json")
 # Fast settings, as kubesim's FAST_SETTINGS: instant pods, quick crash loops and terminations.
-FAST_ARGS = ["--startup-delay=0s", "--crash-after=300ms", "--crash-backoff=300ms",
-             "--pull-backoff=200ms", "--stop-delay=50ms", "--log-rate=20"]  # fmt: skip
+FAST_ARGS = [
+    "--startup-delay=0s",
+    "--crash-after=300ms",
+    "--crash-backoff=300ms",
+    "--pull-backoff=200ms",
+    "--stop-delay=50ms",
+    "--log-rate=20",
+]
 
 
 def selected() -> str:
@@ -67,9 +73,14 @@ class ControlPlaneHandle:
         )
 
     def register_image(
-        self, ref: str, behaviour: str = "ok", *, seconds: float = 0, exit_code: int = 1,
+        self,
+        ref: str,
+        behaviour: str = "ok",
+        *,
+        seconds: float = 0,
+        exit_code: int = 1,
         has_bash: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         entry = {"behaviour": behaviour, "seconds": seconds, "exitCode": exit_code}
         self._change_registry(lambda images: images.__setitem__(ref, entry))
         return entry
@@ -170,10 +181,19 @@ def _start(tmp_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
     port, etcd_port = _free_port(), _free_port(pair=True)
     with (tmp_dir / "up.log").open("wb") as log:
         process = subprocess.Popen(
-            [str(BINARY), "up", f"--dir={tmp_dir / 'state'}", f"--kubeconfig={kubeconfig}",
-             f"--port={port}", f"--etcd-port={etcd_port}", "--namespace=default", *FAST_ARGS],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(BINARY),
+                "up",
+                f"--dir={tmp_dir / 'state'}",
+                f"--kubeconfig={kubeconfig}",
+                f"--port={port}",
+                f"--etcd-port={etcd_port}",
+                "--namespace=default",
+                *FAST_ARGS,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return process, kubeconfig
 
 

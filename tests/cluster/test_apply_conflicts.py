@@ -56,9 +56,11 @@ def test_an_object_changed_since_the_check_is_checked_again_and_applied(
 ) -> None:
     checked = _changed_since_checked(staging, apps, {"touched": "yes"})
     kube.apply(
-        staging.cluster, staging.namespace, [_deployment("registry.example.com/ledger:2")],
+        staging.cluster,
+        staging.namespace,
+        [_deployment("registry.example.com/ledger:2")],
         checked={("Deployment", NAME): checked},
-    )  # fmt: skip
+    )
     running = apps.read_namespaced_deployment(NAME, staging.namespace)
     assert running.spec.template.spec.containers[0].image == "registry.example.com/ledger:2"
 
@@ -69,9 +71,11 @@ def test_an_object_another_owner_took_since_the_check_is_refused_not_taken_over(
     checked = _changed_since_checked(staging, apps, {LABEL_SERVICE: "payments"})
     with pytest.raises(kube.NotOwned, match="belongs to another owner: service payments"):
         kube.apply(
-            staging.cluster, staging.namespace, [_deployment("registry.example.com/ledger:2")],
+            staging.cluster,
+            staging.namespace,
+            [_deployment("registry.example.com/ledger:2")],
             checked={("Deployment", NAME): checked},
-        )  # fmt: skip
+        )
     running = apps.read_namespaced_deployment(NAME, staging.namespace)
     assert running.metadata.labels[LABEL_SERVICE] == "payments"
     assert running.spec.template.spec.containers[0].image == "registry.example.com/ledger:1"

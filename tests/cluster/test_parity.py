@@ -69,10 +69,13 @@ class Side:
         """One REST call through the official client; answers (status, JSON body, headers)."""
         path = path.replace("{ns}", self.namespace)
         method_, url, header_params, body_, _ = self.api.param_serialize(
-            method, path, query_params=query or [], body=body,
+            method,
+            path,
+            query_params=query or [],
+            body=body,
             header_params={"Content-Type": content_type, "Accept": "application/json"},
             auth_settings=["BearerToken"],
-        )  # fmt: skip
+        )
         try:
             response = self.api.call_api(method_, url, header_params=header_params, body=body_)
             response.read()
@@ -88,8 +91,12 @@ class Side:
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, *args],
-            input=stdin, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
 
 def shape(status: int, answer: JSON, headers: dict[str, str] | None = None, **extra: Any) -> Shape:
@@ -168,8 +175,12 @@ def already_exists(side: Side) -> list[Shape]:
 def stale_update(side: Side) -> list[Shape]:
     _, first, _ = side.call("POST", CM, body=configmap("stale", a="1"))
     version = first["metadata"]["resourceVersion"]
-    side.call("PATCH", CM + "/stale", body={"data": {"a": "2"}},
-              content_type="application/merge-patch+json")  # fmt: skip
+    side.call(
+        "PATCH",
+        CM + "/stale",
+        body={"data": {"a": "2"}},
+        content_type="application/merge-patch+json",
+    )
     body = configmap("stale", a="3")
     body["metadata"]["resourceVersion"] = version
     return [shape(*side.call("PUT", CM + "/stale", body=body))]
@@ -199,8 +210,9 @@ def apply_misspelt(side: Side) -> list[Shape]:
     body = deployment("misspelt")
     body["spec"]["replcas"] = 2
     query = [("fieldManager", "parity"), ("fieldValidation", "Strict")]
-    applied = side.call("PATCH", DEPLOY + "/misspelt", body=yaml.safe_dump(body),
-                        query=query, content_type=APPLY)  # fmt: skip
+    applied = side.call(
+        "PATCH", DEPLOY + "/misspelt", body=yaml.safe_dump(body), query=query, content_type=APPLY
+    )
     stored = side.call("GET", DEPLOY + "/misspelt")
     return [shape(applied[0], {"kind": applied[1].get("kind")}), shape(stored[0], {})]
 
@@ -208,26 +220,47 @@ def apply_misspelt(side: Side) -> list[Shape]:
 def apply_stale_resource_version(side: Side) -> list[Shape]:
     query = [("fieldManager", "parity")]
     body = deployment("versioned")
-    _, first, _ = side.call("PATCH", DEPLOY + "/versioned", body=yaml.safe_dump(body),
-                            query=query, content_type=APPLY)  # fmt: skip
-    side.call("PATCH", DEPLOY + "/versioned", body={"metadata": {"labels": {"x": "y"}}},
-              content_type="application/merge-patch+json")  # fmt: skip
+    _, first, _ = side.call(
+        "PATCH", DEPLOY + "/versioned", body=yaml.safe_dump(body), query=query, content_type=APPLY
+    )
+    side.call(
+        "PATCH",
+        DEPLOY + "/versioned",
+        body={"metadata": {"labels": {"x": "y"}}},
+        content_type="application/merge-patch+json",
+    )
     body["metadata"]["resourceVersion"] = first["metadata"]["resourceVersion"]
-    return [shape(*side.call("PATCH", DEPLOY + "/versioned", body=yaml.safe_dump(body),
-                             query=query, content_type=APPLY))]  # fmt: skip
+    return [
+        shape(
+            *side.call(
+                "PATCH",
+                DEPLOY + "/versioned",
+                body=yaml.safe_dump(body),
+                query=query,
+                content_type=APPLY,
+            )
+        )
+    ]
 
 
 def apply_conflict_after_scale(side: Side) -> list[Shape]:
     body = deployment("scaled", replicas=1)
     query = [("fieldManager", "parity")]
-    side.call("PATCH", DEPLOY + "/scaled", body=yaml.safe_dump(body), query=query,
-              content_type=APPLY)  # fmt: skip
+    side.call(
+        "PATCH", DEPLOY + "/scaled", body=yaml.safe_dump(body), query=query, content_type=APPLY
+    )
     scaled = side.kubectl("scale", "deployment/scaled", "--replicas=3")
     body["spec"]["replicas"] = 2
-    conflict = side.call("PATCH", DEPLOY + "/scaled", body=yaml.safe_dump(body), query=query,
-                         content_type=APPLY)  # fmt: skip
-    forced = side.call("PATCH", DEPLOY + "/scaled", body=yaml.safe_dump(body),
-                       query=[*query, ("force", "true")], content_type=APPLY)  # fmt: skip
+    conflict = side.call(
+        "PATCH", DEPLOY + "/scaled", body=yaml.safe_dump(body), query=query, content_type=APPLY
+    )
+    forced = side.call(
+        "PATCH",
+        DEPLOY + "/scaled",
+        body=yaml.safe_dump(body),
+        query=[*query, ("force", "true")],
+        content_type=APPLY,
+    )
     causes = conflict[1].get("details", {}).get("causes", [])
     return [
         kubectl_shape(scaled),
@@ -243,32 +276,48 @@ def apply_conflict_after_scale(side: Side) -> list[Shape]:
 def immutable_selector(side: Side) -> list[Shape]:
     side.call("POST", DEPLOY, body=deployment("fixed"))
     labels = {"app": "fixed", "tier": "x"}
-    change = {"spec": {"selector": {"matchLabels": labels},
-                       "template": {"metadata": {"labels": labels}}}}  # fmt: skip
-    changed = side.call("PATCH", DEPLOY + "/fixed", body=change,
-                        content_type="application/merge-patch+json")  # fmt: skip
+    change = {
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}}}
+    }
+    changed = side.call(
+        "PATCH", DEPLOY + "/fixed", body=change, content_type="application/merge-patch+json"
+    )
     return [shape(*changed)]
 
 
 def immutable_cluster_ip(side: Side) -> list[Shape]:
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "fixed-ip"},
-               "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "fixed-ip"},
+        "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]},
+    }
     _, created, _ = side.call("POST", "/api/v1/namespaces/{ns}/services", body=service)
     ip = created["spec"]["clusterIP"]
     other = ip.rsplit(".", 1)[0] + "." + str((int(ip.rsplit(".", 1)[1]) + 7) % 250 + 2)
-    changed = side.call("PATCH", "/api/v1/namespaces/{ns}/services/fixed-ip",
-                        body={"spec": {"clusterIP": other, "clusterIPs": [other]}},
-                        content_type="application/merge-patch+json")  # fmt: skip
+    changed = side.call(
+        "PATCH",
+        "/api/v1/namespaces/{ns}/services/fixed-ip",
+        body={"spec": {"clusterIP": other, "clusterIPs": [other]}},
+        content_type="application/merge-patch+json",
+    )
     return [shape(*changed)]
 
 
 def scale_subresource(side: Side) -> list[Shape]:
     side.call("POST", DEPLOY, body=deployment("scalable", replicas=1))
     got = side.call("GET", DEPLOY + "/scalable/scale")
-    put = side.call("PUT", DEPLOY + "/scalable/scale",
-                    body={"metadata": {"name": "scalable"}, "spec": {"replicas": 3}})  # fmt: skip
-    negative = side.call("PATCH", DEPLOY + "/scalable/scale", body={"spec": {"replicas": -1}},
-                         content_type="application/merge-patch+json")  # fmt: skip
+    put = side.call(
+        "PUT",
+        DEPLOY + "/scalable/scale",
+        body={"metadata": {"name": "scalable"}, "spec": {"replicas": 3}},
+    )
+    negative = side.call(
+        "PATCH",
+        DEPLOY + "/scalable/scale",
+        body={"spec": {"replicas": -1}},
+        content_type="application/merge-patch+json",
+    )
     return [
         shape(got[0], {"kind": got[1].get("kind"), "apiVersion": got[1].get("apiVersion")}),
         shape(put[0], {"kind": put[1].get("kind")}, replicas=put[1]["spec"]["replicas"]),
@@ -332,59 +381,95 @@ Script = Callable[..., list[Shape]]
 # The real server's answers (kube-apiserver v1.37.2), written down.
 S = STATUS_KEYS
 CASES: dict[str, tuple[Script, list[Shape]]] = {
-    "create, get and list": (create_and_get, [
-        Shape(201, "ConfigMap", keys=OBJECT_KEYS), Shape(200, "ConfigMap", keys=OBJECT_KEYS),
-        Shape(200, "ConfigMapList", keys=("kind",)),
-    ]),
+    "create, get and list": (
+        create_and_get,
+        [
+            Shape(201, "ConfigMap", keys=OBJECT_KEYS),
+            Shape(200, "ConfigMap", keys=OBJECT_KEYS),
+            Shape(200, "ConfigMapList", keys=("kind",)),
+        ],
+    ),
     "get of a missing object": (not_found, [Shape(404, "Status", "NotFound", S)]),
     "create of an existing name": (already_exists, [Shape(409, "Status", "AlreadyExists", S)]),
     "update with a stale resourceVersion": (stale_update, [Shape(409, "Status", "Conflict", S)]),
     "invalid name": (invalid_name, [Shape(422, "Status", "Invalid", S)]),
-    "unknown field, fieldValidation=Strict": (unknown_field_strict, [
-        Shape(400, "Status", "BadRequest", BARE_STATUS_KEYS), Shape(404),
-    ]),
-    "unknown field, fieldValidation=Warn": (unknown_field_warn, [
-        Shape(201, "Deployment", keys=DEPLOYMENT_KEYS, warning='unknown field "spec.replcas"'),
-        Shape(200, extra=(("stored_unknown", False),)),
-    ]),
-    "server-side apply of a misspelt field": (apply_misspelt, [
-        Shape(500, "Status", keys=("kind",)), Shape(404),
-    ]),
-    "server-side apply with a stale resourceVersion": (apply_stale_resource_version, [
-        Shape(409, "Status", "Conflict", S),
-    ]),
-    "server-side apply after kubectl scale": (apply_conflict_after_scale, [
-        Shape(0),
-        Shape(409, "Status", "Conflict", S, extra=(("fields", (".spec.replicas",)),)),
-        Shape(200, "Deployment", keys=("kind",), extra=(("replicas", 2),)),
-    ]),
+    "unknown field, fieldValidation=Strict": (
+        unknown_field_strict,
+        [
+            Shape(400, "Status", "BadRequest", BARE_STATUS_KEYS),
+            Shape(404),
+        ],
+    ),
+    "unknown field, fieldValidation=Warn": (
+        unknown_field_warn,
+        [
+            Shape(201, "Deployment", keys=DEPLOYMENT_KEYS, warning='unknown field "spec.replcas"'),
+            Shape(200, extra=(("stored_unknown", False),)),
+        ],
+    ),
+    "server-side apply of a misspelt field": (
+        apply_misspelt,
+        [
+            Shape(500, "Status", keys=("kind",)),
+            Shape(404),
+        ],
+    ),
+    "server-side apply with a stale resourceVersion": (
+        apply_stale_resource_version,
+        [
+            Shape(409, "Status", "Conflict", S),
+        ],
+    ),
+    "server-side apply after kubectl scale": (
+        apply_conflict_after_scale,
+        [
+            Shape(0),
+            Shape(409, "Status", "Conflict", S, extra=(("fields", (".spec.replicas",)),)),
+            Shape(200, "Deployment", keys=("kind",), extra=(("replicas", 2),)),
+        ],
+    ),
     "immutable selector": (immutable_selector, [Shape(422, "Status", "Invalid", S)]),
     "immutable clusterIP": (immutable_cluster_ip, [Shape(422, "Status", "Invalid", S)]),
-    "the scale subresource": (scale_subresource, [
-        Shape(200, "Scale", keys=("apiVersion", "kind")),
-        Shape(200, "Scale", keys=("kind",), extra=(("replicas", 3),)),
-        Shape(422, "Status", "Invalid", keys=("kind", "reason")),
-    ]),
-    "delete, then delete again": (delete_answers, [
-        Shape(200, "Status", keys=("kind",)), Shape(404, "Status", "NotFound", S),
-    ]),
+    "the scale subresource": (
+        scale_subresource,
+        [
+            Shape(200, "Scale", keys=("apiVersion", "kind")),
+            Shape(200, "Scale", keys=("kind",), extra=(("replicas", 3),)),
+            Shape(422, "Status", "Invalid", keys=("kind", "reason")),
+        ],
+    ),
+    "delete, then delete again": (
+        delete_answers,
+        [
+            Shape(200, "Status", keys=("kind",)),
+            Shape(404, "Status", "NotFound", S),
+        ],
+    ),
     "an invalid quantity": (invalid_quantity, [Shape(400, "Status", keys=("kind",)), Shape(404)]),
     "kubectl scale --dry-run=server": (dry_run_scale, [Shape(0, extra=(("replicas", 1),))]),
-    "create with dryRun=All": (dry_run_create, [
-        Shape(201, "ConfigMap", keys=OBJECT_KEYS), Shape(404),
-    ]),
+    "create with dryRun=All": (
+        dry_run_create,
+        [
+            Shape(201, "ConfigMap", keys=OBJECT_KEYS),
+            Shape(404),
+        ],
+    ),
     "kubectl create configmap (protobuf)": (kubectl_create_configmap, [Shape(0), Shape(200)]),
-    "kubectl apply --server-side, get -o json": (kubectl_apply_and_get, [
-        Shape(0), Shape(0, extra=(("kind", "Deployment"),)),
-    ]),
+    "kubectl apply --server-side, get -o json": (
+        kubectl_apply_and_get,
+        [
+            Shape(0),
+            Shape(0, extra=(("kind", "Deployment"),)),
+        ],
+    ),
     "kubectl delete of a missing object": (kubectl_delete_missing, [Shape(1, reason="NotFound")]),
-}  # fmt: skip
+}
 
 # Where kubesim still answers otherwise: case -> what kubesim answers instead.
 KNOWN_DIFFERENCES: dict[str, list[Shape]] = {
     # kubesim refuses protobuf bodies (415); the real server decodes them.
     "kubectl create configmap (protobuf)": [Shape(1), Shape(404)],
-}  # fmt: skip
+}
 
 
 # -- Fixtures ------------------------------------------------------------------------------------

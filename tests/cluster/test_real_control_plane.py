@@ -31,8 +31,11 @@ def test_kubectl_built_from_the_same_pins_shows_the_real_server_version(
 ) -> None:
     result = subprocess.run(
         [str(KUBECTL), "--kubeconfig", str(kubesim.kubeconfig_path), "version"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "Client Version: v1.37.2" in result.stdout
     assert "Server Version: v1.37.2" in result.stdout
 

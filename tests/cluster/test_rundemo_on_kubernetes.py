@@ -25,14 +25,21 @@ def test_rundemo_serves_the_demo_on_the_real_control_plane_and_stops_it(tmp_path
     port, kube_port = _free_port(), _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "APOLLO_VAR_DIR": str(tmp_path), "APOLLO_PORT": str(port),
-        "APOLLO_CLUSTER": "kubernetes", "APOLLO_KUBERNETES_PORT": str(kube_port),
+        "APOLLO_VAR_DIR": str(tmp_path),
+        "APOLLO_PORT": str(port),
+        "APOLLO_CLUSTER": "kubernetes",
+        "APOLLO_KUBERNETES_PORT": str(kube_port),
         "PYTHONUNBUFFERED": "1",
-    }  # fmt: skip
+    }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "rundemo"], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "manage.py", "rundemo"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     seen: list[str] = []
     kubeconfig = tmp_path / "kubernetes.kubeconfig"
     try:
@@ -45,10 +52,18 @@ def test_rundemo_serves_the_demo_on_the_real_control_plane_and_stops_it(tmp_path
         )
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         kubectl = subprocess.run(
-            [str(control_plane.BINARY.parent / "kubectl"), "--kubeconfig", str(kubeconfig),
-             "get", "ns,nodes"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
+            [
+                str(control_plane.BINARY.parent / "kubectl"),
+                "--kubeconfig",
+                str(kubeconfig),
+                "get",
+                "ns,nodes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert re.search(r"^namespace/staging\s+Active", kubectl.stdout, re.M)
         assert re.search(r"^node/apollo-node-1\s+Ready", kubectl.stdout, re.M)
     finally:

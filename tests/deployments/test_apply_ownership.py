@@ -95,12 +95,21 @@ def test_a_hand_edit_is_taken_back_by_the_next_deployment(
     _deploy_done(alice, service, staging, "first")
     apps = client.AppsV1Api(kubesim.api_client())
     edited = apps.patch_namespaced_deployment(
-        "ledger", staging.namespace,
-        {"spec": {"template": {"spec": {"containers": [
-            {"name": "app", "image": "registry.example.com/ledger:hotfix"}
-        ]}}}},
+        "ledger",
+        staging.namespace,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "app", "image": "registry.example.com/ledger:hotfix"}
+                        ]
+                    }
+                }
+            }
+        },
         field_manager="kubectl-edit",
-    )  # fmt: skip
+    )
     (editor,) = _entries(edited, "kubectl-edit")
     assert editor.operation == "Update"
     assert _owns(editor, "spec", "template", "spec", "containers")

@@ -26,9 +26,13 @@ def _batch(user: User) -> tuple[uuid.UUID, list[Deployment]]:
     for name in ("eu", "us"):
         group = Group.objects.create(service=ingest, environment=stage, name=name)
         outcome = request_deployment(
-            user=user, service=ingest, environment=stage, version=version, group=group,
+            user=user,
+            service=ingest,
+            environment=stage,
+            version=version,
+            group=group,
             batch=batch,
-        )  # fmt: skip
+        )
         assert outcome.deployment is not None, outcome.reason
         deployments.append(outcome.deployment)
     return batch, deployments
@@ -54,8 +58,9 @@ async def test_every_persona_who_may_view_sees_the_rows_with_what_they_may_do(
     state = await socket.receive_json_from(timeout=10)
     assert state["type"] == "batch.state"
     assert [(r["id"], r["group"], r["status"]) for r in state["rows"]] == [
-        (deployments[0].pk, "eu", "PENDING"), (deployments[1].pk, "us", "PENDING"),
-    ]  # fmt: skip
+        (deployments[0].pk, "eu", "PENDING"),
+        (deployments[1].pk, "us", "PENDING"),
+    ]
     assert all(r["can_cancel"] is may_cancel for r in state["rows"])
     assert state["summary"] == {"PENDING": 2}
     # The markup comes rendered from the page's partials: the browser swaps it in.

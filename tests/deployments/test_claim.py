@@ -52,17 +52,22 @@ def test_of_eight_racing_workers_exactly_one_claims_a_pending_deployment(alice: 
 
 def test_a_deployment_whose_lease_is_alive_is_not_claimed(alice: User) -> None:
     _deployment(
-        alice, status=Status.STARTED, lease_owner="other",
+        alice,
+        status=Status.STARTED,
+        lease_owner="other",
         lease_expires_at=timezone.now() + timedelta(seconds=30),
-    )  # fmt: skip
+    )
     assert claim("me") is None
 
 
 def test_a_deployment_whose_lease_expired_is_resumed_as_it_was(alice: User) -> None:
     stale = _deployment(
-        alice, status=Status.STARTED, lease_owner="dead-worker",
-        lease_expires_at=timezone.now() - timedelta(seconds=1), applied_at=timezone.now(),
-    )  # fmt: skip
+        alice,
+        status=Status.STARTED,
+        lease_owner="dead-worker",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        applied_at=timezone.now(),
+    )
     resumed = claim("me")
     assert resumed is not None
     assert resumed.pk == stale.pk

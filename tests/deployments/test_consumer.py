@@ -120,9 +120,11 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
     assert html.startswith("<li data-key=")
     assert '<span class="text">applied</span>' in html
     assert received[0] == {
-        "type": "deployment.timeline", "at": "2026-11-27T12:00:00+00:00", "source": "worker",
+        "type": "deployment.timeline",
+        "at": "2026-11-27T12:00:00+00:00",
+        "source": "worker",
         "message": "applied",
-    }  # fmt: skip
+    }
     assert (received[1]["type"], received[1]["status"]) == ("deployment.status", "STARTED")
     await sync_to_async(deployment.transition_to)(Status.DONE, reason="rollout complete")
     final = await communicator.receive_json_from(timeout=5)

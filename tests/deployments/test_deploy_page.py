@@ -83,8 +83,10 @@ def test_a_forged_post_from_a_user_without_grants_creates_nothing(
     factories.make_version(checkout, SHA)
     response = _post(
         login(personas[persona]),
-        environments=[staging.pk], services=[checkout.pk], sha=SHA,
-    )  # fmt: skip
+        environments=[staging.pk],
+        services=[checkout.pk],
+        sha=SHA,
+    )
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert "not one of the available choices" in str(errors["environments"])
@@ -208,9 +210,12 @@ def test_a_group_of_another_target_is_refused(
     factories.make_version(checkout, SHA)
     elsewhere = Group.objects.create(service=checkout, environment=production, name="eu")
     response = _post(
-        login(alice), environments=[staging.pk], services=[checkout.pk], sha=SHA,
+        login(alice),
+        environments=[staging.pk],
+        services=[checkout.pk],
+        sha=SHA,
         groups=[elsewhere.pk],
-    )  # fmt: skip
+    )
     assert response.status_code == 400
     assert "not of a chosen service and environment" in response.content.decode()
 
@@ -256,8 +261,9 @@ def test_latest_on_a_branch_deploys_the_newest_version_of_that_branch(
     newest = factories.make_version(checkout, branch="release")
     factories.make_version(checkout, branch="main")
     client = login(bob)
-    _results(client, _post(client, environments=[staging.pk], services=[checkout.pk],
-                           branch="release"))  # fmt: skip
+    _results(
+        client, _post(client, environments=[staging.pk], services=[checkout.pk], branch="release")
+    )
     assert Deployment.objects.get().version == newest
 
 
@@ -272,10 +278,12 @@ def test_one_sha_to_several_services_and_environments_gives_a_result_per_item_an
     results = _results(
         client,
         _post(
-            client, environments=[staging.pk, production.pk],
-            services=[checkout.pk, payments.pk, lonely.pk], sha=SHA[:10],
+            client,
+            environments=[staging.pk, production.pk],
+            services=[checkout.pk, payments.pk, lonely.pk],
+            sha=SHA[:10],
         ),
-    )  # fmt: skip
+    )
     kinds = {(r["service"], r["environment"]): r["kind"] for r in results}
     # All or nothing (deployments.services.deploy.request_deployments): lonely has no such
     # version, so nothing is created and the others are held.
@@ -293,10 +301,12 @@ def test_one_sha_to_several_services_and_environments_gives_a_result_per_item_an
     results = _results(
         client,
         _post(
-            client, environments=[staging.pk, production.pk],
-            services=[checkout.pk, payments.pk], sha=SHA[:10],
+            client,
+            environments=[staging.pk, production.pk],
+            services=[checkout.pk, payments.pk],
+            sha=SHA[:10],
         ),
-    )  # fmt: skip
+    )
     assert [r["kind"] for r in results] == ["created"] * 4
     assert Deployment.objects.count() == 4
 
@@ -348,9 +358,10 @@ def test_a_service_deployed_per_group_needs_groups_and_deploys_each(
     assert "sharded / staging / eu" in page
     results = _results(
         client,
-        _post(client, environments=[staging.pk], services=[sharded.pk], sha=SHA,
-              groups=[eu.pk, us.pk]),
-    )  # fmt: skip
+        _post(
+            client, environments=[staging.pk], services=[sharded.pk], sha=SHA, groups=[eu.pk, us.pk]
+        ),
+    )
     assert [(r["group"], r["kind"]) for r in results] == [("eu", "created"), ("us", "created")]
     assert set(Deployment.objects.values_list("group_key", flat=True)) == {"eu", "us"}
 
@@ -360,9 +371,12 @@ def test_already_in_progress_links_the_running_deployment(
 ) -> None:
     version = factories.make_version(checkout, SHA)
     running = factories.make_deployment(
-        service=checkout, environment=staging, deployed_by=bob, version=version,
+        service=checkout,
+        environment=staging,
+        deployed_by=bob,
+        version=version,
         status=Status.STARTED,
-    )  # fmt: skip
+    )
     client = login(bob)
     response = _post(client, environments=[staging.pk], services=[checkout.pk], sha=SHA)
     [result] = _results(client, response)
@@ -399,8 +413,9 @@ def test_alice_overrides_a_blocker_from_the_results_page(
     _blocker(environment=staging)
     factories.make_version(checkout, SHA)
     client = login(alice)
-    response = _post(client, environments=[staging.pk], services=[checkout.pk], sha=SHA,
-                     message="hotfix")  # fmt: skip
+    response = _post(
+        client, environments=[staging.pk], services=[checkout.pk], sha=SHA, message="hotfix"
+    )
     [result] = _results(client, response)
     assert result["kind"] == "blocked"
     assert result["may_override"] is True

@@ -49,17 +49,22 @@ def test_bob_creates_a_pending_deployment_in_staging(
     deployment = outcome.deployment
     assert deployment is not None
     assert (deployment.status, deployment.message, deployment.deployed_by) == (
-        Status.PENDING, "ship it", bob,
-    )  # fmt: skip
+        Status.PENDING,
+        "ship it",
+        bob,
+    )
     assert f"image: {version.image}" in deployment.rendered_manifests
     assert AuditEvent.objects.filter(action="deployment.requested", actor=bob).count() == 1
 
 
 @pytest.mark.parametrize("persona", ["carol", "mallory"])
 def test_personas_without_a_grant_are_refused_with_the_explanation(
-    personas: dict[str, User], persona: str, service: Service, staging: Environment,
+    personas: dict[str, User],
+    persona: str,
+    service: Service,
+    staging: Environment,
     version: DeployableVersion,
-) -> None:  # fmt: skip
+) -> None:
     outcome = request_deployment(
         user=personas[persona], service=service, environment=staging, version=version
     )
@@ -168,9 +173,12 @@ def test_override_with_a_reason_is_recorded(
     without = request_deployment(user=bob, service=service, environment=staging, version=version)
     assert (without.kind, without.may_override) == ("blocked", True)
     outcome = request_deployment(
-        user=bob, service=service, environment=staging, version=version,
+        user=bob,
+        service=service,
+        environment=staging,
+        version=version,
         override_reason="hotfix for incident 42",
-    )  # fmt: skip
+    )
     assert outcome.kind == "created"
     assert outcome.deployment is not None
     assert outcome.deployment.override_reason == "hotfix for incident 42"
@@ -205,9 +213,12 @@ def test_a_started_first_deployment_has_nothing_to_roll_back_to(
     alice: User, service: Service, staging: Environment, version: DeployableVersion
 ) -> None:
     deployment = factories.make_deployment(
-        service=service, environment=staging, deployed_by=alice, version=version,
+        service=service,
+        environment=staging,
+        deployed_by=alice,
+        version=version,
         status=Status.STARTED,
-    )  # fmt: skip
+    )
     with pytest.raises(InvalidTransition, match="nothing ran before"):
         cancel_deployment(user=alice, deployment=deployment)
 

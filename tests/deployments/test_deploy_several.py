@@ -41,9 +41,11 @@ def services() -> list[Service]:
 def _post(user: User, targets: list[dict[str, str]], **extra: str) -> Any:
     body = {"targets": targets, "git_commit_sha": SHA, **extra}
     return Client().post(
-        URL, json.dumps(body), content_type="application/json",
+        URL,
+        json.dumps(body),
+        content_type="application/json",
         headers={"Authorization": f"Token {factories.token_for(user)}"},
-    )  # fmt: skip
+    )
 
 
 def _every(names: list[str], environments: list[str]) -> list[dict[str, str]]:
@@ -111,8 +113,10 @@ def test_a_target_in_progress_holds_the_others(
 def test_an_unknown_name_in_a_target_is_a_400_naming_it(
     alice: User, staging: Environment, services: list[Service]
 ) -> None:
-    targets = [{"service": "checkout", "environment": "staging"},
-               {"service": "nope", "environment": "staging"}]  # fmt: skip
+    targets = [
+        {"service": "checkout", "environment": "staging"},
+        {"service": "nope", "environment": "staging"},
+    ]
     response = _post(alice, targets)
     assert response.status_code == 400
     assert response.json()["targets"]["1"]["service"] == ["Unknown service 'nope'."]
@@ -134,9 +138,11 @@ def test_the_single_form_still_answers_with_the_deployment(
 ) -> None:
     body = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
     response = Client().post(
-        URL, json.dumps(body), content_type="application/json",
+        URL,
+        json.dumps(body),
+        content_type="application/json",
         headers={"Authorization": f"Token {factories.token_for(alice)}"},
-    )  # fmt: skip
+    )
     assert response.status_code == 201
     assert response.json()["service"] == "checkout"
 
@@ -144,8 +150,9 @@ def test_the_single_form_still_answers_with_the_deployment(
 def test_the_deploy_page_applies_the_same_rule(
     bob: User, staging: Environment, production: Environment, services: list[Service]
 ) -> None:
-    Blocker.objects.create(name="freeze", kind="unconditional", environment=staging,
-                           service=services[1])  # fmt: skip
+    Blocker.objects.create(
+        name="freeze", kind="unconditional", environment=staging, service=services[1]
+    )
     client = login(bob)
     response = client.post(
         "/deploy/",

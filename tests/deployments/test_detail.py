@@ -34,16 +34,28 @@ def deployment(alice: User, staging: Environment, checkout: Service) -> Deployme
     old = factories.make_version(checkout, OLD)
     new = factories.make_version(checkout, NEW, commit_message="Faster basket", branch="main")
     return factories.make_deployment(
-        service=checkout, environment=staging, deployed_by=alice, version=new,
-        source_version=old, message="first release", status_reason="rollout complete",
+        service=checkout,
+        environment=staging,
+        deployed_by=alice,
+        version=new,
+        source_version=old,
+        message="first release",
+        status_reason="rollout complete",
         rendered_manifests="kind: Deployment\nmetadata:\n  name: checkout\n",
         timeline=[{"at": "2026-01-01T10:00:00+00:00", "source": "worker", "message": "applied"}],
         environment_snapshot={
             "namespace": "staging",
-            "services": {"checkout": {"service": "checkout", "group": "", "sha": NEW,
-                                      "replicas": 2, "ready": 2}},
+            "services": {
+                "checkout": {
+                    "service": "checkout",
+                    "group": "",
+                    "sha": NEW,
+                    "replicas": 2,
+                    "ready": 2,
+                }
+            },
         },
-    )  # fmt: skip
+    )
 
 
 def _page(user: User, deployment: Deployment) -> str:

@@ -35,17 +35,21 @@ def api() -> Service:
 @pytest.fixture
 def pair(alice: User, staging: Environment, api: Service) -> tuple[Deployment, Deployment]:
     a = factories.make_deployment(
-        service=api, environment=staging, deployed_by=alice,
+        service=api,
+        environment=staging,
+        deployed_by=alice,
         version=factories.make_version(api, OLD),
         rendered_manifests="kind: Deployment\nimage: api:aaa\nreplicas: 1\n",
         environment_snapshot=_snapshot(api=OLD, web=OTHER, **{"worker/eu": OTHER}),
-    )  # fmt: skip
+    )
     b = factories.make_deployment(
-        service=api, environment=staging, deployed_by=alice,
+        service=api,
+        environment=staging,
+        deployed_by=alice,
         version=factories.make_version(api, NEW),
         rendered_manifests="kind: Deployment\nimage: api:bbb\nreplicas: 1\n",
         environment_snapshot=_snapshot(api=NEW, web=OTHER, cron=OTHER),
-    )  # fmt: skip
+    )
     return a, b
 
 
@@ -78,8 +82,10 @@ def test_the_diff_page_shows_snapshot_manifests_and_compare_link(
     assert response.status_code == 200
     comparison = response.context["comparison"]
     assert {(c.key, c.change) for c in comparison.snapshot_changes} == {
-        ("api", "changed"), ("cron", "added"), ("worker/eu", "removed"),
-    }  # fmt: skip
+        ("api", "changed"),
+        ("cron", "added"),
+        ("worker/eu", "removed"),
+    }
     assert "-image: api:aaa" in page
     assert "+image: api:bbb" in page
     assert f"https://github.com/acme/api/compare/{OLD}...{NEW}" in page

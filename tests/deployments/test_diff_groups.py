@@ -25,9 +25,12 @@ ROW = re.compile(
 
 def _deploy(user: User, group: Group, version: DeployableVersion) -> Deployment:
     outcome = request_deployment(
-        user=user, service=group.service, environment=group.environment,
-        version=version, group=group,
-    )  # fmt: skip
+        user=user,
+        service=group.service,
+        environment=group.environment,
+        version=version,
+        group=group,
+    )
     assert outcome.deployment is not None, outcome.reason
     deployment = wait_until_terminal(outcome.deployment)
     assert deployment.status == Status.DONE, deployment.status_reason

@@ -42,9 +42,12 @@ def test_a_group_blocker_refuses_that_group_and_lets_the_others_deploy(
     kinds = {}
     for name, group in groups.items():
         outcome = request_deployment(
-            user=bob, service=group.service, environment=group.environment,
-            version=version, group=group,
-        )  # fmt: skip
+            user=bob,
+            service=group.service,
+            environment=group.environment,
+            version=version,
+            group=group,
+        )
         kinds[name] = (outcome.kind, outcome.reason)
     assert kinds["eu"][0] == "blocked"
     assert "EU freeze" in kinds["eu"][1]
@@ -68,9 +71,12 @@ def test_a_group_blocker_refuses_scaling_that_group_only(
     _freeze_eu()
     for group in groups.values():
         factories.make_deployment(
-            service=group.service, environment=group.environment, deployed_by=alice,
-            group=group, group_key=group.name,
-        )  # fmt: skip
+            service=group.service,
+            environment=group.environment,
+            deployed_by=alice,
+            group=group,
+            group_key=group.name,
+        )
     with pytest.raises(ScalingRefused, match="blocked by EU freeze"):
         scale_group(user=bob, group=groups["eu"], replicas=3)
     assert scaling_refusal(bob, groups["us"]) == ""

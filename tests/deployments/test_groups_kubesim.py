@@ -78,9 +78,13 @@ def _deploy_all(
     """Through the Deploy page: one environment, one service, "All groups"."""
     response = login(user).post(
         "/deploy/",
-        {"environments": [environment.pk], "services": [service.pk],
-         "sha": version.git_commit_sha, "all_groups": "on"},
-    )  # fmt: skip
+        {
+            "environments": [environment.pk],
+            "services": [service.pk],
+            "sha": version.git_commit_sha,
+            "all_groups": "on",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     return list(Deployment.objects.filter(version=version).order_by("group_key"))
 
@@ -133,10 +137,15 @@ def test_scaling_one_group_scales_its_deployment_only_and_is_recorded(
     assert event.actor == bob
     assert "from 2 to 4" in event.summary
     # The next deployment keeps the new replica count.
-    assert "replicas: 4" in request_deployment(
-        user=alice, service=service, environment=staging,
-        version=factories.make_version(service), group=groups["eu"],
-    ).deployment.rendered_manifests  # type: ignore[union-attr]  # fmt: skip
+    following = request_deployment(
+        user=alice,
+        service=service,
+        environment=staging,
+        version=factories.make_version(service),
+        group=groups["eu"],
+    ).deployment
+    assert following is not None
+    assert "replicas: 4" in following.rendered_manifests
 
 
 def test_a_locked_group_is_not_scaled(
@@ -146,8 +155,9 @@ def test_a_locked_group_is_not_scaled(
     version = factories.make_version(service)
     for deployment in _deploy_all(alice, service, staging, version):
         assert wait_until_terminal(deployment).status == Status.DONE
-    update_group(user=alice, group=groups["us"], scaling_locked=True,
-                 scaling_lock_reason="Black Friday")  # fmt: skip
+    update_group(
+        user=alice, group=groups["us"], scaling_locked=True, scaling_lock_reason="Black Friday"
+    )
     with pytest.raises(ScalingRefused, match="locked: Black Friday"):
         scale_group(user=alice, group=groups["us"], replicas=1)
     apps = _apps(kubesim)
@@ -223,9 +233,10 @@ def test_bob_scales_groups_from_the_service_page_and_the_environment_page(
     )
     assert "ingest/apac scaled to 2" in response.content.decode()
     response = client_.post(
-        f"/environments/{staging.name}/groups/{groups['us'].pk}/scale/", {"replicas": 1},
+        f"/environments/{staging.name}/groups/{groups['us'].pk}/scale/",
+        {"replicas": 1},
         follow=True,
-    )  # fmt: skip
+    )
     assert "ingest/us scaled to 1" in response.content.decode()
     apps = _apps(kubesim)
     assert apps.read_namespaced_deployment("ingest-apac", staging.namespace).spec.replicas == 2

@@ -34,8 +34,13 @@ def ingest(stage: Environment) -> Service:
 
 def _deploy_all(user: User, service: Service, environment: Environment, **extra: Any) -> Any:
     version = factories.make_version(service)
-    data = {"environments": [environment.pk], "services": [service.pk],
-            "sha": version.git_commit_sha, "all_groups": "on", **extra}  # fmt: skip
+    data = {
+        "environments": [environment.pk],
+        "services": [service.pk],
+        "sha": version.git_commit_sha,
+        "all_groups": "on",
+        **extra,
+    }
     return login(user).post("/deploy/", data, follow=True)
 
 
@@ -108,8 +113,9 @@ def test_a_deployment_of_another_batch_is_not_cancelled_through_this_one(
     bob: User, ingest: Service, stage: Environment
 ) -> None:
     _deploy_all(bob, ingest, stage)
-    other = factories.make_deployment(service=ingest, environment=stage, deployed_by=bob,
-                                      status=Status.PENDING)  # fmt: skip
+    other = factories.make_deployment(
+        service=ingest, environment=stage, deployed_by=bob, status=Status.PENDING
+    )
     batch = Deployment.objects.exclude(pk=other.pk).first().batch  # type: ignore[union-attr]
     response = login(bob).post(f"/deployments/batch/{batch}/cancel/", {"deployment": other.pk})
     assert response.status_code == 404
@@ -122,8 +128,9 @@ def test_carol_sees_the_groups_and_what_they_run_but_no_forms(
     alice: User, carol: User, ingest: Service, stage: Environment
 ) -> None:
     eu = Group.objects.get(name="eu")
-    done = factories.make_deployment(service=ingest, environment=stage, deployed_by=alice,
-                                     group=eu, group_key="eu")  # fmt: skip
+    done = factories.make_deployment(
+        service=ingest, environment=stage, deployed_by=alice, group=eu, group_key="eu"
+    )
     page = login(carol).get("/services/ingest/").content.decode()
     assert 'data-group="apac"' in page
     assert done.version.git_commit_sha[:12] in page
@@ -151,8 +158,9 @@ def test_the_service_page_makes_the_same_queries_for_3_or_10_groups(
         client.get("/services/ingest/")
     for n in range(7):
         group = Group.objects.create(service=ingest, environment=stage, name=f"g{n}")
-        factories.make_deployment(service=ingest, environment=stage, deployed_by=alice,
-                                  group=group, group_key=group.name)  # fmt: skip
+        factories.make_deployment(
+            service=ingest, environment=stage, deployed_by=alice, group=group, group_key=group.name
+        )
     with CaptureQueriesContext(connection) as many:
         client.get("/services/ingest/")
     assert len(many) == len(few)
@@ -164,19 +172,29 @@ def test_alice_creates_edits_locks_and_removes_a_group_on_the_service_page(
     client = login(alice)
     response = client.post(
         "/services/ingest/groups/",
-        {"environment": stage.pk, "name": "latam", "scaling_factor": 2,
-         "variables": '{"shard": "latam-1"}'},
+        {
+            "environment": stage.pk,
+            "name": "latam",
+            "scaling_factor": 2,
+            "variables": '{"shard": "latam-1"}',
+        },
         follow=True,
-    )  # fmt: skip
+    )
     assert "Group latam created" in response.content.decode()
     latam = Group.objects.get(name="latam")
-    client.post(f"/services/ingest/groups/{latam.pk}/",
-                {"variables": '{"shard": "latam-2"}', "scaling_locked": "on",
-                 "scaling_lock_reason": "migration"})  # fmt: skip
+    client.post(
+        f"/services/ingest/groups/{latam.pk}/",
+        {
+            "variables": '{"shard": "latam-2"}',
+            "scaling_locked": "on",
+            "scaling_lock_reason": "migration",
+        },
+    )
     latam.refresh_from_db()
     assert (latam.variables, latam.scaling_locked) == ({"shard": "latam-2"}, True)
-    response = client.post(f"/services/ingest/groups/{latam.pk}/scale/", {"replicas": 3},
-                           follow=True)  # fmt: skip
+    response = client.post(
+        f"/services/ingest/groups/{latam.pk}/scale/", {"replicas": 3}, follow=True
+    )
     assert "locked: migration" in response.content.decode()
     client.post(f"/services/ingest/groups/{latam.pk}/delete/")
     assert not Group.objects.filter(name="latam").exists()
@@ -189,7 +207,7 @@ def test_variables_that_are_not_strings_are_refused_on_the_service_page(
         "/services/ingest/groups/",
         {"environment": stage.pk, "name": "latam", "scaling_factor": 1, "variables": '{"n": 1}'},
         follow=True,
-    )  # fmt: skip
+    )
     assert "must be strings" in response.content.decode()
     assert not Group.objects.filter(name="latam").exists()
 
@@ -201,7 +219,7 @@ def test_it_refuses_deeply_nested_variables_without_failing(
     response = login(carol).post(
         "/services/ingest/groups/",
         {"environment": stage.pk, "name": "latam", "scaling_factor": 1, "variables": "[" * 5000},
-    )  # fmt: skip
+    )
     assert response.status_code == 302
     assert not Group.objects.filter(name="latam").exists()
 
@@ -210,8 +228,10 @@ def test_mallory_cannot_create_or_scale_a_group(
     mallory: User, ingest: Service, stage: Environment
 ) -> None:
     client = login(mallory)
-    client.post("/services/ingest/groups/", {"environment": stage.pk, "name": "latam",
-                                             "scaling_factor": 1, "variables": "{}"})  # fmt: skip
+    client.post(
+        "/services/ingest/groups/",
+        {"environment": stage.pk, "name": "latam", "scaling_factor": 1, "variables": "{}"},
+    )
     eu = Group.objects.get(name="eu")
     response = client.post(f"/services/ingest/groups/{eu.pk}/scale/", {"replicas": 4})
     # She may not view ingest: its groups' actions are a 404, as its page is.
@@ -225,8 +245,9 @@ def test_bob_sets_the_scaling_factor_of_a_group_not_deployed_yet(
     bob: User, ingest: Service
 ) -> None:
     eu = Group.objects.get(name="eu")
-    response = login(bob).post(f"/services/ingest/groups/{eu.pk}/scale/", {"replicas": 4},
-                               follow=True)  # fmt: skip
+    response = login(bob).post(
+        f"/services/ingest/groups/{eu.pk}/scale/", {"replicas": 4}, follow=True
+    )
     assert "scaled to 4" in response.content.decode()
     eu.refresh_from_db()
     assert eu.scaling_factor == 4
@@ -375,9 +396,14 @@ def test_carol_cannot_scale_from_the_environment_page_whatever_she_posts(
 
 def test_the_history_filters_by_group(alice: User, ingest: Service, stage: Environment) -> None:
     for name in ("eu", "us"):
-        factories.make_deployment(service=ingest, environment=stage, deployed_by=alice,
-                                  group=Group.objects.get(name=name), group_key=name,
-                                  message=f"to {name}")  # fmt: skip
+        factories.make_deployment(
+            service=ingest,
+            environment=stage,
+            deployed_by=alice,
+            group=Group.objects.get(name=name),
+            group_key=name,
+            message=f"to {name}",
+        )
     page = login(alice).get("/history/", {"service": "ingest", "group": "us"}).content.decode()
     assert "to us" in page
     assert "to eu" not in page
@@ -411,17 +437,25 @@ def test_the_environment_page_shows_a_locked_group_instead_of_its_scale_form(
     from environments.live.consumers import render_state
     from environments.live.state import build_status, load_records, running_targets
 
-    update_group(user=alice, group=Group.objects.get(name="eu"), scaling_locked=True,
-                 scaling_lock_reason="peak")  # fmt: skip
+    update_group(
+        user=alice,
+        group=Group.objects.get(name="eu"),
+        scaling_locked=True,
+        scaling_lock_reason="peak",
+    )
     labels = {"apollo.io/service": "ingest", "apollo.io/commit-sha": "a" * 40}
     deployments = [
-        {"metadata": {"name": f"ingest-{g}", "labels": {**labels, "apollo.io/group": g}},
-         "spec": {"replicas": 1}, "status": {}}
+        {
+            "metadata": {"name": f"ingest-{g}", "labels": {**labels, "apollo.io/group": g}},
+            "spec": {"replicas": 1},
+            "status": {},
+        }
         for g in ("eu", "us")
-    ]  # fmt: skip
+    ]
     records = load_records(stage.pk, running_targets(deployments))
-    state = build_status(environment=stage, deployments=deployments, pods=[], records=records,
-                         reachable=True)  # fmt: skip
+    state = build_status(
+        environment=stage, deployments=deployments, pods=[], records=records, reachable=True
+    )
     locked = {e["group"]: e["scaling_locked"] for e in state["services"]}
     assert locked == {"eu": True, "us": False}
     html = render_state(state, stage, {"ingest": {"restart": True}})

@@ -51,9 +51,12 @@ def _setup() -> tuple[Service, Environment, Group]:
         deployed_per_group=True,
     )
     group = Group.objects.create(
-        service=service, environment=environment, name="eu", scaling_factor=3,
+        service=service,
+        environment=environment,
+        name="eu",
+        scaling_factor=3,
         variables={"shard": "eu-1", "queue": "<eu & 'friends'>"},
-    )  # fmt: skip
+    )
     return service, environment, group
 
 
@@ -111,13 +114,17 @@ def test_creating_a_group_whose_variables_leave_the_templates_incomplete_is_refu
     alice: User,
 ) -> None:
     environment = factories.make_environment("staging")
-    service = factories.make_service("ingest", deployment_template=TEMPLATE,
-                                     deployed_per_group=True)  # fmt: skip
+    service = factories.make_service(
+        "ingest", deployment_template=TEMPLATE, deployed_per_group=True
+    )
     with pytest.raises(ValidationError, match="undefined variables: owner, queue"):
         create_group(
-            user=alice, service=service, environment=environment, name="eu",
+            user=alice,
+            service=service,
+            environment=environment,
+            name="eu",
             variables={"shard": "eu-1"},
-        )  # fmt: skip
+        )
     assert not Group.objects.exists()
 
 
@@ -126,11 +133,16 @@ def test_creating_a_group_whose_variables_leave_the_templates_incomplete_is_refu
 
 def _service_form(service: Service, template: str) -> dict[str, Any]:
     return {
-        "name": service.name, "image_repository": service.image_repository,
-        "git_repository_url": "", "deployment_template": template, "service_template": "",
-        "ingress_template": "", "extra_templates": "", "default_variables": "{}",
+        "name": service.name,
+        "image_repository": service.image_repository,
+        "git_repository_url": "",
+        "deployment_template": template,
+        "service_template": "",
+        "ingress_template": "",
+        "extra_templates": "",
+        "default_variables": "{}",
         "deployed_per_group": "on",
-    }  # fmt: skip
+    }
 
 
 def test_saving_a_template_reports_a_variable_one_group_does_not_define(alice: User) -> None:
@@ -170,9 +182,11 @@ def test_saving_a_template_whose_variables_every_group_defines_succeeds(alice: U
     service.refresh_from_db()
     assert "{{shard}}" in service.deployment_template
     rendered = render_for(
-        service=service, environment=environment, version=factories.make_version(service),
+        service=service,
+        environment=environment,
+        version=factories.make_version(service),
         group=Group.objects.get(name="us"),
-    )  # fmt: skip
+    )
     assert yaml.safe_dump(rendered).count("us") >= 1
 
 
@@ -181,9 +195,15 @@ def test_the_group_admin_refuses_variables_that_are_not_strings(alice: User) -> 
     service = factories.make_service("ingest")
     response = login(alice).post(
         "/admin/deployments/group/add/",
-        {"service": service.pk, "environment": environment.pk, "name": "eu",
-         "scaling_factor": 2, "variables": '{"replicas_hint": 2}', "scaling_lock_reason": ""},
-    )  # fmt: skip
+        {
+            "service": service.pk,
+            "environment": environment.pk,
+            "name": "eu",
+            "scaling_factor": 2,
+            "variables": '{"replicas_hint": 2}',
+            "scaling_lock_reason": "",
+        },
+    )
     assert response.status_code == 200
     assert "must be strings" in str(response.context["adminform"].form.errors["variables"])
     assert not Group.objects.exists()
@@ -196,9 +216,15 @@ def test_the_group_admin_creates_a_group_through_the_service_and_records_it(alic
     service = factories.make_service("ingest")
     response = login(alice).post(
         "/admin/deployments/group/add/",
-        {"service": service.pk, "environment": environment.pk, "name": "eu",
-         "scaling_factor": 2, "variables": '{"shard": "1"}', "scaling_lock_reason": ""},
-    )  # fmt: skip
+        {
+            "service": service.pk,
+            "environment": environment.pk,
+            "name": "eu",
+            "scaling_factor": 2,
+            "variables": '{"shard": "1"}',
+            "scaling_lock_reason": "",
+        },
+    )
     assert response.status_code == 302
     group = Group.objects.get()
     assert group.variables == {"shard": "1"}
@@ -210,8 +236,10 @@ def test_the_group_admin_creates_a_group_through_the_service_and_records_it(alic
     assert response.status_code == 302, response.context["adminform"].form.errors
     group.refresh_from_db()
     assert (group.variables, group.scaling_locked, group.scaling_lock_reason) == (
-        {"shard": "2"}, True, "freeze",
-    )  # fmt: skip
+        {"shard": "2"},
+        True,
+        "freeze",
+    )
     changed = AuditEvent.objects.get(action="group.changed")
     assert changed.data["variables"] == {"before": {"shard": "1"}, "after": {"shard": "2"}}
 
@@ -220,8 +248,9 @@ def test_the_group_admin_lists_what_each_group_runs(alice: User) -> None:
     environment = factories.make_environment("staging")
     service = factories.make_service("ingest")
     group = Group.objects.create(service=service, environment=environment, name="eu")
-    done = factories.make_deployment(service=service, environment=environment, deployed_by=alice,
-                                     group=group, group_key="eu")  # fmt: skip
+    done = factories.make_deployment(
+        service=service, environment=environment, deployed_by=alice, group=group, group_key="eu"
+    )
     page = login(alice).get("/admin/deployments/group/").content.decode()
     assert done.version.git_commit_sha[:12] in page
     assert "/services/ingest/" in page
@@ -237,9 +266,15 @@ def test_the_group_admin_reports_a_duplicate_or_too_long_name_on_the_form(alice:
     for name, message in (("eu", "already exists"), ("europe-west-primary", "exceed 63")):
         response = login(alice).post(
             "/admin/deployments/group/add/",
-            {"service": service.pk, "environment": environment.pk, "name": name,
-             "scaling_factor": 1, "variables": "{}", "scaling_lock_reason": ""},
-        )  # fmt: skip
+            {
+                "service": service.pk,
+                "environment": environment.pk,
+                "name": name,
+                "scaling_factor": 1,
+                "variables": "{}",
+                "scaling_lock_reason": "",
+            },
+        )
         assert response.status_code == 200
         assert message in str(response.context["adminform"].form.errors)
     assert Group.objects.count() == 1

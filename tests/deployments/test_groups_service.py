@@ -39,18 +39,25 @@ def eu(ingest: Service, stage: Environment) -> Group:
 
 def _deployed(group: Group, user: User) -> None:
     factories.make_deployment(
-        service=group.service, environment=group.environment, deployed_by=user, group=group,
+        service=group.service,
+        environment=group.environment,
+        deployed_by=user,
+        group=group,
         group_key=group.name,
-    )  # fmt: skip
+    )
 
 
 def test_alice_creates_a_group_and_it_is_recorded(
     alice: User, ingest: Service, stage: Environment
 ) -> None:
     group = create_group(
-        user=alice, service=ingest, environment=stage, name="us", scaling_factor=3,
+        user=alice,
+        service=ingest,
+        environment=stage,
+        name="us",
+        scaling_factor=3,
         variables={"shard": "us-1"},
-    )  # fmt: skip
+    )
     assert (group.name, group.scaling_factor, group.variables) == ("us", 3, {"shard": "us-1"})
     event = AuditEvent.objects.get(action="group.created")
     assert event.actor == alice
@@ -136,9 +143,12 @@ def test_a_blocker_refuses_scaling_naming_itself(bob: User, alice: User, eu: Gro
 def test_scaling_waits_for_a_deployment_in_progress(alice: User, eu: Group) -> None:
     _deployed(eu, alice)
     outcome = request_deployment(
-        user=alice, service=eu.service, environment=eu.environment,
-        version=factories.make_version(eu.service), group=eu,
-    )  # fmt: skip
+        user=alice,
+        service=eu.service,
+        environment=eu.environment,
+        version=factories.make_version(eu.service),
+        group=eu,
+    )
     assert outcome.deployment is not None
     assert outcome.deployment.status == Status.PENDING
     with pytest.raises(ScalingRefused, match="in progress"):

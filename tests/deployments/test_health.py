@@ -24,9 +24,13 @@ def _deployment(
     progressing_message: str = "",
 ) -> Obj:
     conditions = [
-        {"type": "Progressing", "status": "True", "reason": progressing_reason,
-         "message": progressing_message},
-    ]  # fmt: skip
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": progressing_reason,
+            "message": progressing_message,
+        },
+    ]
     if available_condition is not None:
         conditions.append({"type": "Available", "status": available_condition})
     return {
@@ -55,11 +59,16 @@ def _pod(
         "status": {
             "phase": "Pending",
             status_key: [
-                {"name": "app", "image": IMAGE, "ready": False, "restartCount": restarts,
-                 "state": state},
+                {
+                    "name": "app",
+                    "image": IMAGE,
+                    "ready": False,
+                    "restartCount": restarts,
+                    "state": state,
+                },
             ],
         },
-    }  # fmt: skip
+    }
 
 
 # -- observedGeneration ------------------------------------------------------------------------
@@ -93,11 +102,14 @@ def test_a_deployment_without_status_is_progressing() -> None:
 def test_a_progress_deadline_exceeded_fails_with_the_controllers_message() -> None:
     verdict = assess(
         _deployment(
-            updated=1, ready=0, available=0, progressing_reason="ProgressDeadlineExceeded",
+            updated=1,
+            ready=0,
+            available=0,
+            progressing_reason="ProgressDeadlineExceeded",
             progressing_message='ReplicaSet "shop-abc" has timed out progressing.',
         ),
         [],
-    )  # fmt: skip
+    )
     assert verdict.state == "failed"
     assert "progress deadline exceeded" in verdict.reason
     assert 'ReplicaSet "shop-abc" has timed out progressing.' in verdict.reason

@@ -85,9 +85,9 @@ def _wait_until_up(kubesim: KubesimHandle, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
-def _target(kubesim: KubesimHandle, name: str, behaviour: str = "ok", seconds: float = 0) -> tuple[
-    Service, DeployableVersion
-]:  # fmt: skip
+def _target(
+    kubesim: KubesimHandle, name: str, behaviour: str = "ok", seconds: float = 0
+) -> tuple[Service, DeployableVersion]:
     service = factories.make_service(name, default_variables={"replicas": 2})
     version = factories.make_version(service)
     if behaviour != "ok":
@@ -362,9 +362,12 @@ def _remaining_seconds(
     service = factories.make_service()
     environment = factories.make_environment(rollout_timeout_seconds=30)
     deployment = factories.make_deployment(
-        service=service, environment=environment, deployed_by=alice, status=Status.STARTED,
+        service=service,
+        environment=environment,
+        deployed_by=alice,
+        status=Status.STARTED,
         started_at=timezone.now() - timedelta(seconds=elapsed),
-    )  # fmt: skip
+    )
     run = worker_module.Run(deployment, "me", threading.Event())
     documents = [{"kind": "Deployment", "metadata": {"name": service.name}}]
     run.follow(documents, deployment.version.git_commit_sha, cancelling=cancelling)
@@ -404,9 +407,14 @@ def test_a_cluster_that_stops_answering_fails_the_rollout_at_the_unreachable_lim
     monkeypatch.setattr(kube, "list_objects", list_objects)
     notes: list[tuple[str, str]] = []
     follower = Follower(
-        cluster=Cluster(name="blackhole"), namespace="ns", name="web", sha="a" * 40,
-        deadline=time.monotonic() + 20, timeout_seconds=20, unreachable_limit=1.0,
-    )  # fmt: skip
+        cluster=Cluster(name="blackhole"),
+        namespace="ns",
+        name="web",
+        sha="a" * 40,
+        deadline=time.monotonic() + 20,
+        timeout_seconds=20,
+        unreachable_limit=1.0,
+    )
     started = time.monotonic()
     steps = follower.follow()
     try:

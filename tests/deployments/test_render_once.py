@@ -31,12 +31,17 @@ TIER = "      labels: {app: {{service}}, tier: web}\n"
 
 def _post(user: User, service: Service, environment: Environment) -> Deployment:
     version = factories.make_version(service)
-    body = {"service": service.name, "environment": environment.name,
-            "git_commit_sha": version.git_commit_sha}  # fmt: skip
+    body = {
+        "service": service.name,
+        "environment": environment.name,
+        "git_commit_sha": version.git_commit_sha,
+    }
     response = Client().post(
-        "/api/v1/deployments/", json.dumps(body), content_type="application/json",
+        "/api/v1/deployments/",
+        json.dumps(body),
+        content_type="application/json",
         headers={"Authorization": f"Token {factories.token_for(user)}"},
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.content
     return Deployment.objects.get(pk=response.json()["id"])
 

@@ -43,10 +43,15 @@ spec:
 
 
 BASE = Target(
-    service="checkout", image_repository="registry.example.com/shop/checkout", sha=SHA,
-    environment="production", namespace="prod", availability="production",
-    region="eu-west", node_port_coefficient=100,
-)  # fmt: skip
+    service="checkout",
+    image_repository="registry.example.com/shop/checkout",
+    sha=SHA,
+    environment="production",
+    namespace="prod",
+    availability="production",
+    region="eu-west",
+    node_port_coefficient=100,
+)
 
 
 def target(**overrides: Any) -> Target:
@@ -62,9 +67,11 @@ def render(
 
 def test_apollos_variables_win_over_service_environment_and_group_layers() -> None:
     variables = rendering.build_variables(
-        target(), {"greeting": "service", "image": "evil"}, {"greeting": "environment"},
+        target(),
+        {"greeting": "service", "image": "evil"},
+        {"greeting": "environment"},
         {"greeting": "group"},
-    )  # fmt: skip
+    )
     assert variables["greeting"] == "group"
     assert variables["image"] == f"registry.example.com/shop/checkout:{SHA}"
     assert variables["namespace"] == "prod"
@@ -100,9 +107,11 @@ def test_untagged_images_get_the_sha_and_tagged_ones_are_kept() -> None:
 def test_identity_labels_and_namespace_are_added() -> None:
     [doc] = render([("deployment", DEPLOYMENT)], target(), {"greeting": "hi"})
     expected = {
-        "app.kubernetes.io/managed-by": "apollo", "apollo.io/service": "checkout",
-        "apollo.io/environment": "production", "apollo.io/commit-sha": SHA,
-    }  # fmt: skip
+        "app.kubernetes.io/managed-by": "apollo",
+        "apollo.io/service": "checkout",
+        "apollo.io/environment": "production",
+        "apollo.io/commit-sha": SHA,
+    }
     assert expected.items() <= doc["metadata"]["labels"].items()
     assert expected.items() <= doc["spec"]["template"]["metadata"]["labels"].items()
     assert doc["metadata"]["namespace"] == "prod"
@@ -118,9 +127,10 @@ def test_node_ports_get_the_environment_coefficient() -> None:
 
 def test_a_group_suffixes_names_and_narrows_selectors() -> None:
     docs = render(
-        [("deployment", DEPLOYMENT), ("service", SERVICE)], target(group="eu", replicas=3),
+        [("deployment", DEPLOYMENT), ("service", SERVICE)],
+        target(group="eu", replicas=3),
         {"greeting": "hi"},
-    )  # fmt: skip
+    )
     deployment, service = docs
     assert deployment["metadata"]["name"] == "checkout-eu"
     assert deployment["spec"]["replicas"] == 3
@@ -151,8 +161,13 @@ def test_templates_without_a_deployment_are_refused() -> None:
 
 
 def test_secret_values_are_redacted_in_what_is_stored() -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
-              "data": {"password": "aHVudGVyMg=="}, "stringData": {"token": "s3cr3t"}}  # fmt: skip
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db"},
+        "data": {"password": "aHVudGVyMg=="},
+        "stringData": {"token": "s3cr3t"},
+    }
     shown = rendering.to_yaml([secret])
     assert "aHVudGVyMg==" not in shown
     assert "s3cr3t" not in shown

@@ -38,9 +38,14 @@ def test_the_admin_never_renders_the_token(alice: User) -> None:
     client = login(alice)
     response = client.post(
         "/admin/environments/cluster/add/",
-        {"name": "prod", "connection": "token", "api_url": "https://k8s.example.com:6443",
-         "token": TOKEN, "verify_tls": "on"},
-    )  # fmt: skip
+        {
+            "name": "prod",
+            "connection": "token",
+            "api_url": "https://k8s.example.com:6443",
+            "token": TOKEN,
+            "verify_tls": "on",
+        },
+    )
     assert response.status_code == 302, response.content
     cluster = Cluster.objects.get(name="prod")
     assert cluster.get_token() == TOKEN
@@ -63,9 +68,14 @@ def test_saving_without_a_token_keeps_the_stored_one(alice: User) -> None:
     cluster.save()
     response = login(alice).post(
         f"/admin/environments/cluster/{cluster.pk}/change/",
-        {"name": "prod", "connection": "token", "api_url": "https://k8s.example.com:6443",
-         "token": "", "verify_tls": "on"},
-    )  # fmt: skip
+        {
+            "name": "prod",
+            "connection": "token",
+            "api_url": "https://k8s.example.com:6443",
+            "token": "",
+            "verify_tls": "on",
+        },
+    )
     assert response.status_code == 302
     cluster.refresh_from_db()
     assert cluster.get_token() == TOKEN

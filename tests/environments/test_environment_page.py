@@ -25,9 +25,11 @@ ACTORS = {"alice", "bob"}  # may restart in staging
 
 def _pods(environment: Environment, service: str = "web") -> list[Any]:
     items, _ = kube.list_objects(
-        environment.cluster, "Pod", environment.namespace,
+        environment.cluster,
+        "Pod",
+        environment.namespace,
         label_selector=f"apollo.io/service={service}",
-    )  # fmt: skip
+    )
     return [i for i in items if not i["metadata"].get("deletionTimestamp")]
 
 

@@ -24,9 +24,12 @@ def test_every_persona_who_may_view_sees_environments_and_latest_deployments(
     environment = factories.make_environment("staging")
     service = factories.make_service("checkout")
     factories.make_deployment(
-        service=service, environment=environment, deployed_by=personas["alice"],
-        status=Status.DONE, message="ship the new basket",
-    )  # fmt: skip
+        service=service,
+        environment=environment,
+        deployed_by=personas["alice"],
+        status=Status.DONE,
+        message="ship the new basket",
+    )
     response = login(personas[persona]).get("/")
     assert response.status_code == 200
     page = response.content.decode()

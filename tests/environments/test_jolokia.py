@@ -70,8 +70,10 @@ def test_reading_an_mbean_needs_view_logs(
 
 def test_a_post_of_read_requests_passes(bob: User, staging: Environment) -> None:
     pod = _java_pod(bob, staging)
-    body = [{"type": "read", "mbean": "java.lang:type=Runtime", "attribute": "VmName"},
-            {"type": "version"}]  # fmt: skip
+    body = [
+        {"type": "read", "mbean": "java.lang:type=Runtime", "attribute": "VmName"},
+        {"type": "version"},
+    ]
     response = login(bob).post(
         _url(staging, pod), json.dumps(body), content_type="application/json"
     )

@@ -85,9 +85,13 @@ async def test_twenty_viewers_share_one_watch(
         await receive_until(socket, lambda m: "web-" in m["html"])
     # ReplicaSets too: a pod's service comes from its owner chain (environments/owners.py).
     assert sorted(calls) == [
-        "list Deployment", "list Pod", "list ReplicaSet",
-        "watch Deployment", "watch Pod", "watch ReplicaSet",
-    ]  # fmt: skip
+        "list Deployment",
+        "list Pod",
+        "list ReplicaSet",
+        "watch Deployment",
+        "watch Pod",
+        "watch ReplicaSet",
+    ]
     assert live.registry.active().get(staging.pk) == 20
     watcher = live.registry.get(staging.pk)
     for socket in sockets:

@@ -72,15 +72,21 @@ def test_rundemo_serves_the_demo_on_kubesim_and_stops_everything_it_started(
     port, kube_port = _free_port(), _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "APOLLO_VAR_DIR": str(tmp_path), "APOLLO_PORT": str(port),
+        "APOLLO_VAR_DIR": str(tmp_path),
+        "APOLLO_PORT": str(port),
         "APOLLO_KUBESIM_PORT": str(kube_port),
         "APOLLO_KUBECONFIG": str(tmp_path / "kubesim.kubeconfig"),
         "PYTHONUNBUFFERED": "1",
-    }  # fmt: skip
+    }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "rundemo"], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "manage.py", "rundemo"],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     seen: list[str] = []
     try:
         credentials = _wait_for_line(process, r"Demo admin: username 'alice'", seen)
@@ -92,8 +98,11 @@ def test_rundemo_serves_the_demo_on_kubesim_and_stops_everything_it_started(
         assert "production" in home
         kubectl = subprocess.run(
             ["kubectl", "--kubeconfig", str(tmp_path / "kubesim.kubeconfig"), "get", "ns"],
-            capture_output=True, text=True, timeout=30, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
         assert re.search(r"^staging\s+Active", kubectl.stdout, re.M)
         assert re.search(r"^production\s+Active", kubectl.stdout, re.M)
     finally:

@@ -22,9 +22,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 def _pod(environment: Environment, service: str = "web") -> str:
     items, _ = kube.list_objects(
-        environment.cluster, "Pod", environment.namespace,
+        environment.cluster,
+        "Pod",
+        environment.namespace,
         label_selector=f"apollo.io/service={service}",
-    )  # fmt: skip
+    )
     return str(items[0]["metadata"]["name"])
 
 

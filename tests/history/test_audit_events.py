@@ -44,8 +44,13 @@ def test_each_event_shows_to_who_may_view_its_service_and_environment(
     service = factories.make_service("ingest", deployed_per_group=True)
     create_group(user=alice, service=service, environment=staging, name="eu")
     create_group(user=alice, service=service, environment=secret, name="us")
-    record_event(actor=bob, action="pod.restarted", summary="Restarted pod ingest-1 in qa",
-                 target=staging, service=service)  # fmt: skip
+    record_event(
+        actor=bob,
+        action="pod.restarted",
+        summary="Restarted pod ingest-1 in qa",
+        target=staging,
+        service=service,
+    )
     save_cluster(actor=alice, cluster=Cluster(name="hidden"))
     assert _actions(alice).count("group.created") == 2
     assert "cluster.created" in _actions(alice)
@@ -102,8 +107,9 @@ def test_an_unknown_kind_is_a_clear_error_not_a_500(alice: User) -> None:
 def test_events_page_through_once_newest_first(alice: User) -> None:
     environment = factories.make_environment("qa")
     for i in range(55):
-        record_event(actor=alice, action="pod.restarted", summary=f"restart {i}",
-                     target=environment)  # fmt: skip
+        record_event(
+            actor=alice, action="pod.restarted", summary=f"restart {i}", target=environment
+        )
     client = login(alice)
     first = client.get("/history/", {"kind": "restart"})
     assert first.context["next_cursor"]
@@ -112,17 +118,23 @@ def test_events_page_through_once_newest_first(alice: User) -> None:
         v.event.pk for v in second.context["events"]
     ]
     assert ids == list(
-        AuditEvent.objects.filter(action="pod.restarted").order_by("-created_at", "-id")
+        AuditEvent.objects.filter(action="pod.restarted")
+        .order_by("-created_at", "-id")
         .values_list("pk", flat=True)
-    )  # fmt: skip
+    )
 
 
 def test_its_query_count_does_not_grow_with_events_or_environments(bob: User) -> None:
     def grow() -> None:
         environment = factories.make_environment(availability="staging")
         service = factories.make_service()
-        record_event(actor=bob, action="pod.restarted", summary="restart",
-                     target=environment, service=service)  # fmt: skip
+        record_event(
+            actor=bob,
+            action="pod.restarted",
+            summary="restart",
+            target=environment,
+            service=service,
+        )
         save_environment(actor=None, environment=environment)
 
     grow()

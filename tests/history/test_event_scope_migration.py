@@ -17,9 +17,13 @@ migration = importlib.import_module("history.migrations.0002_event_scope")
 
 def _old(action: str, target_type: str, target_id: object, **data: object) -> AuditEvent:
     return AuditEvent.objects.create(
-        actor_name="alice", action=action, summary=action, target_type=target_type,
-        target_id=str(target_id), data=data,
-    )  # fmt: skip
+        actor_name="alice",
+        action=action,
+        summary=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        data=data,
+    )
 
 
 def test_existing_events_get_the_scope_of_their_target(alice: User) -> None:

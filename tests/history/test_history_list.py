@@ -79,9 +79,10 @@ def test_it_starts_from_the_newest_on_a_well_formed_but_impossible_cursor(
     alice: User, cursor: str
 ) -> None:
     factories.make_deployment(
-        service=factories.make_service(), environment=factories.make_environment(),
+        service=factories.make_service(),
+        environment=factories.make_environment(),
         deployed_by=alice,
-    )  # fmt: skip
+    )
     response = login(alice).get("/history/", {"after": cursor})
     assert response.status_code == 200
     assert len(_ids(response)) == 1
@@ -116,12 +117,15 @@ def test_it_filters_by_service_environment_user_and_status(
         service=checkout, environment=prod, deployed_by=bob, status=Status.FAILED
     )
     factories.make_deployment(service=checkout, environment=prod, deployed_by=bob)
-    factories.make_deployment(service=checkout, environment=staging, deployed_by=bob,
-                              status=Status.FAILED)  # fmt: skip
-    factories.make_deployment(service=basket, environment=prod, deployed_by=bob,
-                              status=Status.FAILED)  # fmt: skip
-    factories.make_deployment(service=checkout, environment=prod, deployed_by=alice,
-                              status=Status.FAILED)  # fmt: skip
+    factories.make_deployment(
+        service=checkout, environment=staging, deployed_by=bob, status=Status.FAILED
+    )
+    factories.make_deployment(
+        service=basket, environment=prod, deployed_by=bob, status=Status.FAILED
+    )
+    factories.make_deployment(
+        service=checkout, environment=prod, deployed_by=alice, status=Status.FAILED
+    )
     response = login(carol).get(
         "/history/",
         {"service": "checkout", "environment": "prod", "user": "bob", "status": "FAILED"},
@@ -148,9 +152,11 @@ def test_it_searches_messages_and_sha_prefixes(alice: User) -> None:
         service=service, environment=environment, deployed_by=alice, message="Hotfix for Basket"
     )
     by_sha = factories.make_deployment(
-        service=service, environment=environment, deployed_by=alice,
+        service=service,
+        environment=environment,
+        deployed_by=alice,
         version=factories.make_version(service, "beef" + "0" * 36),
-    )  # fmt: skip
+    )
     factories.make_deployment(service=service, environment=environment, deployed_by=alice)
     client = login(alice)
     assert _ids(client.get("/history/", {"q": "basket"})) == [by_message.pk]
@@ -169,9 +175,10 @@ def test_it_searches_messages_and_sha_prefixes(alice: User) -> None:
 )
 def test_bad_filters_are_explained(alice: User, params: dict[str, str], error: str) -> None:
     factories.make_deployment(
-        service=factories.make_service(), environment=factories.make_environment(),
+        service=factories.make_service(),
+        environment=factories.make_environment(),
         deployed_by=alice,
-    )  # fmt: skip
+    )
     response = login(alice).get("/history/", params)
     assert response.status_code == 200
     assert error in response.content.decode().replace("&#x27;", "'")
@@ -180,9 +187,10 @@ def test_bad_filters_are_explained(alice: User, params: dict[str, str], error: s
 
 def test_rows_have_boxes_to_compare_two_deployments(alice: User) -> None:
     d = factories.make_deployment(
-        service=factories.make_service(), environment=factories.make_environment(),
+        service=factories.make_service(),
+        environment=factories.make_environment(),
         deployed_by=alice,
-    )  # fmt: skip
+    )
     page = login(alice).get("/history/").content.decode()
     assert 'action="/deployments/diff/"' in page
     assert f'name="d" value="{d.pk}"' in page

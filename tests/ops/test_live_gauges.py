@@ -43,9 +43,11 @@ async def gauges() -> dict[str, float]:
 def _first_pod(environment: Environment) -> str:
     try:
         items, _ = kube.list_objects(
-            environment.cluster, "Pod", environment.namespace,
+            environment.cluster,
+            "Pod",
+            environment.namespace,
             label_selector="apollo.io/service=web",
-        )  # fmt: skip
+        )
     finally:
         connection.close()  # this thread's (PostgreSQL drops the test database at the end)
     return str(sorted(i["metadata"]["name"] for i in items)[0])

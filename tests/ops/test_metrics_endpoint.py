@@ -68,8 +68,10 @@ def test_it_serves_prometheus_text_with_the_token(alice: Any, settings: Any) -> 
     assert response["Content-Type"].startswith("text/plain")
     families = _families(response)
     assert set(FAMILIES) <= set(families)
-    samples = {(s.labels["status"], s.labels["environment"]): s.value
-               for s in families["apollo_deployments"].samples}  # fmt: skip
+    samples = {
+        (s.labels["status"], s.labels["environment"]): s.value
+        for s in families["apollo_deployments"].samples
+    }
     assert samples[(Status.PENDING, "staging")] == 1
     assert families["apollo_queue_depth"].samples[0].value == 1
 
@@ -88,8 +90,12 @@ def test_request_latency_is_labelled_by_route_never_by_path(alice: Any, settings
     client.get("/history/")
     client.get("/no-such-page-4242/")
     text = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
-    routes = {s.labels.get("route") for f in text_string_to_metric_families(text)
-              if f.name == "apollo_http_request_duration_seconds" for s in f.samples}  # fmt: skip
+    routes = {
+        s.labels.get("route")
+        for f in text_string_to_metric_families(text)
+        if f.name == "apollo_http_request_duration_seconds"
+        for s in f.samples
+    }
     assert "unmatched" in routes
     assert not any("4242" in str(route) for route in routes)
     assert any(str(route).startswith("history") for route in routes), routes

@@ -83,11 +83,16 @@ def test_a_deploy_through_the_worker_moves_the_counters_and_logs_its_request_id(
 
     response = Client().post(
         "/api/v1/deployments/",
-        json.dumps({"service": "metered", "environment": "staging",
-                    "git_commit_sha": version.git_commit_sha}),
+        json.dumps(
+            {
+                "service": "metered",
+                "environment": "staging",
+                "git_commit_sha": version.git_commit_sha,
+            }
+        ),
         content_type="application/json",
         headers={"Authorization": f"Token {factories.token_for(bob)}", "X-Request-ID": REQUEST_ID},
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.content
     assert response["X-Request-ID"] == REQUEST_ID
     deployment = wait_until_terminal(Deployment.objects.get(pk=response.json()["id"]))

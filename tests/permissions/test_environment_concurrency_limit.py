@@ -31,9 +31,11 @@ def _busy(environment: Environment, user: User) -> Deployment:
 def _post(user: User, sha: str, **extra: str) -> Any:
     body = {"service": "checkout", "environment": "staging", "git_commit_sha": sha, **extra}
     return Client().post(
-        "/api/v1/deployments/", json.dumps(body), content_type="application/json",
+        "/api/v1/deployments/",
+        json.dumps(body),
+        content_type="application/json",
         headers={"Authorization": f"Token {factories.token_for(user)}"},
-    )  # fmt: skip
+    )
 
 
 def test_bob_is_refused_naming_the_limit_and_what_is_in_progress(

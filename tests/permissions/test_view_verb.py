@@ -34,9 +34,13 @@ def production() -> Environment:
 
 @pytest.mark.parametrize("verb", IMPLIES_VIEW)
 def test_every_other_verb_allowed_implies_view_at_the_same_scope_only(
-    mallory: User, verb: Verb, checkout: Service, billing: Service, staging: Environment,
+    mallory: User,
+    verb: Verb,
+    checkout: Service,
+    billing: Service,
+    staging: Environment,
     production: Environment,
-) -> None:  # fmt: skip
+) -> None:
     grant(actor=None, user=mallory, verbs=[verb], service=checkout, environment=staging)
     assert can(mallory, Verb.VIEW, service=checkout, environment=staging)
     assert not can(mallory, Verb.VIEW, service=checkout, environment=production)
@@ -77,8 +81,7 @@ def test_a_group_deny_of_view_beats_a_user_allow_at_the_same_scope(
     developers = Group.objects.create(name="developers")
     mallory.groups.add(developers)
     grant(actor=None, user=mallory, verbs=[Verb.VIEW], environment=staging)
-    grant(actor=None, group=developers, verbs=[Verb.VIEW], effect=Effect.DENY,
-          environment=staging)  # fmt: skip
+    grant(actor=None, group=developers, verbs=[Verb.VIEW], effect=Effect.DENY, environment=staging)
     assert not can(mallory, Verb.VIEW, service=checkout, environment=staging)
     assert not visibility(mallory).pairs
 

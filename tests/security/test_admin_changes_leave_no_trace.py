@@ -101,8 +101,13 @@ def test_a_cluster_token_change_is_recorded_as_changed_never_its_value(
     alice: User, tmp_path: Path
 ) -> None:
     client = login(alice)
-    form = {"name": "prod", "connection": "token", "api_url": "https://k8s.example.com:6443",
-            "token": TOKEN, "verify_tls": "on"}  # fmt: skip
+    form = {
+        "name": "prod",
+        "connection": "token",
+        "api_url": "https://k8s.example.com:6443",
+        "token": TOKEN,
+        "verify_tls": "on",
+    }
     assert client.post("/admin/environments/cluster/add/", form).status_code == 302
     cluster = Cluster.objects.get(name="prod")
     url = f"/admin/environments/cluster/{cluster.pk}/change/"
@@ -114,8 +119,13 @@ def test_a_cluster_token_change_is_recorded_as_changed_never_its_value(
     # A kubeconfig cluster records its path, never the file's contents.
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text(f"users:\n- name: admin\n  user:\n    token: {NEW_TOKEN}x\n")
-    form = {"name": "local", "connection": "kubeconfig", "kubeconfig_path": str(kubeconfig),
-            "kubeconfig_context": "kind", "verify_tls": "on"}  # fmt: skip
+    form = {
+        "name": "local",
+        "connection": "kubeconfig",
+        "kubeconfig_path": str(kubeconfig),
+        "kubeconfig_context": "kind",
+        "verify_tls": "on",
+    }
     assert client.post("/admin/environments/cluster/add/", form).status_code == 302
     stored = [str(e.data) + e.summary for e in AuditEvent.objects.all()]
     page = client.get("/history/", {"kind": "cluster"}).content.decode()

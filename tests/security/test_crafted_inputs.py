@@ -163,13 +163,24 @@ def test_crafted_form_posts_never_answer_500(
     for value in NASTY:
         posts = [
             ("/deploy/", {"services": value, "environments": value, "sha": value}),
-            ("/deploy/", {"services": world["service"].pk, "environments": value, "sha": value,
-                          "message": value, "groups": value, "override_reason": value}),
-            ("/services/checkout/groups/", {"environment": value, "name": value,
-                                             "scaling_factor": value, "variables": value}),
+            (
+                "/deploy/",
+                {
+                    "services": world["service"].pk,
+                    "environments": value,
+                    "sha": value,
+                    "message": value,
+                    "groups": value,
+                    "override_reason": value,
+                },
+            ),
+            (
+                "/services/checkout/groups/",
+                {"environment": value, "name": value, "scaling_factor": value, "variables": value},
+            ),
             (f"/deployments/{world['deployment'].pk}/redeploy/", {"message": value}),
             (f"/deployments/{world['deployment'].pk}/cancel/", {"reason": value}),
-        ]  # fmt: skip
+        ]
         for url, data in posts:
             status = client.post(url, data).status_code
             if status >= 500:
@@ -184,13 +195,16 @@ def test_crafted_form_posts_never_answer_500(
         "kind: Deployment\nmetadata: " + _nested(50_000) + "\n",
         "kind: Deployment\nmetadata:\n" + "".join("  " * i + f"k{i}:\n" for i in range(300)),
         'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
-        + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-                  f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-                  f"*{chr(97 + i)}]\n" for i in range(8))
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
+            f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
+            f"*{chr(97 + i)}]\n"
+            for i in range(8)
+        )
         + "kind: Deployment\n",
         "kind: Deployment\nmetadata: {name: \x00}\n",
     ],
-)  # fmt: skip
+)
 def test_crafted_yaml_templates_are_a_form_error_in_the_service_admin(
     alice: User, template: str
 ) -> None:

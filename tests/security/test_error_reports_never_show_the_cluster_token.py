@@ -42,9 +42,11 @@ def cluster(request: pytest.FixtureRequest, kubesim: KubesimHandle) -> Iterator[
         yield kubesim_cluster(kubesim)
         return
     yield Cluster.objects.create(
-        name="kubesim-kubeconfig", connection=Cluster.Connection.KUBECONFIG,
-        kubeconfig_path=str(kubesim.kubeconfig_path), kubeconfig_context="kubesim",
-    )  # fmt: skip
+        name="kubesim-kubeconfig",
+        connection=Cluster.Connection.KUBECONFIG,
+        kubeconfig_path=str(kubesim.kubeconfig_path),
+        kubeconfig_context="kubesim",
+    )
 
 
 def _dotdot_inside_kubernetes(cluster: Cluster, namespace: str) -> ExcInfo:
@@ -79,9 +81,11 @@ def _message_carrying(cluster: Cluster, namespace: str, api_key: str) -> ExcInfo
 
 def _request(mallory: User, api_key: str) -> Any:
     request = RequestFactory().get(
-        "/environments/staging/logs/", {"pod": ".."}, HTTP_AUTHORIZATION=f"Token {api_key}",
+        "/environments/staging/logs/",
+        {"pod": ".."},
+        HTTP_AUTHORIZATION=f"Token {api_key}",
         HTTP_X_FORWARDED_AUTH=f"Bearer {api_key}",
-    )  # fmt: skip
+    )
     request.user = mallory
     return request
 
@@ -92,9 +96,13 @@ def _secrets(kubesim: KubesimHandle, cluster: Cluster, api_key: str) -> list[str
 
 @pytest.mark.parametrize("raise_", [_dotdot_inside_kubernetes, _message_carrying])
 def test_the_technical_500_page_shows_no_credential(
-    mallory: User, kubesim: KubesimHandle, kubesim_namespace: str, cluster: Cluster,
-    raise_: Any, settings: Any,
-) -> None:  # fmt: skip
+    mallory: User,
+    kubesim: KubesimHandle,
+    kubesim_namespace: str,
+    cluster: Cluster,
+    raise_: Any,
+    settings: Any,
+) -> None:
     settings.DEBUG = True
     api_key = factories.token_for(mallory)
     args = (cluster, kubesim_namespace, api_key)[: raise_.__code__.co_argcount]
@@ -114,9 +122,12 @@ def test_the_technical_500_page_shows_no_credential(
 
 
 def test_the_error_email_and_the_log_lines_show_no_credential(
-    mallory: User, kubesim: KubesimHandle, kubesim_namespace: str, cluster: Cluster,
+    mallory: User,
+    kubesim: KubesimHandle,
+    kubesim_namespace: str,
+    cluster: Cluster,
     settings: Any,
-) -> None:  # fmt: skip
+) -> None:
     settings.ADMINS = [("ops", "ops@example.com")]
     api_key = factories.token_for(mallory)
     _dotdot_inside_kubernetes(cluster, kubesim_namespace)  # the client now holds the token
@@ -132,9 +143,12 @@ def test_the_error_email_and_the_log_lines_show_no_credential(
     try:
         # What Django's handler of an uncaught exception logs for a 500.
         log_response(
-            "Internal Server Error: %s", request.path, response=HttpResponse(status=500),
-            request=request, exception=exc_info[1],
-        )  # fmt: skip
+            "Internal Server Error: %s",
+            request.path,
+            response=HttpResponse(status=500),
+            request=request,
+            exception=exc_info[1],
+        )
     finally:
         logger.removeHandler(printed)
         logger.removeHandler(emailed)

@@ -51,9 +51,13 @@ ALLOWED = [
 
 
 async def _first_answer(
-    path: str, user: User, host: str, origin: str | None, scheme: str,
+    path: str,
+    user: User,
+    host: str,
+    origin: str | None,
+    scheme: str,
     extra: tuple[tuple[bytes, bytes], ...] = (),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     headers = [(b"host", host.encode()), await sync_to_async(session_cookie)(user), *extra]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
@@ -91,8 +95,11 @@ async def test_a_csrf_trusted_origin_reaches_the_route(alice: User, settings: An
     for origin in ("https://apollo.example.com", "https://ops.example.org"):
         message = await _first_answer(ROUTES[0], alice, "apollo.internal", origin, "ws")
         assert message.get("code") == 4404, origin
-    for origin in ("http://apollo.example.com", "https://apollo.example.com:8443",
-                   "https://example.org.evil.example"):  # fmt: skip
+    for origin in (
+        "http://apollo.example.com",
+        "https://apollo.example.com:8443",
+        "https://example.org.evil.example",
+    ):
         message = await _first_answer(ROUTES[0], alice, "apollo.internal", origin, "ws")
         assert message == {"type": "websocket.close"}, origin
 

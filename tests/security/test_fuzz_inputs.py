@@ -117,9 +117,11 @@ def world(alice: User, bob: User, jenkins: User, settings: Any) -> dict[str, Any
     )
 )
 def test_the_versions_api_survives_generated_bodies(world: dict[str, Any], body: str) -> None:
-    _check(lambda: world["jenkins"].post(
-        "/api/v1/deployable-versions/", body, content_type="application/json"
-    ))  # fmt: skip
+    _check(
+        lambda: world["jenkins"].post(
+            "/api/v1/deployable-versions/", body, content_type="application/json"
+        )
+    )
 
 
 @FUZZ
@@ -250,8 +252,12 @@ def test_the_group_forms_survive_generated_posts(
     group = world["group"]
     env = str(world["staging"].pk) if environment == "staging" else environment
     base = "/services/checkout/groups/"
-    created = {"environment": env, "name": name, "scaling_factor": scaling_factor,
-               "variables": variables}  # fmt: skip
+    created = {
+        "environment": env,
+        "name": name,
+        "scaling_factor": scaling_factor,
+        "variables": variables,
+    }
     changed = {"variables": variables, "scaling_locked": locked, "scaling_lock_reason": name}
     _check(lambda: client.post(base, created))
     _check(lambda: client.post(f"{base}{group.pk}/", changed))

@@ -32,22 +32,31 @@ ACTIONS = [Verb.VIEW, Verb.VIEW_LOGS, Verb.EXEC, Verb.RESTART]
 def _make_fake_pod(kubesim: KubesimHandle, namespace: str, service: Service) -> None:
     api = kubesim.api_client()
     try:
-        client.CoreV1Api(api).create_namespaced_pod(namespace, {
-            "metadata": {"name": FAKE, "labels": {
-                "apollo.io/service": "checkout", "app.kubernetes.io/managed-by": "apollo",
-                "apollo.io/commit-sha": "0" * 40,
-            }},
-            "spec": {"containers": [{"name": "app", "image": f"{service.image_repository}:x"}]},
-        })  # fmt: skip
+        client.CoreV1Api(api).create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {
+                    "name": FAKE,
+                    "labels": {
+                        "apollo.io/service": "checkout",
+                        "app.kubernetes.io/managed-by": "apollo",
+                        "apollo.io/commit-sha": "0" * 40,
+                    },
+                },
+                "spec": {"containers": [{"name": "app", "image": f"{service.image_repository}:x"}]},
+            },
+        )
     finally:
         api.close()
 
 
 def _real_pod(environment: Environment) -> str:
     items, _ = kube.list_objects(
-        environment.cluster, "Pod", environment.namespace,
+        environment.cluster,
+        "Pod",
+        environment.namespace,
         label_selector="apollo.io/service=checkout",
-    )  # fmt: skip
+    )
     names = [i["metadata"]["name"] for i in items if i["metadata"]["name"] != FAKE]
     return str(names[0])
 
@@ -72,8 +81,14 @@ def erin(checkout: Service, staging: Environment) -> User:
     """May act on everything in staging except checkout (a DENY on the pair)."""
     user = factories.make_user("erin")
     grant(actor=None, user=user, verbs=ACTIONS, environment=staging)
-    grant(actor=None, user=user, verbs=ACTIONS[1:], effect=Effect.DENY, service=checkout,
-          environment=staging)  # fmt: skip
+    grant(
+        actor=None,
+        user=user,
+        verbs=ACTIONS[1:],
+        effect=Effect.DENY,
+        service=checkout,
+        environment=staging,
+    )
     return user
 
 
@@ -96,8 +111,10 @@ def test_checkouts_holders_get_no_rights_on_the_hand_made_pod(
     assert kube.read_pod(staging.cluster, staging.namespace, FAKE) is not None
     # The real pod of checkout: dave's grant applies (no Jolokia port declared: 404).
     assert _pages(login(dave), staging, _real_pod(staging)) == {
-        "logs": 200, "shell": 200, "jolokia": 404
-    }  # fmt: skip
+        "logs": 200,
+        "shell": 200,
+        "jolokia": 404,
+    }
 
 
 def test_those_refused_on_checkout_are_not_refused_on_the_hand_made_pod(
@@ -111,9 +128,7 @@ async def test_the_shell_and_log_sockets_refuse_checkouts_holders_on_it(
     dave: User, staging: Environment
 ) -> None:
     env = staging.name
-    assert await connect_code(f"/ws/environments/{env}/pods/{FAKE}/shell/", dave) == (
-        False, 4403
-    )  # fmt: skip
+    assert await connect_code(f"/ws/environments/{env}/pods/{FAKE}/shell/", dave) == (False, 4403)
     assert await connect_code(f"/ws/environments/{env}/logs/?pod={FAKE}", dave) == (False, 4403)
 
 

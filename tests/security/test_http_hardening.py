@@ -72,8 +72,13 @@ def _settings_value(env: dict[str, str], expression: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     result = subprocess.run(
         [sys.executable, "-c", f"import apollo_site.settings as s; print({expression})"],
-        env={**clean, **env}, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout.strip()
 
 
@@ -105,19 +110,34 @@ def production_server(tmp_path: Path) -> Iterator[str]:
     """Apollo as in production: DEBUG off, static files collected, daphne, a TLS proxy."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
-        DEBUG="false", SECRET_KEY="x" * 50, APOLLO_VAR_DIR=str(tmp_path / "var"),
-        ALLOWED_HOSTS="127.0.0.1", APOLLO_TRUST_X_FORWARDED_PROTO="true",
-    )  # fmt: skip
+        DEBUG="false",
+        SECRET_KEY="x" * 50,
+        APOLLO_VAR_DIR=str(tmp_path / "var"),
+        ALLOWED_HOSTS="127.0.0.1",
+        APOLLO_TRUST_X_FORWARDED_PROTO="true",
+    )
     manage = [sys.executable, "manage.py"]
     for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
-        subprocess.run([*manage, *command], env=env, cwd=ROOT, check=True,
-                       capture_output=True, timeout=180)  # fmt: skip
+        subprocess.run(
+            [*manage, *command], env=env, cwd=ROOT, check=True, capture_output=True, timeout=180
+        )
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "apollo_site.asgi:application"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "apollo_site.asgi:application",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:

@@ -32,8 +32,11 @@ def test_the_target_key_never_reaches_the_agent(bob: User, staging: Environment)
     assert single.status_code == 200
     assert single.json()["status"] == 200
     assert "target" not in single.json()["request"]
-    bulk = [{"type": "version", "target": TARGET}, {**READ, "Target": TARGET},
-            {"type": "search", "mbean": "java.lang:*", "TARGET": TARGET}]  # fmt: skip
+    bulk = [
+        {"type": "version", "target": TARGET},
+        {**READ, "Target": TARGET},
+        {"type": "search", "mbean": "java.lang:*", "TARGET": TARGET},
+    ]
     answers = _post(client, staging, pod, bulk).json()
     assert [a["status"] for a in answers] == [200, 200, 200]
     for answer in answers:
@@ -63,11 +66,19 @@ def test_reading_types_need_view_logs_and_changing_ones_restart_as_well(
     bob: User, carol: User, staging: Environment
 ) -> None:
     pod = _java_pod(bob, staging)
-    reads = [READ, {"type": "list"}, {"type": "search", "mbean": "java.lang:*"},
-             {"type": "VERSION"}]  # fmt: skip
+    reads = [
+        READ,
+        {"type": "list"},
+        {"type": "search", "mbean": "java.lang:*"},
+        {"type": "VERSION"},
+    ]
     assert _post(login(carol), staging, pod, reads).status_code == 200
-    write = {"type": "write", "mbean": "java.lang:type=Memory", "attribute": "Verbose",
-             "value": True}  # fmt: skip
+    write = {
+        "type": "write",
+        "mbean": "java.lang:type=Memory",
+        "attribute": "Verbose",
+        "value": True,
+    }
     execute = {"type": "exec", "mbean": "java.lang:type=Memory", "operation": "gc"}
     for body in (write, execute, [READ, execute]):
         assert _post(login(carol), staging, pod, body).status_code == 403

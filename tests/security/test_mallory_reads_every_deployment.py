@@ -31,11 +31,16 @@ def hidden(alice: User) -> Deployment:
     service = factories.make_service(SERVICE)
     group = Group.objects.create(service=service, environment=environment, name="eu")
     return factories.make_deployment(
-        service=service, environment=environment, deployed_by=alice, group=group,
-        group_key="eu", message=SECRET_MESSAGE, batch=uuid.uuid4(),
+        service=service,
+        environment=environment,
+        deployed_by=alice,
+        group=group,
+        group_key="eu",
+        message=SECRET_MESSAGE,
+        batch=uuid.uuid4(),
         rendered_manifests="kind: Deployment\nmetadata: {name: checkout-hidden}\n",
         environment_snapshot={"services": {SERVICE: {"sha": "a" * 40}}},
-    )  # fmt: skip
+    )
 
 
 def _assert_nothing_of(page: str) -> None:

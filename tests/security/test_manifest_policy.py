@@ -133,9 +133,11 @@ ATTACKS = [
 
 def _service(template: str, **extra: Any) -> Service:
     return factories.make_service(
-        "checkout", image_repository="registry.example.com/checkout",
-        deployment_template=POD + template, **extra,
-    )  # fmt: skip
+        "checkout",
+        image_repository="registry.example.com/checkout",
+        deployment_template=POD + template,
+        **extra,
+    )
 
 
 def _request(user: User, service: Service) -> Any:
@@ -194,10 +196,12 @@ def test_the_service_allow_lists_and_the_environment_setting_let_them_through(bo
     )
     own_secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: checkout-config}\n"
     service = _service(
-        template, extra_templates=own_secret,
+        template,
+        extra_templates=own_secret,
         allowed_sidecar_images=["registry.example.com/tools/proxy:1.4"],
-        allowed_service_accounts=["checkout"], allowed_secrets=["checkout-db", "registry"],
-    )  # fmt: skip
+        allowed_service_accounts=["checkout"],
+        allowed_secrets=["checkout-db", "registry"],
+    )
     response = _request(bob, service)
     assert response.status_code == 201, response.content
 
@@ -209,10 +213,13 @@ OTHER_KINDS: list[dict[str, Any]] = [
     {"kind": "DaemonSet", "metadata": {"name": "d"}, "spec": {"template": {"spec": POD_SPEC}}},
     {"kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"spec": POD_SPEC}}},
     {"kind": "ReplicaSet", "metadata": {"name": "r"}, "spec": {"template": {"spec": POD_SPEC}}},
-    {"kind": "CronJob", "metadata": {"name": "c"},
-     "spec": {"jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}}},
+    {
+        "kind": "CronJob",
+        "metadata": {"name": "c"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": POD_SPEC}}}},
+    },
     {"kind": "PodTemplate", "metadata": {"name": "t"}, "template": {"spec": POD_SPEC}},
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("doc", OTHER_KINDS, ids=[d["kind"] for d in OTHER_KINDS])

@@ -18,19 +18,28 @@ ADD = "/admin/deployments/service/add/"
 
 def _data(**changes: str) -> dict[str, Any]:
     return {
-        "name": "checkout", "image_repository": "registry.example.com/checkout",
-        "git_repository_url": "", "deployment_template": factories.DEPLOYMENT_TEMPLATE,
-        "service_template": "", "ingress_template": "", "extra_templates": "",
-        "default_variables": "{}", **changes,
-    }  # fmt: skip
+        "name": "checkout",
+        "image_repository": "registry.example.com/checkout",
+        "git_repository_url": "",
+        "deployment_template": factories.DEPLOYMENT_TEMPLATE,
+        "service_template": "",
+        "ingress_template": "",
+        "extra_templates": "",
+        "default_variables": "{}",
+        **changes,
+    }
 
 
 def test_alice_sets_the_allow_lists_of_a_service(alice: User) -> None:
-    response = login(alice).post(ADD, _data(
-        allowed_sidecar_images='["registry.example.com/tools/proxy:1.4", '
-        '"registry.example.com:5000/agent@sha256:' + "a" * 64 + '"]',
-        allowed_service_accounts='["checkout"]', allowed_secrets='["checkout-db"]',
-    ))  # fmt: skip
+    response = login(alice).post(
+        ADD,
+        _data(
+            allowed_sidecar_images='["registry.example.com/tools/proxy:1.4", '
+            '"registry.example.com:5000/agent@sha256:' + "a" * 64 + '"]',
+            allowed_service_accounts='["checkout"]',
+            allowed_secrets='["checkout-db"]',
+        ),
+    )
     assert response.status_code == 302
     service = Service.objects.get()
     assert service.allowed_sidecar_images[0] == "registry.example.com/tools/proxy:1.4"

@@ -30,10 +30,15 @@ def _template(value: str) -> str:
 
 def _form(template: str) -> dict[str, Any]:
     return {
-        "name": "checkout", "image_repository": "registry.example.com/checkout",
-        "git_repository_url": "", "deployment_template": template, "service_template": "",
-        "ingress_template": "", "extra_templates": "", "default_variables": "{}",
-    }  # fmt: skip
+        "name": "checkout",
+        "image_repository": "registry.example.com/checkout",
+        "git_repository_url": "",
+        "deployment_template": template,
+        "service_template": "",
+        "ingress_template": "",
+        "extra_templates": "",
+        "default_variables": "{}",
+    }
 
 
 @pytest.fixture
@@ -62,9 +67,11 @@ def test_a_partial_stored_before_never_reads_the_file(bob: User, secret_file: Pa
     version = factories.make_version(service, SHA)
     with pytest.raises(RenderError, match="partials"):
         render_for(
-            service=service, environment=factories.make_environment(), version=version,
+            service=service,
+            environment=factories.make_environment(),
+            version=version,
             group=None,
-        )  # fmt: skip
+        )
     response = Client().post(
         "/api/v1/deployments/",
         json.dumps({"service": "checkout", "environment": "staging", "git_commit_sha": SHA}),
@@ -104,6 +111,8 @@ def test_an_attribute_path_outside_a_section_is_an_undefined_variable() -> None:
     version = factories.make_version(service, SHA)
     with pytest.raises(RenderError, match=r"undefined variables: image\.__class__\.__name__"):
         render_for(
-            service=service, environment=factories.make_environment(), version=version,
+            service=service,
+            environment=factories.make_environment(),
+            version=version,
             group=None,
-        )  # fmt: skip
+        )

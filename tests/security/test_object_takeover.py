@@ -63,9 +63,11 @@ def test_an_object_apollo_did_not_create_is_left_alone(
 ) -> None:
     _core(kubesim).create_namespaced_config_map(
         staging.namespace,
-        {"metadata": {"name": "shared-config", "labels": {"team": "platform"}},
-         "data": {"mode": "production"}},
-    )  # fmt: skip
+        {
+            "metadata": {"name": "shared-config", "labels": {"team": "platform"}},
+            "data": {"mode": "production"},
+        },
+    )
     service = factories.make_service(
         "greedy",
         extra_templates="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared-config}\n"
@@ -86,9 +88,12 @@ def test_a_service_named_like_a_group_suffix_cannot_take_over_that_groups_deploy
     ingest = factories.make_service("ingest", deployed_per_group=True)
     group = Group.objects.create(service=ingest, environment=staging, name="eu")
     outcome = request_deployment(
-        user=alice, service=ingest, environment=staging,
-        version=factories.make_version(ingest), group=group,
-    )  # fmt: skip
+        user=alice,
+        service=ingest,
+        environment=staging,
+        version=factories.make_version(ingest),
+        group=group,
+    )
     assert outcome.deployment is not None, outcome.reason
     assert wait_until_terminal(outcome.deployment).status == Status.DONE
     # Its Deployment is "ingest-eu": the name of a service "ingest-eu" without a group.
@@ -125,15 +130,17 @@ def test_an_ingress_cannot_claim_the_host_another_service_serves(
     alice: User, staging: Environment, kubesim: KubesimHandle
 ) -> None:
     payments = factories.make_service(
-        "payments", ingress_template=_ingress_template("{{service}}"),
+        "payments",
+        ingress_template=_ingress_template("{{service}}"),
         default_variables={"host": "pay.example.com"},
-    )  # fmt: skip
+    )
     assert _deploy(alice, payments, staging)[0] == Status.DONE
     # A manage holder points another service's host variable at it.
     evil = factories.make_service(
-        "evil", ingress_template=_ingress_template("{{service}}"),
+        "evil",
+        ingress_template=_ingress_template("{{service}}"),
         default_variables={"host": "pay.example.com"},
-    )  # fmt: skip
+    )
     status, reason = _deploy(alice, evil, staging)
     assert status == Status.FAILED
     assert "host pay.example.com is already served by Ingress/payments" in reason

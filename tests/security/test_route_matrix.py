@@ -138,10 +138,17 @@ for name, path in [("environment-jolokia-root", ""), ("environment-jolokia", "ve
         },
     )
 R["deploy"] = (
-    Probe("/deploy/", {"environments": "{env_id}", "services": "{form_svc_id}", "sha": "{form_sha}",
-                       "message": "matrix"}),
+    Probe(
+        "/deploy/",
+        {
+            "environments": "{env_id}",
+            "services": "{form_svc_id}",
+            "sha": "{form_sha}",
+            "message": "matrix",
+        },
+    ),
     {"GET": VIEW_LIST, "POST": each(LOGIN, "400", "400", "302 /deploy/results/*/ - w", "400")},
-)  # fmt: skip
+)
 R["deploy-versions"] = (Probe("/deploy/versions/", {"services": "{svc_id}"}), {"GET": VIEW_LIST})
 R["deploy-results"] = (
     Probe("/deploy/results/nosuchtoken/"),
@@ -224,20 +231,27 @@ R["healthz"] = (Probe("/healthz"), {"GET": ALL_200, "HEAD": ALL_200, **ALL_METHO
 R["readyz"] = (Probe("/readyz"), {"GET": ALL_200, "HEAD": ALL_200, **ALL_METHODS_405})
 R["metrics"] = (Probe("/metrics"), {"GET": ALL_404, "HEAD": ALL_404, **ALL_METHODS_405})
 R["api:deployable-versions"] = (
-    Probe("/api/v1/deployable-versions/", {"service": "web", "git_commit_sha": SHA_NEW},
-          as_json=True),
+    Probe(
+        "/api/v1/deployable-versions/", {"service": "web", "git_commit_sha": SHA_NEW}, as_json=True
+    ),
     {"POST": each("401", "403", "403", "403", "403", "201 w"), **ci_refusals()},
-)  # fmt: skip
+)
 R["api:ci-status"] = (
-    Probe("/api/v1/deployable-versions/web/{sha}/ci-status/",
-          {"context": "jenkins/unit", "state": "success"}, as_json=True),
+    Probe(
+        "/api/v1/deployable-versions/web/{sha}/ci-status/",
+        {"context": "jenkins/unit", "state": "success"},
+        as_json=True,
+    ),
     {"POST": each("401", "403", "403", "403", "403", "201 w"), **ci_refusals()},
-)  # fmt: skip
+)
 R["api:deployments"] = (
-    Probe("/api/v1/deployments/", {"service": "api", "environment": "{env}",
-                                   "git_commit_sha": "{api_sha}"}, as_json=True),
+    Probe(
+        "/api/v1/deployments/",
+        {"service": "api", "environment": "{env}", "git_commit_sha": "{api_sha}"},
+        as_json=True,
+    ),
     {**api_read(*API_LIST.values()), "POST": each("401", "403", "403", "201 w", "403", "403")},
-)  # fmt: skip
+)
 R["api:groups"] = (Probe("/api/v1/groups/"), api_read(*API_LIST.values()))
 R["api:deployment"] = (
     Probe("/api/v1/deployments/{dep}/"),
@@ -252,10 +266,13 @@ R["api:schema"] = (Probe("/api/v1/schema/"), api_read(*API_LIST.values()))
 R["logout"] = (
     Probe("/logout/"),
     {
-        "GET": ALL_405, "PUT": ALL_405, "DELETE": ALL_405, "HEAD": ALL_405,
+        "GET": ALL_405,
+        "PUT": ALL_405,
+        "DELETE": ALL_405,
+        "HEAD": ALL_405,
         "POST": each(LOGIN, LOGIN + " w", LOGIN + " w", LOGIN + " w", LOGIN + " w", LOGIN),
     },
-)  # fmt: skip
+)
 
 WS_VIEW = each("ws 4401", "ws 4404", "ws accept", "ws accept", "ws accept")
 # Socket pattern -> (path, expectations). A socket carries no API token: jenkins is anonymous.
@@ -352,14 +369,20 @@ def world(
     cluster = kubesim_cluster(kubesim)
     envs = {
         "staging": factories.make_environment(
-            "staging", cluster=cluster, namespace=kubesim_namespace, availability="staging",
+            "staging",
+            cluster=cluster,
+            namespace=kubesim_namespace,
+            availability="staging",
             rollout_timeout_seconds=30,
         ),
         "production": factories.make_environment(
-            "production", cluster=cluster, namespace=production_ns, availability="production",
+            "production",
+            cluster=cluster,
+            namespace=production_ns,
+            availability="production",
             rollout_timeout_seconds=30,
         ),
-    }  # fmt: skip
+    }
     values: dict[str, dict[str, str]] = {}
 
     def deploy_everywhere() -> None:
@@ -384,38 +407,57 @@ def world(
         )
         # Separate targets: one deployment per target may be in progress at a time.
         api_pending = factories.make_deployment(
-            service=factories.make_service(f"cron-{target}"), environment=env,
-            deployed_by=alice, status="PENDING",
-        )  # fmt: skip
+            service=factories.make_service(f"cron-{target}"),
+            environment=env,
+            deployed_by=alice,
+            status="PENDING",
+        )
         batch_pending = factories.make_deployment(
-            service=factories.make_service(f"queue-{target}"), environment=env,
-            deployed_by=alice, status="PENDING", batch=batch,
-        )  # fmt: skip
+            service=factories.make_service(f"queue-{target}"),
+            environment=env,
+            deployed_by=alice,
+            status="PENDING",
+            batch=batch,
+        )
         api_version = factories.make_version(api_service)
         form_version = factories.make_version(form_service)
         # A batch revert needs a version that ran before: two finished rows of their own.
         legacy = factories.make_service(f"legacy-{target}")
         first = factories.make_deployment(service=legacy, environment=env, deployed_by=alice)
         revert_dep = factories.make_deployment(
-            service=legacy, environment=env, deployed_by=alice, batch=batch,
+            service=legacy,
+            environment=env,
+            deployed_by=alice,
+            batch=batch,
             source_version=first.version,
-        )  # fmt: skip
+        )
         group = Group.objects.create(service=service, environment=env, name="blue")
         pods = core.list_namespaced_pod(env.namespace, label_selector="app=web").items
         assert pods, f"no pod of web in {target}"
         values[target] = {
-            "env": env.name, "env_id": str(env.pk), "svc_id": str(service.pk),
-            "sha": version.git_commit_sha, "dep": str(done.pk), "pending": str(pending.pk),
-            "batch": str(batch), "gid": str(group.pk), "pod": pods[0].metadata.name,
-            "api_pending": str(api_pending.pk), "batch_pending": str(batch_pending.pk),
-            "api_sha": api_version.git_commit_sha, "revert_dep": str(revert_dep.pk),
-            "form_svc_id": str(form_service.pk), "form_sha": form_version.git_commit_sha,
-        }  # fmt: skip
+            "env": env.name,
+            "env_id": str(env.pk),
+            "svc_id": str(service.pk),
+            "sha": version.git_commit_sha,
+            "dep": str(done.pk),
+            "pending": str(pending.pk),
+            "batch": str(batch),
+            "gid": str(group.pk),
+            "pod": pods[0].metadata.name,
+            "api_pending": str(api_pending.pk),
+            "batch_pending": str(batch_pending.pk),
+            "api_sha": api_version.git_commit_sha,
+            "revert_dep": str(revert_dep.pk),
+            "form_svc_id": str(form_service.pk),
+            "form_sha": form_version.git_commit_sha,
+        }
     try:
         yield World(
-            values=values, kubesim=kubesim, namespaces=[kubesim_namespace, production_ns],
+            values=values,
+            kubesim=kubesim,
+            namespaces=[kubesim_namespace, production_ns],
             jenkins_key=jenkins.api_key,  # type: ignore[attr-defined]
-        )  # fmt: skip
+        )
     finally:
         core.delete_namespace(production_ns)
         core.api_client.close()
@@ -424,11 +466,14 @@ def world(
 def _db_fingerprint() -> tuple[Any, ...]:
     return (
         list(Deployment.objects.order_by("pk").values_list("pk", "status", "batch")),
-        DeployableVersion.objects.count(), CIStatus.objects.count(),
+        DeployableVersion.objects.count(),
+        CIStatus.objects.count(),
         list(Group.objects.order_by("pk").values_list("pk", "name", "scaling_factor")),
-        AuditEvent.objects.count(), Service.objects.count(), Environment.objects.count(),
+        AuditEvent.objects.count(),
+        Service.objects.count(),
+        Environment.objects.count(),
         User.objects.count(),
-    )  # fmt: skip
+    )
 
 
 def _cluster_fingerprint(world: World) -> int:
@@ -519,8 +564,9 @@ def test_the_route_matrix(
         api = name.startswith("api:")
         for method in METHODS:
             expected = _fill(_expected(persona, method, decisions, api), values)
-            asks.append((name, method, functools.partial(_ask, client, method, probe, values),
-                         expected))  # fmt: skip
+            asks.append(
+                (name, method, functools.partial(_ask, client, method, probe, values), expected)
+            )
     socket_user = users.get(persona.split("@")[0])
     for pattern, (path, socket_decisions) in SOCKETS.items():
         call: Callable[[], str] = functools.partial(

@@ -16,5 +16,7 @@ async def test_an_unknown_websocket_path_is_closed_with_4404(mallory: User, path
     for user in (None, mallory):
         message = await close_of(path, user)
         assert message == {
-            "type": "websocket.close", "code": 4404, "reason": "no websocket at this path"
-        }  # fmt: skip
+            "type": "websocket.close",
+            "code": 4404,
+            "reason": "no websocket at this path",
+        }

@@ -82,9 +82,11 @@ VALUES = [
 def _setup(queue: str) -> tuple[Service, Environment, Group]:
     environment = factories.make_environment("staging", availability="staging")
     service = factories.make_service(
-        "ingest", deployment_template=TEMPLATE, default_variables={"note": "n"},
+        "ingest",
+        deployment_template=TEMPLATE,
+        default_variables={"note": "n"},
         deployed_per_group=True,
-    )  # fmt: skip
+    )
     group = Group.objects.create(
         service=service, environment=environment, name="eu", variables={"queue": queue}
     )
@@ -131,18 +133,21 @@ def test_the_attack_through_a_group_variable_deploys_only_what_the_template_says
     factories.make_version(service, SHA)
     response = Client().post(
         "/api/v1/deployments/",
-        json.dumps({"service": "ingest", "environment": "staging", "git_commit_sha": SHA,
-                    "group": "eu"}),
+        json.dumps(
+            {"service": "ingest", "environment": "staging", "git_commit_sha": SHA, "group": "eu"}
+        ),
         content_type="application/json",
         headers={"Authorization": f"Token {factories.token_for(bob)}"},
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.content
     deployment = Deployment.objects.get()
     [stored] = list(yaml.safe_load_all(deployment.rendered_manifests))
     [doc] = render_for(
-        service=service, environment=deployment.environment, version=deployment.version,
+        service=service,
+        environment=deployment.environment,
+        version=deployment.version,
         group=deployment.group,
-    )  # fmt: skip
+    )
     assert stored == doc
     pod = doc["spec"]["template"]["spec"]
     [container] = pod["containers"]

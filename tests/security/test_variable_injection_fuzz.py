@@ -14,10 +14,17 @@ from deployments import rendering
 from tests.security.test_variable_injection import HARMLESS, TEMPLATE, _replace
 
 TARGET = rendering.Target(
-    service="ingest", image_repository="registry.example.com/ingest", sha="0" * 40,
-    environment="staging", namespace="staging", availability="staging", region="",
-    node_port_coefficient=0, group="eu", replicas=2,
-)  # fmt: skip
+    service="ingest",
+    image_repository="registry.example.com/ingest",
+    sha="0" * 40,
+    environment="staging",
+    namespace="staging",
+    availability="staging",
+    region="",
+    node_port_coefficient=0,
+    group="eu",
+    replicas=2,
+)
 YAML_MEANINGFUL = st.sampled_from([*"\"'{}[]&*!|>#%@`,:-?\n\t ", "---", "...", "\\", "0", "true"])
 VALUES = st.lists(st.one_of(st.text(max_size=8), YAML_MEANINGFUL), max_size=12).map("".join)
 
@@ -35,9 +42,12 @@ READS_AS_NUMBER_OR_BOOLEAN = re.compile(r"-?(0|[1-9][0-9]*)|true|false")
 
 
 @settings(
-    max_examples=400, deadline=None, derandomize=True, database=None,
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
-)  # fmt: skip
+)
 @given(VALUES)
 @example('x"}\n- {name: evil, image: "evil:1"}\n---\nkind: Ingress')
 @example("&a [*a, *a]")

@@ -56,11 +56,15 @@ CASES = [
 
 def _form(extra: str) -> dict[str, Any]:
     return {
-        "name": "checkout", "image_repository": "registry.example.com/checkout",
-        "git_repository_url": "", "deployment_template": factories.DEPLOYMENT_TEMPLATE,
-        "service_template": "", "ingress_template": "", "extra_templates": extra,
+        "name": "checkout",
+        "image_repository": "registry.example.com/checkout",
+        "git_repository_url": "",
+        "deployment_template": factories.DEPLOYMENT_TEMPLATE,
+        "service_template": "",
+        "ingress_template": "",
+        "extra_templates": extra,
         "default_variables": "{}",
-    }  # fmt: skip
+    }
 
 
 def test_the_bomb_is_the_551_bytes_of_the_report() -> None:

@@ -67,9 +67,17 @@ class Command(BaseCommand):
             python = sys.executable
             processes["worker"] = subprocess.Popen([python, "manage.py", "rundeployments"])
             processes["web"] = subprocess.Popen(
-                [python, "-m", "daphne", "-b", "127.0.0.1", "-p", port,
-                 "apollo_site.asgi:application"]
-            )  # fmt: skip
+                [
+                    python,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    port,
+                    "apollo_site.asgi:application",
+                ]
+            )
             self.stdout.write(
                 f"Apollo is serving on http://127.0.0.1:{port}/ — {kind} on "
                 f"https://127.0.0.1:{kube_port} (kubeconfig {kubeconfig}). Ctrl-C stops everything."
@@ -83,9 +91,22 @@ class Command(BaseCommand):
     def _start_kubesim(self, port: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
         kubeconfig.unlink(missing_ok=True)
         process = subprocess.Popen(
-            [sys.executable, "-m", "kubesim", "--port", port, "--kubeconfig", str(kubeconfig),
-             "--namespace", "staging", "--namespace", "production", "--startup-delay", "2"]
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "kubesim",
+                "--port",
+                port,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--namespace",
+                "staging",
+                "--namespace",
+                "production",
+                "--startup-delay",
+                "2",
+            ]
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -107,10 +128,23 @@ class Command(BaseCommand):
             )
         kubeconfig.unlink(missing_ok=True)
         processes["kubernetes"] = process = subprocess.Popen(
-            [str(binary), "up", "--dir", str(settings.VAR_DIR / "kubernetes"),
-             "--kubeconfig", str(kubeconfig), "--port", port, "--etcd-port", "0",
-             "--namespace", "staging", "--namespace", "production"]
-        )  # fmt: skip
+            [
+                str(binary),
+                "up",
+                "--dir",
+                str(settings.VAR_DIR / "kubernetes"),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--port",
+                port,
+                "--etcd-port",
+                "0",
+                "--namespace",
+                "staging",
+                "--namespace",
+                "production",
+            ]
+        )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if process.poll() is not None:

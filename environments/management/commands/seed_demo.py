@@ -41,9 +41,11 @@ class Command(BaseCommand):
             "--personas-only", action="store_true", help="only the personas, no cluster data"
         )
         parser.add_argument(
-            "--cluster", choices=sorted(DEMO_CLUSTERS), default="kubesim",
+            "--cluster",
+            choices=sorted(DEMO_CLUSTERS),
+            default="kubesim",
             help="the demo cluster: kubesim or the real control plane (make cluster)",
-        )  # fmt: skip
+        )
         parser.add_argument("--kubeconfig", help="the cluster's kubeconfig (APOLLO_KUBECONFIG)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -102,32 +104,51 @@ class Command(BaseCommand):
         )
         staging, _ = Environment.objects.update_or_create(
             name="staging",
-            defaults={"cluster": cluster, "namespace": "staging", "availability": "staging",
-                      "region": "eu-west", "rollout_timeout_seconds": 120},
-        )  # fmt: skip
+            defaults={
+                "cluster": cluster,
+                "namespace": "staging",
+                "availability": "staging",
+                "region": "eu-west",
+                "rollout_timeout_seconds": 120,
+            },
+        )
         Environment.objects.update_or_create(
             name="production",
-            defaults={"cluster": cluster, "namespace": "production",
-                      "availability": "production", "region": "eu-west",
-                      "node_port_coefficient": 100, "require_deployment_message": True,
-                      "rollout_timeout_seconds": 300},
-        )  # fmt: skip
+            defaults={
+                "cluster": cluster,
+                "namespace": "production",
+                "availability": "production",
+                "region": "eu-west",
+                "node_port_coefficient": 100,
+                "require_deployment_message": True,
+                "rollout_timeout_seconds": 300,
+            },
+        )
         demo.seed_services()
         if not Grant.objects.filter(note="demo: bob in staging").exists():
             grant(
-                actor=users["alice"], user=users["bob"], verbs=BOB_VERBS,
-                availability=staging.availability, note="demo: bob in staging",
-            )  # fmt: skip
+                actor=users["alice"],
+                user=users["bob"],
+                verbs=BOB_VERBS,
+                availability=staging.availability,
+                note="demo: bob in staging",
+            )
         # SECURITY: view is granted explicitly; mallory, with no grant, sees nothing at all.
         if not Grant.objects.filter(note="demo: bob views production").exists():
             grant(
-                actor=users["alice"], user=users["bob"], verbs=[Verb.VIEW],
-                availability="production", note="demo: bob views production",
-            )  # fmt: skip
+                actor=users["alice"],
+                user=users["bob"],
+                verbs=[Verb.VIEW],
+                availability="production",
+                note="demo: bob views production",
+            )
         for availability in ("staging", "production"):
             note = f"demo: carol reads {availability}"
             if not Grant.objects.filter(note=note).exists():
                 grant(
-                    actor=users["alice"], user=users["carol"], verbs=[Verb.VIEW, Verb.VIEW_LOGS],
-                    availability=availability, note=note,
-                )  # fmt: skip
+                    actor=users["alice"],
+                    user=users["carol"],
+                    verbs=[Verb.VIEW, Verb.VIEW_LOGS],
+                    availability=availability,
+                    note=note,
+                )
