@@ -24,14 +24,19 @@ from ops.metrics import KUBE_ERRORS, count_kube_call
 Obj = dict[str, Any]
 
 
-def read_deployment(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+def _read(cluster: Cluster, api: str, method: str, namespace: str, name: str) -> Obj | None:
+    """One object as plain data, or None when the cluster has no such object."""
     try:
-        obj = _call(_apis(cluster)["apps"].read_namespaced_deployment, name, namespace)
+        obj = _call(getattr(_apis(cluster)[api], method), name, namespace)
     except KubeError as exc:
         if exc.status == 404:
             return None
         raise
     return _plain(api_client(cluster), obj)
+
+
+def read_deployment(cluster: Cluster, namespace: str, name: str) -> Obj | None:
+    return _read(cluster, "apps", "read_namespaced_deployment", namespace, name)
 
 
 def list_objects(
@@ -68,24 +73,12 @@ class WatchEvent:
 
 def read_pod(cluster: Cluster, namespace: str, name: str) -> Obj | None:
     check_object_name(name, what="pod")  # SECURITY: defence in depth (environments.names)
-    try:
-        obj = _call(_apis(cluster)["core"].read_namespaced_pod, name, namespace)
-    except KubeError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return _plain(api_client(cluster), obj)
+    return _read(cluster, "core", "read_namespaced_pod", namespace, name)
 
 
 def read_replica_set(cluster: Cluster, namespace: str, name: str) -> Obj | None:
     check_object_name(name, what="ReplicaSet")
-    try:
-        obj = _call(_apis(cluster)["apps"].read_namespaced_replica_set, name, namespace)
-    except KubeError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return _plain(api_client(cluster), obj)
+    return _read(cluster, "apps", "read_namespaced_replica_set", namespace, name)
 
 
 class _Stream:
