@@ -1,6 +1,6 @@
 """The control API under /_kubesim/ (admin token): image behaviour, faults, settings, outages.
 
-GET  /_kubesim/state                      settings, faults, registry
+GET  /_kubesim/state                      settings, faults, registry, open watches (by namespace)
 POST /_kubesim/images      {"image": "repo:sha", "behaviour": "ok|missing|crashloop|notready|slow",
                             "seconds": 5, "exitCode": 1, "hasBash": true}
 POST /_kubesim/registry    {"strict": true}        only registered images exist
@@ -18,6 +18,7 @@ POST /_kubesim/reset                              faults, registry and watches b
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +54,9 @@ class Control:
             "faults": self.cluster.faults.to_json(),
             "registry": self.cluster.registry.to_json(),
             "watches": len(self.cluster.store.all_watchers()),
+            "watchesByNamespace": dict(
+                Counter(w.namespace or "" for w in self.cluster.store.all_watchers())
+            ),
             "expireNextWatches": self.cluster.store.expire_next,
         }
 

@@ -182,6 +182,10 @@ class KubesimHandle:
     def state(self) -> JSON:
         return self.control.call("state", method="GET")
 
+    def watches_in(self, namespace: str) -> int:
+        """Open watches scoped to `namespace` (a test's own: other tests' do not count)."""
+        return int(self.state()["watchesByNamespace"].get(namespace, 0))
+
 
 class _LoopThread(threading.Thread):
     def __init__(self) -> None:

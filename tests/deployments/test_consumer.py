@@ -80,7 +80,7 @@ async def test_a_persona_who_may_view_gets_the_status_then_live_changes(
     communicator = _communicator(f"/ws/deployments/{deployment.pk}/", ORIGIN, cookie)
     connected, _ = await communicator.connect()
     assert connected
-    first = await communicator.receive_json_from(timeout=5)
+    first = await communicator.receive_json_from(timeout=30)
     assert first["status"] == "PENDING"
     assert "status-pending" in first["badge_html"]
 
@@ -89,7 +89,7 @@ async def test_a_persona_who_may_view_gets_the_status_then_live_changes(
         broadcast_status(deployment)
 
     await sync_to_async(start)()
-    update = await communicator.receive_json_from(timeout=5)
+    update = await communicator.receive_json_from(timeout=30)
     assert update["status"] == "STARTED"
     assert update["status_reason"] == "applying manifests"
     await communicator.disconnect()
@@ -105,7 +105,7 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
     cookie = await sync_to_async(_session_cookie)(alice)
     communicator = _communicator(f"/ws/deployments/{deployment.pk}/", ORIGIN, cookie)
     assert (await communicator.connect())[0]
-    assert (await communicator.receive_json_from(timeout=5))["status"] == "PENDING"
+    assert (await communicator.receive_json_from(timeout=30))["status"] == "PENDING"
 
     def worker_elsewhere() -> None:
         # What a worker process does: write the row, broadcast nothing this process sees.
@@ -114,7 +114,7 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
         deployment.transition_to(Status.STARTED, reason="following the rollout")
 
     await sync_to_async(worker_elsewhere)()
-    received = [await communicator.receive_json_from(timeout=5) for _ in range(2)]
+    received = [await communicator.receive_json_from(timeout=30) for _ in range(2)]
     # The entry comes with its markup, rendered from the partial the page itself includes.
     html = received[0].pop("html")
     assert html.startswith("<li data-key=")
@@ -127,7 +127,7 @@ async def test_without_a_shared_layer_the_page_follows_the_row(
     }
     assert (received[1]["type"], received[1]["status"]) == ("deployment.status", "STARTED")
     await sync_to_async(deployment.transition_to)(Status.DONE, reason="rollout complete")
-    final = await communicator.receive_json_from(timeout=5)
+    final = await communicator.receive_json_from(timeout=30)
     assert (final["status"], final["status_reason"]) == ("DONE", "rollout complete")
     await communicator.disconnect()
 
@@ -147,7 +147,7 @@ async def test_it_sends_crash_log_lines_only_to_who_may_view_logs(
     cookie = await sync_to_async(_session_cookie)(personas[persona])
     communicator = _communicator(f"/ws/deployments/{deployment.pk}/", ORIGIN, cookie)
     assert (await communicator.connect())[0]
-    await communicator.receive_json_from(timeout=5)
+    await communicator.receive_json_from(timeout=30)
     entry = {"at": "2026-11-27T12:00:00+00:00", "source": "logs", "message": "TOKEN=s3cret"}
 
     def crash() -> None:
@@ -155,7 +155,7 @@ async def test_it_sends_crash_log_lines_only_to_who_may_view_logs(
         broadcast_timeline(deployment, entry)
 
     await sync_to_async(crash)()
-    received = await communicator.receive_json_from(timeout=5)
+    received = await communicator.receive_json_from(timeout=30)
     assert received["type"] == "deployment.timeline"
     assert ("TOKEN=s3cret" in received["message"]) is shown
     assert ("TOKEN=s3cret" in received["html"]) is shown  # the rendered entry hides them too

@@ -53,7 +53,7 @@ def deployed(
     return service
 
 
-async def receive_until(socket: WebsocketCommunicator, check: Any, timeout: float = 15) -> Any:
+async def receive_until(socket: WebsocketCommunicator, check: Any, timeout: float = 30) -> Any:
     """The first JSON message for which check(message) is true."""
     import time
 

@@ -43,7 +43,7 @@ async def _type(socket: WebsocketCommunicator, text: str) -> str:
     await socket.send_json_to({"type": "stdin", "data": text})
     out = ""
     while True:
-        message = await socket.receive_json_from(timeout=5)
+        message = await socket.receive_json_from(timeout=30)
         out += str(message.get("data", ""))
         if "hello" in out.split(text.strip(), 1)[-1]:
             return out
@@ -119,7 +119,7 @@ async def test_a_cluster_token_without_pods_exec_shows_a_clear_message(
     error = await receive_until(socket, lambda m: m["type"] == "error")
     assert "may not create pods/exec" in error["message"]
     assert "403" in error["message"]
-    output = await socket.receive_output(timeout=5)
+    output = await socket.receive_output(timeout=30)
     assert output["type"] == "websocket.close"
     await socket.disconnect()
 

@@ -44,7 +44,7 @@ async def test_a_watch_answered_410_gone_is_resumed_by_listing_again(
     # Each kind: once for the ended watch, once for the 410; then a watch that stays open.
     assert await asyncio.to_thread(live.wait_for, lambda: watcher.relists >= relists + 4, 15)
     assert await asyncio.to_thread(
-        live.wait_for, lambda: kubesim_faults.state()["watches"] >= 2, 15
+        live.wait_for, lambda: kubesim_faults.watches_in(staging.namespace) >= 2, 30
     )
 
     # Changes made after the 410 still reach the page.
