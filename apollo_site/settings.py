@@ -285,6 +285,11 @@ CONTENT_SECURITY_POLICY = {
 # from SECRET_KEY; set APOLLO_CREDENTIALS_KEY (a Fernet key) to rotate independently.
 APOLLO_CREDENTIALS_KEY = env_str("APOLLO_CREDENTIALS_KEY")
 APOLLO_KUBECONFIG = env_str("APOLLO_KUBECONFIG", str(VAR_DIR / "kubesim.kubeconfig"))
+# Clusters of the in-cluster kind read the pod's ServiceAccount token and CA from here
+# (environments/kube/incluster.py); the host and port come from KUBERNETES_SERVICE_HOST/PORT.
+APOLLO_SERVICEACCOUNT_DIR = env_str(
+    "APOLLO_SERVICEACCOUNT_DIR", "/var/run/secrets/kubernetes.io/serviceaccount"
+)
 
 # The deployment worker: lease of a claimed deployment (another worker resumes it after this),
 # apply attempts against an unreachable cluster, how long a rollout may lose the cluster.

@@ -2,6 +2,7 @@
 its errors translated (errors.py) and the answer as plain dicts."""
 
 import hashlib
+import os
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from environments.kube import incluster
 from environments.kube.errors import ClusterUnreachable, _describe, _translate
 from environments.models import Cluster
 from ops.metrics import KUBE_ERRORS, count_kube_call
@@ -35,6 +37,10 @@ def _cache_key(cluster: Cluster) -> tuple[int, str]:
             str(cluster.verify_tls),
             cluster.token_ciphertext,
             settings.APOLLO_KUBECONFIG or "",
+            # In-cluster: where the ServiceAccount's files and the API server are.
+            settings.APOLLO_SERVICEACCOUNT_DIR or "",
+            os.environ.get("KUBERNETES_SERVICE_HOST", ""),
+            os.environ.get("KUBERNETES_SERVICE_PORT", ""),
         ]
     )
     return cluster.pk, hashlib.sha256(fingerprint.encode()).hexdigest()
@@ -88,7 +94,9 @@ def _configured_client(cluster: Cluster) -> client.ApiClient:
             persist_config=False,
         )
     elif cluster.connection == Cluster.Connection.IN_CLUSTER:
-        config.load_incluster_config(client_configuration=configuration)
+        # Not the client's load_incluster_config: that one re-reads a rotated token only
+        # once a minute and from a fixed path (see incluster.py).
+        incluster.configure(configuration)
     else:
         configuration.host = cluster.api_url.rstrip("/")
         # SECURITY: decrypted only here, in memory, for the client's Authorization header.
