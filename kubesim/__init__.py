@@ -1,4 +1,4 @@
-"""kubesim: a simulated Kubernetes API server for Apollo's tests and demo.
+"""kubesim: a simulated Kubernetes API server, for tests and demos that need a cluster.
 
 See kubesim/README.md for what is simulated and how to drive failures.
 """

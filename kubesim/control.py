@@ -2,7 +2,7 @@
 
 GET  /_kubesim/state                      settings, faults, registry, open watches (by namespace)
 POST /_kubesim/images      {"image": "repo:sha", "behaviour": "ok|missing|crashloop|notready|slow",
-                            "seconds": 5, "exitCode": 1, "hasBash": true}
+                            "seconds": 5, "exitCode": 1, "hasBash": true, "jolokiaPort": 8778}
 POST /_kubesim/registry    {"strict": true}        only registered images exist
 POST /_kubesim/faults      {"latency_ms": 200, "error_rate": 0.2, "drop_rate": 0.1,
                             "fail_next": 3, "seed": 7}

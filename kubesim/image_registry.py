@@ -8,6 +8,8 @@ Precedence for an image reference `repo:tag`:
 5. otherwise the naming convention: a reference containing `missing` is not in the registry,
    `crashloop` crash-loops, `notready` never becomes ready, `slow` starts slowly.
 Images whose reference contains `alpine`, `busybox` or `distroless` have no /bin/bash.
+A registered behaviour may also say the image runs a Jolokia agent on a port (`jolokiaPort`),
+as a JVM started with the agent does: the pod proxy answers on that port.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class ImageBehaviour:
     # Extra seconds before the container is ready ("slow" start).
     slow_seconds: float = 0.0
     has_bash: bool = True
+    # The port a Jolokia agent listens on in this image (None: no agent).
+    jolokia_port: int | None = None
 
     def to_json(self) -> JSON:
         return {
@@ -41,6 +45,7 @@ class ImageBehaviour:
             "notready": self.notready,
             "slowSeconds": self.slow_seconds,
             "hasBash": self.has_bash,
+            "jolokiaPort": self.jolokia_port,
         }
 
 
@@ -56,12 +61,21 @@ def behaviour_from_json(data: JSON, *, default_slow: float) -> ImageBehaviour:
         notready=name == "notready",
         exit_code=int(data.get("exitCode", 1)),
         has_bash=bool(data.get("hasBash", True)),
+        jolokia_port=_port(data.get("jolokiaPort")),
     )
     if name == "crashloop" and seconds:
         base = replace(base, crash_after=seconds)
     if name == "slow":
         base = replace(base, slow_seconds=seconds or default_slow)
     return base
+
+
+def _port(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError("jolokiaPort must be a port number between 1 and 65535")
+    return value
 
 
 def repository_of(ref: str) -> str:

@@ -1,8 +1,9 @@
 """pods/{name}[:port]/proxy/{path}: a plausible Jolokia agent for pods that declare one.
 
-Convention: a pod serves Jolokia when a container port is named `jolokia`, or when the pod has
-the annotation `apollo.io/jolokia-port: "<port>"`. Any other port answers 503 like a closed
-port behind the real API server proxy.
+A pod serves Jolokia where one of its containers runs an agent: on a container port named
+`jolokia`, or on the port its image's behaviour names (`jolokiaPort`, registered through the
+control API), as a JVM image started with the agent listens whatever the pod declares. Any other
+port answers 503 like a closed port behind the real API server proxy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 from kubesim import resources as R
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError
+from kubesim.image_registry import Registry
 
 JSON = dict[str, Any]
 AGENT = {
@@ -27,14 +29,18 @@ AGENT = {
 }
 
 
-def jolokia_port(pod: JSON) -> int | None:
-    annotation = pod["metadata"].get("annotations", {}).get("apollo.io/jolokia-port")
-    if annotation and str(annotation).isdigit():
-        return int(annotation)
-    for container in pod["spec"].get("containers", []):
+def jolokia_port(pod: JSON, registry: Registry) -> int | None:
+    """The port a Jolokia agent of the pod listens on: a container port named `jolokia`, else
+    the agent port of the first container whose image runs one."""
+    containers = pod["spec"].get("containers", [])
+    for container in containers:
         for port in container.get("ports") or []:
             if port.get("name") == "jolokia":
                 return int(port["containerPort"])
+    for container in containers:
+        port = registry.lookup(str(container.get("image", ""))).jolokia_port
+        if port is not None:
+            return port
     return None
 
 
@@ -171,7 +177,7 @@ class ProxyHandler:
         name, _, port_text = name_port.partition(":")
         port_text = port_text.rsplit(":", 1)[-1]  # "https:name:port" style keeps the last part
         pod = self.cluster.api.get(R.PODS, namespace, name)
-        port = jolokia_port(pod)
+        port = jolokia_port(pod, self.cluster.registry)
         ip = pod.get("status", {}).get("podIP")
         if pod.get("status", {}).get("phase") != "Running" or not ip:
             raise ApiError(

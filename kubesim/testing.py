@@ -103,8 +103,10 @@ class KubesimHandle:
         seconds: float = 0,
         exit_code: int = 1,
         has_bash: bool = True,
+        jolokia_port: int | None = None,
     ) -> JSON:
-        """behaviour: ok | missing | crashloop | notready | slow (seconds: crash/slow timing)."""
+        """behaviour: ok | missing | crashloop | notready | slow (seconds: crash/slow timing);
+        jolokia_port: the image runs a Jolokia agent there (the pod proxy answers on it)."""
         return self.control.call(
             "images",
             {
@@ -113,6 +115,7 @@ class KubesimHandle:
                 "seconds": seconds,
                 "exitCode": exit_code,
                 "hasBash": has_bash,
+                "jolokiaPort": jolokia_port,
             },
         )
 

@@ -9,11 +9,17 @@ from django.test import Client
 
 from environments import kube
 from environments.models import Environment
+from kubesim.testing import ControlClient
 from tests import factories
 from tests.conftest import login
 from tests.kubeenv import deploy, wait_until_terminal
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("worker")]
+# The pod proxy's Jolokia agent is simulated by kubesim only (see kubesim/README.md).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("worker"),
+    pytest.mark.kubesim_only,
+]
 
 JAVA_TEMPLATE = """\
 apiVersion: apps/v1
@@ -35,9 +41,19 @@ spec:
 """
 
 
+def _runs_a_jolokia_agent(environment: Environment, image: str, port: int) -> None:
+    """The image is a JVM started with a Jolokia agent on `port` (an image behaviour of kubesim:
+    the pod's annotation only tells Apollo where the agent listens)."""
+    cluster = environment.cluster
+    control = ControlClient(cluster.api_url, cluster.get_token(), cluster.ca_certificate)
+    control.call("images", {"image": image, "behaviour": "ok", "jolokiaPort": port})
+
+
 def _java_pod(user: User, environment: Environment, template: str = JAVA_TEMPLATE) -> str:
     service = factories.make_service("billing", deployment_template=template)
-    outcome = deploy(user, service, environment, factories.make_version(service))
+    version = factories.make_version(service)
+    _runs_a_jolokia_agent(environment, f"{service.image_repository}:{version.git_commit_sha}", 8778)
+    outcome = deploy(user, service, environment, version)
     assert outcome.deployment is not None
     wait_until_terminal(outcome.deployment)
     items, _ = kube.list_objects(

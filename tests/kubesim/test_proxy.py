@@ -100,22 +100,46 @@ def test_a_missing_pod_is_404(kubesim_api: Any, kubesim_namespace: str) -> None:
     assert code == 404
 
 
-def test_the_annotation_also_declares_a_jolokia_port(
-    kubesim_api: Any, kubesim_namespace: str
+def test_an_image_that_runs_an_agent_serves_jolokia_on_its_port(
+    kubesim: KubesimHandle, kubesim_api: Any, kubesim_namespace: str
 ) -> None:
+    image = f"registry.example/jvm-with-agent:{kubesim_namespace}"
+    kubesim.register_image(image, jolokia_port=7777)
+    core = client.CoreV1Api(kubesim_api)
+    core.create_namespaced_pod(
+        kubesim_namespace,
+        {"metadata": {"name": "agent"}, "spec": {"containers": [{"name": "app", "image": image}]}},
+    )
+    wait_for(lambda: core.read_namespaced_pod("agent", kubesim_namespace).status.phase == "Running")
+    code, _text = proxy_get(
+        kubesim_api, kubesim_namespace, "agent:7777", "jolokia/read/java.lang:type=Runtime/Uptime"
+    )
+    assert code == 200
+    code, _text = proxy_get(kubesim_api, kubesim_namespace, "agent:8778", "jolokia/version")
+    assert code == 503
+
+
+def test_an_annotation_declares_no_agent(kubesim_api: Any, kubesim_namespace: str) -> None:
+    # What listens on a pod's port is the image's business, not a client's annotation.
     core = client.CoreV1Api(kubesim_api)
     core.create_namespaced_pod(
         kubesim_namespace,
         {
-            "metadata": {"name": "ann", "annotations": {"apollo.io/jolokia-port": "7777"}},
+            "metadata": {"name": "ann", "annotations": {"example.com/jolokia-port": "7777"}},
             "spec": {"containers": [{"name": "app", "image": "registry.example/java:1"}]},
         },
     )
     wait_for(lambda: core.read_namespaced_pod("ann", kubesim_namespace).status.phase == "Running")
-    code, _text = proxy_get(
-        kubesim_api, kubesim_namespace, "ann:7777", "jolokia/read/java.lang:type=Runtime/Uptime"
-    )
-    assert code == 200
+    code, _text = proxy_get(kubesim_api, kubesim_namespace, "ann:7777", "jolokia/version")
+    assert code == 503
+
+
+def test_a_jolokia_port_that_is_no_port_is_a_400(kubesim: KubesimHandle) -> None:
+    from kubesim.testing import ControlError
+
+    with pytest.raises(ControlError, match="jolokiaPort must be a port number"):
+        kubesim.register_image("registry.example/jvm-with-agent:bad", jolokia_port=70000)
+    assert "registry.example/jvm-with-agent:bad" not in kubesim.state()["registry"]["images"]
 
 
 @pytest.mark.parametrize("image", ["registry.example/java:missing"])
