@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "channels",
     "environments",
     "deployments",
+    "deployments.notifications",
     "permissions",
     "history",
     "ops",
@@ -302,6 +303,16 @@ APOLLO_WATCH_SECONDS = env_int("APOLLO_WATCH_SECONDS", 240, minimum=5)
 APOLLO_SHELL_IDLE_SECONDS = env_int("APOLLO_SHELL_IDLE_SECONDS", 900, minimum=10)
 APOLLO_JOLOKIA_MAX_BODY = env_int("APOLLO_JOLOKIA_MAX_BODY", 64 * 1024, minimum=1024)
 APOLLO_JOLOKIA_MAX_RESPONSE = env_int("APOLLO_JOLOKIA_MAX_RESPONSE", 1024 * 1024, minimum=1024)
+
+# Notifications (deployments.notifications): webhook hosts an admin allows although they resolve
+# to internal addresses (comma-separated names; the SSRF guard refuses the others), the link
+# base in messages, and the delivery's timeouts, back-off and attempts.
+APOLLO_WEBHOOK_ALLOWED_HOSTS = env_list("APOLLO_WEBHOOK_ALLOWED_HOSTS", [])
+APOLLO_PUBLIC_URL = (env_str("APOLLO_PUBLIC_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+APOLLO_WEBHOOK_TIMEOUT_SECONDS = env_int("APOLLO_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+APOLLO_WEBHOOK_BACKOFF_SECONDS = env_int("APOLLO_WEBHOOK_BACKOFF_SECONDS", 5, minimum=1)
+APOLLO_WEBHOOK_BACKOFF_MAX_SECONDS = env_int("APOLLO_WEBHOOK_BACKOFF_MAX_SECONDS", 900, minimum=1)
+APOLLO_WEBHOOK_MAX_ATTEMPTS = env_int("APOLLO_WEBHOOK_MAX_ATTEMPTS", 25, minimum=1)
 
 # Upload limits: API bodies and forms are small; anything larger is refused.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APOLLO_MAX_BODY_BYTES", 256 * 1024, minimum=1024)

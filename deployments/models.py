@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -363,11 +363,15 @@ class Deployment(models.Model):
             changes.update(finished_at=changes["updated_at"], lease_owner="", lease_expires_at=None)
         if reason:
             changes["status_reason"] = reason
-        updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
-        if updated != 1:
-            raise InvalidTransition(f"deployment {self.pk} is no longer {current}")
-        for field, value in changes.items():
-            setattr(self, field, value)
+        from deployments.notifications.events import status_changed
+
+        with transaction.atomic():  # the status and its notifications' outbox rows, together
+            updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
+            if updated != 1:
+                raise InvalidTransition(f"deployment {self.pk} is no longer {current}")
+            for field, value in changes.items():
+                setattr(self, field, value)
+            status_changed(self)
 
 
 class CIStatus(models.Model):

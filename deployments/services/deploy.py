@@ -17,6 +17,7 @@ from deployments import live, rendering
 from deployments.engine.wakeup import notify_new_work
 from deployments.manifests import recorded_checked, render_checked, seal
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
+from deployments.notifications import events as notify
 from deployments.policy import PolicyViolation
 from deployments.status import Status
 from environments.crypto import CredentialError
@@ -203,6 +204,13 @@ def _check(
     )
     if refusals and not (override_reason.strip() and may_override and _overridable(refusals)):
         reason = "; ".join(r.reason for r in refusals)
+        notify.blocked(
+            service=service,
+            environment=environment,
+            sha=version.git_commit_sha,
+            username=user.get_username(),
+            reason=reason,
+        )
         return _outcome(target, "blocked", reason, refusals=refusals, may_override=may_override)
     running = Deployment.objects.in_progress().filter(
         service=service, environment=environment, group_key=group.name if group else ""
@@ -349,6 +357,11 @@ def _create(
                 f"to {environment.name}{overriding}",
                 data={"override_reason": override_reason} if refusals else {},
             )
+            notify.deployment_event(deployment=deployment, event=notify.Event.REQUESTED)
+            if refusals:
+                notify.deployment_event(
+                    deployment=deployment, event=notify.Event.OVERRIDDEN, note=override_reason
+                )
             transaction.on_commit(notify_new_work)
     except IntegrityError:
         # The partial unique constraint: another request for this target won the race.
@@ -417,14 +430,22 @@ def revert_deployment(
     previous = deployment.source_version
     if previous is None or not deployment.can_be_reverted:
         raise InvalidTransition("nothing to revert to")
-    return request_deployment(
-        user=user,
-        service=deployment.service,
-        environment=deployment.environment,
-        version=previous,
-        group=deployment.group,
-        batch=batch,
-        message=message.strip() or f"Revert of #{deployment.pk}",
-        override_reason=override_reason,
-        recorded=deployment.source_deployment(),
-    )
+    with transaction.atomic():
+        outcome = request_deployment(
+            user=user,
+            service=deployment.service,
+            environment=deployment.environment,
+            version=previous,
+            group=deployment.group,
+            batch=batch,
+            message=message.strip() or f"Revert of #{deployment.pk}",
+            override_reason=override_reason,
+            recorded=deployment.source_deployment(),
+        )
+        if outcome.deployment is not None:
+            notify.deployment_event(
+                deployment=outcome.deployment,
+                event=notify.Event.REVERTED,
+                note=f"revert of #{deployment.pk}",
+            )
+    return outcome

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import start_http_server
 
 from deployments.engine.worker import run_worker, worker_name
+from deployments.notifications.delivery import start_deliverer
 
 
 class Command(BaseCommand):
@@ -29,10 +30,13 @@ class Command(BaseCommand):
             address = settings.APOLLO_WORKER_METRICS_ADDR
             start_http_server(settings.APOLLO_WORKER_METRICS_PORT, addr=address)
             self.stdout.write(f"metrics on http://{address}:{settings.APOLLO_WORKER_METRICS_PORT}/")
+        # Notifications leave from their own thread: a slow receiver never delays a rollout.
+        deliverer = start_deliverer(shutdown=shutdown, owner=name)
         run_worker(
             shutdown=shutdown,
             poll_interval=options["poll_interval"],
             parallel=options["parallel"],
             owner=name,
         )
+        deliverer.join(timeout=30)
         self.stdout.write("deployment worker stopped")

@@ -1,0 +1,119 @@
+"""Writing the outbox: one Delivery per matching subscription, in the caller's transaction.
+
+Called where a deployment's status changes (Deployment.transition_to), where a deployment is
+requested (deployments.services.deploy) and where a request is refused by a blocker. Nothing
+leaves the process here: the worker's deliverer posts the rows (notifications.delivery).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from deployments.notifications.models import Delivery, Event, Subscription
+
+__all__ = ["Event", "blocked", "deployment_event", "status_changed"]
+
+if TYPE_CHECKING:
+    from deployments.models import Deployment, Service
+    from environments.models import Environment
+
+# The statuses a subscriber hears about; the others (PENDING_CANCELLATION, CANCELING) are
+# steps of a cancel, announced by its CANCELED.
+STATUS_EVENTS = {"STARTED": Event.STARTED, "DONE": Event.DONE, "FAILED": Event.FAILED}
+STATUS_EVENTS["CANCELED"] = Event.CANCELED
+
+
+def _subscriptions(service_id: int, environment_id: int, event: Event) -> list[Subscription]:
+    matching = Subscription.objects.filter(
+        Q(service_id=service_id) | Q(service__isnull=True),
+        Q(environment_id=environment_id) | Q(environment__isnull=True),
+        enabled=True,
+    )
+    # events is a short JSON list; filtered here (JSON containment differs across databases).
+    return [s for s in matching if event.value in s.events]
+
+
+def describe(deployment: "Deployment") -> dict[str, Any]:
+    """What a message says about a deployment: who, what, where, which sha, status, link."""
+    version = deployment.version
+    return {
+        "id": deployment.pk,
+        "service": deployment.service.name,
+        "environment": deployment.environment.name,
+        "group": deployment.group.name if deployment.group_id and deployment.group else None,
+        "git_commit_sha": version.git_commit_sha,
+        "commit_url": version.commit_url,
+        "status": deployment.status,
+        "status_reason": deployment.status_reason,
+        "deployed_by": deployment.deployed_by.get_username(),
+        "message": deployment.message,
+        "override_reason": deployment.override_reason,
+        "url": settings.APOLLO_PUBLIC_URL + reverse("deployment-detail", args=[deployment.pk]),
+    }
+
+
+def _write(subscriptions: list[Subscription], event: Event, payload: dict[str, Any]) -> None:
+    now = timezone.now()
+    Delivery.objects.bulk_create(
+        Delivery(
+            subscription=s,
+            deployment_id=(payload.get("deployment") or {}).get("id"),
+            event=event,
+            payload=payload,
+            next_attempt_at=now,
+        )
+        for s in subscriptions
+    )
+
+
+def deployment_event(*, deployment: "Deployment", event: Event, note: str = "") -> None:
+    """Queue `event` about `deployment` for its subscribers (inside the caller's transaction)."""
+    subscriptions = _subscriptions(deployment.service_id, deployment.environment_id, event)
+    if not subscriptions:
+        return
+    payload = {
+        "event": event.value,
+        "occurred_at": timezone.now().isoformat(),
+        "note": note,
+        "deployment": describe(deployment),
+    }
+    _write(subscriptions, event, payload)
+
+
+def status_changed(deployment: "Deployment") -> None:
+    """Deployment.transition_to calls this, in the transaction of the status change."""
+    event = STATUS_EVENTS.get(str(deployment.status))
+    if event is not None:
+        deployment_event(deployment=deployment, event=event, note=deployment.status_reason)
+
+
+def blocked(
+    *,
+    service: "Service",
+    environment: "Environment",
+    sha: str,
+    username: str,
+    reason: str,
+) -> None:
+    """A request refused by a blocker: there is no deployment, the message names the target."""
+    subscriptions = _subscriptions(service.pk, environment.pk, Event.BLOCKED)
+    if not subscriptions:
+        return
+    payload = {
+        "event": Event.BLOCKED.value,
+        "occurred_at": timezone.now().isoformat(),
+        "note": reason,
+        "request": {
+            "service": service.name,
+            "environment": environment.name,
+            "git_commit_sha": sha,
+            "requested_by": username,
+            "reason": reason,
+        },
+    }
+    with transaction.atomic():
+        _write(subscriptions, Event.BLOCKED, payload)
