@@ -89,6 +89,9 @@ MIDDLEWARE = [
     "apollo_site.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Inside CommonMiddleware (which still redirects to the address with a slash): our 404
+    # page instead of Django's URL list while DEBUG is on (apollo_site.errors).
+    "apollo_site.errors.FriendlyNotFoundMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -19,3 +19,8 @@ urlpatterns = [
     path("api/v1/", include("apollo_site.api_urls")),
     path("", include("ops.urls")),
 ]
+
+# The site's own error pages (apollo_site.errors), in its layout, saying what to do next.
+handler403 = "apollo_site.errors.forbidden"
+handler404 = "apollo_site.errors.not_found"
+handler500 = "apollo_site.errors.server_error"
