@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # The tests that deploy, roll out, judge health, cancel, revert, scale groups, read live
 # status, tail logs and open shells; kubesim-only tests among them are marked and skipped.
 # tests/cluster includes the parity test (test_parity.py), which runs kubesim beside the real server.
+# tests/production: Apollo's own manifests (deploy/) applied there, and Apollo as their pod.
 TESTS="
 tests/cluster
 tests/deployments/test_worker.py
@@ -28,6 +29,9 @@ tests/environments/test_livetail_features.py
 tests/environments/test_shell.py
 tests/environments/test_shell_session.py
 tests/security/test_object_takeover.py
+tests/production/test_incluster_credentials.py
+tests/production/test_kubernetes_manifests.py
+tests/production/test_apollo_in_cluster.py
 "
 
 start=$(date +%s)

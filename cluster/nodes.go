@@ -444,7 +444,11 @@ func (sp *simPod) render(pod *corev1.Pod) {
 	st.HostIP, st.HostIPs = "127.0.0.1", []corev1.HostIP{{IP: "127.0.0.1"}}
 	st.PodIP, st.PodIPs = sp.podIP, []corev1.PodIP{{IP: sp.podIP}}
 	st.StartTime = &sp.startedAt
-	st.QOSClass = corev1.PodQOSBestEffort
+	// The API server computes the QoS class from the requests and limits when it creates the
+	// pod, and the field is immutable: a pod with resources is Burstable or Guaranteed.
+	if st.QOSClass == "" {
+		st.QOSClass = corev1.PodQOSBestEffort
+	}
 	var statuses []corev1.ContainerStatus
 	var notReady []string
 	allStarted := true
