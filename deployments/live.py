@@ -2,11 +2,10 @@
 
 from typing import Any, TypedDict
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.template.loader import render_to_string
 
 from deployments.models import Deployment
+from ops.publish import publish
 
 
 class StatusPayload(TypedDict):
@@ -73,18 +72,17 @@ def status_payload(deployment: Deployment) -> StatusPayload:
 
 
 def broadcast_status(deployment: Deployment) -> None:
-    """Send the deployment's status to every open page. Call after commit, never inside."""
-    layer: Any = get_channel_layer()
-    async_to_sync(layer.group_send)(
+    """Send the deployment's status to every open page. Call after commit, never inside.
+    Best effort (apollo_site.publish): a channel layer that is down never fails the caller."""
+    publish(
         group_name(deployment.pk),
         {"type": "deployment.status", "payload": status_payload(deployment)},
     )
 
 
 def broadcast_timeline(deployment: Deployment, entry: dict[str, Any]) -> None:
-    """Send one new timeline entry to every open page of the deployment."""
-    layer: Any = get_channel_layer()
-    async_to_sync(layer.group_send)(
+    """Send one new timeline entry to every open page of the deployment (best effort)."""
+    publish(
         group_name(deployment.pk),
         {"type": "deployment.status", "payload": {"type": "deployment.timeline", **entry}},
     )

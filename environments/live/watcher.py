@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -36,6 +35,7 @@ from environments.kube.labels import MANAGED_BY
 from environments.live.state import build_status, load_records, running_targets
 from environments.models import Environment
 from ops.metrics import WATCH_RESTARTS
+from ops.publish import publish_on
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -350,17 +350,11 @@ class EnvironmentWatcher:
                 self.lease.save_state(state)
             except Exception as exc:
                 log.warning("saving the status of environment %s: %s", self.environment_id, exc)
-        layer: Any = get_channel_layer()
-        message = {"type": "environment.state", "state": state}
-        send = layer.group_send(group_name(self.environment_id), message)
-        try:
-            future = asyncio.run_coroutine_threadsafe(send, self.loop)
-        except RuntimeError:  # the event loop is gone (its server stopped): stop watching
-            send.close()
+        if self.loop.is_closed():  # the event loop is gone (its server stopped): stop watching
             self.stop()
             return
-        with contextlib.suppress(Exception):
-            future.result(timeout=10)
+        message = {"type": "environment.state", "state": state}
+        publish_on(self.loop, group_name(self.environment_id), message)
 
 
 class WatcherRegistry:
