@@ -154,18 +154,37 @@ DATABASES = _databases()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
+REDIS_READ_TIMEOUT_SECONDS = 20.0  # > channels_redis's 5 s blocking receive
+REDIS_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+def redis_channel_layer(redis_url: str, *, prefix: str) -> dict[str, Any]:
+    """The channel layer on Redis (tests build theirs on a Redis of their own with it)."""
+    # redis-py (8.x) gives every read a 5 s socket timeout by default, and channels_redis
+    # waits for a socket's next message with a blocking BZPOPMIN of 5 s (brpop_timeout): the
+    # read timed out just as the server answered "nothing yet", and every idle websocket was
+    # dropped after 5 to 12 s. The read timeout must outlast the blocking pop; connecting to
+    # a Redis that is down still fails fast. (Publishing has its own short deadline:
+    # ops.publish.)
+    host = {
+        "address": redis_url,
+        "socket_timeout": REDIS_READ_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
+    }
+    return {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [host], "prefix": prefix},
+    }
+
+
 def _channel_layers() -> dict[str, Any]:
     redis_url = env_str("REDIS_URL")
     if redis_url is None:
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     if not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://")
-    return {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": env_str("APOLLO_REDIS_PREFIX", "apollo")},
-        }
-    }
+    prefix = env_str("APOLLO_REDIS_PREFIX", "apollo") or "apollo"
+    return {"default": redis_channel_layer(redis_url, prefix=prefix)}
 
 
 CHANNEL_LAYERS = _channel_layers()
