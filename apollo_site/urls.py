@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("environments.urls")),
     path("", include("deployments.urls")),
+    path("", include("deployments.notifications.urls")),
     path("history/", include("history.urls")),
     path(
         "login/",

@@ -1,12 +1,16 @@
 """Saving and deleting subscriptions: the one path of the admin and the service page."""
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from deployments.models import Service
 from deployments.notifications import urlguard
 from deployments.notifications.models import Event, Subscription
+from environments.models import Environment
 from history.services import record_event
+from permissions.selectors import allowed_targets
+from permissions.verbs import Verb
 
 MIN_SECRET_LENGTH = 16
 
@@ -83,3 +87,45 @@ def delete_subscription(*, actor: User, subscription: Subscription) -> None:
             environment=subscription.environment,
         )
         subscription.delete()
+
+
+def manage_scopes(user: User, service: Service) -> tuple[set[int], bool]:
+    """The environments where `user` may manage `service`'s notifications, and whether that is
+    every environment (which a subscription to "every environment" takes)."""
+    managed = {e for s, e in allowed_targets(user, Verb.MANAGE) if s == service.pk}
+    every = bool(managed) and managed >= set(Environment.objects.values_list("pk", flat=True))
+    return managed, every
+
+
+def _check_manage(user: User, service: Service, environment: Environment | None) -> None:
+    managed, every = manage_scopes(user, service)
+    allowed = every if environment is None else environment.pk in managed
+    if not allowed:
+        where = environment.name if environment is not None else "every environment"
+        raise PermissionDenied(f"you may not manage {service.name}'s notifications in {where}")
+
+
+def subscribe_service(
+    *,
+    user: User,
+    service: Service,
+    environment: Environment | None,
+    name: str,
+    kind: str,
+    url: str,
+    secret: str,
+    events: list[str],
+) -> Subscription:
+    """A `manage` holder's subscription to a service's deployments (the service page).
+    Raises PermissionDenied or ValidationError; nothing is saved then."""
+    _check_manage(user, service, environment)
+    subscription = Subscription(
+        name=name, kind=kind, service=service, environment=environment, events=events
+    )
+    return save_subscription(actor=user, subscription=subscription, url=url, secret=secret)
+
+
+def unsubscribe_service(*, user: User, subscription: Subscription) -> None:
+    assert subscription.service is not None
+    _check_manage(user, subscription.service, subscription.environment)
+    delete_subscription(actor=user, subscription=subscription)

@@ -1,6 +1,8 @@
 """The outbox delivered to a real local receiver: signed, in order, retried, nothing lost."""
 
 import json
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +11,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from deployments.models import Deployment, Service
-from deployments.notifications.delivery import deliver_due
+from deployments.notifications.delivery import deliver_due, start_deliverer
 from deployments.notifications.models import Delivery, Subscription
 from deployments.notifications.services import save_subscription
 from deployments.notifications.signing import verify
@@ -214,3 +216,24 @@ def test_a_redirect_is_not_followed(alice: User, checkout: Service, staging: Env
         assert deliver_due(owner=OWNER) == 0
     assert target.received == []
     assert Delivery.objects.get().last_error == "the receiver answered 302"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_workers_deliverer_thread_posts_the_outbox(
+    alice: User, checkout: Service, staging: Environment
+) -> None:
+    with running() as receiver:
+        subscribe(alice, receiver.url)
+        deployment = pending(checkout, staging, alice)
+        shutdown = threading.Event()
+        thread = start_deliverer(shutdown=shutdown, owner=OWNER)
+        try:
+            finish(deployment)
+            deadline = time.monotonic() + 30
+            while len(receiver.received) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            shutdown.set()
+            thread.join(30)
+    assert events_of(receiver.received) == [(deployment.pk, "started"), (deployment.pk, "done")]
+    assert not thread.is_alive()

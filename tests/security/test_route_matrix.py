@@ -215,6 +215,18 @@ R["service-group-delete"] = (
     Probe("/services/web/groups/{gid}/delete/"),
     {"POST": each(LOGIN, "404", SVC_ERROR, SVC_ERROR, SVC_ERROR)},
 )
+# Notifications on a service's page take `manage` (alice only), like its groups.
+R["service-notification-create"] = (
+    Probe(
+        "/services/web/notifications/",
+        {"name": "n", "kind": "slack", "url": "https://hooks.example.com/x", "events": "done"},
+    ),
+    {"POST": each(LOGIN, "404", SVC_ERROR, SVC_ERROR, SVC_ERROR)},
+)
+R["service-notification-delete"] = (
+    Probe("/services/web/notifications/0/delete/"),
+    {"POST": each(LOGIN, "404", SVC_ERROR, SVC_ERROR, SVC_ERROR)},
+)
 # After the restarts: a redeploy puts web's target in progress, which refuses restarts.
 REDEPLOY_NO = "302 /deploy/results/*/ error"  # the results page says why
 R["deployment-redeploy"] = (
