@@ -10,6 +10,7 @@ from kubesim import resources as R
 from kubesim.allocation import Allocator
 from kubesim.apply import server_side_apply, track_update
 from kubesim.errors import ApiError, already_exists, conflict, not_found
+from kubesim.kinds import Kinds, Strategy
 from kubesim.meta import deep_copy, iso, new_uid, now_iso, random_suffix
 from kubesim.objects import apply_defaults, ensure_object, validate, validate_update
 from kubesim.patch import json_patch, merge_patch, strategic_merge
@@ -40,14 +41,11 @@ class DeleteOptions:
     dry_run: bool = False
 
 
-def _spec_part(obj: JSON) -> JSON:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-
-
 class ObjectApi:
-    def __init__(self, store: Store, allocator: Allocator) -> None:
+    def __init__(self, store: Store, allocator: Allocator, kinds: Kinds) -> None:
         self.store = store
         self.allocator = allocator
+        self.kinds = kinds
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -102,10 +100,10 @@ class ObjectApi:
             raise ApiError(500, "resourceVersion should not be set on objects to be created")
         obj["kind"], obj["apiVersion"] = rtype.kind, rtype.api_version
         submitted = deep_copy(obj)
-        apply_defaults(rtype, obj)
-        if rtype.has_status:
-            obj.setdefault("status", {})  # as the real server answers a create: `status: {}`
-        validate(rtype, obj)
+        strategy = self.kinds.of(rtype)
+        apply_defaults(strategy, obj)
+        strategy.prepare_for_create(obj)
+        validate(strategy, obj)
         if self.store.get(rtype, namespace if rtype.namespaced else "", meta["name"]) is not None:
             raise already_exists(rtype.plural, rtype.group, meta["name"])
         meta["uid"] = new_uid()
@@ -114,15 +112,10 @@ class ObjectApi:
             meta["generation"] = 1
         track_update(None, submitted, manager, rtype.api_version)
         meta["managedFields"] = submitted["metadata"]["managedFields"]
-        if rtype.kind == "Service":
-            self._assign_service(obj, None, dry_run)
         if dry_run:
             return obj
+        strategy.allocate(self.allocator, obj, None)
         return self.store.put(rtype, obj)
-
-    def _assign_service(self, obj: JSON, old: JSON | None, dry_run: bool) -> None:
-        if not dry_run:
-            self.allocator.assign(obj, old)
 
     # -- update --------------------------------------------------------------------------------
 
@@ -170,32 +163,36 @@ class ObjectApi:
         dry_run: bool,
         managed: bool = True,
     ) -> JSON:
-        new = self._merge_system_fields(rtype, old, new, subresource)
-        apply_defaults(rtype, new)
-        validate(rtype, new)
-        validate_update(rtype, old, new)
-        if rtype.has_generation and _spec_part(old) != _spec_part(new):
+        strategy = self.kinds.of(rtype)
+        new = self._merge_system_fields(strategy, old, new, subresource)
+        apply_defaults(strategy, new)
+        validate(strategy, new)
+        validate_update(strategy, old, new)
+        if strategy.bumps_generation(old, new):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if managed:
             track_update(old, new, manager, rtype.api_version, subresource)
-        if rtype.kind == "Service" and not subresource:
-            self._assign_service(new, old, dry_run)
         if dry_run:
             return new
+        if not subresource:
+            strategy.allocate(self.allocator, new, old)
         meta = new["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and rtype.kind != "Pod":
+        # A graceful deletion is ended by its own controller (the kubelet for pods).
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not strategy.graceful_deletion
+        ):
             # The last finalizer was removed: the deletion completes now.
             return self._remove(rtype, new)
         return self.store.put(rtype, new)
 
     def _merge_system_fields(
-        self, rtype: R.ResourceType, old: JSON, new: JSON, subresource: str
+        self, strategy: Strategy, old: JSON, new: JSON, subresource: str
     ) -> JSON:
         if subresource == "status":
-            # The status subresource changes status only.
-            merged = {**old, "status": new.get("status", old.get("status"))}
-            merged["metadata"] = dict(old["metadata"])
-            return merged
+            return strategy.prepare_for_update(old, new, subresource)
+        rtype = strategy.resource
         meta = new["metadata"]
         for key in (
             "uid",
@@ -212,9 +209,7 @@ class ObjectApi:
         meta["name"] = old["metadata"]["name"]
         meta.setdefault("managedFields", old["metadata"].get("managedFields", []))
         new["kind"], new["apiVersion"] = rtype.kind, rtype.api_version
-        if rtype.has_status and "status" in old:
-            new["status"] = old["status"]
-        return new
+        return strategy.prepare_for_update(old, new, subresource)
 
     # -- patch ---------------------------------------------------------------------------------
 
@@ -292,15 +287,16 @@ class ObjectApi:
             manager=manager,
             force=force,
             api_version=rtype.api_version,
-            defaulter=lambda obj: apply_defaults(rtype, obj),
+            defaulter=lambda obj: apply_defaults(self.kinds.of(rtype), obj),
         )
         if current is None:
             managed = merged["metadata"].pop("managedFields")
             created = self.create(rtype, namespace, merged, manager=manager, dry_run=True)
             created["metadata"]["managedFields"] = managed
-            if rtype.kind == "Service":
-                self._assign_service(created, None, dry_run)
-            return created if dry_run else self.store.put(rtype, created)
+            if dry_run:
+                return created
+            self.kinds.of(rtype).allocate(self.allocator, created, None)
+            return self.store.put(rtype, created)
         return self._store_update(
             rtype, current, merged, manager=manager, subresource="", dry_run=dry_run, managed=False
         )
@@ -332,16 +328,17 @@ class ObjectApi:
             )
         if options.dry_run:
             return obj
-        if rtype.kind == "Pod":
-            return self._delete_pod(obj, options)
+        strategy = self.kinds.of(rtype)
+        if strategy.graceful_deletion:
+            return self._delete_gracefully(strategy, obj, options)
         propagation = options.propagation or "Background"
         if propagation == "Orphan":
             self._orphan_dependents(obj)
         finalizers = list(meta.get("finalizers") or [])
         if propagation == "Foreground" and self.store.dependents(meta["uid"]):
             finalizers.append("foregroundDeletion")
-        if rtype.kind == "Namespace":
-            return self._mark_deleting(rtype, obj, finalizers, phase="Terminating")
+        if strategy.terminating_phase:
+            return self._mark_deleting(rtype, obj, finalizers, phase=strategy.terminating_phase)
         if finalizers:
             return self._mark_deleting(rtype, obj, finalizers)
         return self._remove(rtype, obj)
@@ -363,14 +360,13 @@ class ObjectApi:
     def _remove(self, rtype: R.ResourceType, obj: JSON) -> JSON:
         meta = obj["metadata"]
         removed = self.store.remove(rtype, meta.get("namespace", ""), meta["name"])
-        if rtype.kind == "Service":
-            self.allocator.release(obj)
+        self.kinds.of(rtype).release(self.allocator, obj)
         return removed or obj
 
     def _orphan_dependents(self, owner: JSON) -> None:
         uid = owner["metadata"]["uid"]
         for plural, namespace, name in self.store.dependents(uid):
-            dep_type = next(t for t in R.ALL_TYPES if t.plural == plural)
+            dep_type = self.kinds.by_plural(plural)
             dependent = self.store.get(dep_type, namespace, name)
             if dependent is None:
                 continue
@@ -381,21 +377,20 @@ class ObjectApi:
                 new["metadata"].pop("ownerReferences")
             self.store.put(dep_type, new)
 
-    def _delete_pod(self, pod: JSON, options: DeleteOptions) -> JSON:
-        meta = pod["metadata"]
-        grace = options.grace_period
-        if grace is None:
-            grace = int(pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
-        unscheduled = not pod.get("spec", {}).get("nodeName")
-        if grace <= 0 or unscheduled:
-            return self._remove(R.PODS, pod)
-        current_grace = meta.get("deletionGracePeriodSeconds")
+    def _delete_gracefully(self, strategy: Strategy, obj: JSON, options: DeleteOptions) -> JSON:
+        """Mark the object to go after its grace period (a shorter request wins); the kind's
+        controller removes it. No grace: it goes now."""
+        rtype = strategy.resource
+        grace = strategy.deletion_grace(obj, options.grace_period)
+        if grace <= 0:
+            return self._remove(rtype, obj)
+        current_grace = obj["metadata"].get("deletionGracePeriodSeconds")
         if current_grace is not None and current_grace <= grace:
-            return pod
-        new = deep_copy(pod)
+            return obj
+        new = deep_copy(obj)
         new["metadata"]["deletionTimestamp"] = iso(time.time() + grace)
         new["metadata"]["deletionGracePeriodSeconds"] = grace
-        return self.store.put(R.PODS, new)
+        return self.store.put(rtype, new)
 
     def finalize(self, rtype: R.ResourceType, obj: JSON, finalizer: str) -> None:
         """Drop one finalizer; remove the object when none are left and it is being deleted."""

@@ -181,7 +181,7 @@ class KubeApp:
         found = await self.handlers.discovery(request) if request.method == "GET" else None
         if found is not None:
             return found
-        route = parse_route(path)
+        route = parse_route(path, self.cluster.kinds)
         if route is None:
             raise ApiError(404, "the server could not find the requested resource")
         self.policy.check(user, request, route)

@@ -1,4 +1,4 @@
-"""The simulated cluster's shared state: settings, store, object API, registry, faults."""
+"""The simulated cluster's shared state: settings, kinds, store, object API, registry, faults."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from kubesim.allocation import Allocator
 from kubesim.api import ObjectApi
 from kubesim.events import EventRecorder
 from kubesim.image_registry import Registry
+from kubesim.kinds import Kinds, builtin_kinds
 from kubesim.store import Store
 
 JSON = dict[str, Any]
@@ -93,13 +94,15 @@ class Faults:
 
 
 class Cluster:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, kinds: Kinds | None = None) -> None:
         self.settings = settings
+        # The kinds served, each with its strategy (kubesim/kinds/).
+        self.kinds = kinds or builtin_kinds()
         self.store = Store(
             history_size=settings.history_size, watch_queue_size=settings.watch_queue_size
         )
         self.allocator = Allocator()
-        self.api = ObjectApi(self.store, self.allocator)
+        self.api = ObjectApi(self.store, self.allocator, self.kinds)
         self.events = EventRecorder(self.store)
         self.registry = Registry(
             default_slow_seconds=settings.slow_seconds, crash_after_seconds=settings.crash_after

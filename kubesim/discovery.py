@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubesim import resources as R
+from kubesim.kinds import Kinds, Strategy
 
 JSON = dict[str, Any]
 
@@ -43,9 +44,9 @@ def api_versions(server_address: str) -> JSON:
     }
 
 
-def api_group_list() -> JSON:
+def api_group_list(kinds: Kinds) -> JSON:
     groups = []
-    for group, versions in R.group_versions().items():
+    for group, versions in kinds.group_versions().items():
         if not group:
             continue
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -53,8 +54,8 @@ def api_group_list() -> JSON:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def api_group(group: str) -> JSON | None:
-    versions = R.group_versions().get(group)
+def api_group(kinds: Kinds, group: str) -> JSON | None:
+    versions = kinds.group_versions().get(group)
     if not group or not versions:
         return None
     entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -82,7 +83,8 @@ def _resource_entry(t: R.ResourceType) -> JSON:
     return entry
 
 
-def _sub_entry(t: R.ResourceType, sub: str) -> JSON:
+def _sub_entry(strategy: Strategy, sub: str) -> JSON:
+    t = strategy.resource
     entry: JSON = {
         "name": f"{t.plural}/{sub}",
         "singularName": "",
@@ -92,25 +94,19 @@ def _sub_entry(t: R.ResourceType, sub: str) -> JSON:
     }
     if sub == "scale":
         entry.update({"group": "autoscaling", "version": "v1", "kind": "Scale"})
-    elif sub in ("exec", "attach", "portforward"):
-        entry["kind"] = {"exec": "PodExecOptions", "attach": "PodAttachOptions"}.get(
-            sub, "PodPortForwardOptions"
-        )
-    elif sub == "log":
-        entry["kind"] = "Pod"
-    elif sub == "proxy":
-        entry["kind"] = f"{t.kind}ProxyOptions"
+    else:
+        entry["kind"] = strategy.subresource_kinds.get(sub, t.kind)
     return entry
 
 
-def resource_list(group: str, version: str) -> JSON | None:
-    types = R.types_in(group, version)
+def resource_list(kinds: Kinds, group: str, version: str) -> JSON | None:
+    types = kinds.types_in(group, version)
     if not types:
         return None
     resources: list[JSON] = []
     for t in types:
         resources.append(_resource_entry(t))
-        resources += [_sub_entry(t, sub) for sub in t.subresources]
+        resources += [_sub_entry(kinds.of(t), sub) for sub in t.subresources]
     group_version = f"{group}/{version}" if group else version
     return {
         "kind": "APIResourceList",
@@ -120,10 +116,10 @@ def resource_list(group: str, version: str) -> JSON | None:
     }
 
 
-def openapi_v3_root() -> JSON:
+def openapi_v3_root(kinds: Kinds) -> JSON:
     """Index of per-group-version documents, as /openapi/v3 serves."""
     paths: JSON = {}
-    for group, versions in R.group_versions().items():
+    for group, versions in kinds.group_versions().items():
         for v in versions:
             key = f"apis/{group}/{v}" if group else f"api/{v}"
             paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash=kubesim"}
@@ -134,13 +130,13 @@ def _gvk(t: R.ResourceType) -> list[JSON]:
     return [{"group": t.group, "version": t.version, "kind": t.kind}]
 
 
-def openapi_v3_group(group: str, version: str) -> JSON | None:
+def openapi_v3_group(kinds: Kinds, group: str, version: str) -> JSON | None:
     """A small but valid OpenAPI 3 document: schemas are open objects, paths list the verbs.
 
     kubectl reads the `fieldValidation` parameter of PATCH operations to decide whether the
     server validates fields itself, so it is declared on every operation.
     """
-    types = R.types_in(group, version)
+    types = kinds.types_in(group, version)
     if not types:
         return None
     field_validation = {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}

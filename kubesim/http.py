@@ -18,6 +18,7 @@ from kubesim import resources as R
 from kubesim.api import PATCH_TYPES, DeleteOptions
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError, bad_request, not_found, success_status
+from kubesim.kinds import Kinds, Strategy
 from kubesim.label_selectors import make_filter
 from kubesim.store import Entry, Watcher, dumps
 
@@ -61,7 +62,7 @@ def _checked(request: web.Request, route: Route, body: Any) -> list[str]:
     )
 
 
-def parse_route(path: str) -> Route | None:
+def parse_route(path: str, kinds: Kinds) -> Route | None:
     """Split /api/v1/... or /apis/g/v/... into resource type, namespace, name, subresource."""
     parts = [p for p in path.split("/") if p != ""]
     if len(parts) >= 2 and parts[0] == "api":
@@ -71,11 +72,15 @@ def parse_route(path: str) -> Route | None:
     else:
         return None
     namespace = ""
-    if len(rest) >= 3 and rest[0] == "namespaces" and (group, version, rest[2]) in R.BY_PATH:
+    if (
+        len(rest) >= 3
+        and rest[0] == "namespaces"
+        and kinds.by_path(group, version, rest[2]) is not None
+    ):
         namespace, rest = rest[1], rest[2:]
     if not rest:
         return None
-    rtype = R.BY_PATH.get((group, version, rest[0]))
+    rtype = kinds.by_path(group, version, rest[0])
     if rtype is None:
         return None
     name = rest[1] if len(rest) > 1 else ""
@@ -129,22 +134,23 @@ class KubeHandlers:
     async def discovery(self, request: web.Request) -> web.Response | None:
         path = request.path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
+        kinds = self.cluster.kinds
         if path == "/api":
             host = f"{request.url.host}:{request.url.port}"
             return json_response(discovery.api_versions(host))
         if path == "/apis":
-            return json_response(discovery.api_group_list())
+            return json_response(discovery.api_group_list(kinds))
         if len(parts) == 2 and parts[0] == "api":
-            doc = discovery.resource_list("", parts[1])
+            doc = discovery.resource_list(kinds, "", parts[1])
         elif len(parts) == 2 and parts[0] == "apis":
-            doc = discovery.api_group(parts[1])
+            doc = discovery.api_group(kinds, parts[1])
         elif len(parts) == 3 and parts[0] == "apis":
-            doc = discovery.resource_list(parts[1], parts[2])
+            doc = discovery.resource_list(kinds, parts[1], parts[2])
         elif path == "/openapi/v3":
-            doc = discovery.openapi_v3_root()
+            doc = discovery.openapi_v3_root(kinds)
         elif len(parts) >= 4 and parts[:2] == ["openapi", "v3"]:
             group, version = ("", parts[3]) if parts[2] == "api" else (parts[3], parts[4])
-            doc = discovery.openapi_v3_group(group, version)
+            doc = discovery.openapi_v3_group(kinds, group, version)
         else:
             return None
         if doc is None:
@@ -189,7 +195,8 @@ class KubeHandlers:
         if wants_table(request) and not route.subresource:
             meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
             include = request.query.get("includeObject", "Metadata")
-            return json_response(tables.table(route.rtype.kind, [obj], meta, include))
+            strategy = self.cluster.kinds.of(route.rtype)
+            return json_response(tables.table(strategy, [obj], meta, include))
         return json_response(obj)
 
     async def create(self, request: web.Request, route: Route) -> web.Response:
@@ -265,8 +272,8 @@ class KubeHandlers:
         options = await self._delete_options(request)
         obj = self.cluster.api.delete(route.rtype, route.namespace, route.name, options)
         store_obj = self.cluster.store.get(route.rtype, route.key_namespace, route.name)
-        # Pods and services answer with the deleted object (ReturnDeletedObject), others a Status.
-        if store_obj is not None or route.rtype.kind in ("Pod", "Namespace", "Service"):
+        # Some kinds answer with the deleted object (ReturnDeletedObject), others a Status.
+        if store_obj is not None or self.cluster.kinds.of(route.rtype).return_deleted_object:
             return json_response(obj)
         details = {
             "name": route.name,
@@ -316,30 +323,11 @@ class KubeHandlers:
 
     # -- scale subresource ---------------------------------------------------------------------
 
-    def _scale_of(self, obj: JSON) -> JSON:
-        meta = obj["metadata"]
-        selector = obj.get("spec", {}).get("selector") or {}
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: meta[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in meta
-            },
-            "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
-            "status": {
-                "replicas": obj.get("status", {}).get("replicas", 0),
-                "selector": ",".join(
-                    f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())
-                ),
-            },
-        }
-
     async def scale(self, request: web.Request, route: Route) -> web.Response:
         api = self.cluster.api
         obj = api.get(route.rtype, route.namespace, route.name)
-        scale = self._scale_of(obj)
+        strategy = self.cluster.kinds.of(route.rtype)
+        scale = strategy.to_scale(obj)
         if request.method == "GET":
             return json_response(scale)
         body = await read_body(request)
@@ -383,7 +371,7 @@ class KubeHandlers:
             subresource="scale",
             dry_run=bool(request.query.get("dryRun")),
         )
-        return json_response(self._scale_of(updated))
+        return json_response(strategy.to_scale(updated))
 
     # -- list and watch ------------------------------------------------------------------------
 
@@ -419,9 +407,8 @@ class KubeHandlers:
             entries = entries[:limit]
         if wants_table(request):
             include = query.get("includeObject", "Metadata")
-            return json_response(
-                tables.table(route.rtype.kind, [e.obj for e in entries], meta, include)
-            )
+            strategy = self.cluster.kinds.of(route.rtype)
+            return json_response(tables.table(strategy, [e.obj for e in entries], meta, include))
         head = dumps(
             {"kind": route.rtype.list_kind, "apiVersion": route.rtype.api_version, "metadata": meta}
         )
@@ -446,7 +433,8 @@ class KubeHandlers:
             await response.write(dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
             return response
         try:
-            await self._pump(response, watcher, timeout, bookmarks, wants_table(request))
+            strategy = self.cluster.kinds.of(route.rtype) if wants_table(request) else None
+            await self._pump(response, watcher, timeout, bookmarks, strategy)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -459,8 +447,9 @@ class KubeHandlers:
         watcher: Watcher,
         timeout: float,
         bookmarks: bool,
-        as_table: bool,
+        as_table: Strategy | None,
     ) -> None:
+        """Stream the watcher's events (as Table rows of `as_table`'s columns when given)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         interval = self.cluster.settings.bookmark_interval
@@ -482,8 +471,8 @@ class KubeHandlers:
                     _event_line(
                         item[0],
                         item[1].raw_object()
-                        if not as_table
-                        else dumps(tables.table(watcher.rtype.kind, [item[1].obj], {})),
+                        if as_table is None
+                        else dumps(tables.table(as_table, [item[1].obj], {})),
                     )
                 )
                 if watcher.queue.empty() or len(chunks) >= 200:

@@ -19,7 +19,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     # Subresources served besides the object itself ("status", "scale", "log", ...).
     subresources: tuple[str, ...] = ()
-    # Types whose spec changes bump metadata.generation (as the real registry strategies do).
+    # Types whose spec changes bump metadata.generation, and types with a status the object
+    # itself may not change (read by the base Strategy, as the real registry strategies do).
     has_generation: bool = False
     has_status: bool = True
     verbs: tuple[str, ...] = ALL_VERBS
@@ -109,6 +110,8 @@ INGRESSES = ResourceType(
     has_generation=True,
 )
 
+# The built-in types; kinds.builtin_kinds() registers one strategy for each, and routing and
+# discovery read the registered types from there (a cluster may register more).
 ALL_TYPES: tuple[ResourceType, ...] = (
     NAMESPACES,
     PODS,
@@ -121,23 +124,3 @@ ALL_TYPES: tuple[ResourceType, ...] = (
     REPLICASETS,
     INGRESSES,
 )
-
-# (group, version, plural) -> type, for routing.
-BY_PATH: dict[tuple[str, str, str], ResourceType] = {
-    (t.group, t.version, t.plural): t for t in ALL_TYPES
-}
-BY_KIND: dict[str, ResourceType] = {t.kind: t for t in ALL_TYPES}
-
-
-def group_versions() -> dict[str, list[str]]:
-    """Group name -> versions served (core group is "")."""
-    result: dict[str, list[str]] = {}
-    for t in ALL_TYPES:
-        versions = result.setdefault(t.group, [])
-        if t.version not in versions:
-            versions.append(t.version)
-    return result
-
-
-def types_in(group: str, version: str) -> list[ResourceType]:
-    return [t for t in ALL_TYPES if t.group == group and t.version == version]

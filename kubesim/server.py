@@ -22,6 +22,7 @@ from kubesim.controllers.gc import GarbageCollector
 from kubesim.controllers.kubelet import Kubelet
 from kubesim.controllers.replicaset import ReplicaSetController
 from kubesim.events import NODE_NAME
+from kubesim.kinds import Kinds
 from kubesim.logs import LogBook
 from kubesim.meta import new_uid, now_iso
 from kubesim.tls import Certificates, generate, kubeconfig, write_private
@@ -38,12 +39,14 @@ class ServerConfig:
     limited_token: str | None = None
     namespaces: tuple[str, ...] = ("default",)
     settings: Settings = field(default_factory=Settings)
+    # The kinds served (None: the built-in ones, kubesim.kinds.builtin_kinds()).
+    kinds: Kinds | None = None
 
 
 class KubesimServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.cluster = Cluster(config.settings)
+        self.cluster = Cluster(config.settings, config.kinds)
         self.book = LogBook()
         self.certs: Certificates = generate(tuple({"127.0.0.1", "localhost", config.host}))
         self.ssl_context: ssl.SSLContext = self.certs.server_context()

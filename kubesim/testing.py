@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesim.cluster import Settings
+from kubesim.kinds import Kinds
 from kubesim.server import KubesimServer, ServerConfig
 
 JSON = dict[str, Any]
@@ -214,6 +215,7 @@ def run_kubesim(
     token: str | None = None,
     limited_token: str = "kubesim-limited-token",  # noqa: S107 (a test-only token)
     settings: JSON | None = None,
+    kinds: Kinds | None = None,
 ) -> Iterator[KubesimHandle]:
     """Start kubesim over TLS on a free port in a background thread; stop it on exit."""
     values = {**FAST_SETTINGS, "startup_delay": startup_delay, **(settings or {})}
@@ -224,6 +226,7 @@ def run_kubesim(
         limited_token=limited_token,
         namespaces=namespaces,
         settings=Settings(**values),
+        kinds=kinds,
     )
     if token:
         config.token = token

@@ -14,7 +14,6 @@ from kubesim.store import WatchEvent
 
 JSON = dict[str, Any]
 log = logging.getLogger("kubesim.gc")
-_BY_PLURAL = {t.plural: t for t in R.ALL_TYPES}
 
 
 class GarbageCollector:
@@ -58,7 +57,7 @@ class GarbageCollector:
     def _delete_dependents(self, uid: str, propagation: str) -> int:
         remaining = 0
         for plural, namespace, name in self.store.dependents(uid):
-            rtype = _BY_PLURAL[plural]
+            rtype = self.cluster.kinds.by_plural(plural)
             obj = self.store.get(rtype, namespace, name)
             if obj is None:
                 continue
@@ -102,7 +101,7 @@ class GarbageCollector:
         if ns is None or not ns["metadata"].get("deletionTimestamp"):
             return
         remaining = 0
-        for rtype in R.ALL_TYPES:
+        for rtype in self.cluster.kinds.types:
             if not rtype.namespaced:
                 continue
             for obj in self.store.objects(rtype, name):
