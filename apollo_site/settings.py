@@ -319,6 +319,11 @@ APOLLO_SERVICEACCOUNT_DIR = env_str(
 APOLLO_WORKER_LEASE_SECONDS = env_int("APOLLO_WORKER_LEASE_SECONDS", 30, minimum=5)
 APOLLO_APPLY_ATTEMPTS = env_int("APOLLO_APPLY_ATTEMPTS", 5, minimum=1)
 APOLLO_UNREACHABLE_SECONDS = env_int("APOLLO_UNREACHABLE_SECONDS", 60, minimum=1)
+# SIGTERM: a worker finishes its rollouts for up to this long, then hands the rest over (its
+# leases and locks released at once). Below Kubernetes' terminationGracePeriodSeconds (30).
+APOLLO_WORKER_GRACE_SECONDS = env_int("APOLLO_WORKER_GRACE_SECONDS", 20, minimum=0)
+# A PENDING deployment older than this while no worker is alive says so in its reason.
+APOLLO_PENDING_WARN_SECONDS = env_int("APOLLO_PENDING_WARN_SECONDS", 30, minimum=0)
 # Live pages: how long one watch request lasts before it is renewed, the web shell's idle
 # timeout, and the Jolokia proxy's size limits.
 APOLLO_WATCH_SECONDS = env_int("APOLLO_WATCH_SECONDS", 240, minimum=5)

@@ -279,6 +279,10 @@ class Deployment(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     applied_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Seconds a worker spent following the forward rollout: its deadline counts these, not the
+    # wall time since it started (a rollout resumed after an hour without a worker is judged on
+    # the cluster's state and gets the time nobody watched).
+    watched_seconds = models.FloatField(default=0, editable=False)
     # The X-Request-ID of the request that asked for it: the worker's log lines carry it.
     request_id = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -400,3 +404,20 @@ class CIStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} {self.context}: {self.state}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One deployment worker process: written every second while it runs
+    (deployments.engine.heartbeat), so that the pages and /readyz can tell that none runs."""
+
+    name = models.CharField(max_length=100, unique=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    driving = models.PositiveIntegerField(default=0, help_text="Deployments it drives now.")
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return self.name

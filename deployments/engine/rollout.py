@@ -12,6 +12,14 @@ commit (a redeploy with other variables) must not fail or pass the new rollout.
 
 The timeline records what the worker saw: changes of the Deployment's conditions, pod reasons,
 and the Events of the Deployment, its ReplicaSets and their pods since the rollout began.
+
+True verdicts: the rollout is judged on what the cluster reports, never on the absence of an
+answer. A resumed rollout is judged on the Deployment as it is now before anything else (it
+may have completed while no worker watched). An unreachable cluster does not end the rollout
+at the unreachable limit: the timeline says so and the follower waits for the cluster to
+answer, then judges on its state ("cluster unreachable for 90 s; rollout had completed");
+only the rollout's own deadline (time a worker watched) ends it with an unknown outcome. Before
+a deadline verdict, the Deployment is read once more: it may have completed meanwhile.
 """
 
 import copy
@@ -217,7 +225,12 @@ class Follower:
     # The namespace's Event collection version taken before the apply: the Events are then
     # watched from there, without listing (and parsing) every older Event of the namespace.
     events_from: str = ""
+    # A deployment resumed by another worker: its first read decides when it finished already.
+    resumed: bool = False
     observation: Observation = field(default_factory=Observation)
+    # The longest outage that passed the unreachable limit, once the cluster answered again.
+    _outage_seconds: float = 0.0
+    _warned: bool = False
     _pending: list[Note] = field(default_factory=list)
     _stop: threading.Event | None = None
     _watchers: list[_Watcher] = field(default_factory=list)
@@ -280,6 +293,14 @@ class Follower:
             return deployment
         if deployment is None:
             return RolloutResult("failed", f"Deployment {self.name} is not in {self.namespace}")
+        # A resumed rollout is judged on its current state first: one that completed while no
+        # worker watched is DONE now, whatever time has passed. (A fresh one is followed
+        # through its watches: its Events are part of its story.)
+        self._deployment_seen(deployment)
+        first = health.assess(deployment, [])
+        if self.resumed and first.state == "done":
+            self._note("rollout", first.reason)
+            return self._verdict(first.state, first.reason)
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         pod_selector = ",".join(f"{k}={v}" for k, v in {**labels, LABEL_SHA: self.sha}.items())
         self._rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
@@ -335,26 +356,64 @@ class Follower:
         """The Deployment as it is now, retried like the watches while the cluster is away.
 
         A 5xx or a refused connection on this first read must not end the deployment: it is
-        the same outage the watchers ride out, bounded by the same unreachable limit.
+        the same outage the watchers ride out, bounded by the rollout's deadline.
         """
         backoff = 0.2
         while True:
             try:
-                return kube.read_deployment(self.cluster, self.namespace, self.name)
+                found = kube.read_deployment(self.cluster, self.namespace, self.name)
+                self._absorb("reachable", None)
+                return found
             except (kube.ClusterUnreachable, kube.KubeError) as exc:
-                unreachable = self._absorb("unreachable", str(exc))
-                if unreachable:
-                    return RolloutResult("failed", unreachable)
+                self._absorb("unreachable", str(exc))
             if (yield self.take_notes()):
                 return RolloutResult("interrupted", "stopped following")
             if time.monotonic() > self.deadline:
-                return RolloutResult(
-                    "failed",
-                    f"rollout did not finish within {self.timeout_seconds} s "
-                    f"(cluster unreachable: {self.observation.unreachable_reason})",
-                )
+                return RolloutResult("failed", self._unknown_outcome())
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    def _unknown_outcome(self) -> str:
+        """The reason of a deadline that passed while the cluster did not answer."""
+        since = self.observation.unreachable_since
+        seconds = time.monotonic() - since if since is not None else 0.0
+        return (
+            f"cluster unreachable for {seconds:.0f} s when the rollout's deadline "
+            f"({self.timeout_seconds} s) passed; its outcome is unknown: "
+            f"{self.observation.unreachable_reason}"
+        )
+
+    def _verdict(self, state: str, reason: str) -> RolloutResult:
+        """A verdict from what the cluster reported; after a long outage the reason says so."""
+        if self._outage_seconds:
+            had = "rollout had completed" if state == "done" else "then"
+            reason = f"cluster unreachable for {self._outage_seconds:.0f} s; {had}: {reason}"
+        elif self.resumed and state == "done":
+            reason = f"resumed: rollout had completed: {reason}"
+        return RolloutResult(state, reason)
+
+    def _timed_out(self, last_reason: str) -> "Progress[RolloutResult]":
+        """The deadline passed: read the Deployment once more (it may have completed since the
+        last event), then the verdict."""
+        if self.observation.unreachable_since is not None:
+            return RolloutResult("failed", self._unknown_outcome())
+        try:
+            current = kube.read_deployment(self.cluster, self.namespace, self.name)
+        except (kube.ClusterUnreachable, kube.KubeError):
+            current = None
+        if current is not None:
+            self._deployment_seen(current)
+            verdict = self._assess()
+            if verdict.state != "progressing":
+                self._note("rollout", verdict.reason)
+                return self._verdict(verdict.state, verdict.reason)
+            last_reason = verdict.reason
+        yield []
+        return RolloutResult(
+            "failed",
+            f"rollout did not finish within {self.timeout_seconds} s of watching"
+            + (f" (last seen: {last_reason})" if last_reason else ""),
+        )
 
     def _loop(self, events: "queue.Queue[tuple[str, Any]]") -> "Progress[RolloutResult]":
         last_reason = ""
@@ -363,32 +422,24 @@ class Follower:
             if (yield self.take_notes() if events.empty() else []):
                 return RolloutResult("interrupted", "stopped following")
             if time.monotonic() > self.deadline:
-                return RolloutResult(
-                    "failed",
-                    f"rollout did not finish within {self.timeout_seconds} s"
-                    + (f" (last seen: {last_reason})" if last_reason else ""),
-                )
+                return (yield from self._timed_out(last_reason))
             try:
                 kind, payload = events.get(timeout=0.5)
             except queue.Empty:
                 # Watchers blocked in a connect or a read send nothing: the limit still holds.
-                unreachable = self._unreachable_too_long()
-                if unreachable:
-                    return RolloutResult("failed", unreachable)
+                self._unreachable_too_long()
                 continue
-            unreachable = self._absorb(kind, payload)
-            if unreachable:
-                return RolloutResult("failed", unreachable)
-            if self.observation.deployment is None:
+            self._absorb(kind, payload)
+            if self.observation.deployment is None or kind == "unreachable":
                 continue
             verdict = self._assess()
             if verdict.reason != last_reason:
                 last_reason = verdict.reason
                 self._note("rollout", verdict.reason)
             if verdict.state != "progressing":
-                return RolloutResult(verdict.state, verdict.reason)
+                return self._verdict(verdict.state, verdict.reason)
 
-    def _absorb(self, kind: str, payload: Any) -> str:
+    def _absorb(self, kind: str, payload: Any) -> None:
         seen = self.observation
         if kind == "unreachable":
             now = time.monotonic()
@@ -396,10 +447,20 @@ class Follower:
                 seen.unreachable_since = now
                 self._note("cluster", f"cluster unreachable, retrying: {payload}")
             seen.unreachable_reason = str(payload)
-            return self._unreachable_too_long()
+            self._unreachable_too_long()
+            return
         if seen.unreachable_since is not None:
+            lasted = time.monotonic() - seen.unreachable_since
             seen.unreachable_since = None
-            self._note("cluster", "cluster reachable again")
+            if self._warned:
+                # Past the limit: the verdict to come says so (judged on the state read now).
+                self._outage_seconds = max(self._outage_seconds, lasted)
+                self._warned = False
+                self._note("cluster", f"cluster reachable again after {lasted:.0f} s")
+            else:
+                self._note("cluster", "cluster reachable again")
+        if kind == "reachable":
+            return
         if kind == "list":
             object_kind, items = payload
             if object_kind == "Deployment":
@@ -409,7 +470,7 @@ class Follower:
                     self._event_seen(item)
             else:
                 seen.pods = {item["metadata"]["name"]: item for item in items}
-            return ""
+            return
         object_kind, event = payload
         if object_kind == "Deployment":
             self._deployment_seen(None if event.type == "DELETED" else event.object)
@@ -418,7 +479,6 @@ class Follower:
                 self._event_seen(event.object)
         else:
             self._pod_event(event)
-        return ""
 
     def _assess(self) -> health.Verdict:
         """The health verdict on the pods of the new ReplicaSet.
@@ -496,13 +556,18 @@ class Follower:
             text += f" — further events are not recorded (limit {MAX_EVENTS})"
         self._note("event", text)
 
-    def _unreachable_too_long(self) -> str:
+    def _unreachable_too_long(self) -> None:
+        """Past the unreachable limit: said once in the timeline. Not a verdict: the cluster
+        may have completed the rollout meanwhile; it is judged when it answers again (or the
+        rollout's deadline passes)."""
         since = self.observation.unreachable_since
-        if since is None or time.monotonic() - since <= self.unreachable_limit:
-            return ""
-        return (
-            f"cluster unreachable for more than {self.unreachable_limit:.0f} s: "
-            f"{self.observation.unreachable_reason}"
+        if self._warned or since is None or time.monotonic() - since <= self.unreachable_limit:
+            return
+        self._warned = True
+        self._note(
+            "cluster",
+            f"cluster unreachable for more than {self.unreachable_limit:.0f} s "
+            f"({self.observation.unreachable_reason}); the verdict waits for it to answer",
         )
 
     def _pod_event(self, event: kube.WatchEvent) -> None:

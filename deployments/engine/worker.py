@@ -2,9 +2,14 @@
 
 It claims PENDING deployments with a conditional UPDATE (two workers never start the same
 one), applies the manifests with server-side apply, follows the rollout and ends it DONE
-or FAILED. Each claimed deployment carries a lease that the worker renews while following;
-a deployment whose lease expired (its worker was killed) is resumed by any worker, and is
-not applied a second time (applied_at records that the apply happened).
+or FAILED. Each claimed deployment carries a lease that the worker's heartbeat thread renews
+every second (heartbeat.py), and on PostgreSQL a session-level advisory lock: a deployment
+whose worker died (its lock freed by the server, or its lease expired) is resumed by any
+worker, and is not applied a second time (applied_at records that the apply happened).
+
+The database may go away under a running worker: every query of the worker is retried until
+it answers again (database.py); the worker never exits for it, and the rollouts it holds
+carry on.
 """
 
 import contextlib
@@ -18,15 +23,23 @@ import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from deployments import live
+from deployments.engine.database import (
+    CONNECTION_ERRORS,
+    OUTAGE,
+    DatabaseUnavailable,
+    drop_connection,
+    retrying,
+)
 from deployments.engine.health import assess
+from deployments.engine.heartbeat import ORPHAN_AFTER, Heartbeat
 from deployments.engine.rollout import Follower, Note, Progress, RolloutResult
 from deployments.engine.snapshots import take_snapshot
 from deployments.engine.wakeup import WorkSignal
@@ -45,25 +58,38 @@ LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
 APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = 300
+T = TypeVar("T")
 RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
 
 
-def claim(owner: str, *, exclude: Collection[int] = ()) -> Deployment | None:
-    """Claim one deployment: the oldest PENDING, or one in progress whose lease expired.
+def claim(
+    owner: str, *, exclude: Collection[int] = (), heartbeat: Heartbeat | None = None
+) -> Deployment | None:
+    """Claim one deployment: the oldest PENDING, or one in progress whose worker is gone.
+
+    A worker is gone when the lease expired or, on PostgreSQL (with a heartbeat holding
+    advisory locks), when the deployment's lock is free and its lease was not renewed for
+    ORPHAN_AFTER (a killed worker's session ends at once; a live one renews every second). A
+    lock some live worker holds is never taken, even past the lease (a worker cut off from the
+    database for a while still drives it). The lock is taken here, before the row.
 
     exclude: the deployments this worker is driving already. Their lease may lapse while a
     call is slow; the worker must not claim them again and drive them twice.
     """
     now = timezone.now()
+    locking = heartbeat is not None and heartbeat.locks is not None
+    gone = Q(status__in=RESUMABLE, lease_expires_at__lt=now)
+    if locking:
+        gone |= Q(status__in=RESUMABLE, lease_expires_at__lt=now + LEASE - ORPHAN_AFTER)
     candidates = (
-        Deployment.objects.filter(
-            Q(status=Status.PENDING) | Q(status__in=RESUMABLE, lease_expires_at__lt=now)
-        )
+        Deployment.objects.filter(Q(status=Status.PENDING) | gone)
         .exclude(pk__in=list(exclude))
         .order_by("created_at", "id")
         .values_list("pk", "status", "lease_expires_at")[:10]
     )
     for pk, status, lease in candidates:
+        if heartbeat is not None and not heartbeat.try_lock(pk):
+            continue  # its worker lives
         changes: dict[str, Any] = {"lease_owner": owner, "lease_expires_at": now + LEASE}
         # Conditional on what we read: of two workers racing for this row, one updates it.
         if status == Status.PENDING:
@@ -72,23 +98,40 @@ def claim(owner: str, *, exclude: Collection[int] = ()) -> Deployment | None:
                     Status.STARTED, also={**changes, "started_at": now}
                 )
             except InvalidTransition:
+                _unlock(heartbeat, pk)
                 continue  # another worker claimed it, or it was cancelled meanwhile
         elif not Deployment.objects.filter(pk=pk, status=status, lease_expires_at=lease).update(
             **changes, updated_at=now
         ):  # a lease taken over: the status stays
+            _unlock(heartbeat, pk)
             continue
+        if heartbeat is not None:
+            heartbeat.hold(pk)
         return Deployment.objects.with_related().get(pk=pk)
     return None
+
+
+def _unlock(heartbeat: Heartbeat | None, pk: int) -> None:
+    if heartbeat is not None and heartbeat.locks is not None:
+        heartbeat.locks.unlock(pk)
 
 
 class Run:
     """One deployment being driven by this worker."""
 
-    def __init__(self, deployment: Deployment, owner: str, shutdown: threading.Event) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        owner: str,
+        shutdown: threading.Event,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
         self.deployment = deployment
         self.owner = owner
-        self.shutdown = shutdown
+        self.shutdown = shutdown  # set: hand the deployment over now
+        self.heartbeat = heartbeat
         self.lease_renewed = time.monotonic()
+        self.resumed = False  # applied by an earlier worker (or an earlier run of this one)
         self.events_from = ""  # the Event collection's version before this run's apply
         self.follower: Follower | None = None  # open until its Events are recorded
 
@@ -105,21 +148,27 @@ class Run:
     def note(self, source: str, message: str) -> None:
         self.note_many([(source, message)])
 
+    def db(self, call: Callable[[], T]) -> T:
+        """A query of this run, repeated while the database is away (database.retrying)."""
+        return retrying(call, shutdown=self.shutdown)
+
     def note_many(self, notes: list[tuple[str, str]]) -> None:
         """Append entries to the timeline in one write, and send each to the live page."""
         at = timezone.now().isoformat()
         entries = [{"at": at, "source": source, "message": text[:1000]} for source, text in notes]
         timeline = [*self.deployment.timeline, *entries][-TIMELINE_LIMIT:]
         self.deployment.timeline = timeline
-        Deployment.objects.filter(pk=self.deployment.pk).update(timeline=timeline)
+        self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(timeline=timeline))
         for entry in entries:
             live.broadcast_timeline(self.deployment, entry)
 
     def finish(self, status: Status, reason: str) -> None:
         try:
-            self.deployment.transition_to(status, reason=reason)
+            # A transition whose answer was lost with the connection is InvalidTransition on
+            # the retry (the row moved already): re-read, as for a race.
+            self.db(lambda: self.deployment.transition_to(status, reason=reason))
         except InvalidTransition:
-            self.deployment.refresh_from_db()
+            self.db(self.deployment.refresh_from_db)
             logger.warning("deployment %s moved under us: %s", self.deployment.pk, reason)
             return
         self.note("worker", f"{status}: {reason}")
@@ -131,20 +180,36 @@ class Run:
 
     def current_status(self) -> Status:
         status = Deployment.objects.filter(pk=self.deployment.pk).values_list("status", flat=True)
-        return Status(status.get())
+        return Status(self.db(status.get))
 
     def owns_lease(self) -> bool:
-        return Deployment.objects.filter(pk=self.deployment.pk, lease_owner=self.owner).exists()
+        if self.heartbeat is not None and self.heartbeat.lost(self.deployment.pk):
+            return False
+        owned = Deployment.objects.filter(pk=self.deployment.pk, lease_owner=self.owner)
+        return self.db(owned.exists)
 
     def renew_lease(self) -> bool:
-        """Extend the lease; False when another worker took the deployment over."""
+        """Whether this worker still drives the deployment; False when another worker took it
+        over. With a heartbeat (the worker process) the heartbeat thread renews the lease;
+        without one (a bare Run) it is renewed here."""
+        if self.heartbeat is not None:
+            return not self.heartbeat.lost(self.deployment.pk)
         if time.monotonic() - self.lease_renewed < LEASE.total_seconds() / 3:
             return True
-        renewed = Deployment.objects.filter(pk=self.deployment.pk, lease_owner=self.owner).update(
-            lease_expires_at=timezone.now() + LEASE
+        renewed = self.db(
+            lambda: Deployment.objects.filter(pk=self.deployment.pk, lease_owner=self.owner).update(
+                lease_expires_at=timezone.now() + LEASE
+            )
         )
         self.lease_renewed = time.monotonic()
         return bool(renewed)
+
+    def may_change_cluster(self) -> bool:
+        """Before an apply is sent: this worker still drives the deployment, and its lease
+        is fresh enough that no other worker can have taken it over unseen."""
+        if self.heartbeat is not None:
+            return self.heartbeat.fresh(self.deployment.pk)
+        return self.renew_lease()
 
     # -- the flow --------------------------------------------------------------------------
 
@@ -168,8 +233,11 @@ class Run:
             self.events_from = self.event_version()
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
-            Deployment.objects.filter(pk=d.pk).update(applied_at=timezone.now())
+            applied_at = timezone.now()
+            self.db(lambda: Deployment.objects.filter(pk=d.pk).update(applied_at=applied_at))
+            d.applied_at = applied_at
         else:
+            self.resumed = True
             self.note("worker", "resumed by another worker; manifests were applied already")
         result = self.follow(documents, d.version.git_commit_sha)
         if result.state == "interrupted":
@@ -181,9 +249,9 @@ class Run:
 
     def roll_back(self) -> None:
         d = self.deployment
-        d.refresh_from_db()
+        self.db(d.refresh_from_db)
         if d.status == Status.PENDING_CANCELLATION:
-            d.transition_to(Status.CANCELING, reason=d.status_reason)
+            self.db(lambda: d.transition_to(Status.CANCELING, reason=d.status_reason))
             live.broadcast_status(d)
         source = d.source_version
         if source is None:
@@ -252,6 +320,16 @@ class Run:
                     if first:  # progress; a re-check before a retried apply is not
                         attempt, delay = 0, 0.5
                     continue
+                if not self.may_change_cluster():
+                    # Another worker may drive it now (or soon): never send an apply then.
+                    self.note(
+                        "worker", f"{self.owner} lost its lease before the apply; handed over"
+                    )
+                    return False
+                # Every apply sent is in the timeline, before it is sent (one per document).
+                self.note(
+                    "worker", f"sending apply of {doc['kind']}/{key[1]} ({what}) from {self.owner}"
+                )
                 kube.apply(cluster, namespace, [doc], checked=checked)
             except kube.ClusterUnreachable as exc:
                 if not unchecked:
@@ -270,7 +348,6 @@ class Run:
                     self.note("worker", "worker stopping before the apply went through")
                     return False
                 delay = min(delay * 2, 8.0)
-                self.renew_lease()
                 continue
             except kube.NotOwned as exc:
                 self.finish_with_snapshot(Status.FAILED, f"not applied: {exc}")
@@ -292,11 +369,14 @@ class Run:
         d = self.deployment
         name = next(doc for doc in documents if doc["kind"] == "Deployment")["metadata"]["name"]
         timeout = d.environment.rollout_timeout_seconds
-        # A forward rollout's clock starts when the deployment started (a resumed one keeps
-        # it); a rollback is a rollout of its own and gets the whole timeout, however late in
-        # the forward rollout the cancellation came.
+        # A forward rollout's clock counts the time a worker watched it (a resumed one keeps
+        # what was watched before, never the wall time when no worker watched); a rollback is
+        # a rollout of its own and gets the whole timeout, however late in the forward rollout
+        # the cancellation came.
+        watched = 0.0 if cancelling else float(d.watched_seconds or 0)
+        remaining = timeout - watched
         started = timezone.now() if cancelling else (d.started_at or timezone.now())
-        remaining = timeout - (timezone.now() - started).total_seconds()
+        following = time.monotonic()
 
         def should_stop() -> bool:
             if self.shutdown.is_set() or not self.renew_lease():
@@ -315,13 +395,27 @@ class Run:
             # Event timestamps have whole seconds: from the start of the rollout's second.
             since=started.replace(microsecond=0),
             events_from=self.events_from,
+            resumed=not cancelling and self.resumed,
         )
         self.follower = follower
-        result = self.record_progress(follower.follow(keep_watching=True), should_stop)
+        try:
+            result = self.record_progress(follower.follow(keep_watching=True), should_stop)
+        finally:
+            if not cancelling:
+                self._add_watched(time.monotonic() - following)
         self.record(follower.take_notes())
         if result.state == "failed":
             self.explain_failure(follower)
         return result
+
+    def _add_watched(self, seconds: float) -> None:
+        pk = self.deployment.pk
+        with contextlib.suppress(DatabaseUnavailable):
+            self.db(
+                lambda: Deployment.objects.filter(pk=pk).update(
+                    watched_seconds=F("watched_seconds") + seconds
+                )
+            )
 
     def record_progress(
         self, steps: Progress[RolloutResult], should_stop: Callable[[], bool]
@@ -384,7 +478,7 @@ class Run:
         CANCELED, and FAILED alike: what a failed rollout left behind matters most). Not when
         the cluster was lost: the reason says so, and asking again would only wait longer."""
         d = self.deployment
-        if "unreachable" in reason:
+        if status == Status.FAILED and "unreachable" in reason:
             snapshot: dict[str, Any] = {"error": "no snapshot: the cluster was unreachable"}
         else:
             try:
@@ -396,9 +490,18 @@ class Run:
         self.finish(status, reason)
 
 
-def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Event) -> None:
-    """Drive one claimed deployment to a terminal state; never leave it stuck on an error."""
-    run = Run(deployment, owner, shutdown)
+def drive_deployment(
+    deployment: Deployment,
+    owner: str,
+    shutdown: threading.Event,
+    heartbeat: Heartbeat | None = None,
+) -> None:
+    """Drive one claimed deployment to a terminal state; never leave it stuck on an error.
+
+    shutdown set: hand it over (the lease released at once). A database outage is waited out
+    by each query (Run.db); the worker stopping during one leaves the deployment to the next
+    worker (the lease or the lock frees it), never FAILED for it."""
+    run = Run(deployment, owner, shutdown, heartbeat)
     # This thread's log lines name the deployment and the request that asked for it.
     tokens = context.enter_deployment(
         deployment.pk,
@@ -407,23 +510,53 @@ def drive_deployment(deployment: Deployment, owner: str, shutdown: threading.Eve
     )
     logger.info("deployment %s: driven by %s from %s", deployment.pk, owner, deployment.status)
     try:
-        run.drive()
-        run.close_follower()
+        _drive(run)
+    except DatabaseUnavailable:
+        logger.warning("deployment %s: left to the next worker (no database)", deployment.pk)
     except Exception as exc:
         logger.exception("deployment %s failed in the worker", deployment.pk)
-        deployment.refresh_from_db()
-        if not Status(deployment.status).is_terminal:
-            run.finish(Status.FAILED, f"internal error in the worker: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(DatabaseUnavailable):
+            run.db(deployment.refresh_from_db)
+            if not Status(deployment.status).is_terminal:
+                run.finish(
+                    Status.FAILED, f"internal error in the worker: {type(exc).__name__}: {exc}"
+                )
     finally:
         with contextlib.suppress(Exception):
             run.close_follower()  # never leave watch threads behind
         if shutdown.is_set():
             # Hand the deployment over at once rather than when the lease runs out.
-            Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
-                lease_expires_at=timezone.now()
-            )
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
+                    lease_expires_at=timezone.now()
+                )
+        if heartbeat is not None:
+            heartbeat.release(deployment.pk)  # after the lease: then the lock
         connections.close_all()
         context.leave_deployment(tokens)
+
+
+def _drive(run: Run) -> None:
+    """run.drive(), and again when a query failed in a way the retries do not cover (a
+    connection lost inside a transaction): the deployment is re-read and resumed while this
+    worker still holds it."""
+    while True:
+        try:
+            run.drive()
+            run.close_follower()
+            return
+        except CONNECTION_ERRORS as exc:
+            logger.warning(
+                "deployment %s: database lost mid-step (%s); resuming", run.deployment.pk, exc
+            )
+            with contextlib.suppress(Exception):
+                run.close_follower()
+            run.db(run.deployment.refresh_from_db)
+            if Status(run.deployment.status).is_terminal or not run.owns_lease():
+                return
+            run.deployment = run.db(
+                lambda: Deployment.objects.with_related().get(pk=run.deployment.pk)
+            )
 
 
 def _forget(done: Callable[[int], None], pk: int, _future: object) -> None:
@@ -441,38 +574,141 @@ def run_worker(
     parallel: int = 8,
     owner: str | None = None,
     on_idle: Callable[[], None] | None = None,
+    grace: float = 0.0,
 ) -> None:
-    """Claim and drive deployments until shutdown is set."""
+    """Claim and drive deployments until shutdown is set.
+
+    Once it is set, no deployment is claimed; those being driven get `grace` seconds to
+    finish, then they are handed over (each lease released at once, each lock freed), so that
+    another worker resumes them at once instead of when the lease runs out.
+    """
     owner = owner or worker_name()
     active: set[int] = set()
     lock = threading.Lock()
+    handover = threading.Event()
+    heartbeat = retrying(lambda: Heartbeat(owner=owner, lease=LEASE).start(), shutdown=shutdown)
 
     def done(pk: int) -> None:
         with lock:
             active.discard(pk)
 
-    with (
-        ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool,
-        WorkSignal(shutdown) as work,
-    ):
-        try:
-            while not shutdown.is_set():
+    try:
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="deploy") as pool:
+            try:
+                _claim_loop(
+                    owner=owner,
+                    shutdown=shutdown,
+                    handover=handover,
+                    heartbeat=heartbeat,
+                    pool=pool,
+                    active=active,
+                    lock=lock,
+                    done=done,
+                    parallel=parallel,
+                    poll_interval=poll_interval,
+                    on_idle=on_idle,
+                )
+            finally:
+                _finish_or_hand_over(active, lock, handover, grace)
+                # This thread's connection (the claims): closed, not left open on the server.
+                connections.close_all()
+    except DatabaseUnavailable:
+        pass  # stopped while the database was away
+    finally:
+        heartbeat.stop()
+        connections.close_all()
+
+
+def _finish_or_hand_over(
+    active: set[int], lock: threading.Lock, handover: threading.Event, grace: float
+) -> None:
+    """After shutdown: wait up to `grace` for the rollouts being driven, then hand over."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with lock:
+            if not active:
+                break
+        time.sleep(0.05)
+    handover.set()
+
+
+def _claim_loop(
+    *,
+    owner: str,
+    shutdown: threading.Event,
+    handover: threading.Event,
+    heartbeat: Heartbeat,
+    pool: ThreadPoolExecutor,
+    active: set[int],
+    lock: threading.Lock,
+    done: Callable[[int], None],
+    parallel: int,
+    poll_interval: float,
+    on_idle: Callable[[], None] | None,
+) -> None:
+    work: WorkSignal | None = None
+    delay = 0.2
+    try:
+        while not shutdown.is_set():
+            try:
                 close_old_connections()
                 with lock:
                     busy = set(active)
-                deployment = claim(owner, exclude=busy) if len(busy) < parallel else None
-                if deployment is None:
-                    if on_idle is not None:
-                        on_idle()
-                    work.wait(poll_interval)
-                    continue
-                with lock:
-                    active.add(deployment.pk)
-                future = pool.submit(drive_deployment, deployment, owner, shutdown)
-                future.add_done_callback(functools.partial(_forget, done, deployment.pk))
-        finally:
-            # This thread's connection (the claims): closed, not left open on the server.
-            connections.close_all()
+                deployment = (
+                    claim(owner, exclude=busy, heartbeat=heartbeat)
+                    if len(busy) < parallel
+                    else None
+                )
+                OUTAGE.answered()
+            except CONNECTION_ERRORS as exc:
+                # Lost, refused or terminated: log once, wait, carry on (never exit for it).
+                OUTAGE.failed(exc)
+                drop_connection()
+                if work is not None:
+                    _close_quietly(work)
+                    work = None
+                shutdown.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.2
+            if deployment is None:
+                if on_idle is not None:
+                    on_idle()
+                if work is None:
+                    work = _open_signal(shutdown)
+                try:
+                    if work is None:
+                        shutdown.wait(poll_interval)
+                    else:
+                        work.wait(poll_interval)
+                except Exception:  # (the LISTEN connection died: poll, reopen it)
+                    _close_quietly(work)
+                    work = None
+                    shutdown.wait(poll_interval)
+                continue
+            with lock:
+                active.add(deployment.pk)
+            future = pool.submit(drive_deployment, deployment, owner, handover, heartbeat)
+            future.add_done_callback(functools.partial(_forget, done, deployment.pk))
+    finally:
+        if work is not None:
+            _close_quietly(work)
+
+
+def _open_signal(shutdown: threading.Event) -> WorkSignal | None:
+    """The LISTEN connection that wakes the worker, or None while it cannot be opened (the
+    worker polls meanwhile)."""
+    try:
+        return WorkSignal(shutdown).__enter__()
+    except Exception:  # (psycopg's own errors: the database is away)
+        return None
+
+
+def _close_quietly(work: WorkSignal | None) -> None:
+    if work is None:
+        return
+    with contextlib.suppress(Exception):
+        work.__exit__(None, None, None)
 
 
 def _unready_container(pods: list[dict[str, Any]]) -> tuple[str, str] | None:

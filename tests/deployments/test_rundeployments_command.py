@@ -48,7 +48,15 @@ class Command:
     def __init__(self) -> None:
         env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "rundeployments", "--poll-interval", "0.1"],
+            [
+                sys.executable,
+                "manage.py",
+                "rundeployments",
+                "--poll-interval",
+                "0.1",
+                "--grace",
+                "0",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -18,11 +18,24 @@ class Command(BaseCommand):
         parser.add_argument(
             "--poll-interval", type=float, default=0.2, help="seconds between looks for work"
         )
+        parser.add_argument(
+            "--grace",
+            type=float,
+            default=None,
+            help="on SIGTERM, seconds to finish the rollouts before handing them over "
+            "(default APOLLO_WORKER_GRACE_SECONDS)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         shutdown = threading.Event()
+
+        def stop(*_: object) -> None:
+            # Claims stop now; the rollouts being driven get the grace period to finish, then
+            # are handed over (lease released, lock freed), never left to expire.
+            shutdown.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: shutdown.set())
+            signal.signal(sig, stop)
         name = worker_name()
         self.stdout.write(f"deployment worker {name} started")
         if settings.APOLLO_WORKER_METRICS_PORT:
@@ -37,6 +50,11 @@ class Command(BaseCommand):
             poll_interval=options["poll_interval"],
             parallel=options["parallel"],
             owner=name,
+            grace=(
+                settings.APOLLO_WORKER_GRACE_SECONDS
+                if options["grace"] is None
+                else max(0.0, options["grace"])
+            ),
         )
         deliverer.join(timeout=30)
         self.stdout.write("deployment worker stopped")

@@ -1,0 +1,86 @@
+"""The worker and its database: a lost or refused connection is waited out, never fatal.
+
+A worker holds rollouts that the cluster carries on with whether Apollo's database answers or
+not; dying with the connection would leave them STARTED until someone restarts it. So every
+database call of the worker goes through `retrying`: on a connection error the thread's
+connection is dropped (Django opens a new one on the next query) and the call is repeated with
+a back-off, until the database answers again or the worker stops. The outage is logged once
+per process (not once per thread and attempt), and its end once.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import InterfaceError, OperationalError, connection
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# What a lost, refused or terminated connection raises (psycopg's errors are wrapped in these;
+# a terminated backend is an OperationalError on the next query, then an InterfaceError).
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+FIRST_DELAY, MAX_DELAY = 0.2, 5.0
+
+
+class DatabaseUnavailable(Exception):
+    """The worker stopped while its database did not answer: what it was doing is left for
+    the next worker (the lease or the advisory lock says when)."""
+
+
+class _Outage:
+    """One outage per process, shared by every thread that meets it: logged at its start and
+    at its end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.since is not None:
+                return
+            self.since = time.monotonic()
+        logger.warning(
+            "database unavailable (%s: %s); the worker retries and carries on",
+            type(exc).__name__,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+        )
+
+    def answered(self) -> None:
+        if self.since is None:  # the common case, without the lock
+            return
+        with self._lock:
+            since, self.since = self.since, None
+        if since is not None:
+            logger.warning("database reachable again after %.1f s", time.monotonic() - since)
+
+
+OUTAGE = _Outage()
+
+
+def drop_connection() -> None:
+    """Forget this thread's broken connection; the next query opens a new one."""
+    try:
+        connection.close()
+    except Exception:  # (closing a dead connection may fail in many ways)
+        connection.connection = None
+
+
+def retrying(call: Callable[[], T], *, shutdown: threading.Event) -> T:
+    """call() until it does not fail for a lost connection; DatabaseUnavailable if the worker
+    stops first. Other errors (a bug, a constraint) go to the caller as they are."""
+    delay = FIRST_DELAY
+    while True:
+        try:
+            result = call()
+        except CONNECTION_ERRORS as exc:
+            OUTAGE.failed(exc)
+            drop_connection()
+            if shutdown.wait(delay):
+                raise DatabaseUnavailable(str(exc)) from exc
+            delay = min(delay * 2, MAX_DELAY)
+            continue
+        OUTAGE.answered()
+        return result
