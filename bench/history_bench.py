@@ -32,6 +32,8 @@ def _populate() -> Any:
 
     from deployments.models import DeployableVersion, Deployment, Service
     from environments.models import Cluster, Environment
+    from permissions.services import grant
+    from permissions.verbs import Verb
 
     users = [User.objects.create_user(f"user-{i}", password="bench-pw-0123") for i in range(USERS)]
     cluster = Cluster.objects.create(name="bench")
@@ -68,6 +70,9 @@ def _populate() -> Any:
             "strftime('%Y-%m-%d %H:%M:%f', '2026-01-01', '+' || id || ' minutes')"
         )
         cursor.execute("ANALYZE")
+    # The reader is an ordinary user who may view every (staging) environment: the page shows
+    # only what its reader may view, and the visibility check is part of what is measured.
+    grant(actor=None, verbs=[Verb.VIEW], user=users[0], availability="staging", note="bench")
     return users[0]
 
 
