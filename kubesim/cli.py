@@ -64,7 +64,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.token:
         config.token = args.token
     server = KubesimServer(config)
-    server.cluster.registry.strict = args.strict_registry
+    server.cluster.images.strict = args.strict_registry
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

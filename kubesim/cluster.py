@@ -1,4 +1,4 @@
-"""The simulated cluster's shared state: settings, kinds, store, object API, registry, faults."""
+"""The simulated cluster's shared state: settings, kinds, store, object API, images, faults."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from kubesim.allocation import Allocator
 from kubesim.api import ObjectApi
 from kubesim.events import EventRecorder
-from kubesim.image_registry import Registry
+from kubesim.image_registry import ImageRegistry
 from kubesim.kinds import Kinds, builtin_kinds
 from kubesim.store import Store
 
@@ -104,7 +104,7 @@ class Cluster:
         self.allocator = Allocator()
         self.api = ObjectApi(self.store, self.allocator, self.kinds)
         self.events = EventRecorder(self.store)
-        self.registry = Registry(
+        self.images = ImageRegistry(
             default_slow_seconds=settings.slow_seconds, crash_after_seconds=settings.crash_after
         )
         self.faults = Faults()

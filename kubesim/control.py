@@ -52,7 +52,7 @@ class Control:
         return {
             "settings": self.cluster.settings.to_json(),
             "faults": self.cluster.faults.to_json(),
-            "registry": self.cluster.registry.to_json(),
+            "registry": self.cluster.images.to_json(),
             "watches": len(self.cluster.store.all_watchers()),
             "watchesByNamespace": dict(
                 Counter(w.namespace or "" for w in self.cluster.store.all_watchers())
@@ -78,11 +78,11 @@ class Control:
         if action == "images":
             image = str(body["image"])
             behaviour = behaviour_from_json(body, default_slow=cluster.settings.slow_seconds)
-            cluster.registry.register(image, behaviour)
+            cluster.images.register(image, behaviour)
             return {"image": image, "behaviour": behaviour.to_json()}
         if action == "registry":
-            cluster.registry.strict = bool(body.get("strict", False))
-            return cluster.registry.to_json()
+            cluster.images.strict = bool(body.get("strict", False))
+            return cluster.images.to_json()
         if action == "faults":
             cluster.faults.set(body)
             return cluster.faults.to_json()
@@ -100,12 +100,12 @@ class Control:
             return {"down": seconds}
         if action == "settings":
             cluster.settings.update(body)
-            cluster.registry.default_slow_seconds = cluster.settings.slow_seconds
-            cluster.registry.crash_after_seconds = cluster.settings.crash_after
+            cluster.images.default_slow_seconds = cluster.settings.slow_seconds
+            cluster.images.crash_after_seconds = cluster.settings.crash_after
             return cluster.settings.to_json()
         if action == "reset":
             cluster.faults.reset()
-            cluster.registry.reset()
+            cluster.images.reset()
             cluster.store.expire_next = 0
             return self.state()
         raise ApiError(404, f"unknown control action {action!r}")

@@ -106,7 +106,7 @@ class ExecHandler:
             raise ApiError(400, "Upgrade request required")
         await ws.prepare(request)
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
-        behaviour = self.cluster.registry.lookup(spec["image"])
+        behaviour = self.cluster.images.lookup(spec["image"])
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOSTNAME": name,

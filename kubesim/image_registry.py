@@ -92,7 +92,7 @@ def image_id(ref: str) -> str:
 
 
 @dataclass
-class Registry:
+class ImageRegistry:
     strict: bool = False
     default_slow_seconds: float = 3.0
     crash_after_seconds: float = 1.0

@@ -18,7 +18,7 @@ from aiohttp import web
 from kubesim import resources as R
 from kubesim.cluster import Cluster
 from kubesim.errors import ApiError
-from kubesim.image_registry import Registry
+from kubesim.image_registry import ImageRegistry
 
 JSON = dict[str, Any]
 AGENT = {
@@ -29,7 +29,7 @@ AGENT = {
 }
 
 
-def jolokia_port(pod: JSON, registry: Registry) -> int | None:
+def jolokia_port(pod: JSON, registry: ImageRegistry) -> int | None:
     """The port a Jolokia agent of the pod listens on: a container port named `jolokia`, else
     the agent port of the first container whose image runs one."""
     containers = pod["spec"].get("containers", [])
@@ -177,7 +177,7 @@ class ProxyHandler:
         name, _, port_text = name_port.partition(":")
         port_text = port_text.rsplit(":", 1)[-1]  # "https:name:port" style keeps the last part
         pod = self.cluster.api.get(R.PODS, namespace, name)
-        port = jolokia_port(pod, self.cluster.registry)
+        port = jolokia_port(pod, self.cluster.images)
         ip = pod.get("status", {}).get("podIP")
         if pod.get("status", {}).get("phase") != "Running" or not ip:
             raise ApiError(

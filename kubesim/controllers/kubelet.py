@@ -63,7 +63,7 @@ class Kubelet:
             task.cancel()
 
     def behaviour(self, image: str) -> ImageBehaviour:
-        return self.cluster.registry.lookup(image)
+        return self.cluster.images.lookup(image)
 
     # -- start -----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ deletion), with no change to the generic layer."""
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubesim import kinds as kinds_package
 from kubesim import resources as R
 from kubesim.kinds import Kinds, builtin_kinds
 from kubesim.kinds.strategy import INTEGER, JSON, STRING, Cause, Row, Strategy, age
@@ -142,3 +144,30 @@ def test_a_kind_registered_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         kinds.register(WidgetStrategy())
     assert kinds.types == (WIDGETS,)
+
+
+def _kubesim_imports(path: Path) -> set[str]:
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "kubesim":
+            modules |= {f"kubesim.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kubesim."):
+            modules.add(str(node.module))
+        elif isinstance(node, ast.Import):
+            modules |= {a.name for a in node.names if a.name.startswith("kubesim")}
+    return modules
+
+
+def test_the_strategies_import_only_kubesims_vocabulary() -> None:
+    # kinds/ is below the generic layer: it may not import what asks it (api, http, store...).
+    allowed = {"kubesim.resources", "kubesim.meta", "kubesim.label_selectors", "kubesim.errors"}
+    root = Path(kinds_package.__file__).parent
+    seen = {path.name: _kubesim_imports(path) for path in root.glob("*.py")}
+    assert "kubesim.resources" in seen["core_pod.py"]  # the walk sees the imports
+    wrong = {
+        f"{name}: {module}"
+        for name, modules in seen.items()
+        for module in modules
+        if module not in allowed and not module.startswith("kubesim.kinds")
+    }
+    assert wrong == set()
