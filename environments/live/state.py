@@ -32,6 +32,9 @@ class Records:
     versions: dict[tuple[str, str], Obj] = field(default_factory=dict)
     in_progress: dict[tuple[str, str], Obj] = field(default_factory=dict)
     groups: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    # What Apollo last applied (the last DONE deployment's manifest documents), by Deployment
+    # name: {"images": {container: image}, "replicas": n or None}.
+    applied: dict[tuple[str, str], dict[str, Obj]] = field(default_factory=dict)
 
 
 def _deployment_record(deployment: Deployment) -> Obj:
@@ -58,6 +61,7 @@ def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Rec
     in_env = Deployment.objects.filter(environment_id=environment_id).with_related()
     for d in _ranked(in_env.filter(status=Status.DONE), "service_id", "group_key"):
         records.last_done[(d.service.name, d.group_key)] = _deployment_record(d)
+        records.applied[(d.service.name, d.group_key)] = applied_workloads(d.manifest_documents)
     for d in in_env.in_progress():
         records.in_progress[(d.service.name, d.group_key)] = _deployment_record(d)
     shas = {sha for _, _, sha in running if sha}
@@ -85,6 +89,53 @@ def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Rec
             "scaling_lock_reason": g.scaling_lock_reason,
         }
     return records
+
+
+def applied_workloads(documents: list[Obj]) -> dict[str, Obj]:
+    """The images and replica count of every Deployment document Apollo applied, by name.
+    Only Deployment documents are read: Secret values (sealed) are never touched."""
+    applied = {}
+    for doc in documents or []:
+        if not isinstance(doc, dict) or doc.get("kind") != "Deployment":
+            continue
+        name = str((doc.get("metadata") or {}).get("name") or "")
+        spec = doc.get("spec") or {}
+        replicas = spec.get("replicas")
+        applied[name] = {
+            "images": _images(doc),
+            "replicas": int(replicas) if isinstance(replicas, int) else None,
+        }
+    return applied
+
+
+def _images(deployment: Obj) -> dict[str, str]:
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return {str(c.get("name", "")): str(c.get("image", "")) for c in containers}
+
+
+def drift_of(running: Obj, applied: Obj | None, *, expected_replicas: int | None) -> list[str]:
+    """What differs between a Deployment as the cluster runs it and what Apollo last applied,
+    each difference named ("image of container web: ... runs, Apollo applied ..."). Replicas
+    count when Apollo fixed them: the manifest's count, or the group's scaling factor (which
+    Apollo's scaling changes without a redeploy)."""
+    if applied is None:
+        return []
+    differences = []
+    images = _images(running)
+    for container, image in sorted(applied["images"].items()):
+        now = images.get(container)
+        if now is None:
+            differences.append(f"container {container} that Apollo applied is missing")
+        elif now != image:
+            differences.append(f"image of {container}: {now} runs, Apollo applied {image}")
+    for container in sorted(images.keys() - applied["images"].keys()):
+        differences.append(f"container {container} was added outside Apollo")
+    wanted = expected_replicas if expected_replicas is not None else applied["replicas"]
+    replicas = (running.get("spec") or {}).get("replicas")
+    if wanted is not None and isinstance(replicas, int) and replicas != wanted:
+        differences.append(f"replicas: {replicas} wanted, Apollo set {wanted}")
+    return differences
 
 
 def running_targets(deployments: list[Obj]) -> set[tuple[str, str, str]]:
@@ -153,7 +204,8 @@ def _service_entry(obj: Obj, key: tuple[str, str], pods: list[Obj], records: Rec
     deployed = records.by_sha.get((service, group, sha))
     pending = records.in_progress.get(key)
     version = records.versions.get((service, sha), {})
-    drifted = last is not None and last["sha"] != sha and not (pending and pending["sha"] == sha)
+    drift = _drift(obj, key, records)
+    drifted = bool(drift) and not (pending and pending["sha"] == sha)
     return {
         "key": f"{service}/{group}" if group else service,
         "service": service,
@@ -174,12 +226,33 @@ def _service_entry(obj: Obj, key: tuple[str, str], pods: list[Obj], records: Rec
         "in_progress_id": pending["id"] if pending else None,
         "known": last is not None,
         "drifted": drifted,
+        "drift": drift if drifted else [],
         "desired": int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
         "updated": int(status.get("updatedReplicas") or 0),
         "ready": int(status.get("readyReplicas") or 0),
         "available": int(status.get("availableReplicas") or 0),
         "pods": pods,
     }
+
+
+def _drift(obj: Obj, key: tuple[str, str], records: Records) -> list[str]:
+    """Drift judged by what runs (images, replicas), not only by the commit label: a
+    `kubectl set image` keeps the label and changes the image. While a deployment of this
+    target is in progress the cluster is expected to differ, and nothing is reported."""
+    last = records.last_done.get(key)
+    if last is None:
+        return []
+    differences = []
+    sha = _sha(obj)
+    if last["sha"] != sha:
+        differences.append(
+            f"commit label: {sha[:12] or 'none'} runs, Apollo deployed {last['sha'][:12]}"
+        )
+    workloads = records.applied.get(key) or {}
+    applied = workloads.get(str(obj["metadata"]["name"]))
+    group = records.groups.get(key)
+    expected = int(group["scaling_factor"]) if group else None
+    return differences + drift_of(obj, applied, expected_replicas=expected)
 
 
 def pod_summary(pod: Obj, now: datetime) -> Obj:
