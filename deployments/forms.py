@@ -18,16 +18,15 @@ from deployments.models import (
 )
 from deployments.services.deploy import MAX_TARGETS, Target, fan_out
 from environments.models import Environment, dns_label
-from permissions.selectors import allowed_targets
-from permissions.verbs import Verb
+from permissions.selectors import visibility
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 HEX = re.compile(r"^[0-9a-f]+$")
 
 
-class GroupSelect(forms.SelectMultiple):
-    """Options carry their service and environment, so the page can show only the groups of
-    the chosen ones."""
+class GroupBoxes(forms.CheckboxSelectMultiple):
+    """Group checkboxes that carry their service and environment, so the page can show only
+    the groups of the chosen ones."""
 
     def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         option: dict[str, Any] = super().create_option(*args, **kwargs)
@@ -59,24 +58,37 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
 
 
 class GroupChoiceField(IdsChoiceField):
-    widget = GroupSelect
+    widget = GroupBoxes
 
     def label_from_instance(self, obj: Any) -> str:
         return f"{obj.service.name} / {obj.environment.name} / {obj.name}"
 
 
-class EnvironmentChoiceField(IdsChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return f"{obj.name} (message required)" if obj.require_deployment_message else obj.name
+def _choice_errors(what: str) -> dict[str, str]:
+    # SECURITY: the same words whether the id does not exist or is hidden from the user.
+    return {
+        "invalid_choice": f"There is no {what} %(value)s that you may see.",
+        "invalid_pk_value": f"“%(pk)s” is not a {what} id.",
+        "required": f"Choose at least one {what}.",
+    }
 
 
 class DeployForm(forms.Form):
     """Environment(s), service(s), one version (picked, typed as a sha prefix, or the latest on
-    a branch), optional groups and a message. Only targets where the user may deploy something
-    are offered; anything else posted is "not one of the available choices"."""
+    a branch), optional groups and a message. Every environment and service the user may view
+    can be posted; whether they may deploy there is the service's decision (request_deployments),
+    which names the reason. An id they may not view is "no environment 7 that you may see"."""
 
-    environments = EnvironmentChoiceField(queryset=Environment.objects.none())
-    services = IdsChoiceField(queryset=Service.objects.none())
+    environments = IdsChoiceField(
+        queryset=Environment.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages=_choice_errors("environment"),
+    )
+    services = IdsChoiceField(
+        queryset=Service.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages=_choice_errors("service"),
+    )
     version = forms.CharField(required=False, label="Recent version")  # radios in the template
     sha = forms.CharField(
         required=False,
@@ -85,7 +97,9 @@ class DeployForm(forms.Form):
         help_text="At least 4 hex digits.",
     )
     branch = forms.CharField(required=False, max_length=255, label="Latest on branch")
-    groups = GroupChoiceField(queryset=Group.objects.none(), required=False)
+    groups = GroupChoiceField(
+        queryset=Group.objects.none(), required=False, error_messages=_choice_errors("group")
+    )
     all_groups = forms.BooleanField(
         required=False,
         label="All groups",
@@ -96,17 +110,22 @@ class DeployForm(forms.Form):
 
     def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # One read of the user's grants answers both lists (permissions.selectors).
-        pairs = allowed_targets(user, Verb.DEPLOY)
-        service_ids = {s for s, _ in pairs}
-        environment_ids = {e for _, e in pairs}
-        self.offers_something = bool(pairs)
+        # SECURITY: what the user may view is offered (the page says why a choice is not
+        # deployable); what they may not view cannot even be named.
+        seen = visibility(user)
         fields: Any = self.fields
-        fields["environments"].queryset = Environment.objects.filter(pk__in=environment_ids)
-        fields["services"].queryset = Service.objects.filter(pk__in=service_ids)
-        fields["groups"].queryset = Group.objects.filter(
-            service_id__in=service_ids, environment_id__in=environment_ids
-        ).select_related("service", "environment")
+        environments = Environment.objects.order_by("name")
+        services = Service.objects.order_by("name")
+        groups = Group.objects.select_related("service", "environment").order_by(
+            "environment__name", "service__name", "name"
+        )
+        if not seen.everything:
+            environments = environments.filter(pk__in=seen.environment_ids)
+            services = services.filter(pk__in=seen.service_ids)
+            groups = groups.filter(seen.q())
+        fields["environments"].queryset = environments
+        fields["services"].queryset = services
+        fields["groups"].queryset = groups
         self.items: list[Target] = []
 
     def clean_version(self) -> str:
@@ -268,3 +287,13 @@ class GroupChangeForm(forms.Form):
 
 class ScaleForm(forms.Form):
     replicas = forms.IntegerField(min_value=0, max_value=MAX_SCALING_FACTOR)
+
+
+class PreviewForm(forms.Form):
+    """One target and version whose manifests the Deploy page previews against what is
+    applied (ids and a full sha; the view looks them up among what the user may view)."""
+
+    service = forms.IntegerField(min_value=1, max_value=MAX_ID)
+    environment = forms.IntegerField(min_value=1, max_value=MAX_ID)
+    group = forms.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    version = forms.RegexField(regex=FULL_SHA, max_length=40)

@@ -12,15 +12,26 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from deployments.models import DeployableVersion, Deployment, DeploymentQuerySet, Group, Service
+from deployments.models import (
+    LAST_DONE_ORDER,
+    CIStatus,
+    DeployableVersion,
+    Deployment,
+    DeploymentQuerySet,
+    Group,
+    Service,
+)
 from deployments.status import Status
 from environments.models import Environment
-from permissions.selectors import allowed_targets, visibility
+from permissions.rules import HoldingIndex, decide
+from permissions.rules import Target as RuleTarget
+from permissions.selectors import allowed_targets, holdings, visibility
 from permissions.verbs import Verb
 
 RECENT_VERSIONS = 20
@@ -372,3 +383,244 @@ def _batch_row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict
         "can_revert": deployment.can_be_reverted,
         "url": reverse("deployment-detail", args=[deployment.pk]),
     }
+
+
+# -- the Deploy page: what may be chosen, what runs, what a Deploy would change ------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An environment or service the user may view, and whether they may deploy there: when
+    they may not, `reason` says why (the deciding grant, or that none matches)."""
+
+    pk: int
+    name: str
+    deployable: bool
+    reason: str = ""
+    note: str = ""
+
+
+def deploy_choices(
+    user: User, environments: list[Environment], services: list[Service]
+) -> tuple[dict[int, Choice], dict[int, Choice]]:
+    """The Deploy page's choices, by id: every visible environment and service, each marked
+    deployable when the user may deploy at least one service there (or it somewhere).
+
+    Four queries whatever the number of choices: the deploy targets (three), and the user's
+    deploy holdings once, to explain the refusals in memory (permissions.rules)."""
+    pairs = allowed_targets(user, Verb.DEPLOY)
+    environment_ids, service_ids = {e for _, e in pairs}, {s for s, _ in pairs}
+    refused_anywhere = any(e.pk not in environment_ids for e in environments) or any(
+        s.pk not in service_ids for s in services
+    )
+    index = HoldingIndex(holdings(verb=Verb.DEPLOY, user=user)) if refused_anywhere else None
+    who = user.get_username()
+
+    def why(target: RuleTarget, fallback: str) -> str:
+        assert index is not None
+        decision = decide(index, target, who=who, verb=Verb.DEPLOY)
+        return fallback if decision.allowed else decision.reason
+
+    env_choices = {}
+    for e in environments:
+        deployable = e.pk in environment_ids
+        reason = ""
+        if not deployable:
+            reason = why(
+                RuleTarget(None, "", e.pk, e.name, e.availability),
+                f"{who} may not deploy any service in {e.name}",
+            )
+        note = "message required" if e.require_deployment_message else ""
+        env_choices[e.pk] = Choice(e.pk, e.name, deployable, reason, note)
+    service_choices = {}
+    for svc in services:
+        deployable = svc.pk in service_ids
+        reason = (
+            ""
+            if deployable
+            else why(RuleTarget(svc.pk, svc.name), f"{who} may not deploy {svc.name} anywhere")
+        )
+        note = "deployed per group" if svc.deployed_per_group else ""
+        service_choices[svc.pk] = Choice(svc.pk, svc.name, deployable, reason, note)
+    return env_choices, service_choices
+
+
+RunningKey = tuple[int, int, str]  # service id, environment id, group name ("" for none)
+
+
+def running_versions(
+    services: list[Service], environments: list[Environment]
+) -> dict[RunningKey, Deployment]:
+    """What runs now in each (service, environment, group) of the lists: the last DONE
+    deployment of each, with its version, in one query (a window function)."""
+    if not services or not environments:
+        return {}
+    order = [F(name[1:]).desc() for name in LAST_DONE_ORDER]
+    rank = Window(
+        RowNumber(),
+        partition_by=[F("service_id"), F("environment_id"), F("group_key")],
+        order_by=order,
+    )
+    rows = (
+        Deployment.objects.filter(
+            service__in=services, environment__in=environments, status=Status.DONE
+        )
+        .select_related("version", "environment")
+        .only(
+            "service_id",
+            "environment_id",
+            "group_key",
+            "finished_at",
+            "version__git_commit_sha",
+            "version__commit_message",
+            "version__created_at",
+            "version__service_id",
+            "environment__name",
+        )
+        .annotate(rank=rank)
+    )
+    return {(d.service_id, d.environment_id, d.group_key): d for d in rows if d.rank == 1}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: DeployableVersion
+    ci: list[tuple[str, str]]  # (context, state)
+    runs_in: list[str]  # environment[/group] names where it runs now
+
+
+def version_picker(
+    services: list[Service], environments: list[Environment], limit: int = RECENT_VERSIONS
+) -> list[tuple[Service, list[VersionRow]]]:
+    """The recent versions of each service, each with its CI statuses and where it runs now
+    among the chosen environments: one query per service, plus two."""
+    recent = recent_versions(services, limit)
+    ids = [v.pk for _, versions in recent for v in versions]
+    ci: dict[int, list[tuple[str, str]]] = {}
+    for row in CIStatus.objects.filter(version_id__in=ids).values_list(
+        "version_id", "context", "state"
+    ):
+        ci.setdefault(row[0], []).append((row[1], row[2]))
+    runs_in: dict[int, list[str]] = {}
+    for (_, _, group), d in sorted(
+        running_versions(services, environments).items(), key=lambda kv: kv[1].environment.name
+    ):
+        where = f"{d.environment.name}/{group}" if group else d.environment.name
+        runs_in.setdefault(d.version_id, []).append(where)
+    return [
+        (service, [VersionRow(v, ci.get(v.pk, []), runs_in.get(v.pk, [])) for v in versions])
+        for service, versions in recent
+    ]
+
+
+@dataclass(frozen=True)
+class Change:
+    """From the running version to the chosen one: "same", "forward" (newer commits come in)
+    or "back" (a roll back: newer commits go away); the registered versions in between."""
+
+    direction: str
+    count: int
+    versions: list[DeployableVersion]
+
+
+CHANGE_LISTED = 20
+
+
+def change_between(running: DeployableVersion, chosen: DeployableVersion) -> Change:
+    """The registered versions between two versions of one service (registration order): the
+    ones a deploy brings in (forward) or takes away (back). Two queries."""
+    if running.pk == chosen.pk:
+        return Change("same", 0, [])
+    forward = (chosen.created_at, chosen.pk) > (running.created_at, running.pk)
+    low, high = (running, chosen) if forward else (chosen, running)
+    after_low = Q(created_at__gt=low.created_at) | Q(created_at=low.created_at, pk__gt=low.pk)
+    up_to_high = Q(created_at__lt=high.created_at) | Q(created_at=high.created_at, pk__lte=high.pk)
+    rows = DeployableVersion.objects.filter(after_low, up_to_high, service_id=chosen.service_id)
+    return Change(
+        "forward" if forward else "back",
+        rows.count(),
+        list(rows.order_by("-created_at", "-id")[:CHANGE_LISTED]),
+    )
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One target of the Deploy page's check: the verdict (a DeployOutcome kind, or
+    "unchecked" before a version is chosen), what runs there now and what would change."""
+
+    service: Service
+    environment: Environment
+    group: Group | None
+    kind: str
+    reason: str
+    refusals: tuple[Any, ...]
+    may_override: bool
+    version: DeployableVersion | None
+    running: DeployableVersion | None
+    change: Change | None
+
+
+def target_rows(
+    verdicts: list[tuple[Any, DeployableVersion | None]],
+) -> list[TargetRow]:
+    """verdicts: (DeployOutcome, chosen version) per target; adds what runs now and the
+    change. One query for what runs, two per target whose version changes."""
+    services = list({o.service.pk: o.service for o, _ in verdicts}.values())
+    environments = list({o.environment.pk: o.environment for o, _ in verdicts}.values())
+    running = running_versions(services, environments)
+    rows = []
+    for outcome, version in verdicts:
+        key = (
+            outcome.service.pk,
+            outcome.environment.pk,
+            outcome.group.name if outcome.group else "",
+        )
+        now = running.get(key)
+        current = now.version if now is not None else None
+        change = change_between(current, version) if current and version else None
+        rows.append(
+            TargetRow(
+                outcome.service,
+                outcome.environment,
+                outcome.group,
+                outcome.kind,
+                outcome.reason,
+                tuple(outcome.refusals),
+                outcome.may_override,
+                version,
+                current,
+                change,
+            )
+        )
+    return rows
+
+
+def pair_refusals(
+    user: User, services: list[Service], environments: list[Environment]
+) -> dict[tuple[int, int], str]:
+    """Before a version is chosen: the (service, environment) pairs the user may not deploy,
+    each with the reason. Four queries at most, whatever the number of pairs."""
+    allowed = allowed_targets(user, Verb.DEPLOY)
+    refused = [(s, e) for e in environments for s in services if (s.pk, e.pk) not in allowed]
+    if not refused:
+        return {}
+    index = HoldingIndex(holdings(verb=Verb.DEPLOY, user=user))
+    who = user.get_username()
+    return {
+        (s.pk, e.pk): decide(
+            index, RuleTarget(s.pk, s.name, e.pk, e.name, e.availability), who=who, verb=Verb.DEPLOY
+        ).reason
+        for s, e in refused
+    }
+
+
+def applied_manifests(
+    service: Service, environment: Environment, group: Group | None
+) -> Deployment | None:
+    """The last DONE deployment of the target: what Apollo applied there last."""
+    return (
+        Deployment.objects.filter(service=service, environment=environment, group=group)
+        .last_done()
+        .select_related("version")
+        .first()
+    )

@@ -5,6 +5,8 @@ from deployments import group_views, views
 urlpatterns = [
     path("deploy/", views.deploy, name="deploy"),
     path("deploy/versions/", views.version_choices, name="deploy-versions"),
+    path("deploy/check/", views.deploy_check, name="deploy-check"),
+    path("deploy/preview/", views.deploy_preview, name="deploy-preview"),
     path("deploy/results/<str:token>/", views.deploy_results, name="deploy-results"),
     path("deployments/diff/", views.diff, name="deployment-diff"),
     path("deployments/<int:deployment_id>/", views.deployment_detail, name="deployment-detail"),

@@ -1,6 +1,7 @@
 """Deployment pages: the Deploy form and its results, a deployment's page with its actions,
 and the comparison of two deployments. Every change is a POST to a service, then a redirect."""
 
+import difflib
 import secrets
 import uuid
 from typing import Any
@@ -14,19 +15,25 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import selectors
-from deployments.forms import CompareForm, DeployForm, RedeployForm
+from deployments.forms import CompareForm, DeployForm, PreviewForm, RedeployForm
 from deployments.live import has_logs, visible_timeline
-from deployments.models import Deployment, InvalidTransition, Service
+from deployments.manifests import render_checked
+from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
+from deployments.policy import PolicyViolation
+from deployments.rendering import RenderError, to_yaml
 from deployments.services.deploy import (
     DeployOutcome,
     Target,
     cancel_deployment,
+    check_targets,
     may_cancel,
     request_deployment,
     request_deployments,
     revert_deployment,
 )
 from deployments.status import Status
+from environments.models import Environment
+from permissions.selectors import visibility
 from permissions.services import can
 from permissions.verbs import Verb
 
@@ -53,28 +60,80 @@ def _deployment_or_404(user: User, deployment_id: int) -> Deployment:
 @login_required
 @require_http_methods(["GET", "POST"])
 def deploy(request: HttpRequest) -> HttpResponse:
+    """GET: the form, with what the query string chose already checked. POST: all or nothing
+    (request_deployments); then the page that follows what was created (one deployment: its
+    page; several: the batch page), or this page again listing every refusal."""
     user = _user(request)
-    if request.method == "POST":
-        form = DeployForm(request.POST, user=user)
-        if form.is_valid():
-            # One batch per submit: its deployments (one per group) are followed on one page.
-            batch = uuid.uuid4()
-            data = form.cleaned_data
-            outcomes = request_deployments(
-                user=user,
-                targets=form.items,
-                message=data["message"],
-                override_reason=data["override_reason"],
-                batch=batch,
-            )
-            results = [_result(outcome) for outcome in outcomes]
-            for result, item in zip(results, form.items, strict=True):
-                result["resubmit"] = _resubmit(item, form.cleaned_data["message"])
-                result["batch"] = str(batch)
-            return redirect("deploy-results", token=_keep_results(request, results))
-        return _deploy_page(request, form, status=400)
-    form = DeployForm(initial=_initial(request), user=user)
-    return _deploy_page(request, form)
+    if request.method == "GET":
+        form = DeployForm(initial=_initial(request), user=user)
+        return _deploy_page(request, form, checked=_bound_or_none(request.GET, user))
+    form = DeployForm(request.POST, user=user)
+    if not form.is_valid():
+        return _deploy_page(request, form, checked=None, status=400)
+    data = form.cleaned_data
+    outcomes = request_deployments(
+        user=user,
+        targets=form.items,
+        message=data["message"],
+        override_reason=data["override_reason"],
+        batch=uuid.uuid4(),
+    )
+    created = [o.deployment for o in outcomes if o.kind == "created" and o.deployment]
+    if len(created) != len(outcomes) or not created:
+        verdicts = list(zip(outcomes, [t.version for t in form.items], strict=True))
+        messages.error(request, "Nothing was deployed: " + _refusal_summary(outcomes))
+        return _deploy_page(request, form, checked=verdicts, status=409)
+    if len(created) == 1:
+        messages.success(request, f"Deployment #{created[0].pk} requested.")
+        return redirect("deployment-detail", deployment_id=created[0].pk)
+    messages.success(request, f"{len(created)} deployments requested.")
+    return redirect("deployment-batch", batch=created[0].batch)
+
+
+def _refusal_summary(outcomes: list[DeployOutcome]) -> str:
+    refused = [o for o in outcomes if o.kind not in ("created", "held")]
+    return (
+        f"{len(refused)} of {len(outcomes)} targets refused (listed below); "
+        "untick them or fix them and deploy again."
+    )
+
+
+def _bound_or_none(data: Any, user: User) -> "list[tuple[DeployOutcome, Any]] | None":
+    """The check of a selection given in a query string or posted to the check fragment:
+    None when it names no environment and service yet."""
+    if not (data.getlist("environments") and data.getlist("services")):
+        return None
+    return _check_selection(DeployForm(data, user=user), user)
+
+
+def _check_selection(form: DeployForm, user: User) -> "list[tuple[DeployOutcome, Any]] | None":
+    """What a Deploy would answer for each target now (nothing is created). Before a version
+    is chosen (or when the form is otherwise incomplete), the permission and the message
+    rules only, per (service, environment)."""
+    if form.is_valid():
+        data = form.cleaned_data
+        outcomes = check_targets(
+            user=user,
+            targets=form.items,
+            message=data["message"],
+            override_reason=data["override_reason"],
+        )
+        return list(zip(outcomes, [t.version for t in form.items], strict=True))
+    services, environments = _chosen(form, "services"), _chosen(form, "environments")
+    if not services or not environments:
+        return None
+    refused = selectors.pair_refusals(user, services, environments)
+    message = str(form["message"].value() or "").strip()
+    verdicts = []
+    for environment in environments:
+        for service in services:
+            kind, reason = "unchecked", "choose a version to check the blockers"
+            if (service.pk, environment.pk) in refused:
+                kind, reason = "refused", refused[(service.pk, environment.pk)]
+            elif environment.require_deployment_message and not message:
+                kind, reason = "invalid", f"{environment.name} requires a deployment message"
+            verdicts.append((DeployOutcome(kind, service, environment, reason=reason), None))  # type: ignore[arg-type]
+    return verdicts
 
 
 def _initial(request: HttpRequest) -> dict[str, Any]:
@@ -89,31 +148,148 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def _chosen_services(form: DeployForm) -> list[Service]:
-    """The services chosen (posted or in the query string), limited to the ones offered."""
-    raw = form["services"].value() or []
+def _chosen(form: DeployForm, name: str) -> list[Any]:
+    """The services or environments chosen (posted or in the query string), limited to the
+    ones the form accepts (the user may view them)."""
+    raw = form[name].value() or []
     ids = [int(v) for v in raw if str(v).isascii() and str(v).isdigit() and len(str(v)) < 19]
-    offered: Any = form.fields["services"]
+    offered: Any = form.fields[name]
     return list(offered.queryset.filter(pk__in=ids)) if ids else []
 
 
-def _deploy_page(request: HttpRequest, form: DeployForm, status: int = 200) -> HttpResponse:
+def _chosen_services(form: DeployForm) -> list[Service]:
+    return _chosen(form, "services")
+
+
+def _boxes(form: DeployForm, name: str, choices: dict[int, selectors.Choice]) -> list[Any]:
+    """Each checkbox of the field with its choice (deployable, or why not)."""
+    return [(box, choices[int(str(box.data["value"]))]) for box in form[name]]
+
+
+def _deploy_page(
+    request: HttpRequest,
+    form: DeployForm,
+    *,
+    checked: "list[tuple[DeployOutcome, Any]] | None",
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    fields: Any = form.fields
+    env_choices, service_choices = selectors.deploy_choices(
+        user, list(fields["environments"].queryset), list(fields["services"].queryset)
+    )
+    services, environments = _chosen(form, "services"), _chosen(form, "environments")
     context = {
         "form": form,
-        "recent": selectors.recent_versions(_chosen_services(form)),
+        "sees_something": bool(env_choices and service_choices),
+        "offers_something": any(c.deployable for c in env_choices.values()),
+        "environment_boxes": _boxes(form, "environments", env_choices),
+        "service_boxes": _boxes(form, "services", service_choices),
+        "many_services": len(service_choices) > FILTER_FROM,
+        "recent": selectors.version_picker(services, environments),
         "picked": form["version"].value() or "",
+        **_checks_context(checked),
     }
     return render(request, "deployments/deploy.html", context, status=status)
+
+
+FILTER_FROM = 8  # services: above this many, the page offers a filter box
+
+
+def _checks_context(checked: "list[tuple[DeployOutcome, Any]] | None") -> dict[str, Any]:
+    rows = selectors.target_rows(checked) if checked else []
+    return {
+        "checks": rows,
+        "all_ready": bool(rows) and all(r.kind == "ready" for r in rows),
+        "may_override": any(r.kind == "blocked" and r.may_override for r in rows),
+    }
 
 
 @login_required
 @require_GET
 def version_choices(request: HttpRequest) -> HttpResponse:
-    """The recent-versions fragment of the Deploy page for the chosen services (progressive
-    enhancement: the page reloads it when the service selection changes)."""
-    form = DeployForm(initial={"services": request.GET.getlist("services")}, user=_user(request))
-    context = {"recent": selectors.recent_versions(_chosen_services(form)), "picked": ""}
-    return render(request, "deployments/_versions.html", context)
+    """The recent-versions fragment of the Deploy page for the chosen services and
+    environments (the page reloads it when the selection changes)."""
+    form = DeployForm(
+        initial={
+            "services": request.GET.getlist("services"),
+            "environments": request.GET.getlist("environments"),
+        },
+        user=_user(request),
+    )
+    recent = selectors.version_picker(_chosen(form, "services"), _chosen(form, "environments"))
+    return render(request, "deployments/_versions.html", {"recent": recent, "picked": ""})
+
+
+@login_required
+@require_POST
+def deploy_check(request: HttpRequest) -> HttpResponse:
+    """The check fragment of the Deploy page: the posted selection's targets, each with what a
+    Deploy would answer now, what runs there and what would change. Creates nothing."""
+    user = _user(request)
+    context = _checks_context(_bound_or_none(request.POST, user))
+    return render(request, "deployments/_checks.html", context)
+
+
+@login_required
+@require_GET
+def deploy_preview(request: HttpRequest) -> HttpResponse:
+    """The manifests a Deploy would apply to one target, compared with what Apollo applied
+    there last (the diff page, before the click)."""
+    form = PreviewForm(request.GET)
+    if not form.is_valid():
+        context = {"preview_errors": form.errors}
+        return render(request, "deployments/diff.html", context, status=400)
+    user, data = _user(request), form.cleaned_data
+    # SECURITY: a target the user may not view is a 404, as one that does not exist.
+    seen = visibility(user)
+    if not seen.sees(service_id=data["service"], environment_id=data["environment"]):
+        raise Http404("No such target.")
+    service = Service.objects.filter(pk=data["service"]).first()
+    environment = Environment.objects.filter(pk=data["environment"]).first()
+    version = DeployableVersion.objects.filter(
+        service_id=data["service"], git_commit_sha=data["version"]
+    ).first()
+    group = None
+    if data["group"] is not None:
+        group = Group.objects.filter(
+            pk=data["group"], service_id=data["service"], environment_id=data["environment"]
+        ).first()
+        if group is None:
+            raise Http404("No such group of this service here.")
+    if service is None or environment is None or version is None:
+        raise Http404("No such version of this service.")
+    preview = _preview(service, environment, group, version)
+    return render(request, "deployments/diff.html", {"preview": preview})
+
+
+def _preview(
+    service: Service, environment: Environment, group: Group | None, version: DeployableVersion
+) -> dict[str, Any]:
+    applied = selectors.applied_manifests(service, environment, group)
+    preview: dict[str, Any] = {
+        "service": service,
+        "environment": environment,
+        "group": group,
+        "version": version,
+        "applied": applied,
+    }
+    try:
+        documents = render_checked(
+            service=service, environment=environment, version=version, group=group
+        )
+    except (RenderError, PolicyViolation) as exc:
+        preview["error"] = str(exc)
+        return preview
+    old = applied.rendered_manifests if applied is not None else ""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        to_yaml(documents).splitlines(keepends=True),
+        fromfile=f"applied by deployment #{applied.pk}" if applied else "nothing applied yet",
+        tofile=f"{service.name}@{version.git_commit_sha[:12]} in {environment.name}",
+    )
+    preview["diff"] = "".join(lines)
+    return preview
 
 
 def _result(outcome: DeployOutcome) -> dict[str, Any]:

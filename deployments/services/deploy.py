@@ -29,7 +29,8 @@ from permissions.services import can, explain
 from permissions.verbs import Verb
 
 # held: this target passed its checks, but another target of the same request was refused.
-OutcomeKind = Literal["created", "refused", "blocked", "in_progress", "invalid", "held"]
+# ready: (check_targets only) it would be created now.
+OutcomeKind = Literal["created", "refused", "blocked", "in_progress", "invalid", "held", "ready"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,15 @@ def request_deployments(
             for r in ready
         ]
     return outcomes
+
+
+def check_targets(
+    *, user: User, targets: list[Target], message: str = "", override_reason: str = ""
+) -> list[DeployOutcome]:
+    """What request_deployments would answer for each target now, creating nothing: the Deploy
+    page shows it before the click. A target that passes every check is "ready"."""
+    checked = [_check(user, t, message, override_reason, None) for t in targets]
+    return [c if isinstance(c, DeployOutcome) else _outcome(c.target, "ready") for c in checked]
 
 
 class _Undo(Exception):

@@ -26,6 +26,14 @@ pytestmark = pytest.mark.browser
 LIVE_TIMEOUT = 40_000  # ms: a rollout on kubesim plus the page catching up
 
 
+def choose(page: Page, *, environments: list[str] = (), services: list[str] = ()) -> None:  # type: ignore[assignment]
+    """Tick environments and services on the Deploy page (checkboxes, by their label)."""
+    for name in environments:
+        page.locator("#environment-choices").get_by_label(name, exact=True).check()
+    for name in services:
+        page.locator("#service-choices").get_by_label(name, exact=True).check()
+
+
 def _deploy_through_the_page(
     page: Page,
     live: LiveServer,
@@ -37,8 +45,7 @@ def _deploy_through_the_page(
     message: str = "",
 ) -> None:
     page.goto(live.url + "/deploy/")
-    page.get_by_label("Environments", exact=True).select_option(label=environment)
-    page.get_by_label("Services", exact=True).select_option(label=service)
+    choose(page, environments=[environment], services=[service])
     if version is not None:
         # The versions of the chosen service arrive without a page reload.
         radio = page.locator(f"input[name=version][value='{version.git_commit_sha}']")
@@ -49,10 +56,9 @@ def _deploy_through_the_page(
     if message:
         page.get_by_label("Message").fill(message)
     page.get_by_role("button", name="Deploy", exact=True).click()
-    expect(page.get_by_role("heading", name="Deploy results")).to_be_visible()
 
 
-def test_bob_deploys_to_staging_and_watches_it_reach_done_without_reloading(
+def test_bob_deploys_to_staging_and_lands_on_the_deployment_that_reaches_done_without_reloading(
     live_apollo: LiveServer, page: Page, bob: User, staging: Environment, worker: object
 ) -> None:
     service = factories.make_service("checkout")
@@ -61,14 +67,12 @@ def test_bob_deploys_to_staging_and_watches_it_reach_done_without_reloading(
     )
     log_in(page, live_apollo, "bob")
     page.goto(live_apollo.url + "/deploy/")
-    page.get_by_label("Services", exact=True).select_option(label="checkout")
+    choose(page, services=["checkout"])
     expect(page.get_by_text("Faster basket")).to_be_visible()
     _deploy_through_the_page(
         page, live_apollo, "staging", "checkout", version=version, message="ship it"
     )
-    created = page.locator("tr.result-created")
-    expect(created).to_contain_text("checkout")
-    created.get_by_role("link", name=re.compile(r"Deployment #\d+")).click()
+    # One deployment: its own page, which follows it live.
     expect(page.get_by_role("heading", name=re.compile(r"Deployment #\d+"))).to_be_visible()
     page.evaluate("window.__same_page = true")  # gone if the page reloads
     expect(page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
@@ -76,8 +80,57 @@ def test_bob_deploys_to_staging_and_watches_it_reach_done_without_reloading(
     expect(page.locator("#snapshot")).to_contain_text(version.git_commit_sha[:12])
     assert page.evaluate("window.__same_page") is True
     deployment = Deployment.objects.get()
+    assert page.url.endswith(f"/deployments/{deployment.pk}/")
     assert deployment.status == Status.DONE
     assert deployment.message == "ship it"
+
+
+def test_two_services_land_on_the_batch_page_which_follows_both_to_done_without_reloading(
+    live_apollo: LiveServer, page: Page, alice: User, staging: Environment, worker: object
+) -> None:
+    sha = "c0ffee" + "0" * 34
+    for name in ("basket", "search"):
+        factories.make_version(factories.make_service(name), sha)
+    log_in(page, live_apollo, "alice")
+    page.goto(live_apollo.url + "/deploy/")
+    choose(page, environments=["staging"], services=["basket", "search"])
+    page.get_by_label("Commit sha or prefix").fill("c0ffee")
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.get_by_role("heading", name="Deployments of one request")).to_be_visible()
+    page.evaluate("window.__same_page = true")
+    for deployment in Deployment.objects.all():
+        row = page.locator(f'tr[data-deployment="{deployment.pk}"]')
+        expect(row.locator(".batch-status .badge")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    assert page.evaluate("window.__same_page") is True
+    assert Deployment.objects.count() == 2
+
+
+def test_staging_and_production_without_a_message_create_nothing_and_list_the_refusal(
+    live_apollo: LiveServer, page: Page, alice: User, staging: Environment
+) -> None:
+    factories.make_environment(
+        "production", availability="production", require_deployment_message=True
+    )
+    version = factories.make_version(factories.make_service("checkout"))
+    log_in(page, live_apollo, "alice")
+    page.goto(live_apollo.url + "/deploy/")
+    choose(page, environments=["staging", "production"], services=["checkout"])
+    page.get_by_label("Commit sha or prefix").fill(version.git_commit_sha)
+    # Before the click the check already says it...
+    refused = page.locator('#checks tr[data-target="checkout/production"]')
+    expect(refused).to_contain_text("production requires a deployment message")
+    # ...and a Deploy anyway is refused as a whole.
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Nothing was deployed")
+    expect(refused).to_contain_text("production requires a deployment message")
+    expect(page.locator('#checks tr[data-target="checkout/staging"]')).to_contain_text("held")
+    assert not Deployment.objects.exists()
+    # The selection is kept: untick production and deploy the rest.
+    page.locator("#environment-choices").get_by_label("production", exact=True).uncheck()
+    expect(page.locator('#checks tr[data-target="checkout/production"]')).to_have_count(0)
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.get_by_role("heading", name=re.compile(r"Deployment #\d+"))).to_be_visible()
+    assert Deployment.objects.get().environment == staging
 
 
 def test_bob_is_refused_on_production_with_the_explanation(
@@ -98,7 +151,7 @@ def test_bob_is_refused_on_production_with_the_explanation(
     _deploy_through_the_page(
         page, live_apollo, "production", "checkout", sha=version.git_commit_sha[:8]
     )
-    refused = page.locator("tr.result-refused")
+    refused = page.locator('#checks tr[data-target="checkout/production"]')
     expect(refused).to_contain_text("refused")
     reason = explain(bob, Verb.DEPLOY, service=service, environment=production).reason
     expect(refused).to_contain_text(reason)
@@ -118,7 +171,6 @@ def test_a_missing_image_ends_failed_naming_the_image(
     kubesim.mark_image_missing(version.image)
     log_in(page, live_apollo, "bob")
     _deploy_through_the_page(page, live_apollo, "staging", "ghost", sha=version.git_commit_sha)
-    page.locator("tr.result-created").get_by_role("link").click()
     expect(page.locator("#status")).to_have_text("FAILED", timeout=LIVE_TIMEOUT)
     expect(page.locator("#status-reason")).to_contain_text(f"image {version.image} not found")
 
@@ -172,7 +224,7 @@ def test_alice_cancels_a_slow_rollout_and_the_previous_version_runs_again(
     kubesim.register_image(new.image, "notready")
     log_in(page, live_apollo, "alice")
     _deploy_through_the_page(page, live_apollo, "staging", "api", sha=new.git_commit_sha)
-    page.locator("tr.result-created").get_by_role("link").click()
+    expect(page.get_by_role("heading", name=re.compile(r"Deployment #\d+"))).to_be_visible()
     second = Deployment.objects.get(version=new)
     wait_for(second, lambda d: d.applied_at is not None)
     page.get_by_role("link", name="Cancel deployment…").click()

@@ -13,7 +13,7 @@ from deployments.status import Status
 from environments.models import Environment
 from permissions.models import Blocker
 from permissions.services import grant
-from permissions.verbs import Verb
+from permissions.verbs import Effect, Verb
 from tests import factories
 from tests.conftest import login
 
@@ -32,11 +32,40 @@ def _post(client: Client, **data: object) -> Any:
 
 
 def _results(client: Client, response: Any) -> list[dict[str, Any]]:
-    assert response.status_code == 302, getattr(response, "context", None)
-    page = client.get(response.url)
-    assert page.status_code == 200
-    results: list[dict[str, Any]] = page.context["results"]
-    return results
+    """Per target: what was created (the page followed next: one deployment's page, or the
+    batch page) or, when anything was refused, the Deploy page again with every target."""
+    if response.status_code == 302:
+        page = client.get(response.url)
+        assert page.status_code == 200
+        if "/deployments/batch/" in response.url:
+            batch = response.url.rstrip("/").rsplit("/", 1)[-1]
+            created = list(Deployment.objects.filter(batch=batch).order_by("id"))
+        else:
+            created = [Deployment.objects.get(pk=response.url.rstrip("/").rsplit("/", 1)[-1])]
+        return [
+            {
+                "kind": "created",
+                "deployment_id": d.pk,
+                "service": d.service.name,
+                "environment": d.environment.name,
+                "group": d.group_key,
+            }
+            for d in created
+        ]
+    assert response.status_code == 409, getattr(response, "context", None)
+    assert "Nothing was deployed" in response.content.decode()
+    return [
+        {
+            "kind": r.kind,
+            "service": r.service.name,
+            "environment": r.environment.name,
+            "group": r.group.name if r.group else "",
+            "reason": r.reason,
+            "blockers": [{"name": b.name, "kind": b.kind} for b in r.refusals],
+            "may_override": r.may_override,
+        }
+        for r in response.context["checks"]
+    ]
 
 
 # -- who sees what -------------------------------------------------------------------------
@@ -50,14 +79,31 @@ def test_it_sends_anonymous_visitors_to_the_login_page(client: Client) -> None:
     assert Deployment.objects.count() == 0
 
 
-def test_bob_is_offered_staging_only(
+def test_bob_sees_production_disabled_with_the_reason_beside_it(
     bob: User, staging: Environment, production: Environment, checkout: Service
 ) -> None:
     page = login(bob).get("/deploy/")
-    environments = list(page.context["form"].fields["environments"].queryset)
-    assert environments == [staging]
-    assert list(page.context["form"].fields["services"].queryset) == [checkout]
-    assert "production" not in page.content.decode()
+    boxes = {choice.name: choice for _, choice in page.context["environment_boxes"]}
+    assert boxes["staging"].deployable
+    assert not boxes["production"].deployable
+    assert boxes["production"].reason == "bob may not deploy production: no grant matches"
+    body = page.content.decode()
+    assert f'id="env-{production.pk}" disabled aria-describedby="why-env-{production.pk}"' in body
+    assert "bob may not deploy production: no grant matches" in body
+    assert f'id="env-{staging.pk}">' in body  # enabled
+
+
+def test_a_deny_is_named_beside_the_service_it_refuses(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    secret = factories.make_service("vault")
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], service=secret, effect=Effect.DENY)
+    page = login(bob).get("/deploy/")
+    boxes = {choice.name: choice for _, choice in page.context["service_boxes"]}
+    assert boxes["checkout"].deployable
+    assert not boxes["vault"].deployable
+    assert "DENY" in boxes["vault"].reason
+    assert "bob may not deploy vault" in page.content.decode()
 
 
 def test_alice_is_offered_everything(
@@ -87,10 +133,16 @@ def test_a_forged_post_from_a_user_without_grants_creates_nothing(
         services=[checkout.pk],
         sha=SHA,
     )
-    assert response.status_code == 400
-    errors = response.context["form"].errors
-    assert "not one of the available choices" in str(errors["environments"])
-    assert "You may not deploy anything anywhere" in response.content.decode()
+    body = response.content.decode()
+    assert "You may not deploy anything anywhere" in body
+    assert "not one of the available choices" not in body
+    if persona == "mallory":  # sees nothing: the ids name nothing she may see
+        assert response.status_code == 400
+        errors = response.context["form"].errors
+        assert f"There is no environment {staging.pk} that you may see." in errors["environments"]
+    else:  # carol sees staging and checkout: the gate names why she may not deploy
+        assert response.status_code == 409
+        assert "carol may not deploy checkout in staging" in body
     assert Deployment.objects.count() == 0
 
 
@@ -99,8 +151,20 @@ def test_bob_cannot_post_production_even_by_forging_the_form(
 ) -> None:
     factories.make_version(checkout, SHA)
     response = _post(login(bob), environments=[production.pk], services=[checkout.pk], sha=SHA)
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert "bob may not deploy checkout in production" in response.content.decode()
+    assert "not one of the available choices" not in response.content.decode()
     assert Deployment.objects.count() == 0
+
+
+def test_a_forged_id_gets_a_clear_message(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    factories.make_version(checkout, SHA)
+    response = _post(login(bob), environments=[424242], services=[checkout.pk], sha=SHA)
+    assert response.status_code == 400
+    assert "There is no environment 424242 that you may see." in response.content.decode()
+    assert not Deployment.objects.exists()
 
 
 def test_the_page_lists_recent_versions_of_the_chosen_service(
@@ -238,8 +302,8 @@ def test_bob_deploys_a_picked_version_to_staging(
     assert deployment.message == "go"
     assert deployment.status == Status.PENDING
     assert deployment.deployed_by == bob
-    page = client.get(response.url).content.decode()
-    assert f'href="/deployments/{deployment.pk}/"' in page
+    # One deployment: the user lands on its page, which follows it live.
+    assert response.url == f"/deployments/{deployment.pk}/"
 
 
 def test_a_sha_prefix_deploys_the_version_it_names(
@@ -309,6 +373,27 @@ def test_one_sha_to_several_services_and_environments_gives_a_result_per_item_an
     )
     assert [r["kind"] for r in results] == ["created"] * 4
     assert Deployment.objects.count() == 4
+    assert len(set(Deployment.objects.values_list("batch", flat=True))) == 1
+
+
+def test_staging_and_production_without_a_message_creates_nothing_and_lists_the_refusal(
+    alice: User, staging: Environment, checkout: Service
+) -> None:
+    strict = factories.make_environment("prod", require_deployment_message=True)
+    factories.make_version(checkout, SHA)
+    client = login(alice)
+    response = _post(client, environments=[staging.pk, strict.pk], services=[checkout.pk], sha=SHA)
+    results = _results(client, response)
+    assert {(r["environment"], r["kind"]) for r in results} == {
+        ("staging", "held"),
+        ("prod", "invalid"),
+    }
+    body = response.content.decode()
+    assert "prod requires a deployment message" in body
+    assert "1 of 2 targets refused" in body
+    # The selection is kept, so the user may untick the refused target or add a message.
+    assert f'value="{strict.pk}" id="env-{strict.pk}" checked' in body
+    assert Deployment.objects.count() == 0
 
 
 def test_bob_is_refused_per_item_with_the_explanation(
@@ -325,8 +410,8 @@ def test_bob_is_refused_per_item_with_the_explanation(
     assert result["kind"] == "refused"
     assert "checkout" in str(result["reason"])
     assert "production" in str(result["reason"])
-    page = client.get(f"/deploy/results/{list(client.session['deploy_results'])[-1]}/")
-    assert str(result["reason"]) in page.content.decode().replace("&#x27;", "'")
+    response = _post(client, environments=[production.pk], services=[checkout.pk], sha=SHA)
+    assert str(result["reason"]) in response.content.decode().replace("&#x27;", "'")
     assert Deployment.objects.count() == 0
 
 
@@ -356,6 +441,7 @@ def test_a_service_deployed_per_group_needs_groups_and_deploys_each(
     assert "deployed per group" in str(result["reason"])
     page = client.get("/deploy/").content.decode()
     assert "sharded / staging / eu" in page
+    assert "deployed per group" in page
     results = _results(
         client,
         _post(
@@ -381,9 +467,8 @@ def test_already_in_progress_links_the_running_deployment(
     response = _post(client, environments=[staging.pk], services=[checkout.pk], sha=SHA)
     [result] = _results(client, response)
     assert result["kind"] == "in_progress"
-    assert result["running_id"] == running.pk
-    page = client.get(response.url).content.decode()
-    assert f'href="/deployments/{running.pk}/"' in page
+    assert "already in progress" in result["reason"]
+    assert running.status == Status.STARTED
 
 
 def _blocker(**extra: object) -> Blocker:
@@ -401,13 +486,13 @@ def test_a_blocked_item_lists_its_blockers_and_offers_no_override_to_bob(
     assert result["kind"] == "blocked"
     assert result["blockers"][0]["name"] == "freeze"
     assert result["may_override"] is False
-    page = client.get(response.url).content.decode()
+    page = response.content.decode()
     assert "freeze" in page
     assert "override_reason" not in page
     assert Deployment.objects.count() == 0
 
 
-def test_alice_overrides_a_blocker_from_the_results_page(
+def test_alice_overrides_a_blocker_from_the_deploy_page(
     alice: User, staging: Environment, checkout: Service
 ) -> None:
     _blocker(environment=staging)
@@ -419,12 +504,16 @@ def test_alice_overrides_a_blocker_from_the_results_page(
     [result] = _results(client, response)
     assert result["kind"] == "blocked"
     assert result["may_override"] is True
-    page = client.get(response.url).content.decode()
-    assert 'name="override_reason"' in page
-    # What the override form posts (it leaves out an empty groups field).
-    resubmit = {k: v for k, v in result["resubmit"].items() if v != ""}
-    [again] = _results(client, _post(client, **resubmit, override_reason="customer is down"))
-    assert again["kind"] == "created"
+    assert 'name="override_reason"' in response.content.decode()
+    again = _post(
+        client,
+        environments=[staging.pk],
+        services=[checkout.pk],
+        sha=SHA,
+        message="hotfix",
+        override_reason="customer is down",
+    )
+    assert [r["kind"] for r in _results(client, again)] == ["created"]
     deployment = Deployment.objects.get()
     assert deployment.override_reason == "customer is down"
     assert deployment.message == "hotfix"
@@ -443,12 +532,14 @@ def test_group_options_name_their_service_and_environment_for_the_page_script(
     sharded = factories.make_service("sharded", deployed_per_group=True)
     eu = Group.objects.create(service=sharded, environment=staging, name="eu")
     page = login(bob).get("/deploy/").content.decode()
-    assert (
-        f'<option value="{eu.pk}" data-service="{sharded.pk}" data-environment="{staging.pk}">'
-        in page
-    )
+    assert f'data-service="{sharded.pk}" data-environment="{staging.pk}"' in page
+    assert f'type="checkbox" name="groups" value="{eu.pk}"' in page
 
 
 def test_environments_that_require_a_message_say_so(bob: User, checkout: Service) -> None:
-    factories.make_environment("strict", require_deployment_message=True)
-    assert "strict (message required)" in login(bob).get("/deploy/").content.decode()
+    strict = factories.make_environment("strict", require_deployment_message=True)
+    page = login(bob).get("/deploy/")
+    boxes = {choice.name: choice for _, choice in page.context["environment_boxes"]}
+    assert boxes["strict"].note == "message required"
+    assert "message required" in page.content.decode()
+    assert strict.pk

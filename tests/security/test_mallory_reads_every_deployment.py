@@ -154,8 +154,11 @@ def test_bob_views_production_but_is_not_offered_it_to_deploy(
     assert client.get(f"/deployments/{hidden.pk}/").status_code == 200
     assert SECRET_MESSAGE in client.get("/history/").content.decode()
     assert client.get(f"/environments/{ENVIRONMENT}/").status_code == 200
-    deploy_page = client.get("/deploy/").content.decode()
-    assert ENVIRONMENT not in deploy_page
+    # Offered, disabled, with the reason beside it (issue #13): bob may view it.
+    deploy_page = client.get("/deploy/")
+    [choice] = [c for _, c in deploy_page.context["environment_boxes"] if c.name == ENVIRONMENT]
+    assert not choice.deployable
+    assert f"bob may not deploy {ENVIRONMENT}" in choice.reason
 
 
 def test_an_environment_with_nothing_viewable_is_hidden_from_the_list(

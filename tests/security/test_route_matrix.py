@@ -147,9 +147,28 @@ R["deploy"] = (
             "message": "matrix",
         },
     ),
-    {"GET": VIEW_LIST, "POST": each(LOGIN, "400", "400", "302 /deploy/results/*/ - w", "400")},
+    # mallory names what she may not see (400); carol and bob in production see the target and
+    # are told why they may not deploy it (409); bob in staging lands on the new deployment.
+    {
+        "GET": VIEW_LIST,
+        "POST": each(LOGIN, "400", "409", "302 /deployments/*/ success w", "409"),
+    },
 )
 R["deploy-versions"] = (Probe("/deploy/versions/", {"services": "{svc_id}"}), {"GET": VIEW_LIST})
+R["deploy-check"] = (
+    Probe(
+        "/deploy/check/",
+        {"environments": "{env_id}", "services": "{form_svc_id}", "sha": "{form_sha}"},
+    ),
+    {"POST": VIEW_LIST},  # a read: what a Deploy would answer, for what the user may view
+)
+R["deploy-preview"] = (
+    Probe(
+        "/deploy/preview/",
+        {"environment": "{env_id}", "service": "{form_svc_id}", "version": "{form_sha}"},
+    ),
+    {"GET": VIEW_DETAIL},
+)
 R["deploy-results"] = (
     Probe("/deploy/results/nosuchtoken/"),
     {"GET": each(LOGIN, *["302 /deploy/ info"] * 4)},
