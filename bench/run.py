@@ -55,6 +55,12 @@ def _extra(result: dict[str, Any]) -> list[str]:
             f"| {result['name']} | {calls['metric']} | {calls['value']} | {calls['baseline']} | "
             f"{calls['baseline_value']} |"
         )
+    queries = result.get("sql_queries")
+    if queries:
+        lines.append(
+            f"| {result['name']} | {queries['metric']} | {queries['value']} | "
+            f"{queries['baseline']} | {queries['baseline_value']} |"
+        )
     for key, value in (result.get("breakdown_median_ms") or {}).items():
         steps = "; ".join(f"{step.strip()} {ms} ms" for step, ms in value.items())
         lines.append(f"| {result['name']} | breakdown, {key} (medians) | {steps} | | |")

@@ -1,10 +1,12 @@
 from django.urls import path
 
+from environments import board_views
 from environments.live import jolokia, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("environments/", views.environment_list, name="environment-list"),
+    path("status/", board_views.board, name="status-board"),
     path("environments/<str:name>/", views.environment_detail, name="environment-detail"),
     path("environments/<str:name>/logs/", views.logs, name="environment-logs"),
     path(

@@ -74,6 +74,28 @@ def render_state(state: dict[str, Any], environment: Environment, perms: Perms) 
     )
 
 
+def board_message(state: dict[str, Any]) -> dict[str, Any]:
+    """What a status-board cell shows of the live state (no action, hence no permission beyond
+    `view`, which visible_state has applied)."""
+    return {
+        "type": "environment.board",
+        "environment": state["environment"],
+        "reachable": state["reachable"],
+        "updated_at": state["updated_at"],
+        "services": [
+            {
+                "key": entry["key"],
+                "sha": entry["short_sha"],
+                "ready": entry["ready"],
+                "desired": entry["desired"],
+                "drifted": bool(entry.get("drifted")),
+                "deploying": entry.get("in_progress_id") is not None,
+            }
+            for entry in state["services"]
+        ],
+    }
+
+
 class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -92,6 +114,8 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         self.user = user
         self.environment = environment
+        # The status board asks for cells (plain data), the environment page for its partial.
+        self.board = b"board=1" in self.scope.get("query_string", b"").split(b"&")
         self.perms: Perms = {}
         self.perms_at = 0.0
         self.decided: set[str] = set()  # service names self.names has been computed for
@@ -124,6 +148,9 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             _, self.names = await viewable(self.user, self.environment)
             self.decided |= running
         state = visible_state(state, self.names)
+        if self.board:
+            await self.send_json(board_message(state))
+            return
         names = {entry["service"] for entry in state["services"]}
         missing = names - self.perms.keys()
         if missing:

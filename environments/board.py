@@ -1,0 +1,274 @@
+"""The status board: environments x services, each cell what runs there (Apollo's last DONE
+deployment), its last deployment whatever its outcome, the live health and drift when a watch
+of the environment has published them, and the blockers whose scope covers it.
+
+A fixed number of queries, whatever the number of cells (`tests/environments/test_board.py`
+counts them; `bench/board_bench.py` times 500 services x 20 environments): the user's
+visibility, the environments, the services, one window query for the latest deployment and one
+for the last DONE per (service, environment, group), and the active blockers. The live part is
+read from the watchers' shared state (this process or Redis), never from the cluster.
+
+Ten thousand cells are too many for template tags (about a millisecond each): a cell is
+rendered here, every value escaped, from plain rows (`values()`, not model instances).
+"""
+
+import html
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import slugify
+
+from deployments.models import Deployment, Service
+from deployments.status import Status
+from environments.live import watcher
+from environments.models import Environment
+from permissions.models import Blocker
+from permissions.selectors import Visibility, visibility
+
+Key = tuple[int, int, str]  # (service id, environment id, group key)
+Obj = dict[str, Any]
+CELL_FIELDS = {
+    "c_pk": F("id"),
+    "c_service_id": F("service_id"),
+    "c_environment_id": F("environment_id"),
+    "c_group": F("group_key"),
+    "c_state": F("status"),
+    "c_created": F("created_at"),
+    "c_finished": F("finished_at"),
+    "c_sha": F("version__git_commit_sha"),
+    "c_message": F("version__commit_message"),
+    "c_author": F("version__commit_author"),
+}
+IN_PROGRESS = set(Status.in_progress())
+LABELS = dict(Status.choices)
+
+
+@dataclass(frozen=True)
+class BoardFilters:
+    service: str = ""
+    environment: str = ""
+    group: str = ""
+
+
+@dataclass
+class Row:
+    service: str
+    group: str
+    cells: list[SafeString]
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}/{self.group}" if self.group else self.service
+
+
+@dataclass
+class Board:
+    environments: list[Environment]
+    rows: list[Row]
+    live_environments: list[str]  # those whose watch had a state to show
+
+
+def _ranked(rows: QuerySet[Deployment], order: list[Any]) -> list[Obj]:
+    partition = [F("service_id"), F("environment_id"), F("group_key")]
+    rank = Window(RowNumber(), partition_by=partition, order_by=order)
+    return list(rows.annotate(rank=rank).filter(rank=1).values(**CELL_FIELDS))
+
+
+def _deployments(
+    environments: list[Environment], services: list[Service]
+) -> tuple[dict[Key, Obj], dict[Key, Obj]]:
+    base = Deployment.objects.filter(
+        environment__in=[e.pk for e in environments], service__in=[s.pk for s in services]
+    )
+    latest = _ranked(base, [F("created_at").desc(), F("id").desc()])
+    done = _ranked(base.filter(status=Status.DONE), [F("finished_at").desc(), F("id").desc()])
+    return {_key(d): d for d in latest}, {_key(d): d for d in done}
+
+
+def _key(row: Obj) -> Key:
+    return (row["c_service_id"], row["c_environment_id"], row["c_group"])
+
+
+def _blockers() -> list[Blocker]:
+    fields = ("name", "service_id", "environment_id", "availability", "group_name")
+    return list(Blocker.objects.filter(active=True).only(*fields))
+
+
+def _covers(blocker: Blocker, service: Service, environment: Environment, group: str) -> bool:
+    """The scope test of permissions.blockers.blockers_in_scope, on rows already read."""
+    return (
+        blocker.service_id in (None, service.pk)
+        and blocker.environment_id in (None, environment.pk)
+        and blocker.availability in ("", environment.availability)
+        and blocker.group_name in ("", group)
+    )
+
+
+def _live_entries(environments: list[Environment]) -> dict[tuple[int, str, str], Obj]:
+    entries: dict[tuple[int, str, str], Obj] = {}
+    for environment in environments:
+        state = watcher.shared_state(environment.pk)
+        for entry in (state or {}).get("services", []):
+            entries[(environment.pk, entry["service"], entry["group"])] = entry
+    return entries
+
+
+def _visible(seen: Visibility, filters: BoardFilters) -> tuple[list[Environment], list[Service]]:
+    environments = Environment.objects.only("name", "availability").order_by("availability", "name")
+    services = Service.objects.only("name").order_by("name")
+    if not seen.everything:
+        environments = environments.filter(pk__in=seen.environment_ids)
+        services = services.filter(pk__in=seen.service_ids)
+    if filters.environment:
+        environments = environments.filter(name=filters.environment)
+    if filters.service:
+        services = services.filter(name=filters.service)
+    return list(environments), list(services)
+
+
+def filter_choices(seen: Visibility) -> tuple[list[str], list[str], list[str]]:
+    """The names the filters offer: environments, services and groups the user may view."""
+    environments, services = _visible(seen, BoardFilters())
+    groups = Deployment.objects.filter(seen.q()).exclude(group_key="")
+    names = sorted(set(groups.values_list("group_key", flat=True).distinct()))
+    return [e.name for e in environments], [s.name for s in services], names
+
+
+@dataclass
+class _Page:
+    """What every cell of one render shares: the data read once and the URLs reversed once."""
+
+    seen: Visibility
+    latest: dict[Key, Obj]
+    done: dict[Key, Obj]
+    blockers: list[Blocker]
+    live: dict[tuple[int, str, str], Obj]
+    environment_urls: dict[int, str]
+    deployment_url: str  # with {} for the id
+    now: datetime
+    zone: tzinfo
+
+
+def status_board(
+    user: User | AnonymousUser, filters: BoardFilters, seen: Visibility | None = None
+) -> Board:
+    """The board for this user: only the environments and services they may view, and in a
+    cell only a pair they may view (rule 6 of permissions.rules)."""
+    seen = seen or visibility(user)
+    environments, services = _visible(seen, filters)
+    latest, done = _deployments(environments, services)
+    live = _live_entries(environments)
+    page = _Page(
+        seen=seen,
+        latest=latest,
+        done=done,
+        blockers=_blockers(),
+        live=live,
+        environment_urls={e.pk: reverse("environment-detail", args=[e.name]) for e in environments},
+        deployment_url=reverse("deployment-detail", args=[1]).replace("/1/", "/{}/"),
+        now=timezone.now(),
+        zone=timezone.get_current_timezone(),
+    )
+    groups: dict[int, set[str]] = {s.pk: set() for s in services}
+    for service_id, _, group in latest:
+        groups[service_id].add(group)
+    rows = []
+    for service in services:
+        for group in sorted(groups[service.pk] or {""}):
+            if filters.group and group != filters.group:
+                continue
+            cells = [_cell(page, service, environment, group) for environment in environments]
+            rows.append(Row(service=service.name, group=group, cells=cells))
+    with_state = {environment_id for environment_id, _, _ in live}
+    shown = [e.name for e in environments if e.pk in with_state]
+    return Board(environments=environments, rows=rows, live_environments=shown)
+
+
+HIDDEN = mark_safe('<td class="cell hidden-cell"><span class="visually-hidden">hidden</span></td>')
+
+
+def _health(last: Obj | None, live: Obj | None) -> str:
+    """deploying / healthy / degraded (from the live watch) / failed / unknown."""
+    if last is not None and last["c_state"] in IN_PROGRESS:
+        return "deploying"
+    if live is not None:
+        return "healthy" if live.get("ready", 0) >= live.get("desired", 0) else "degraded"
+    if last is not None and last["c_state"] == Status.FAILED:
+        return "failed"
+    return "unknown"
+
+
+def _cell(page: _Page, service: Service, environment: Environment, group: str) -> SafeString:
+    # SECURITY: every value from the database or the cluster goes through _e (html.escape,
+    # quotes included); the rest is this module's own markup.
+    if not page.seen.sees(service_id=service.pk, environment_id=environment.pk):
+        return HIDDEN
+    key = (service.pk, environment.pk, group)
+    running, last = page.done.get(key), page.latest.get(key)
+    live = page.live.get((environment.pk, service.name, group))
+    health = _health(last, live)
+    row_key = f"{service.name}/{group}" if group else service.name
+    if running:
+        sha = f'<code class="sha" title="{_e(running["c_sha"])}">{_e(running["c_sha"][:8])}</code>'
+    else:
+        sha = '<span class="muted sha">not deployed</span>'
+    replicas = f" {int(live.get('ready', 0))}/{int(live.get('desired', 0))}" if live else ""
+    parts = [
+        f'<a class="cell-link" href="{_e(page.environment_urls[environment.pk])}#service-'
+        f'{_e(slugify(row_key))}" aria-label="{_e(row_key)} in {_e(environment.name)}">{sha}</a>'
+        f' <span class="badge health" data-health="{health}">{health}{replicas}</span>'
+    ]
+    if live and live.get("drifted"):
+        parts.append(' <span class="badge drift">drifted</span>')
+    names = [b.name for b in page.blockers if _covers(b, service, environment, group)]
+    if names:
+        parts.append(
+            f' <span class="badge blocker" title="Blockers in scope: {_e(", ".join(names))}">'
+            "blocked</span>"
+        )
+    if running:
+        parts.append(_commit(page, running))
+    if last is not None and (running is None or last["c_pk"] != running["c_pk"]):
+        label = LABELS.get(last["c_state"], last["c_state"])
+        url = page.deployment_url.format(int(last["c_pk"]))
+        parts.append(
+            f'<div class="cell-last">last: <a href="{_e(url)}">#{int(last["c_pk"])} '
+            f"{_e(label)}</a></div>"
+        )
+    return mark_safe(  # noqa: S308 -- every interpolated value is escaped above
+        f'<td class="cell health-{health}" data-env="{_e(environment.name)}" '
+        f'data-key="{_e(row_key)}">{"".join(parts)}</td>'
+    )
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _age(when: datetime, now: datetime) -> str:
+    """The largest unit only ("3 hours"), as a glance at a board needs; the title has the time."""
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "moments"
+
+
+def _commit(page: _Page, running: Obj) -> str:
+    message = (running["c_message"] or "").split("\n", 1)[0]
+    message = message if len(message) <= 50 else message[:49] + "…"
+    author = f" · {running['c_author']}" if running["c_author"] else ""
+    when = running["c_finished"] or running["c_created"]
+    stamp = when.astimezone(page.zone).strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        f'<div class="cell-commit">{_e(message)}{_e(author)} · <time datetime="{when.isoformat()}"'
+        f' title="{stamp}">{_age(when, page.now)} ago</time></div>'
+    )
