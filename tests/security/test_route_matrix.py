@@ -119,6 +119,7 @@ def ci_refusals() -> dict[str, dict[str, str]]:
 R = ROUTES
 R["home"] = (Probe("/"), {"GET": VIEW_LIST})
 R["environment-list"] = (Probe("/environments/"), {"GET": VIEW_LIST})
+R["status-board"] = (Probe("/status/"), {"GET": VIEW_LIST})
 R["environment-detail"] = (Probe("/environments/{env}/"), {"GET": VIEW_DETAIL})
 R["environment-logs"] = (
     Probe("/environments/{env}/logs/", {"pod": "{pod}", "tail": "5"}),
