@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
 from deployments.api import deployments, groups, versions
+from history.metrics.api import MetricsView
 
 app_name = "api"
 
@@ -31,6 +32,7 @@ urlpatterns = [
         deployments.CancelDeploymentView.as_view(),
         name="deployment-cancel",
     ),
+    path("metrics/", MetricsView.as_view(), name="metrics"),
     # SECURITY: the schema lists every operation; signed-in users (or token holders) only.
     path(
         "schema/",

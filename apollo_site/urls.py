@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("environments.urls")),
     path("", include("deployments.urls")),
     path("", include("deployments.notifications.urls")),
+    path("history/metrics/", include("history.metrics.urls")),
     path("history/", include("history.urls")),
     path(
         "login/",

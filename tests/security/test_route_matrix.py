@@ -254,6 +254,8 @@ R["deployment-redeploy"] = (
     {"POST": each(LOGIN, "404", REDEPLOY_NO, "302 /deployments/*/ success w", REDEPLOY_NO)},
 )
 R["history"] = (Probe("/history/"), {"GET": VIEW_LIST})
+# The Metrics page and its export: what the persona may view (mallory's figures are empty).
+R["delivery-metrics"] = (Probe("/history/metrics/"), {"GET": VIEW_LIST})
 R["login"] = (
     Probe("/login/", {"username": "nobody", "password": "wrong"}),
     {"GET": ALL_200, "POST": ALL_200, "PUT": ALL_405, "DELETE": ALL_405, "HEAD": ALL_405},
@@ -294,6 +296,7 @@ R["api:deployment-cancel"] = (
     {"POST": each("401", "404", "403", "200 w", "403", "404")},
 )
 R["api:schema"] = (Probe("/api/v1/schema/"), api_read(*API_LIST.values()))
+R["api:metrics"] = (Probe("/api/v1/metrics/"), api_read(*API_LIST.values()))
 # Last: it ends the session (for anybody signed in, an allowed write).
 R["logout"] = (
     Probe("/logout/"),

@@ -1,0 +1,60 @@
+from datetime import date, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.auth.models import AnonymousUser, User
+from django.utils import timezone
+
+from deployments.models import Service
+from environments.models import Environment
+from history.metrics.compute import Period
+from permissions.selectors import visible_environments, visible_services
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
+
+
+def default_period(today: date | None = None) -> Period:
+    end = today or timezone.localdate()
+    return Period(end - timedelta(days=DEFAULT_DAYS - 1), end)
+
+
+class MetricsForm(forms.Form):
+    """The scope (a service, an environment, or the whole team) and the period. Only what the
+    user may view is offered, and anything else is not a valid choice."""
+
+    service: forms.ModelChoiceField[Service] = forms.ModelChoiceField(
+        queryset=Service.objects.none(),
+        required=False,
+        to_field_name="name",
+        empty_label="every service",
+    )
+    environment: forms.ModelChoiceField[Environment] = forms.ModelChoiceField(
+        queryset=Environment.objects.none(),
+        required=False,
+        to_field_name="name",
+        empty_label="every environment",
+    )
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        service = self.fields["service"]
+        environment = self.fields["environment"]
+        assert isinstance(service, forms.ModelChoiceField)
+        assert isinstance(environment, forms.ModelChoiceField)
+        service.queryset = visible_services(user).order_by("name")
+        environment.queryset = visible_environments(user).order_by("name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        default = default_period()
+        end = data.get("end") or default.end
+        start = data.get("start") or end - timedelta(days=DEFAULT_DAYS - 1)
+        if start > end:
+            raise forms.ValidationError("The period starts after it ends.")
+        if (end - start).days + 1 > MAX_DAYS:
+            raise forms.ValidationError(f"The period is at most {MAX_DAYS} days.")
+        data["period"] = Period(start, end)
+        return data
