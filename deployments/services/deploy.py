@@ -112,6 +112,7 @@ def request_deployments(
     every other target's is "held". Otherwise all are created in one transaction, sharing
     `batch`; one that turns out in progress meanwhile (a concurrent request) undoes them all."""
     checked = [_check(user, t, message, override_reason, None) for t in targets]
+    _announce_blocked(user, list(zip(targets, checked, strict=True)))
     ready = [c for c in checked if isinstance(c, _Ready)]
     if len(ready) != len(checked):
         return [
@@ -174,9 +175,24 @@ def request_deployment(
     those (after checking the policy again)."""
     target = Target(service, environment, group, version)
     checked = _check(user, target, message, override_reason, recorded)
+    _announce_blocked(user, [(target, checked)])
     if isinstance(checked, DeployOutcome):
         return checked
     return _create_ready(user, checked, message, override_reason, batch)
+
+
+def _announce_blocked(user: User, checked: list[tuple[Target, "DeployOutcome | _Ready"]]) -> None:
+    """Notify the subscribers of a request a blocker refused (a request, not a preflight
+    check_targets: that one only shows what a click would answer)."""
+    for target, c in checked:
+        if isinstance(c, DeployOutcome) and c.kind == "blocked" and target.version is not None:
+            notify.blocked(
+                service=c.service,
+                environment=c.environment,
+                sha=target.version.git_commit_sha,
+                username=user.get_username(),
+                reason=c.reason,
+            )
 
 
 def _outcome(target: Target, kind: OutcomeKind, reason: str = "", **extra: Any) -> DeployOutcome:
@@ -214,13 +230,6 @@ def _check(
     )
     if refusals and not (override_reason.strip() and may_override and _overridable(refusals)):
         reason = "; ".join(r.reason for r in refusals)
-        notify.blocked(
-            service=service,
-            environment=environment,
-            sha=version.git_commit_sha,
-            username=user.get_username(),
-            reason=reason,
-        )
         return _outcome(target, "blocked", reason, refusals=refusals, may_override=may_override)
     running = Deployment.objects.in_progress().filter(
         service=service, environment=environment, group_key=group.name if group else ""

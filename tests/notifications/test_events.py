@@ -8,7 +8,14 @@ from django.contrib.auth.models import User
 from deployments.models import Service
 from deployments.notifications.models import Delivery, Subscription
 from deployments.notifications.services import save_subscription
-from deployments.services.deploy import cancel_deployment, request_deployment, revert_deployment
+from deployments.services.deploy import (
+    Target,
+    cancel_deployment,
+    check_targets,
+    request_deployment,
+    request_deployments,
+    revert_deployment,
+)
 from deployments.status import Status
 from environments.models import Environment
 from permissions.models import Blocker
@@ -98,3 +105,17 @@ def test_a_receiver_that_is_down_does_not_stop_a_status_change(
     d.refresh_from_db()
     assert d.status == Status.DONE
     assert queued() == ["started", "done"]
+
+
+def test_a_preflight_check_of_a_blocked_target_notifies_nobody(
+    bob: User, checkout: Service, staging: Environment
+) -> None:
+    Blocker.objects.create(name="freeze", kind="unconditional", environment=staging, config={})
+    version = factories.make_version(checkout)
+    target = Target(checkout, staging, None, version)
+    [outcome] = check_targets(user=bob, targets=[target])
+    assert outcome.kind == "blocked"
+    assert queued() == []
+    [requested] = request_deployments(user=bob, targets=[target])
+    assert requested.kind == "blocked"
+    assert queued() == ["blocked"]
