@@ -31,6 +31,7 @@ class Records:
     by_sha: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
     versions: dict[tuple[str, str], Obj] = field(default_factory=dict)
     in_progress: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    latest: dict[tuple[str, str], Obj] = field(default_factory=dict)
     groups: dict[tuple[str, str], Obj] = field(default_factory=dict)
     # What Apollo last applied (the last DONE deployment's manifest documents), by Deployment
     # name: {"images": {container: image}, "replicas": n or None}.
@@ -56,7 +57,7 @@ def _ranked(queryset: Any, *partition: str) -> Any:
 
 
 def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Records:
-    """Records for the (service, group, sha) triples running in the cluster: five queries."""
+    """Records for the (service, group, sha) triples running in the cluster: six queries."""
     records = Records()
     in_env = Deployment.objects.filter(environment_id=environment_id).with_related()
     for d in _ranked(in_env.filter(status=Status.DONE), "service_id", "group_key"):
@@ -64,6 +65,13 @@ def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Rec
         records.applied[(d.service.name, d.group_key)] = applied_workloads(d.manifest_documents)
     for d in in_env.in_progress():
         records.in_progress[(d.service.name, d.group_key)] = _deployment_record(d)
+    # The newest deployment of each target, whatever its outcome: a target whose only
+    # deployments failed was still deployed by Apollo (and says which one failed).
+    newest = Window(
+        RowNumber(), partition_by=[F("service_id"), F("group_key")], order_by=F("id").desc()
+    )
+    for d in in_env.annotate(rank=newest).filter(rank=1):
+        records.latest[(d.service.name, d.group_key)] = _deployment_record(d)
     shas = {sha for _, _, sha in running if sha}
     names = {service for service, _, _ in running}
     with_sha = in_env.filter(version__git_commit_sha__in=shas, status=Status.DONE)
@@ -224,7 +232,8 @@ def _service_entry(obj: Obj, key: tuple[str, str], pods: list[Obj], records: Rec
         "deployment_id": deployed["id"] if deployed else None,
         "last_done_sha": last["sha"] if last else "",
         "in_progress_id": pending["id"] if pending else None,
-        "known": last is not None,
+        "known": last is not None or key in records.latest,
+        "latest": records.latest.get(key),
         "drifted": drifted,
         "drift": drift if drifted else [],
         "desired": int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),

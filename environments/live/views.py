@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -212,6 +214,7 @@ def logs(request: HttpRequest, name: str) -> HttpResponse:
             pod=target.name,
             containers=target.pod["spec"]["containers"],
             service=target.service.name if target.service else "",
+            not_started=why_no_logs(target.pod, request.GET.get("container", "")),
         )
     elif service_name:
         service = get_object_or_404(Service, name=service_name)
@@ -222,6 +225,37 @@ def logs(request: HttpRequest, name: str) -> HttpResponse:
     context.update(tail=_tail(request), container=request.GET.get("container", ""))
     context["previous"] = request.GET.get("previous") == "1"
     return render(request, "environments/logs.html", context)
+
+
+# Waiting reasons that mean the image cannot be had: the pod will not start by waiting.
+IMAGE_PROBLEMS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+def why_no_logs(pod: dict[str, Any], container: str) -> str:
+    """Why a pod's container has no log to show yet, in words; "" when it has run."""
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    chosen = [c for c in statuses if c.get("name") == container] or statuses[:1]
+    if not chosen:
+        phase = status.get("phase") or "Pending"
+        return (
+            f"The pod is {phase} and none of its containers has been created yet (waiting "
+            "for a node or for its volumes): no logs until it starts."
+        )
+    waiting = (chosen[0].get("state") or {}).get("waiting")
+    if waiting is None or chosen[0].get("restartCount"):
+        return ""
+    reason, message = str(waiting.get("reason") or "waiting"), str(waiting.get("message") or "")
+    detail = f"{reason}: {message}" if message else reason
+    if reason in IMAGE_PROBLEMS:
+        return (
+            f"The container never started: its image cannot be pulled ({detail}). There will "
+            "be no logs until the image exists; deploy a version whose image was built."
+        )
+    return (
+        f"The container has not started yet ({detail}): no logs yet; they appear here as "
+        "soon as it writes them."
+    )
 
 
 def _tail(request: HttpRequest) -> int:

@@ -90,7 +90,7 @@ if (root) {
   const socket = live.follow(root.dataset.ws, {
     reconnect: false,
     onOpen: () => {
-      status.textContent = "connected, waiting for lines…";
+      status.textContent = "connected · no log lines yet (the container has written nothing so far)";
     },
     onMessage: (payload) => {
       if (payload.type === "lines") {
