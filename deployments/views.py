@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import selectors
+from deployments.engine.heartbeat import pending_reason, worker_absence
 from deployments.forms import CompareForm, DeployForm, PreviewForm, RedeployForm
 from deployments.live import has_logs, visible_timeline
 from deployments.manifests import render_checked
@@ -368,6 +369,13 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         "commit_url": selectors.commit_url(deployment),
         "compare_url": selectors.compare_url(
             repository, source.git_commit_sha if source else "", deployment.version.git_commit_sha
+        ),
+        "in_progress": not finished,
+        # A PENDING one that waited long with no worker alive says so (and how to start one).
+        "status_reason": (
+            pending_reason(deployment, worker_absence())
+            if deployment.status == Status.PENDING
+            else deployment.status_reason
         ),
         "can_cancel": deployment.can_be_cancelled and may_cancel(user, deployment),
         "can_redeploy": finished

@@ -39,6 +39,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "status": "ok" if ready else "unavailable",
         "checks": checks,
         "clusters": _cluster_names() if checks["database"] == "ok" else [],
+        # Reported, not a readiness failure: the pages work without a worker (deployments
+        # wait), and taking the web out of the load balancer would not start one.
+        "workers": _check_workers() if checks["database"] == "ok" else "unknown",
     }
     response = JsonResponse(body, status=200 if ready else 503)
     if not ready:
@@ -82,6 +85,16 @@ def _check_redis(url: str) -> str:
     except (redis.RedisError, OSError) as exc:
         return f"unavailable: {type(exc).__name__}"
     return "ok"
+
+
+def _check_workers() -> str:
+    """ "ok" while a deployment worker beats; otherwise how long since one was seen."""
+    from deployments.engine.heartbeat import worker_absence
+
+    try:
+        return worker_absence() or "ok"
+    except DatabaseError:
+        return "unknown"
 
 
 def _cluster_names() -> list[str]:

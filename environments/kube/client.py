@@ -17,7 +17,10 @@ from environments.models import Cluster
 from ops.metrics import KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
-TIMEOUT = (5, 30)  # (connect, read) seconds for every non-streaming call
+# (connect, read) seconds for every non-streaming call. Well under the worker's lease (30 s
+# by default; tests/reliability checks it): a worker whose apply hangs hears so before another
+# worker could take its deployment over and apply it a second time.
+TIMEOUT = (5, 10)
 FIELD_MANAGER = "apollo"
 POOL_SIZE = 64
 

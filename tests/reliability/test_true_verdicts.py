@@ -1,0 +1,182 @@
+"""Points 4 and 5 of issue #17: true verdicts after an outage or a resume, and deadlines on
+the time a worker watched the rollout, never on wall time nobody watched.
+
+Before the fixes: a cluster outage longer than the unreachable limit ended the deployment
+FAILED "unreachable" although the cluster completed the rollout meanwhile; a deployment
+resumed after a long gap was FAILED "rollout did not finish within N s" for the time no worker
+watched. The private kubesim's outages reach no other test.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connections
+from django.utils import timezone
+from kubernetes import client
+
+from deployments.engine import worker as worker_module
+from deployments.models import Deployment
+from deployments.status import Status
+from environments.models import Environment
+from kubesim.testing import ControlError, KubesimHandle
+from tests.kubeenv import deploy, wait_for, wait_until_terminal
+from tests.reliability.conftest import target
+from tests.reliability.helpers import applies_sent, until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kubesim_only]
+
+
+class Worker:
+    """One worker loop in a thread (as a process of its own would run it)."""
+
+    def __init__(self, owner: str) -> None:
+        self.shutdown = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(owner,), daemon=True)
+        self.thread.start()
+
+    def _run(self, owner: str) -> None:
+        try:
+            worker_module.run_worker(shutdown=self.shutdown, poll_interval=0.05, owner=owner)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.shutdown.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.shutdown.set()
+    for worker in started:
+        worker.thread.join(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _short_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "UNREACHABLE_LIMIT", 1.0)
+
+
+def _up(sim: KubesimHandle) -> None:
+    def answers() -> bool:
+        try:
+            sim.state()
+        except (OSError, ControlError):
+            return False
+        return True
+
+    until(answers, what="kubesim listening again")
+
+
+def _rolled_out(sim: KubesimHandle, name: str, namespace: str) -> bool:
+    api = sim.api_client()
+    try:
+        status = client.AppsV1Api(api).read_namespaced_deployment(name, namespace).status
+        return bool(status.available_replicas == 2 and status.updated_replicas == 2)
+    finally:
+        api.close()
+
+
+def test_a_rollout_that_completed_during_a_long_outage_ends_done_saying_so(
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+) -> None:
+    service, version = target(sim, "outage", "slow", seconds=2)
+    workers.append(Worker("worker-a"))
+    deployment = deploy(bob, service, env, version).deployment
+    wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    sim.down(5)  # five times the unreachable limit; the pods become ready meanwhile
+    done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
+    assert done.status == Status.DONE, done.status_reason
+    assert done.status_reason.startswith("cluster unreachable for ")
+    assert "; rollout had completed: rollout complete: 2/2 updated" in done.status_reason
+    messages = [e["message"] for e in done.timeline]
+    assert any("the verdict waits for it to answer" in m for m in messages)
+    assert len(applies_sent(done)) == 1
+
+
+def test_a_rollout_that_failed_during_an_outage_ends_failed_for_its_own_reason(
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+) -> None:
+    service, version = target(sim, "outage-bad", "missing")
+    workers.append(Worker("worker-a"))
+    deployment = deploy(bob, service, env, version).deployment
+    wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    sim.down(4)
+    done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
+    assert done.status == Status.FAILED
+    assert "not found" in done.status_reason, done.status_reason
+
+
+def test_a_deployment_resumed_after_a_long_gap_is_judged_on_the_cluster_state(
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+) -> None:
+    # A 5 s timeout, a rollout started an hour ago, that completed while no worker watched.
+    env.rollout_timeout_seconds = 5
+    env.save()
+    service, version = target(sim, "gap", "slow", seconds=1)
+    first = Worker("worker-a")
+    workers.append(first)
+    deployment = deploy(bob, service, env, version).deployment
+    wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    first.stop()  # handed over
+    until(lambda: _rolled_out(sim, "gap", env.namespace), what="the rollout in the cluster")
+    Deployment.objects.filter(pk=deployment.pk).update(  # type: ignore[union-attr]
+        started_at=timezone.now() - timedelta(hours=1)
+    )
+    sim.set_faults(latency_ms=700)  # every call slow while it resumes
+    workers.append(Worker("worker-b"))
+    done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
+    assert done.status == Status.DONE, done.status_reason
+    assert done.status_reason.startswith("resumed: rollout had completed: rollout complete")
+    assert len(applies_sent(done)) == 1
+
+
+def test_the_deadline_counts_only_the_time_a_worker_watched(
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+) -> None:
+    # Still rolling out when resumed after the gap: it gets the time nobody watched back,
+    # and ends DONE when the cluster finishes (after the wall-clock timeout from its start).
+    env.rollout_timeout_seconds = 8
+    env.save()
+    service, version = target(sim, "late", "slow", seconds=6)
+    first = Worker("worker-a")
+    workers.append(first)
+    deployment = deploy(bob, service, env, version).deployment
+    wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    first.stop()
+    Deployment.objects.filter(pk=deployment.pk).update(  # type: ignore[union-attr]
+        started_at=timezone.now() - timedelta(hours=1)
+    )
+    workers.append(Worker("worker-b"))
+    done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
+    assert done.status == Status.DONE, done.status_reason
+    assert done.watched_seconds < 8
+
+
+def test_an_outage_that_outlasts_the_deadline_fails_with_an_unknown_outcome(
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+) -> None:
+    env.rollout_timeout_seconds = 3
+    env.save()
+    service, version = target(sim, "gone", "slow", seconds=5)
+    workers.append(Worker("worker-a"))
+    deployment = deploy(bob, service, env, version).deployment
+    wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
+    started = time.monotonic()
+    sim.down(8)
+    try:
+        done = wait_until_terminal(deployment, timeout=30)  # type: ignore[arg-type]
+        elapsed = time.monotonic() - started
+    finally:
+        _up(sim)
+    assert done.status == Status.FAILED
+    assert "its outcome is unknown" in done.status_reason, done.status_reason
+    assert elapsed < 8  # not stuck: the deadline ended it while the cluster was away
