@@ -1,6 +1,7 @@
 """A kubesim of this folder's own: its outages, latency and faults reach no other test."""
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -9,7 +10,7 @@ from django.contrib.auth.models import User
 
 from deployments.models import DeployableVersion, Service
 from environments.models import Environment
-from kubesim.testing import KubesimHandle, run_kubesim
+from kubesim.testing import ControlError, KubesimHandle, run_kubesim
 from tests import factories
 from tests.kubeenv import kubesim_cluster
 
@@ -22,9 +23,17 @@ def private_kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubesi
 
 @pytest.fixture
 def sim(private_kubesim: KubesimHandle) -> Iterator[KubesimHandle]:
-    """The private kubesim, fault-free again after the test."""
+    """The private kubesim, listening and fault-free again after the test."""
     yield private_kubesim
-    private_kubesim.reset()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            private_kubesim.reset()
+            return
+        except (OSError, ControlError):  # still down after an outage of the test
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 @pytest.fixture

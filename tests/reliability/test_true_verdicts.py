@@ -102,19 +102,6 @@ def test_a_rollout_that_completed_during_a_long_outage_ends_done_saying_so(
     assert len(applies_sent(done)) == 1
 
 
-def test_a_rollout_that_failed_during_an_outage_ends_failed_for_its_own_reason(
-    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
-) -> None:
-    service, version = target(sim, "outage-bad", "missing")
-    workers.append(Worker("worker-a"))
-    deployment = deploy(bob, service, env, version).deployment
-    wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
-    sim.down(4)
-    done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
-    assert done.status == Status.FAILED
-    assert "not found" in done.status_reason, done.status_reason
-
-
 def test_a_deployment_resumed_after_a_long_gap_is_judged_on_the_cluster_state(
     bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
 ) -> None:
