@@ -215,11 +215,56 @@ CACHES = _caches()
 APOLLO_REDIS_URL = env_str("REDIS_URL")
 APOLLO_REDIS_PREFIX = env_str("APOLLO_REDIS_PREFIX", "apollo")
 
+# -- Single sign-on (OpenID Connect, mozilla-django-oidc; permissions/oidc.py) -------------------
+# On when APOLLO_OIDC_ISSUER is set; then the client and the provider's endpoints are required
+# (its /.well-known/openid-configuration lists them). Users are created at their first log-in,
+# matched by (issuer, subject) afterwards; their Apollo groups follow the groups claim of the
+# ID token at every log-in. APOLLO_PASSWORD_LOGIN=false leaves single sign-on as the only way
+# in (pages and admin); API tokens are unaffected.
+APOLLO_OIDC_ISSUER = env_str("APOLLO_OIDC_ISSUER") or ""
+APOLLO_PASSWORD_LOGIN = env_bool("APOLLO_PASSWORD_LOGIN", default=True)
+
+
+def _oidc_required(name: str) -> str:
+    value = env_str(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} is required when APOLLO_OIDC_ISSUER is set")
+    return value
+
+
+if APOLLO_OIDC_ISSUER:
+    OIDC_RP_CLIENT_ID = _oidc_required("APOLLO_OIDC_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = _oidc_required("APOLLO_OIDC_CLIENT_SECRET")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = _oidc_required("APOLLO_OIDC_AUTHORIZATION_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = _oidc_required("APOLLO_OIDC_TOKEN_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = _oidc_required("APOLLO_OIDC_JWKS_ENDPOINT")
+    # Claims come from the verified ID token; the userinfo endpoint is not called.
+    OIDC_OP_USER_ENDPOINT = env_str("APOLLO_OIDC_USERINFO_ENDPOINT") or ""
+    APOLLO_OIDC_END_SESSION_ENDPOINT = env_str("APOLLO_OIDC_END_SESSION_ENDPOINT") or ""
+    OIDC_RP_SIGN_ALGO = env_choice(
+        "APOLLO_OIDC_SIGN_ALGO", "RS256", choices=("RS256", "RS384", "RS512", "ES256", "ES384")
+    )
+    OIDC_RP_SCOPES = env_str("APOLLO_OIDC_SCOPES", "openid profile email groups")
+    OIDC_USE_PKCE = True
+    OIDC_STORE_ID_TOKEN = True  # the id_token_hint of the provider's logout
+    OIDC_TIMEOUT = 10
+    OIDC_OP_LOGOUT_URL_METHOD = "permissions.oidc.provider_logout_url"
+    LOGIN_REDIRECT_URL_FAILURE = "/login/"  # used as is (not resolved) by the library
+APOLLO_OIDC_NAME = env_str("APOLLO_OIDC_NAME", "single sign-on") or "single sign-on"
+APOLLO_OIDC_USERNAME_CLAIM = env_str("APOLLO_OIDC_USERNAME_CLAIM", "preferred_username")
+APOLLO_OIDC_GROUPS_CLAIM = env_str("APOLLO_OIDC_GROUPS_CLAIM", "groups")
+if not APOLLO_PASSWORD_LOGIN and not APOLLO_OIDC_ISSUER:
+    raise ImproperlyConfigured(
+        "APOLLO_PASSWORD_LOGIN=false needs single sign-on (APOLLO_OIDC_ISSUER): nobody could log in"
+    )
+
 AUTHENTICATION_BACKENDS = [
     # SECURITY: first, so that a locked-out user name or address is refused before any
     # password is checked (permissions.throttling).
     "permissions.throttling.LoginLockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    *(["django.contrib.auth.backends.ModelBackend"] if APOLLO_PASSWORD_LOGIN else []),
+    # Also answers Django's model permissions (it is a ModelBackend) without passwords.
+    *(["permissions.oidc.ApolloOIDCBackend"] if APOLLO_OIDC_ISSUER else []),
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; anonymous users have no grants
@@ -289,6 +334,17 @@ SECURE_PROXY_SSL_HEADER = (
 APOLLO_PROXY_COUNT = env_int("APOLLO_PROXY_COUNT", 0, minimum=0)
 # SECURITY: a Content Security Policy without inline script (django-csp): scripts are the
 # static ES modules and vendored files only. Styles may be inline (xterm.js injects them).
+
+
+def _oidc_origins() -> list[str]:
+    from urllib.parse import urlsplit
+
+    if not APOLLO_OIDC_ISSUER or not APOLLO_OIDC_END_SESSION_ENDPOINT:
+        return []
+    parts = urlsplit(APOLLO_OIDC_END_SESSION_ENDPOINT)
+    return [f"{parts.scheme}://{parts.netloc}"]
+
+
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -299,7 +355,9 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": [SELF],
         "object-src": [NONE],
         "base-uri": [SELF],
-        "form-action": [SELF],
+        # The log-out of a single sign-on user is a form whose answer redirects to the
+        # provider's end-session page, which form-action also governs.
+        "form-action": [SELF, *_oidc_origins()],
         "frame-ancestors": [NONE],
     }
 }

@@ -9,6 +9,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -19,12 +20,14 @@ from django.utils.cache import add_never_cache_headers
 
 from deployments.models import Service
 from environments.models import Environment
+from history.services import record_event
 from permissions import blockers, removal, services, tokens
 from permissions.forms import BlockerForm, GrantForm
 from permissions.models import (
     RULE_HELP,
     ApiToken,
     Blocker,
+    ExternalIdentity,
     Grant,
     GrantGroupObjectPermission,
     GrantUserObjectPermission,
@@ -438,3 +441,44 @@ admin.site.unregister(User)
 admin.site.register(User, UserAdmin)
 admin.site.unregister(AuthGroup)
 admin.site.register(AuthGroup, GroupAdmin)
+
+
+@admin.register(ExternalIdentity)
+class ExternalIdentityAdmin(admin.ModelAdmin[ExternalIdentity]):
+    """Single sign-on links (permissions/oidc.py): made at a person's first log-in. An admin may
+    link an existing local user to a provider's subject (the log-in refused a name already
+    taken), or delete a link; the issuer and subject of a link never change. Recorded."""
+
+    list_display = ["user", "subject", "issuer", "created_at"]
+    search_fields = ["user__username", "subject"]
+    readonly_fields = ["created_at", "last_login_groups"]
+    raw_id_fields = ["user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fixed = ["user", "issuer", "subject"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
+    def save_model(
+        self, request: HttpRequest, obj: ExternalIdentity, form: Any, change: bool
+    ) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change:
+                record_event(
+                    actor=request.user,
+                    action="user.sso_linked",
+                    summary=f"{obj.user} linked to single sign-on subject {obj.subject}",
+                    target=obj.user,
+                    data={"issuer": obj.issuer, "subject": obj.subject},
+                )
+
+    def delete_model(self, request: HttpRequest, obj: ExternalIdentity) -> None:
+        with transaction.atomic():
+            record_event(
+                actor=request.user,
+                action="user.sso_unlinked",
+                summary=f"{obj.user} unlinked from single sign-on subject {obj.subject}",
+                target=obj.user,
+                data={"issuer": obj.issuer, "subject": obj.subject},
+            )
+            super().delete_model(request, obj)

@@ -205,3 +205,31 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) for {self.user}"
+
+
+class ExternalIdentity(models.Model):
+    """A user who logs in through the identity provider (OpenID Connect), by the provider's
+    issuer and subject: the one stable identifier an OpenID provider gives a person.
+
+    SECURITY: a log-in is matched by (issuer, subject) only, never by e-mail or user name, so
+    an account at the provider whose name or e-mail equals a local user's (an admin's) never
+    logs in as that user (permissions/oidc.py).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_groups = models.JSONField(
+        default=list, blank=True, help_text="The groups claim of the last log-in, as sent."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="unique_external_identity")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.subject} at {self.issuer})"
