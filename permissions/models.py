@@ -227,6 +227,7 @@ class ExternalIdentity(models.Model):
     )
 
     class Meta:
+        verbose_name_plural = "external identities"
         constraints = [
             models.UniqueConstraint(fields=["issuer", "subject"], name="unique_external_identity")
         ]
