@@ -21,6 +21,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import requests
 from django.conf import settings
 from django.contrib import messages
@@ -57,7 +58,12 @@ class ApolloOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         return user
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
-        payload: dict[str, Any] = super().verify_token(token, **kwargs)
+        try:
+            payload: dict[str, Any] = super().verify_token(token, **kwargs)
+        except jwt.InvalidTokenError as exc:
+            # The library turns a bad signature into SuspiciousOperation but lets an expired
+            # (or not yet valid) token through as PyJWT's error: the callback answered 500.
+            raise LoginRefused(f"the ID token is not valid ({type(exc).__name__}).") from None
         # SECURITY: the library checks the signature, expiry and nonce, not who issued the
         # token nor for whom: a token the provider issued to another client must not log in.
         if payload.get("iss") != settings.APOLLO_OIDC_ISSUER:
