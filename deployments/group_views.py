@@ -47,6 +47,9 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
     # SECURITY: only the environments the user may view show.
     manage = {e for s, e in allowed_targets(user, Verb.MANAGE) if s == service.pk}
     scale = {e for s, e in allowed_targets(user, Verb.RESTART) if s == service.pk}
+    # The Deploy and Logs links show only where they would be allowed (one read per verb).
+    deploy = {e for s, e in allowed_targets(user, Verb.DEPLOY) if s == service.pk}
+    logs = {e for s, e in allowed_targets(user, Verb.VIEW_LOGS) if s == service.pk}
     groups = list(Group.objects.filter(service=service).with_status())
     environments = [
         e
@@ -59,6 +62,8 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
             "groups": [g for g in groups if g.environment_id == environment.pk],
             "may_manage": environment.pk in manage,
             "may_scale": environment.pk in scale,
+            "may_deploy": environment.pk in deploy,
+            "may_view_logs": environment.pk in logs,
         }
         for environment in environments
     ]
@@ -70,6 +75,7 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
             environments=Environment.objects.filter(pk__in=manage),
         ),
         "may_create": bool(manage),
+        "may_deploy": bool(deploy),
     }
     return render(request, "deployments/service.html", context)
 

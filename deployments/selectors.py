@@ -360,15 +360,26 @@ def batch_state(user: User, deployments: list[Deployment]) -> dict[str, Any]:
     """What the batch page and its socket show: a row per deployment, with what this user may
     do to it, and the count per status. One read of the user's grants for every row."""
     may_cancel = allowed_targets(user, Verb.CANCEL)
-    rows = [_batch_row(d, may_cancel) for d in deployments]
+    may_deploy = allowed_targets(user, Verb.DEPLOY)
+    rows = [_batch_row(d, may_cancel, may_deploy) for d in deployments]
     summary: dict[str, int] = {}
     for row in rows:
         summary[row["status"]] = summary.get(row["status"], 0) + 1
-    return {"type": "batch.state", "rows": rows, "summary": dict(sorted(summary.items()))}
+    return {
+        "type": "batch.state",
+        "rows": rows,
+        "summary": dict(sorted(summary.items())),
+        # "Cancel all" / "Revert all" only when they would do something for this user now.
+        "any_cancel": any(row["can_cancel"] for row in rows),
+        "any_revert": any(row["can_revert"] or row["can_cancel"] for row in rows),
+    }
 
 
-def _batch_row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict[str, Any]:
+def _batch_row(
+    deployment: Deployment, may_cancel: set[tuple[int, int]], may_deploy: set[tuple[int, int]]
+) -> dict[str, Any]:
     status = Status(deployment.status)
+    target = (deployment.service_id, deployment.environment_id)
     return {
         "id": deployment.pk,
         "service": deployment.service.name,
@@ -378,9 +389,9 @@ def _batch_row(deployment: Deployment, may_cancel: set[tuple[int, int]]) -> dict
         "status": deployment.status,
         "reason": deployment.status_reason,
         "finished": status.is_terminal,
-        "can_cancel": deployment.can_be_cancelled
-        and (deployment.service_id, deployment.environment_id) in may_cancel,
-        "can_revert": deployment.can_be_reverted,
+        "can_cancel": deployment.can_be_cancelled and target in may_cancel,
+        # Reverting a finished deployment deploys the version before it: the deploy verb.
+        "can_revert": deployment.can_be_reverted and target in may_deploy,
         "url": reverse("deployment-detail", args=[deployment.pk]),
     }
 

@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from deployments.models import Service
 from environments.live.watcher import EnvironmentWatcher, group_name, registry
 from environments.models import Environment
-from permissions.selectors import visibility, visible_service_names
+from permissions.selectors import allowed_targets, visibility, visible_service_names
 from permissions.services import can
 from permissions.verbs import Verb
 
@@ -42,12 +42,20 @@ def viewable(user: User | AnonymousUser, environment: Environment) -> tuple[bool
 def service_permissions(
     user: User | AnonymousUser, environment: Environment, names: set[str]
 ) -> Perms:
-    """Which buttons the user may see, per service: one gate question per verb and service."""
-    services = {s.name: s for s in Service.objects.filter(name__in=names)}
+    """Which buttons the user may see, per service: one read of the gate per verb, whatever
+    the number of services (a workload no Apollo service claims: environment-wide grants)."""
+    ids = dict(Service.objects.filter(name__in=names).values_list("name", "pk"))
+    allowed = {
+        verb: {s for s, e in allowed_targets(user, verb) if e == environment.pk}
+        for verb in (Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC)
+    }
+    unclaimed = {
+        verb: can(user, verb, environment=environment) for verb in allowed if names - ids.keys()
+    }
     return {
         name: {
-            verb.value: can(user, verb, service=services.get(name), environment=environment)
-            for verb in (Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC)
+            verb.value: (ids[name] in pairs) if name in ids else unclaimed.get(verb, False)
+            for verb, pairs in allowed.items()
         }
         for name in names
     }

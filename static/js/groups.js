@@ -26,6 +26,8 @@ if (table) {
       tr.querySelector(".batch-actions form.revert").hidden = !row.can_revert;
     }
     document.getElementById("batch-summary").replaceChildren(fragment(data.summary_html));
+    document.getElementById("cancel-all").hidden = !data.any_cancel;
+    document.getElementById("revert-all").hidden = !data.any_revert;
     done = data.rows.every((row) => row.finished);
     return done;
   };
