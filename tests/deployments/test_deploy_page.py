@@ -543,3 +543,21 @@ def test_environments_that_require_a_message_say_so(bob: User, checkout: Service
     assert boxes["strict"].note == "message required"
     assert "message required" in page.content.decode()
     assert strict.pk
+
+
+def test_the_page_makes_a_constant_number_of_queries_for_bob_too(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    """bob's refusals are explained from one read of his holdings, not one query per choice."""
+    client = login(bob)
+    factories.make_version(checkout)
+    query = {"services": [checkout.pk], "environments": [staging.pk, production.pk]}
+    with CaptureQueriesContext(connection) as few:
+        client.get("/deploy/", query)
+    for _ in range(10):
+        factories.make_version(factories.make_service())
+        factories.make_environment(availability="production")
+    with CaptureQueriesContext(connection) as many:
+        page = client.get("/deploy/", query)
+    assert len(many) == len(few)
+    assert sum(not c.deployable for _, c in page.context["environment_boxes"]) == 11
