@@ -37,7 +37,7 @@ if (root) {
 
   async function resync() {
     try {
-      const page = await resyncFromPage(["status", "status-reason", "actions", "snapshot"]);
+      const page = await resyncFromPage(["status", "status-reason", "phases", "actions", "snapshot"]);
       if (!page) return;
       const freshList = page.getElementById("timeline");
       if (freshList) mergeTimeline(list, freshList);
@@ -48,6 +48,15 @@ if (root) {
     }
   }
 
+  let phasesTimer = null;
+  const refreshPhases = () => {
+    if (phasesTimer) return;
+    phasesTimer = setTimeout(async () => {
+      phasesTimer = null;
+      await resyncFromPage(["phases"]);
+    }, 1000);
+  };
+
   follow(root.dataset.ws, {
     onOpen: () => {
       connected = true;
@@ -56,6 +65,9 @@ if (root) {
     onMessage: (payload) => {
       if (payload.type === "deployment.timeline") {
         appendEntries(list, payload.html);
+        // A rollout note carries the pod counts the phases show: refresh them, at most once
+        // a second.
+        if (payload.source === "rollout") refreshPhases();
         return;
       }
       if (payload.type !== "deployment.status") return;
@@ -69,4 +81,13 @@ if (root) {
     },
   });
   schedule();
+  // The elapsed time ticks in the browser while the deployment runs (the server renders it
+  // at each refresh).
+  setInterval(() => {
+    const box = document.getElementById("phases");
+    const elapsed = document.getElementById("elapsed");
+    if (TERMINAL.has(status) || !box || !elapsed) return;
+    const seconds = Math.max(0, (Date.now() - Date.parse(box.dataset.created)) / 1000);
+    elapsed.textContent = seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.floor(seconds % 60)} s`;
+  }, 1000);
 }
