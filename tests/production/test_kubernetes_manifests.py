@@ -1,10 +1,11 @@
 """deploy/: Apollo itself on Kubernetes (kustomize base + overlays).
 
-The first tests read what `kubectl kustomize` builds (var/bin/kubectl, built by cluster/build.sh)
-and hold it to the promises of the README: two web and two worker replicas, probes on the health
-endpoints, requests and limits, non-root, secrets only by reference. The others apply it to the
-real control plane (APOLLO_TEST_CLUSTER=kubernetes, cluster/ci.sh): server-side dry run first
-(nothing created), then for real, until both Deployments are Available.
+All run in the cluster pass (APOLLO_TEST_CLUSTER=kubernetes, cluster/ci.sh), with the kubectl
+cluster/build.sh builds. The first tests read what `kubectl kustomize` builds and hold it to the
+promises of the README: two web and two worker replicas, probes on the health endpoints,
+requests and limits, non-root, secrets only by reference. The others apply it to the real
+control plane: server-side dry run first (nothing created), then for real, until both
+Deployments are Available.
 """
 
 from __future__ import annotations
