@@ -19,6 +19,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# A clean install from the pins takes minutes and does not depend on the database: once, in the
+# default pass, not again in CI's PostgreSQL + Redis pass.
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("DATABASE_URL")), reason="runs in the default (SQLite) pass only"
+)
 BUILD = ["sh", "deploy/image/build.sh"]
 
 
