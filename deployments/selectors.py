@@ -231,7 +231,13 @@ def filtered_history(filters: HistoryFilters, *, user: User | AnonymousUser) -> 
         rows = rows.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
     if filters.text:
         text = filters.text
-        condition = Q(message__icontains=text)
+        # The deployment's message, the commit's message and branch, and who deployed it.
+        condition = (
+            Q(message__icontains=text)
+            | Q(version__commit_message__icontains=text)
+            | Q(version__branch__icontains=text)
+            | Q(deployed_by__username__icontains=text)
+        )
         if len(text) >= MIN_PREFIX and HEX_RE.match(text.lower()):
             condition |= Q(version__git_commit_sha__startswith=text.lower())
         rows = rows.filter(condition)

@@ -77,7 +77,8 @@ class HistoryFilterForm(forms.Form):
         required=False,
         max_length=200,
         label="Search",
-        help_text="Words of the message, or a sha prefix (4+ hex digits).",
+        help_text="Words of the deployment or commit message, a branch, a user name, or a sha "
+        "prefix (4+ hex digits).",
     )
 
     def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:

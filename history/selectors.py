@@ -85,7 +85,9 @@ def filtered_events(filters: EventFilters, *, user: User | AnonymousUser) -> Que
     if filters.until is not None:
         rows = rows.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
     if filters.text:
-        rows = rows.filter(summary__icontains=filters.text)
+        rows = rows.filter(
+            Q(summary__icontains=filters.text) | Q(actor__username__icontains=filters.text)
+        )
     return rows.order_by("-created_at", "-id")
 
 
