@@ -9,11 +9,13 @@ from deployments.models import DeployableVersion, Group, Service
 from environments.models import Environment
 
 
-def _deployment_template(*env: tuple[str, str]) -> str:
-    """The demo services' Deployment template with these environment variables."""
+def _deployment_template(*env: tuple[str, str], jolokia: bool = False) -> str:
+    """The demo services' Deployment template with these environment variables (and, with
+    `jolokia`, a Jolokia agent's port: the pod gets a Jolokia link on the environment page)."""
     env_lines = "".join(
         f'            - {{name: {name}, value: "{value}"}}\n' for name, value in env
     )
+    agent = "            - {containerPort: 8778, name: jolokia}\n" if jolokia else ""
     return f"""\
 apiVersion: apps/v1
 kind: Deployment
@@ -33,11 +35,17 @@ spec:
           image: {{{{image}}}}
           ports:
             - {{containerPort: 8080, name: http}}
-          env:
+{agent}          env:
 {env_lines}"""
 
 
 DEPLOYMENT = _deployment_template(("ENVIRONMENT", "{{environment}}"), ("REGION", "{{region}}"))
+# payments is the demo's Java service: its container port named `jolokia` is where kubesim's
+# pods serve a Jolokia agent, so its pods get a Jolokia link (README, "Jolokia").
+JOLOKIA_DEPLOYMENT = _deployment_template(
+    ("ENVIRONMENT", "{{environment}}"), ("REGION", "{{region}}"), jolokia=True
+)
+WITH_JOLOKIA = {"payments"}
 SERVICE = """\
 apiVersion: v1
 kind: Service
@@ -104,7 +112,7 @@ def seed_services() -> None:
             defaults={
                 "image_repository": repository,
                 "git_repository_url": f"https://git.example.com/shop/{name}",
-                "deployment_template": DEPLOYMENT,
+                "deployment_template": JOLOKIA_DEPLOYMENT if name in WITH_JOLOKIA else DEPLOYMENT,
                 "service_template": SERVICE,
                 "ingress_template": INGRESS if ingress else "",
                 "default_variables": {"node_port": node_port, "replicas": replicas},
