@@ -20,6 +20,8 @@ Anything else is refused before the application sees it: another port
 (``https://127.0.0.1``), another host. A refused handshake is closed without being accepted.
 """
 
+import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +34,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 Origin = tuple[str, str, int]  # (scheme, host, port)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # Django's own default under DEBUG
+CLOSE_SERVICE_RESTART = 1012  # RFC 6455 registry: the server restarts; the client may retry
 
 
 def parse_origin(value: str) -> Origin | None:
@@ -111,7 +114,7 @@ class SameOriginValidator:
         if not origin_allowed(scope):
             # SECURITY: closed before the session or any route is looked at.
             application = WebsocketDenier()
-        ended = False
+        ended = accepted = False
 
         async def receive_noting_the_end() -> Any:
             nonlocal ended
@@ -119,8 +122,22 @@ class SameOriginValidator:
             ended = ended or message.get("type") == "websocket.disconnect"
             return message
 
+        async def send_noting_the_state(message: dict[str, Any]) -> None:
+            nonlocal ended, accepted
+            accepted = accepted or message.get("type") == "websocket.accept"
+            ended = ended or message.get("type") == "websocket.close"
+            await send(message)
+
         try:
-            return await application(scope, receive_noting_the_end, send)
+            return await application(scope, receive_noting_the_end, send_noting_the_state)
+        except asyncio.CancelledError:
+            # The server is stopping (daphne cancels every application on SIGTERM): say so
+            # with "service restart", which pages reconnect on (through another replica), rather
+            # than let the connection drop without a close frame.
+            if accepted and not ended:
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
+            raise
         except RedisTimeoutError:
             # When a socket ends, channels cancels the consumer's pending channel-layer
             # receive; redis-py (8.1) answers a cancel that lands while it sets up its read with
