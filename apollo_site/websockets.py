@@ -22,6 +22,10 @@ Anything else is refused before the application sees it: another port
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +38,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 Origin = tuple[str, str, int]  # (scheme, host, port)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 DEBUG_HOSTS = [".localhost", "127.0.0.1", "[::1]"]  # Django's own default under DEBUG
-CLOSE_SERVICE_RESTART = 1012  # RFC 6455 registry: the server restarts; the client may retry
+# The server is stopping: reconnect (to another replica). Apollo's close codes mirror HTTP's
+# statuses (4401, 4403, 4404); daphne's websocket library lets an application send only 1000
+# and 3000-4999, so the registry's 1012 "service restart" cannot be sent.
+CLOSE_RESTARTING = 4503
 
 
 def parse_origin(value: str) -> Origin | None:
@@ -114,7 +121,8 @@ class SameOriginValidator:
         if not origin_allowed(scope):
             # SECURITY: closed before the session or any route is looked at.
             application = WebsocketDenier()
-        ended = accepted = False
+        ended = False
+        socket = _OpenSocket(send)
 
         async def receive_noting_the_end() -> Any:
             nonlocal ended
@@ -123,21 +131,12 @@ class SameOriginValidator:
             return message
 
         async def send_noting_the_state(message: dict[str, Any]) -> None:
-            nonlocal ended, accepted
-            accepted = accepted or message.get("type") == "websocket.accept"
-            ended = ended or message.get("type") == "websocket.close"
+            if message.get("type") == "websocket.accept":
+                _shutdown.watch(socket)
             await send(message)
 
         try:
             return await application(scope, receive_noting_the_end, send_noting_the_state)
-        except asyncio.CancelledError:
-            # The server is stopping (daphne cancels every application on SIGTERM): say so
-            # with "service restart", which pages reconnect on (through another replica), rather
-            # than let the connection drop without a close frame.
-            if accepted and not ended:
-                with contextlib.suppress(Exception):
-                    await send({"type": "websocket.close", "code": CLOSE_SERVICE_RESTART})
-            raise
         except RedisTimeoutError:
             # When a socket ends, channels cancels the consumer's pending channel-layer
             # receive; redis-py (8.1) answers a cancel that lands while it sets up its read with
@@ -146,6 +145,83 @@ class SameOriginValidator:
             if not ended:
                 raise
             return None
+        finally:
+            _shutdown.forget(socket)
+
+
+class _OpenSocket:
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.ended = asyncio.Event()
+
+
+class _Shutdown:
+    """SIGTERM closes every open socket with 4503 (Apollo is restarting) before the server stops.
+
+    Daphne (Twisted) drops its connections on SIGTERM without a close frame, and the pages saw
+    an abnormal closure. The first accepted socket installs this handler in front of the
+    server's own (which is installed when the server starts, after this module is imported):
+    it sends the close frames, waits up to CLOSE_GRACE_SECONDS for the browsers to answer
+    them, then calls the server's handler. Pages reconnect on 4503, through another replica.
+    """
+
+    CLOSE_GRACE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.sockets: set[_OpenSocket] = set()
+        self.installed = False
+
+    def watch(self, socket: _OpenSocket) -> None:
+        self.sockets.add(socket)
+        if not self.installed and _served_by_twisted():
+            self.installed = True
+            loop = asyncio.get_running_loop()
+            previous = signal.getsignal(signal.SIGTERM)
+
+            def on_sigterm(signum: int, frame: Any) -> None:
+                try:
+                    loop.call_soon_threadsafe(
+                        lambda: loop.create_task(self._close_all_then(previous, signum, frame))
+                    )
+                except RuntimeError:  # the loop is gone: stop at once
+                    self._stop(previous, signum, frame)
+
+            signal.signal(signal.SIGTERM, on_sigterm)
+
+    def forget(self, socket: _OpenSocket) -> None:
+        socket.ended.set()
+        self.sockets.discard(socket)
+
+    async def _close_all_then(self, previous: Any, signum: int, frame: Any) -> None:
+        sockets = list(self.sockets)
+        for socket in sockets:
+            with contextlib.suppress(Exception):
+                await socket.send({"type": "websocket.close", "code": CLOSE_RESTARTING})
+        if sockets:
+            await asyncio.wait(
+                [asyncio.ensure_future(s.ended.wait()) for s in sockets],
+                timeout=self.CLOSE_GRACE_SECONDS,
+            )
+        self._stop(previous, signum, frame)
+
+    @staticmethod
+    def _stop(previous: Any, signum: int, frame: Any) -> None:
+        if callable(previous):
+            previous(signum, frame)
+        else:  # the default action: end the process
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _served_by_twisted() -> bool:
+    """Whether daphne's reactor runs this process (in the main thread, where signals land);
+    not under the tests' in-process communicators."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    running = bool(getattr(reactor, "running", False))
+    return running and threading.current_thread() is threading.main_thread()
+
+
+_shutdown = _Shutdown()
 
 
 class UnknownRouteConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]

@@ -4,8 +4,9 @@
 // why, and offers "Open a new shell", which starts a new session (recorded as every session).
 import { follow, REFUSED } from "./live.js";
 
-// Close codes of a server going away or restarting (a deploy of Apollo, SIGTERM to daphne).
-const RESTARTING = new Set([1001, 1012]);
+// Close codes of a server going away or restarting (a deploy of Apollo; SIGTERM to daphne
+// closes with 4503, see apollo_site/websockets.py).
+const RESTARTING = new Set([1001, 1012, 4503]);
 
 const box = document.getElementById("shell");
 if (box) {
