@@ -15,6 +15,7 @@ processes, and two `rundeployments` workers run beside them, all on PostgreSQL a
   reconnect on.
 """
 
+import functools
 import json
 import os
 import re
@@ -117,7 +118,7 @@ class Stack:
         session.verify = str(self.ca_file)
         return session
 
-    def socket(self, path: str, cookies: dict[str, str], origin: str | None = None) -> Any:
+    def socket(self, path: str, cookies: dict[str, Any], origin: str | None = None) -> Any:
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         return websocket.create_connection(
             self.url.replace("https://", "wss://") + path,
@@ -198,6 +199,7 @@ def stack(tmp_path: Path, staging: Environment) -> Iterator[Stack]:
     main = _nginx_conf(tmp_path, port, web_ports)
     result = Stack(f"https://{HOST}:{port}", tmp_path / "ca.crt", tmp_path / "access.log")
     processes: list[subprocess.Popen[bytes]] = []
+    nginx: subprocess.Popen[bytes] | None = None
 
     def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
         with (tmp_path / f"{name}.log").open("wb") as log:
@@ -222,9 +224,10 @@ def stack(tmp_path: Path, staging: Environment) -> Iterator[Stack]:
         for n in range(2):
             worker = start(f"worker-{n}", [sys.executable, "manage.py", "rundeployments"])
             result.workers[worker.pid] = worker
-        start("nginx", ["nginx", "-c", str(main), "-p", str(tmp_path)])
+        nginx = start("nginx", ["nginx", "-c", str(main), "-p", str(tmp_path)])
         for web_port in web_ports:
-            _until(lambda p=web_port: _answers(f"http://127.0.0.1:{p}/healthz"), "daphne", 90)
+            health = f"http://127.0.0.1:{web_port}/healthz"
+            _until(functools.partial(_answers, health), "daphne", 90)
         _until(lambda: (tmp_path / "nginx.pid").exists(), "nginx started")
         yield result
     finally:
@@ -232,7 +235,7 @@ def stack(tmp_path: Path, staging: Environment) -> Iterator[Stack]:
             if process.poll() is not None:
                 continue
             # nginx's master stops its workers on SIGTERM (a SIGKILL would orphan them).
-            if process.args[0] == "nginx":
+            if process is nginx:
                 process.terminate()
             else:
                 process.kill()
@@ -312,7 +315,7 @@ class Page:
     """The deployment page's socket as live.js drives it: reconnect when it closes; every
     (re)connect starts with the deployment's status read from the database."""
 
-    def __init__(self, stack: Stack, path: str, cookies: dict[str, str]) -> None:
+    def __init__(self, stack: Stack, path: str, cookies: dict[str, Any]) -> None:
         self.stack, self.path, self.cookies = stack, path, cookies
         self.statuses: list[str] = []
         self.reconnects = 0
