@@ -301,6 +301,12 @@ class Deployment(models.Model):
             models.Index(fields=["service", "-created_at"], name="deployment_service_idx"),
             models.Index(fields=["deployed_by", "-created_at"], name="deployment_user_idx"),
             models.Index(fields=["status", "-created_at"], name="deployment_status_idx"),
+            # Delivery metrics (history.metrics): "the next DONE of this target", "reverted by
+            # a later deployment of this target".
+            models.Index(
+                fields=["service", "environment", "group_key", "finished_at"],
+                name="deployment_target_finished_idx",
+            ),
         ]
         constraints = [
             # At most one deployment in progress per target: the database, not a check in
