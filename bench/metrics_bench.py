@@ -7,6 +7,7 @@ database DATABASE_URL names, so that a benchmark cannot touch real data.
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,10 @@ def _count_queries(connection: Any, call: Any) -> int:
     return count
 
 
+def _getter(client: Any, path: str) -> Callable[[], object]:
+    return lambda: client.get(path)
+
+
 def main() -> dict[str, Any]:
     BENCH_DB.unlink(missing_ok=True)
     import django
@@ -127,7 +132,7 @@ def main() -> dict[str, Any]:
         trivial_sql = _count_queries(connection, lambda: client.get("/bench/trivial/"))
         trivial = time_calls(lambda: client.get("/bench/trivial/"), repeat=REPEAT)
         for metric, path in pages.items():
-            measured = time_calls(lambda p=path: client.get(p), repeat=REPEAT, warmup=1)
+            measured = time_calls(_getter(client, path), repeat=REPEAT, warmup=1)
             rows.append(row(metric, measured, trivial, "trivial view"))
     result = {
         "name": "metrics",
