@@ -21,7 +21,16 @@ from django.db.models import F, Q, QuerySet, Value
 from deployments.models import Service
 from environments.models import Environment
 from permissions.models import GrantGroupObjectPermission, GrantUserObjectPermission
-from permissions.rules import Decision, Holding, HoldingIndex, Target, decide, sentence
+from permissions.rules import (
+    Decision,
+    Holding,
+    HoldingIndex,
+    Target,
+    allowed_pairs,
+    allows,
+    decide,
+    sentence,
+)
 from permissions.verbs import IMPLIES_VIEW, Effect, Verb
 
 Pair = tuple[int, int]
@@ -138,13 +147,7 @@ def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
         environment_ids = list(Environment.objects.values_list("pk", flat=True))
         return {(s, e) for s in services for e in environment_ids}
     index, services, environments = _index_and_rows(user, verb)
-    who = user.get_username()
-    return {
-        (s, e)
-        for s in services
-        for e, availability in environments
-        if decide(index, Target(s, "", e, "", availability), who=who, verb=verb).allowed
-    }
+    return allowed_pairs(index, services, environments)[0]
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ class Visibility:
     pairs: frozenset[Pair] = frozenset()
     environment_ids: frozenset[int] = frozenset()
     service_ids: frozenset[int] = frozenset()
+    # Environments in which every service is visible: filtered by environment alone.
+    whole_environments: frozenset[int] = frozenset()
+    # Every service in every environment (when asked): rows need no filter at all.
+    all_pairs: bool = False
 
     def sees(self, *, service_id: int | None, environment_id: int | None) -> bool:
         if self.everything:
@@ -172,10 +179,20 @@ class Visibility:
         condition per environment, so its size follows the environments, not the rows."""
         if self.everything:
             return Q()
+        if self.all_pairs:  # not Q(): an empty Q vanishes when OR-ed with another condition
+            return Q(**{f"{environment}__isnull": False, f"{service}__isnull": False})
         by_environment: dict[int, list[int]] = defaultdict(list)
         for s, e in self.pairs:
-            by_environment[e].append(s)
+            if e not in self.whole_environments:
+                by_environment[e].append(s)
         condition = Q(pk__in=[])  # matches nothing; each environment's services are OR-ed in
+        if self.whole_environments:
+            condition |= Q(
+                **{
+                    f"{environment}__in": sorted(self.whole_environments),
+                    f"{service}__isnull": False,
+                }
+            )
         for e, services in sorted(by_environment.items()):
             condition |= Q(**{environment: e, f"{service}__in": sorted(services)})
         return condition
@@ -189,24 +206,20 @@ def visibility(user: User | AnonymousUser) -> Visibility:
     if user.is_superuser:
         return Visibility(everything=True)
     index, services, environments = _index_and_rows(user, Verb.VIEW)
-    who, verb = user.get_username(), Verb.VIEW
-    pairs = frozenset(
-        (s, e)
-        for s in services
-        for e, availability in environments
-        if decide(index, Target(s, "", e, "", availability), who=who, verb=verb).allowed
-    )
+    pairs, whole = allowed_pairs(index, services, environments)
     alone_environments = {
         e
         for e, availability in environments
-        if decide(index, Target(None, "", e, "", availability), who=who, verb=verb).allowed
+        if allows(index, Target(None, "", e, "", availability))
     }
-    alone_services = {s for s in services if decide(index, Target(s), who=who, verb=verb).allowed}
+    alone_services = {s for s in services if allows(index, Target(s))}
     return Visibility(
         everything=False,
-        pairs=pairs,
+        pairs=frozenset(pairs),
         environment_ids=frozenset({e for _, e in pairs} | alone_environments),
         service_ids=frozenset({s for s, _ in pairs} | alone_services),
+        whole_environments=frozenset(whole),
+        all_pairs=bool(services) and len(whole) == len(environments),
     )
 
 
