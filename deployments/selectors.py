@@ -29,6 +29,9 @@ from deployments.models import (
 )
 from deployments.status import Status
 from environments.models import Environment
+from permissions import blocker_config
+from permissions.blockers import in_window
+from permissions.models import Blocker
 from permissions.rules import HoldingIndex, decide
 from permissions.rules import Target as RuleTarget
 from permissions.selectors import allowed_targets, holdings, visibility
@@ -438,6 +441,7 @@ def deploy_choices(
         decision = decide(index, target, who=who, verb=Verb.DEPLOY)
         return fallback if decision.allowed else decision.reason
 
+    closed = environment_blockers(user, environments)
     env_choices = {}
     for e in environments:
         deployable = e.pk in environment_ids
@@ -447,8 +451,9 @@ def deploy_choices(
                 RuleTarget(None, "", e.pk, e.name, e.availability),
                 f"{who} may not deploy any service in {e.name}",
             )
-        note = "message required" if e.require_deployment_message else ""
-        env_choices[e.pk] = Choice(e.pk, e.name, deployable, reason, note)
+        notes = ["message required"] if e.require_deployment_message else []
+        notes += closed.get(e.pk, [])
+        env_choices[e.pk] = Choice(e.pk, e.name, deployable, reason, "; ".join(notes))
     service_choices = {}
     for svc in services:
         deployable = svc.pk in service_ids
@@ -460,6 +465,41 @@ def deploy_choices(
         note = "deployed per group" if svc.deployed_per_group else ""
         service_choices[svc.pk] = Choice(svc.pk, svc.name, deployable, reason, note)
     return env_choices, service_choices
+
+
+def environment_blockers(user: User, environments: list[Environment]) -> dict[int, list[str]]:
+    """Per environment, the blockers that close it to every service right now, whatever the
+    version: active, not scoped to a service or a group, unconditional (without exceptions)
+    or a time window that is open now; each as "blocked by 'name' until HH:MM zone". One
+    query. The full check (every kind, per target and version) is check_targets'."""
+    now = timezone.now()
+    found: dict[int, list[str]] = {}
+    rows = (
+        Blocker.objects.filter(active=True, service__isnull=True, group_name="")
+        .filter(kind__in=[Blocker.Kind.UNCONDITIONAL, Blocker.Kind.TIME_WINDOW])
+        .exclude(exempt_users=user)
+        .order_by("name")
+    )
+    for blocker in rows:
+        try:
+            config = blocker_config.parse(blocker.kind, blocker.config)
+        except blocker_config.ConfigError:
+            continue  # the check names it (a broken blocker blocks, with its reason)
+        if isinstance(config, blocker_config.Unconditional):
+            if config.except_services or config.except_environments:
+                continue
+            until = "until it is lifted"
+        elif isinstance(config, blocker_config.TimeWindow) and in_window(config, now):
+            until = f"until {config.end:%H:%M} {config.timezone}"
+        else:
+            continue
+        for e in environments:
+            if blocker.environment_id not in (None, e.pk):
+                continue
+            if blocker.availability not in ("", e.availability):
+                continue
+            found.setdefault(e.pk, []).append(f"blocked by '{blocker.name}' {until}")
+    return found
 
 
 RunningKey = tuple[int, int, str]  # service id, environment id, group name ("" for none)

@@ -561,3 +561,27 @@ def test_the_page_makes_a_constant_number_of_queries_for_bob_too(
         page = client.get("/deploy/", query)
     assert len(many) == len(few)
     assert sum(not c.deployable for _, c in page.context["environment_boxes"]) == 11
+
+
+def test_a_blocker_that_closes_an_environment_is_named_beside_it_with_its_end(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    Blocker.objects.create(
+        name="late-freeze",
+        kind="time_window",
+        availability="staging",
+        config={"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "23:59", "timezone": "UTC"},
+    )
+    Blocker.objects.create(name="prod-lock", kind="unconditional", environment=production)
+    # Not environment-wide: scoped to one service (the check per target names it).
+    Blocker.objects.create(name="checkout-only", kind="unconditional", service=checkout)
+    exempted = Blocker.objects.create(name="not-for-bob", kind="unconditional")
+    exempted.exempt_users.add(bob)
+    page = login(bob).get("/deploy/")
+    notes = {choice.name: choice.note for _, choice in page.context["environment_boxes"]}
+    assert notes["staging"] == "blocked by 'late-freeze' until 23:59 UTC"
+    assert notes["production"] == "blocked by 'prod-lock' until it is lifted"
+    body = page.content.decode().replace("&#x27;", "'")
+    assert "blocked by 'late-freeze' until 23:59 UTC" in body
+    assert "checkout-only" not in body
+    assert "not-for-bob" not in body
