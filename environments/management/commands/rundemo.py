@@ -62,6 +62,7 @@ class Command(BaseCommand):
                 processes["kubesim"] = self._start_kubesim(kube_port, kubeconfig)
             call_command("migrate", interactive=False, verbosity=0)
             call_command("seed_demo", cluster=kind, kubeconfig=str(kubeconfig))
+            call_command("seed_history")  # four weeks for the Metrics page, once
             if not settings.DEBUG:  # whitenoise serves the collected, hashed files
                 call_command("collectstatic", interactive=False, verbosity=0)
             python = sys.executable
