@@ -244,3 +244,24 @@ def test_a_secret_value_never_reaches_the_manifest_diff(alice: User, staging: En
     assert response.status_code == 200
     assert "vaulted-db" in body  # the Secret is in the diff
     assert "hunter2-very-secret" not in body
+
+
+def test_without_javascript_show_versions_and_check_renders_the_check_in_the_page(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    [version] = _history(checkout, 1)
+    page = login(bob).get(
+        "/deploy/",
+        {
+            "environments": [staging.pk, production.pk],
+            "services": [checkout.pk],
+            "sha": version.git_commit_sha[:8],
+        },
+    )
+    assert page.status_code == 200
+    verdicts = {r.environment.name: r.kind for r in page.context["checks"]}
+    assert verdicts == {"staging": "ready", "production": "refused"}
+    body = page.content.decode()
+    assert "Before you deploy" in body
+    assert "bob may not deploy checkout in production" in body
+    assert not Deployment.objects.exists()
