@@ -1,10 +1,14 @@
 """The browser harness: Playwright driving Debian's Chromium, never a downloaded browser."""
 
 import os
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests import factories
@@ -35,8 +39,23 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: Any
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Keeps each phase's report on the test, so the page fixture knows whether it failed.
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failure_screenshots() -> Path:
+    """Where a failed browser test leaves its page: var/browser-failures/ (APOLLO_VAR_DIR)."""
+    return Path(settings.VAR_DIR) / "browser-failures"
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -54,6 +73,19 @@ def page(browser: Browser) -> Iterator[Page]:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
+    failed = getattr(request.node, "report_call", None)
+    if failed is not None and failed.failed:
+        # The page as it was when the test failed, kept as a test artifact (every open tab).
+        failure_screenshots().mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+        for n, shown in enumerate(context.pages):
+            path = failure_screenshots() / f"{name}{f'-{n}' if n else ''}.png"
+            try:
+                shown.screenshot(path=str(path), full_page=True)
+            except Exception as exc:  # a crashed page must not hide the test's own failure
+                print(f"no screenshot of {name}: {exc}")
+            else:
+                print(f"screenshot of the failed page: {path}")
     context.close()
     assert violations == [], f"the page broke its Content Security Policy: {violations}"
     assert errors == [], f"a script of the page failed: {errors}"
