@@ -1,8 +1,10 @@
 """Redis only carries live updates (issue #17, point 2): a Redis server this test starts itself is
-the channel layer, and it is stopped mid-rollout, during POSTs and during a cancel. Deployments
-still end DONE, the POSTs answer 201, the cancel rolls back; once Redis is back, pages get live
-updates again. (Before ops.publish, the worker's first publish raised ConnectionError and the
-deployment ended FAILED "internal error in the worker", and the cancel answered 500.)"""
+the channel layer (and the API throttles' cache), and it is stopped mid-rollout, during POSTs
+and during a cancel. Deployments still end DONE, the POSTs answer 201, the cancel rolls back;
+once Redis is back, pages get live updates again. (Before ops.publish, the worker's first
+publish raised ConnectionError and the deployment ended FAILED "internal error in the worker",
+and the cancel answered 500; before ops.fallback_cache, every API request answered 500 while
+the throttles' Redis was down.)"""
 
 import json
 import shutil
@@ -20,7 +22,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from kubernetes import client
 
-from apollo_site.settings import redis_channel_layer
+from apollo_site.settings import redis_channel_layer, redis_throttles_cache
 from deployments.models import DeployableVersion, Deployment, Service
 from deployments.status import Status
 from environments.models import Environment
@@ -83,8 +85,12 @@ def redis_server(settings: Any) -> Iterator[RedisServer]:
     """The channel layer on a Redis of the test's own (it stops it: never the shared one)."""
     server = RedisServer()
     server.start()
-    settings.CHANNEL_LAYERS = {
-        "default": redis_channel_layer(server.url, prefix=f"outage-{uuid.uuid4().hex[:8]}")
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(server.url, prefix=prefix)}
+    # The API throttles count in the same Redis, as in production.
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttles": redis_throttles_cache(server.url, prefix=prefix),
     }
     publish.breaker.reset()
     yield server
