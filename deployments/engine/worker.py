@@ -320,6 +320,10 @@ class Run:
                     if first:  # progress; a re-check before a retried apply is not
                         attempt, delay = 0, 0.5
                     continue
+                if doc["kind"] == "Deployment" and self.sent_before(doc, what=what):
+                    pending.pop(0)
+                    attempt, delay = 0, 0.5
+                    continue
                 if not self.may_change_cluster():
                     # Another worker may drive it now (or soon): never send an apply then.
                     self.note(
@@ -361,6 +365,34 @@ class Run:
             attempt, delay = 0, 0.5
         kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
         self.note("worker", f"applied {what}: {kinds}")
+        return True
+
+    def sent_before(self, doc: dict[str, Any], *, what: str) -> bool:
+        """Whether a worker killed during the apply had sent this Deployment and it went
+        through: the timeline records each apply before it is sent, and the live object holds
+        every field of the document. Then it is not sent a second time."""
+        key = f"sending apply of Deployment/{doc['metadata']['name']} ({what}) from "
+        earlier = [
+            e["message"]
+            for e in self.deployment.timeline
+            if e["message"].startswith(key) and not e["message"].endswith(f" from {self.owner}")
+        ]
+        if not earlier:
+            return False
+        d = self.deployment
+        live = kube.read_deployment(
+            d.environment.cluster, d.environment.namespace, doc["metadata"]["name"]
+        )
+        if live is None or not _holds(live.get("spec"), doc.get("spec")):
+            return False
+        if not _holds((live.get("metadata") or {}).get("labels"), doc["metadata"].get("labels")):
+            return False
+        sender = earlier[-1].rsplit(" from ", 1)[-1]
+        self.note(
+            "worker",
+            f"Deployment/{doc['metadata']['name']}: the apply {sender} sent had gone through; "
+            "not sent again",
+        )
         return True
 
     def follow(
@@ -709,6 +741,22 @@ def _close_quietly(work: WorkSignal | None) -> None:
         return
     with contextlib.suppress(Exception):
         work.__exit__(None, None, None)
+
+
+def _holds(live: Any, wanted: Any) -> bool:
+    """Whether the live value holds every field of the wanted one (the API server adds
+    defaults; a value it normalised differently counts as not held: sent again, harmlessly)."""
+    if isinstance(wanted, dict):
+        return isinstance(live, dict) and all(
+            key in live and _holds(live[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(wanted)
+            and all(_holds(a, b) for a, b in zip(live, wanted, strict=True))
+        )
+    return bool(live == wanted or str(live) == str(wanted))
 
 
 def _unready_container(pods: list[dict[str, Any]]) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connections
+from django.utils import timezone
 
 from deployments.engine import worker as worker_module
 from deployments.models import Deployment
@@ -140,3 +141,45 @@ def test_a_live_workers_lock_is_never_taken_even_past_its_lease(
             assert done.status == Status.DONE, done.status_reason
             assert not any(other.name in line for line in other.drain() if "driven by" in line)
             assert len(applies_sent(done)) == 1
+
+
+def test_an_apply_sent_by_a_worker_killed_before_recording_it_is_not_sent_again(
+    bob: User, env: Environment, sim: KubesimHandle, thread_workers: object
+) -> None:
+    # What a worker killed between sending the apply and recording it leaves behind: the
+    # timeline's "sending apply" entry, the objects applied, applied_at unset, its lease.
+    from deployments.manifests import recorded_checked
+
+    service, version = target(sim, "halfway")
+    deployment = deploy(bob, service, env, version).deployment
+    assert deployment is not None
+    sha = version.git_commit_sha
+    documents = recorded_checked(deployment=deployment, sha=sha)
+    kube.apply(env.cluster, env.namespace, documents)
+    api = sim.api_client()
+    try:
+        generation = deployment_generation(api, "halfway", env.namespace)
+    finally:
+        api.close()
+    sent = {
+        "at": timezone.now().isoformat(),
+        "source": "worker",
+        "message": f"sending apply of Deployment/halfway ({sha[:12]}) from dead:1:abc",
+    }
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status=Status.STARTED,
+        started_at=timezone.now(),
+        lease_owner="dead:1:abc",
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+        timeline=[sent],
+    )
+    thread_workers("worker-b")  # type: ignore[operator]
+    done = wait_until_terminal(deployment, timeout=40)
+    assert done.status == Status.DONE, done.status_reason
+    assert applies_sent(done) == [sent["message"]]
+    assert any("had gone through; not sent again" in e["message"] for e in done.timeline)
+    api = sim.api_client()
+    try:
+        assert deployment_generation(api, "halfway", env.namespace) == generation
+    finally:
+        api.close()
