@@ -189,6 +189,7 @@ def _deploy_page(
         "many_services": len(service_choices) > FILTER_FROM,
         "recent": selectors.version_picker(services, environments),
         "picked": form["version"].value() or "",
+        "override_reason": form["override_reason"].value() or "",
         **_checks_context(checked),
     }
     return render(request, "deployments/deploy.html", context, status=status)
@@ -229,6 +230,7 @@ def deploy_check(request: HttpRequest) -> HttpResponse:
     Deploy would answer now, what runs there and what would change. Creates nothing."""
     user = _user(request)
     context = _checks_context(_bound_or_none(request.POST, user))
+    context["override_reason"] = request.POST.get("override_reason", "")
     return render(request, "deployments/_checks.html", context)
 
 

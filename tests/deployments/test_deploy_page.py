@@ -585,3 +585,22 @@ def test_a_blocker_that_closes_an_environment_is_named_beside_it_with_its_end(
     assert "blocked by 'late-freeze' until 23:59 UTC" in body
     assert "checkout-only" not in body
     assert "not-for-bob" not in body
+
+
+def test_a_refused_deploy_keeps_the_override_reason_typed(
+    alice: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    _blocker(environment=staging)
+    factories.make_version(checkout, SHA)
+    production.require_deployment_message = True
+    production.save()
+    response = _post(
+        login(alice),
+        environments=[staging.pk, production.pk],
+        services=[checkout.pk],
+        sha=SHA,
+        override_reason="customer is down",
+    )
+    assert response.status_code == 409  # production still wants a message
+    assert 'value="customer is down"' in response.content.decode()
+    assert not Deployment.objects.exists()
