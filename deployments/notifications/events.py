@@ -5,6 +5,7 @@ requested (deployments.services.deploy) and where a request is refused by a bloc
 leaves the process here: the worker's deliverer posts the rows (notifications.delivery).
 """
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -20,6 +21,8 @@ __all__ = ["Event", "blocked", "deployment_event", "status_changed"]
 if TYPE_CHECKING:
     from deployments.models import Deployment, Service
     from environments.models import Environment
+
+logger = logging.getLogger(__name__)
 
 # The statuses a subscriber hears about; the others (PENDING_CANCELLATION, CANCELING) are
 # steps of a cancel, announced by its CANCELED.
@@ -85,10 +88,22 @@ def deployment_event(*, deployment: "Deployment", event: Event, note: str = "") 
 
 
 def status_changed(deployment: "Deployment") -> None:
-    """Deployment.transition_to calls this, in the transaction of the status change."""
+    """Deployment.transition_to calls this, in the transaction of the status change.
+
+    The instance may be a bare Deployment(pk=, status=) (the worker's claim): the row is read
+    again, with what a message names. A failure here is logged and rolled back to a savepoint:
+    it never undoes or stops the status change (a rollout never waits on notifications)."""
     event = STATUS_EVENTS.get(str(deployment.status))
-    if event is not None:
-        deployment_event(deployment=deployment, event=event, note=deployment.status_reason)
+    if event is None or not Subscription.objects.filter(enabled=True).exists():
+        return
+    from deployments.models import Deployment
+
+    try:
+        with transaction.atomic():
+            fresh = Deployment.objects.with_related().get(pk=deployment.pk)
+            deployment_event(deployment=fresh, event=event, note=fresh.status_reason)
+    except Exception:
+        logger.exception("notifications of deployment %s not queued", deployment.pk)
 
 
 def blocked(

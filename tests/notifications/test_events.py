@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from deployments.models import Service
+from deployments.models import Deployment, Service
 from deployments.notifications.models import Delivery, Subscription
 from deployments.notifications.services import save_subscription
 from deployments.services.deploy import (
@@ -119,3 +119,18 @@ def test_a_preflight_check_of_a_blocked_target_notifies_nobody(
     [requested] = request_deployments(user=bob, targets=[target])
     assert requested.kind == "blocked"
     assert queued() == ["blocked"]
+
+
+def test_a_bare_instance_moved_by_the_workers_claim_is_described_from_its_row(
+    alice: User, checkout: Service, staging: Environment
+) -> None:
+    # The worker's claim moves Deployment(pk=, status=) without loading the row: this raised
+    # inside the worker's claim (its thread died) before the row was read again.
+    d = factories.make_deployment(
+        service=checkout, environment=staging, deployed_by=alice, status=Status.PENDING
+    )
+    Deployment(pk=d.pk, status=Status.PENDING).transition_to(Status.STARTED)
+    delivery = Delivery.objects.get()
+    assert delivery.event == "started"
+    assert delivery.payload["deployment"]["service"] == "checkout"
+    assert delivery.payload["deployment"]["status"] == "STARTED"
