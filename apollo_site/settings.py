@@ -63,7 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
-    "django.contrib.staticfiles",
+    "apollo_site.staticfiles.StaticFiles",  # django.contrib.staticfiles minus test-only files
     "rest_framework",
     "drf_spectacular",
     "guardian",

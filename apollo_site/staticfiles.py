@@ -1,6 +1,14 @@
 """Static files under content-hashed names, including the imports between our ES modules."""
 
+from django.contrib.staticfiles.apps import StaticFilesConfig
 from whitenoise.storage import CompressedManifestStaticFilesStorage
+
+
+class StaticFiles(StaticFilesConfig):
+    """django.contrib.staticfiles, minus what only the tests use: axe-core (the accessibility
+    checker the browser tests inject) is never collected, hence never served."""
+
+    ignore_patterns = [*StaticFilesConfig.ignore_patterns, "vendor/axe-core/*"]
 
 
 class HashedStaticFilesStorage(CompressedManifestStaticFilesStorage):  # type: ignore[misc]
