@@ -2,18 +2,22 @@
 scrolling and Log out on screen, no serious accessibility violation (axe-core, injected by the
 test only), the styled error pages, and a pod that never started explained in LiveTail."""
 
+import re
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from deployments.models import Deployment
+from deployments.status import Status
 from environments import kube
 from environments.models import Environment
+from history.services import record_event
 from kubesim.testing import KubesimHandle
 from tests import factories
 from tests.browser.conftest import log_in
@@ -23,7 +27,7 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.browser
 
 AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe-4.10.3.min.js"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -168,3 +172,62 @@ def test_livetail_of_a_pod_whose_image_is_missing_says_why(
     page.goto(f"{live_apollo.url}/environments/{staging.name}/logs/?pod={pod}")
     expect(page.locator("#tail-notice")).to_contain_text("its image cannot be pulled")
     expect(page.locator("#tail-status")).to_contain_text("no log lines yet")
+
+
+def test_the_deployment_page_sums_up_its_phases(
+    page: Page, site: tuple[LiveServer, Deployment], bob: User
+) -> None:
+    live, deployment = site
+    log_in(page, live, "bob")
+    page.goto(f"{live.url}/deployments/{deployment.pk}/")
+    phases = page.locator("#phases")
+    expect(phases.locator(".phase-status")).to_have_text("Done")
+    expect(phases).to_contain_text("took")
+    expect(phases.locator('[data-phase="rolling-out"]')).to_contain_text("1 of 1 pods ready")
+    expect(phases.locator('[data-phase="verdict"]')).to_have_class(re.compile("phase-done"))
+    expect(page.locator("#progress")).to_have_attribute("value", "100")
+
+
+def test_history_offers_every_kind_of_action_and_searches_users(
+    page: Page, site: tuple[LiveServer, Deployment], bob: User
+) -> None:
+    live, deployment = site
+    record_event(
+        actor=bob,
+        action="pod.restarted",
+        target=deployment.environment,
+        service=deployment.service,
+        summary="Restarted pod web-1",
+    )
+    log_in(page, live, "alice")
+    page.goto(f"{live.url}/history/")
+    page.get_by_role("link", name="Restarts").click()
+    expect(page.locator("#events")).to_contain_text("Restarted pod web-1")
+    page.goto(f"{live.url}/history/?q=Add+the+basket")
+    expect(page.locator("table.deployments tbody tr")).to_have_count(1)
+
+
+def test_cancel_all_shows_only_to_who_may_cancel(
+    page: Page, live_apollo: LiveServer, alice: User, bob: User, carol: User, staging: Environment
+) -> None:
+    batch = uuid.uuid4()
+    for name in ("web", "api"):
+        service = factories.make_service(name)
+        factories.make_deployment(
+            service=service,
+            environment=staging,
+            deployed_by=alice,
+            source_version=factories.make_version(service),
+            status=Status.STARTED,
+            batch=batch,
+        )
+    log_in(page, live_apollo, "carol")
+    page.goto(f"{live_apollo.url}/deployments/batch/{batch}/")
+    expect(page.locator("#batch tbody tr")).to_have_count(2)
+    expect(page.get_by_role("button", name="Cancel all")).to_be_hidden()
+    expect(page.get_by_role("button", name="Revert all")).to_be_hidden()
+    expect(page.get_by_role("link", name="Deploy", exact=True)).to_have_count(0)
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, live_apollo, "bob")
+    page.goto(f"{live_apollo.url}/deployments/batch/{batch}/")
+    expect(page.get_by_role("button", name="Cancel all")).to_be_visible()
