@@ -26,7 +26,10 @@ def service_notifications(context: dict[str, Any], service: Service) -> dict[str
     if not managed:
         return {"shown": False}
     subscriptions = list(Subscription.objects.filter(service=service).select_related("environment"))
-    form = ServiceSubscriptionForm(environments=Environment.objects.filter(pk__in=managed))
+    # Its own ids: the page holds other forms (a new group) with fields of the same names.
+    form = ServiceSubscriptionForm(
+        environments=Environment.objects.filter(pk__in=managed), auto_id="notification-%s"
+    )
     if not every:  # "every environment" takes manage in every environment
         field = form.fields["environment"]
         assert isinstance(field, ModelChoiceField)
