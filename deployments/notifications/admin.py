@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from deployments.notifications.models import Delivery, Event, Subscription
 from deployments.notifications.services import (
@@ -68,12 +68,44 @@ class SubscriptionAdmin(admin.ModelAdmin[Subscription]):
     list_display = ["name", "kind", "url_host", "service", "environment", "enabled", "log"]
     list_filter = ["kind", "enabled", "service", "environment"]
     list_select_related = ["service", "environment"]
-    readonly_fields = ["url_host", "created_by"]
+    readonly_fields = ["url_host", "created_by", "recent_deliveries"]
 
     @admin.display(description="delivery log")
     def log(self, obj: Subscription) -> str:
+        return format_html('<a href="{}">deliveries</a>', self._log_url(obj))
+
+    def _log_url(self, obj: Subscription) -> str:
         url = reverse("admin:notifications_delivery_changelist")
-        return format_html('<a href="{}?subscription__id__exact={}">deliveries</a>', url, obj.pk)
+        return f"{url}?subscription__id__exact={obj.pk}"
+
+    @admin.display(description="recent deliveries")
+    def recent_deliveries(self, obj: Subscription) -> str:
+        """The delivery log's last 20 rows, on the subscription's own page."""
+        if obj.pk is None:
+            return "—"
+        rows = obj.deliveries.order_by("-id")[:20]
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    d.pk,
+                    d.event,
+                    d.get_state_display(),
+                    d.attempts,
+                    d.response_code or "—",
+                    d.last_error or "—",
+                )
+                for d in rows
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>event</th><th>state</th><th>attempts</th>"
+            "<th>answer</th><th>last error</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">the whole log</a></p>',
+            body or format_html('<tr><td colspan="6">{}</td></tr>', "none yet"),
+            self._log_url(obj),
+        )
 
     def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
         assert request.user.is_authenticated

@@ -116,3 +116,29 @@ def test_a_webhook_without_a_secret_is_refused(alice: User, settings: Any) -> No
     )
     assert "needs a secret" in response.content.decode()
     assert not Subscription.objects.exists()
+
+
+def test_the_subscription_page_shows_its_recent_deliveries(alice: User, settings: Any) -> None:
+    from django.utils import timezone
+
+    from deployments.notifications.models import Delivery
+
+    settings.APOLLO_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    subscription = save_subscription(
+        actor=alice,
+        subscription=Subscription(name="team", kind=Subscription.Kind.SLACK),
+        url="http://127.0.0.1:9/hook",
+    )
+    Delivery.objects.create(
+        subscription=subscription,
+        event="failed",
+        payload={},
+        attempts=3,
+        response_code=503,
+        last_error="the receiver answered 503",
+        next_attempt_at=timezone.now(),
+    )
+    page = login(alice).get(f"/admin/notifications/subscription/{subscription.pk}/change/")
+    html = page.content.decode()
+    assert "the receiver answered 503" in html
+    assert f"subscription__id__exact={subscription.pk}" in html
