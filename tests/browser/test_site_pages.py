@@ -55,8 +55,9 @@ def _main_pages(deployment: Deployment) -> list[str]:
         f"/deployments/{deployment.pk}/",
         f"/services/{deployment.service.name}/",
         f"/environments/{env}/logs/?service={deployment.service.name}",
+        f"/deployments/diff/?a={deployment.pk}&b={deployment.pk}",
         "/no/such/page/",
-    ]
+    ] + ([f"/deployments/batch/{deployment.batch}/"] if deployment.batch else [])
 
 
 WIDER = """() => {
@@ -86,7 +87,16 @@ def test_every_main_page_fits_390_px_and_log_out_stays_on_screen(
         page.goto(live.url + "/login/")
         assert _wider_than_the_screen(page) == [], "/login/"
         log_in(page, live, "alice")
-        for path in _main_pages(deployment):
+        environment = deployment.environment
+        items, _ = kube.list_objects(
+            environment.cluster,
+            "Pod",
+            environment.namespace,
+            label_selector="apollo.io/service=web",
+        )
+        pods = [i["metadata"]["name"] for i in items if not i["metadata"].get("deletionTimestamp")]
+        shell = f"/environments/{environment.name}/pods/{pods[0]}/shell/"
+        for path in [*_main_pages(deployment), shell]:
             page.goto(live.url + path)
             page.wait_for_load_state("networkidle")
             assert _wider_than_the_screen(page) == [], path
