@@ -184,7 +184,11 @@ def status_board(
         for group in sorted(groups[service.pk] or {""}):
             if filters.group and group != filters.group:
                 continue
-            cells = [_cell(page, service, environment, group) for environment in environments]
+            key = f"{service.name}/{group}" if group else service.name
+            names = (_e(key), _e(slugify(key)))  # escaped once per row, not once per cell
+            cells = [
+                _cell(page, service, environment, group, names) for environment in environments
+            ]
             rows.append(Row(service=service.name, group=group, cells=cells))
     with_state = {environment_id for environment_id, _, _ in live}
     shown = [e.name for e in environments if e.pk in with_state]
@@ -205,7 +209,13 @@ def _health(last: Obj | None, live: Obj | None) -> str:
     return "unknown"
 
 
-def _cell(page: _Page, service: Service, environment: Environment, group: str) -> SafeString:
+def _cell(
+    page: _Page,
+    service: Service,
+    environment: Environment,
+    group: str,
+    labels: tuple[str, str],
+) -> SafeString:
     # SECURITY: every value from the database or the cluster goes through _e (html.escape,
     # quotes included); the rest is this module's own markup.
     if not page.seen.sees(service_id=service.pk, environment_id=environment.pk):
@@ -214,7 +224,7 @@ def _cell(page: _Page, service: Service, environment: Environment, group: str) -
     running, last = page.done.get(key), page.latest.get(key)
     live = page.live.get((environment.pk, service.name, group))
     health = _health(last, live)
-    row_key = f"{service.name}/{group}" if group else service.name
+    row_key, slug = labels  # escaped already
     if running:
         sha = f'<code class="sha" title="{_e(running["c_sha"])}">{_e(running["c_sha"][:8])}</code>'
     else:
@@ -222,7 +232,7 @@ def _cell(page: _Page, service: Service, environment: Environment, group: str) -
     replicas = f" {int(live.get('ready', 0))}/{int(live.get('desired', 0))}" if live else ""
     parts = [
         f'<a class="cell-link" href="{_e(page.environment_urls[environment.pk])}#service-'
-        f'{_e(slugify(row_key))}" aria-label="{_e(row_key)} in {_e(environment.name)}">{sha}</a>'
+        f'{slug}" aria-label="{row_key} in {_e(environment.name)}">{sha}</a>'
         f' <span class="badge health" data-health="{health}">{health}{replicas}</span>'
     ]
     if live and live.get("drifted"):
@@ -244,7 +254,7 @@ def _cell(page: _Page, service: Service, environment: Environment, group: str) -
         )
     return mark_safe(  # noqa: S308 -- every interpolated value is escaped above
         f'<td class="cell health-{health}" data-env="{_e(environment.name)}" '
-        f'data-key="{_e(row_key)}">{"".join(parts)}</td>'
+        f'data-key="{row_key}">{"".join(parts)}</td>'
     )
 
 

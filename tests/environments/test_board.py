@@ -107,3 +107,12 @@ def test_the_board_costs_the_same_queries_for_ten_times_the_cells(alice: User) -
         return len(captured)
 
     assert queries_for(2) == queries_for(20)
+
+
+def test_a_commit_message_is_escaped_in_its_cell(
+    alice: User, checkout: Service, production: Environment
+) -> None:
+    _deploy(alice, checkout, production, message='<img src=x onerror="alert(1)">')
+    page = login(alice).get("/status/").content.decode()
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
