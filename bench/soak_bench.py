@@ -166,10 +166,12 @@ class Faults(threading.Thread):
         held: list[tuple[int, str]] = []
         deadline = time.monotonic() + 3
         while not held and time.monotonic() < deadline:
-            owners = list(
-                Deployment.objects.filter(status__in=Status.in_progress())
-                .exclude(lease_owner="")
-                .values_list("pk", "lease_owner")
+            owners = _db(
+                lambda: list(
+                    Deployment.objects.filter(status__in=Status.in_progress())
+                    .exclude(lease_owner="")
+                    .values_list("pk", "lease_owner")
+                )
             )
             pids = [p.pid for p in self.workers.processes]
             for i, pid in enumerate(pids):
@@ -184,12 +186,26 @@ class Faults(threading.Thread):
         for pk, owner in held:
             deadline = killed + 60
             while time.monotonic() < deadline:
-                row = Deployment.objects.filter(pk=pk).values_list("lease_owner", "status").first()
+                row = _db(
+                    lambda pk=pk: (
+                        Deployment.objects.filter(pk=pk)
+                        .values_list("lease_owner", "status")
+                        .first()
+                    )
+                )
                 if row is None or row[0] != owner:
                     if row is not None and (row[0] or Status(row[1]).is_terminal):
                         self.resumes.append(time.monotonic() - killed)
                     break
                 time.sleep(0.05)
+
+
+def _db(call: Any) -> Any:
+    """A query of the bench itself: its own connections are terminated too by the database
+    fault; waited out as the workers do (deployments.engine.database)."""
+    from deployments.engine.database import retrying
+
+    return retrying(call, shutdown=threading.Event())
 
 
 def _patiently(call: Any) -> Any:
@@ -306,28 +322,32 @@ def main(total: int, workers_count: int, seed: int) -> dict[str, Any]:
                 wave = []
                 for service in services[: min(len(services), total - len(results))]:
                     behaviour, seconds = rng.choice(FATES)
-                    version = make_version(service)
+                    version = _db(lambda s=service: make_version(s))
                     if behaviour != "ok":
                         _patiently(
                             lambda v=version, b=behaviour, s=seconds: sim.register_image(
                                 v.image, b, seconds=s
                             )
                         )
-                    outcome = request_deployment(
-                        user=user, service=service, environment=environment, version=version
+                    outcome = _db(
+                        lambda s=service, v=version: request_deployment(
+                            user=user, service=s, environment=environment, version=v
+                        )
                     )
                     if outcome.deployment is not None:
                         wave.append((outcome.deployment, behaviour, time.monotonic()))
                 for deployment, fate, requested in wave:
                     while True:
-                        deployment.refresh_from_db()
+                        _db(deployment.refresh_from_db)
                         if Status(deployment.status).is_terminal:
                             break
                         if time.monotonic() - requested > STUCK_AFTER:
                             stuck += 1
                             break
                         time.sleep(0.2)
-                    finished = Deployment.objects.with_related().get(pk=deployment.pk)
+                    finished = _db(
+                        lambda d=deployment: Deployment.objects.with_related().get(pk=d.pk)
+                    )
                     results.append((finished, fate))
                     if Status(finished.status).is_terminal:
                         # Judged now, before the next wave deploys that service again.
