@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from deployments.api.common import ApolloAPIView, acting_user
+from deployments.engine.heartbeat import pending_reason, waited_long, worker_absence
 from deployments.models import (
     DeployableVersion,
     Deployment,
@@ -76,6 +77,16 @@ class DeploymentOutput(serializers.ModelSerializer[Deployment]):
             "url",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Deployment) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        # A PENDING one that waited long with no worker alive says so, and how to start one
+        # (one query per answer, and only when such a deployment is in it).
+        if waited_long(instance):
+            if "worker_absence" not in self.context:
+                self.context["worker_absence"] = worker_absence()
+            data["status_reason"] = pending_reason(instance, self.context["worker_absence"])
+        return data
 
     def get_url(self, deployment: Deployment) -> str:
         path = reverse("deployment-detail", args=[deployment.pk])

@@ -22,8 +22,8 @@
    timeline and tells it when to stop (a cancellation, the worker shutting down).
 6. Verdict: ``health.assess`` (a pure function of what the cluster reports) says DONE, FAILED
    or still progressing (after an outage or on resume: on the state the cluster reports then;
-   the deadline counts only the time a worker watched); ``Run.finish_with_snapshot`` records ``snapshots.take_snapshot`` and
-   moves the deployment to its final status.
+   the deadline counts only the time a worker watched); ``Run.finish_with_snapshot``
+   records ``snapshots.take_snapshot`` and moves the deployment to its final status.
 7. Cancel: ``deployments.services.deploy.cancel_deployment`` (PENDING_CANCELLATION);
    ``Run.roll_back`` re-applies the manifests recorded on the deployment that ran before
    (``Deployment.source_deployment``) and follows that rollout to CANCELED or FAILED.

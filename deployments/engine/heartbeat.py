@@ -284,11 +284,19 @@ def worker_absence(*, now: Any = None) -> str:
 def pending_reason(deployment: Deployment, absence: str, *, now: Any = None) -> str:
     """The reason a PENDING deployment shows: why it waits when no worker is alive and it has
     waited longer than APOLLO_PENDING_WARN_SECONDS; its stored reason otherwise."""
-    from deployments.status import Status
-
     now = now or timezone.now()
-    limit = timedelta(seconds=settings.APOLLO_PENDING_WARN_SECONDS)
-    if deployment.status != Status.PENDING or not absence or now - deployment.created_at < limit:
+    if not absence or not waited_long(deployment, now=now):
         return deployment.status_reason
     waited = int((now - deployment.created_at).total_seconds())
     return f"waiting for a deployment worker for {waited} s; {absence}"
+
+
+def waited_long(deployment: Deployment, *, now: Any = None) -> bool:
+    """PENDING for longer than APOLLO_PENDING_WARN_SECONDS (no query: ask this first)."""
+    from deployments.status import Status
+
+    limit = timedelta(seconds=settings.APOLLO_PENDING_WARN_SECONDS)
+    return (
+        deployment.status == Status.PENDING
+        and (now or timezone.now()) - deployment.created_at >= limit
+    )

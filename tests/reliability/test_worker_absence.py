@@ -107,3 +107,17 @@ def test_readyz_says_ok_while_a_worker_beats(db: None, settings: Any) -> None:
     settings.APOLLO_REDIS_URL = None
     _beat(seconds_ago=0.5)
     assert Client().get("/readyz").json()["workers"] == "ok"
+
+
+def test_the_api_says_why_an_old_pending_deployment_waits(
+    bob: User, staging_env: Environment, settings: Any
+) -> None:
+    settings.APOLLO_PENDING_WARN_SECONDS = 30
+    _beat(seconds_ago=300, stopped=True)
+    deployment = _pending(bob, staging_env, age=60)
+    token = {"Authorization": f"Token {factories.token_for(bob)}"}
+    answer = Client().get(f"/api/v1/deployments/{deployment.pk}/", headers=token).json()
+    assert answer["status"] == "PENDING"
+    assert answer["status_reason"].startswith("waiting for a deployment worker for 6")
+    assert "no deployment worker has been seen for 3" in answer["status_reason"]
+    assert START in answer["status_reason"]
