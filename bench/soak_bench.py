@@ -214,7 +214,10 @@ def _patiently(call: Any) -> Any:
     while True:
         try:
             return call()
-        except Exception:  # refused, dropped, 5xx: the faults the injector makes
+        except Exception:  # refused, dropped, 5xx, a terminated backend: the injected faults
+            from deployments.engine.database import drop_connection
+
+            drop_connection()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -346,7 +349,11 @@ def main(total: int, workers_count: int, seed: int) -> dict[str, Any]:
                             break
                         time.sleep(0.2)
                     finished = _db(
-                        lambda d=deployment: Deployment.objects.with_related().get(pk=d.pk)
+                        lambda d=deployment: (
+                            Deployment.objects.with_related()
+                            .select_related("version__service")
+                            .get(pk=d.pk)
+                        )
                     )
                     results.append((finished, fate))
                     if Status(finished.status).is_terminal:
