@@ -236,7 +236,8 @@ def _cell(
         f' <span class="badge health" data-health="{health}">{health}{replicas}</span>'
     ]
     if live and live.get("drifted"):
-        parts.append(' <span class="badge drift">drifted</span>')
+        differences = "; ".join(str(d) for d in live.get("drift") or []) or "drifted"
+        parts.append(f' <span class="badge drift" title="{_e(differences)}">drifted</span>')
     names = [b.name for b in page.blockers if _covers(b, service, environment, group)]
     if names:
         parts.append(

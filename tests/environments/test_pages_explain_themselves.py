@@ -85,3 +85,22 @@ def test_livetail_says_nothing_of_a_running_container() -> None:
     running = {"running": {"startedAt": "2026-11-29T23:31:00Z"}}
     pod = _pod("Running", [{"name": "web", "restartCount": 0, "state": running}])
     assert why_no_logs(pod, "web") == ""
+
+
+def test_rolling_restart_is_disabled_with_the_reason_while_a_deployment_runs() -> None:
+    environment = factories.make_environment("staging-y")
+    running = {"id": 9, "sha": "b" * 40, "by": "bob", "at": "2026-11-29T23:31:00+00:00"}
+    state = build_status(
+        environment=environment,
+        deployments=[_workload("web", "a" * 40)],
+        pods=[],
+        records=Records(in_progress={("web", ""): {**running, "status": "STARTED"}}),
+        reachable=True,
+    )
+    html = render_state(state, environment, {"web": {"restart": True}})
+    assert (
+        '<button type="button" disabled aria-describedby="busy-web">Rolling restart</button>'
+        in html
+    )
+    assert "a deployment of it is running (#9)" in html
+    assert "/services/web/restart/" not in html
