@@ -31,17 +31,26 @@ class DatabaseUnavailable(Exception):
 
 class _Outage:
     """One outage per process, shared by every thread that meets it: logged at its start and
-    at its end."""
+    at its end. A thread that finds its connection dead only after the others reconnected is
+    the same outage: not logged again within QUIET seconds of the last report."""
+
+    QUIET = 30.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.since: float | None = None
+        self._reported = float("-inf")
+        self._said = False  # this outage's start was logged
 
     def failed(self, exc: BaseException) -> None:
         with self._lock:
             if self.since is not None:
                 return
-            self.since = time.monotonic()
+            self.since = now = time.monotonic()
+            self._said = now - self._reported >= self.QUIET
+            if not self._said:
+                return
+            self._reported = now
         logger.warning(
             "database unavailable (%s: %s); the worker retries and carries on",
             type(exc).__name__,
@@ -53,7 +62,8 @@ class _Outage:
             return
         with self._lock:
             since, self.since = self.since, None
-        if since is not None:
+            said, self._said = self._said, False
+        if since is not None and said:
             logger.warning("database reachable again after %.1f s", time.monotonic() - since)
 
 
