@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from deployments.models import Service
+from deployments.phases import elapsed_text
 from environments.models import Environment
 from history.models import AuditEvent
 from history.services import changes
@@ -168,7 +169,21 @@ def kind_of(action: str) -> str:
     return prefix if prefix in KINDS else ""
 
 
+def _duration(data: dict[str, Any]) -> Row | None:
+    """How long a shell session lasted, from the times its closing event records."""
+    try:
+        started = datetime.fromisoformat(str(data["started_at"]))
+        ended = datetime.fromisoformat(str(data["ended_at"]))
+    except (KeyError, ValueError):
+        return None
+    return Row("duration", "", elapsed_text(max(0.0, (ended - started).total_seconds())))
+
+
 def event_view(event: AuditEvent) -> EventView:
-    rows, diffs = _rows_of(event.data if isinstance(event.data, dict) else {})
+    data = event.data if isinstance(event.data, dict) else {}
+    rows, diffs = _rows_of(data)
+    duration = _duration(data) if event.action == "shell.closed" else None
+    if duration is not None:
+        rows = [duration, *rows]
     kind = kind_of(event.action)
     return EventView(event=event, kind=KINDS[kind][0] if kind else "", rows=rows, diffs=diffs)

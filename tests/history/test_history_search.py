@@ -58,3 +58,21 @@ def test_the_page_links_every_kind_of_recorded_action(alice: User) -> None:
     page = login(alice).get("/history/").content.decode()
     for kind in ("events", "shell", "restart", "scaling", "grant", "blocker", "service"):
         assert f'href="?kind={kind}"' in page
+
+
+def test_a_shell_session_says_how_long_it_lasted(alice: User, production: Environment) -> None:
+    record_event(
+        actor=alice,
+        action="shell.closed",
+        target=production,
+        data={
+            "pod": "web-1",
+            "container": "app",
+            "started_at": "2026-11-29T23:31:00+00:00",
+            "ended_at": "2026-11-29T23:33:05+00:00",
+        },
+        summary="Shell closed in web-1/app (production)",
+    )
+    page = login(alice).get("/history/", {"kind": "shell"}).content.decode()
+    assert '<th scope="row">duration</th><td><ins>2 min 5 s</ins></td>' in page
+    assert "web-1" in page
