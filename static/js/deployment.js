@@ -43,6 +43,9 @@ if (root) {
       if (freshList) mergeTimeline(list, freshList);
       const freshRoot = page.getElementById("deployment");
       if (freshRoot) status = root.dataset.status = freshRoot.dataset.status;
+    } catch (error) {
+      // The server restarts, the network blips or the page is closing: the next resync
+      // (on reconnect, or the poll while disconnected) catches up.
     } finally {
       schedule();
     }
@@ -53,7 +56,11 @@ if (root) {
     if (phasesTimer) return;
     phasesTimer = setTimeout(async () => {
       phasesTimer = null;
-      await resyncFromPage(["phases"]);
+      try {
+        await resyncFromPage(["phases"]);
+      } catch (error) {
+        // As in resync: the next refresh catches up.
+      }
     }, 1000);
   };
 
