@@ -253,8 +253,8 @@ def test_without_javascript_show_versions_and_check_renders_the_check_in_the_pag
     page = login(bob).get(
         "/deploy/",
         {
-            "environments": [staging.pk, production.pk],
-            "services": [checkout.pk],
+            "environments": [str(staging.pk), str(production.pk)],
+            "services": [str(checkout.pk)],
             "sha": version.git_commit_sha[:8],
         },
     )

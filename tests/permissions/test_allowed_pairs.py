@@ -3,6 +3,7 @@ agree with `can` (one decision per pair) for every mix of grants, and Visibility
 exactly the rows of the visible pairs."""
 
 import random
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -18,7 +19,9 @@ pytestmark = pytest.mark.django_db
 SCOPES = ("pair", "environment", "service", "availability")
 
 
-def _random_grants(rng: random.Random, user: User, group: Group, world: dict[str, list]) -> None:
+def _random_grants(
+    rng: random.Random, user: User, group: Group, world: dict[str, list[Any]]
+) -> None:
     for _ in range(rng.randint(0, 7)):
         scope = rng.choice(SCOPES)
         holder = {"user": user} if rng.random() < 0.5 else {"group": group}
