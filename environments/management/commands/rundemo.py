@@ -178,3 +178,6 @@ class Command(BaseCommand):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+                # Reaped here, not left to whoever adopts it: rundemo ends only once every
+                # child it started has ended (a test checks the process group is empty).
+                process.wait()
