@@ -309,6 +309,7 @@ class Run:
         # SECURITY: every object's owner is checked before the first apply: a deployment
         # refused for one of them applies none. One call per step, as the applies.
         unchecked, checked = list(documents), dict[tuple[str, str], str | None]()
+        outage_since: float | None = None
         while pending:
             doc = (unchecked or pending)[0]
             key = (doc["kind"], doc["metadata"]["name"])
@@ -341,6 +342,29 @@ class Run:
                     unchecked.append(doc)
                 attempt += 1
                 self.note("cluster", f"apply attempt {attempt}/{APPLY_ATTEMPTS} failed: {exc}")
+                outage_since = outage_since or time.monotonic()
+                if attempt >= APPLY_ATTEMPTS and self.sent_unanswered(what=what):
+                    # The cluster may have applied it and lost only the answer: not FAILED
+                    # while it may run it; judged once it answers (bounded by the timeout).
+                    waited = time.monotonic() - outage_since
+                    if waited < d.environment.rollout_timeout_seconds:
+                        if attempt == APPLY_ATTEMPTS:
+                            self.note(
+                                "cluster",
+                                "an apply was sent before the cluster stopped answering: "
+                                "waiting for it to answer to see whether it went through",
+                            )
+                        if self.shutdown.wait(delay):
+                            self.note("worker", "worker stopping before the apply was confirmed")
+                            return False
+                        delay = min(delay * 2, 8.0)
+                        continue
+                    self.finish(
+                        Status.FAILED,
+                        f"cluster {cluster.name} unreachable for {waited:.0f} s after an apply "
+                        f"was sent; whether it went through is unknown: {exc}",
+                    )
+                    return False
                 if attempt >= APPLY_ATTEMPTS:
                     self.finish(
                         Status.FAILED,
@@ -362,21 +386,27 @@ class Run:
                 )
                 return False
             pending.pop(0)
-            attempt, delay = 0, 0.5
+            attempt, delay, outage_since = 0, 0.5, None
         kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
         self.note("worker", f"applied {what}: {kinds}")
         return True
 
-    def sent_before(self, doc: dict[str, Any], *, what: str) -> bool:
-        """Whether a worker killed during the apply had sent this Deployment and it went
-        through: the timeline records each apply before it is sent, and the live object holds
-        every field of the document. Then it is not sent a second time."""
-        key = f"sending apply of Deployment/{doc['metadata']['name']} ({what}) from "
-        earlier = [
-            e["message"]
+    def sent_unanswered(self, *, what: str) -> bool:
+        """Whether an apply of the Deployment was sent for this version (by this worker or
+        one before it): the cluster may have applied it without answering."""
+        return any(
+            e["message"].startswith("sending apply of Deployment/")
+            and f" ({what}) " in e["message"]
             for e in self.deployment.timeline
-            if e["message"].startswith(key) and not e["message"].endswith(f" from {self.owner}")
-        ]
+        )
+
+    def sent_before(self, doc: dict[str, Any], *, what: str) -> bool:
+        """Whether an apply of this Deployment was sent before (by a worker killed during the
+        apply, or by this one when the answer was lost) and went through: the timeline records
+        each apply before it is sent, and the live object holds every field of the document.
+        Then it is not sent a second time."""
+        key = f"sending apply of Deployment/{doc['metadata']['name']} ({what}) from "
+        earlier = [e["message"] for e in self.deployment.timeline if e["message"].startswith(key)]
         if not earlier:
             return False
         d = self.deployment

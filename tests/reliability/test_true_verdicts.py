@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -25,7 +26,7 @@ from environments.models import Environment
 from kubesim.testing import ControlError, KubesimHandle
 from tests.kubeenv import deploy, wait_for, wait_until_terminal
 from tests.reliability.conftest import target
-from tests.reliability.helpers import applies_sent, until
+from tests.reliability.helpers import TcpProxy, applies_sent, deployment_generation, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kubesim_only]
 
@@ -167,3 +168,47 @@ def test_an_outage_that_outlasts_the_deadline_fails_with_an_unknown_outcome(
     assert done.status == Status.FAILED
     assert "its outcome is unknown" in done.status_reason, done.status_reason
     assert elapsed < 8  # not stuck: the deadline ended it while the cluster was away
+
+
+def test_an_apply_whose_answer_was_lost_is_judged_once_the_cluster_answers(
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker], monkeypatch: Any
+) -> None:
+    # The connection is cut while the API server holds the apply, and stays refused past the
+    # apply attempts: before, FAILED "unreachable after N attempts" at once, though the server
+    # may have applied it. Now it waits for the cluster to answer and judges from there.
+    monkeypatch.setattr(worker_module, "APPLY_ATTEMPTS", 2)
+    host, port = sim.url.removeprefix("https://").rsplit(":", 1)
+    proxy = TcpProxy((host, int(port)))
+    proxy.start()
+    try:
+        env.cluster.api_url = f"https://{host}:{proxy.port}"
+        env.cluster.save()
+        service, version = target(sim, "lost-answer")
+        workers.append(Worker("worker-a"))
+        deployment = deploy(bob, service, env, version).deployment
+        sim.set_faults(latency_ms=1500)  # the server holds each request 1.5 s, then handles it
+        wait_for(deployment, lambda d: bool(applies_sent(d)))  # type: ignore[arg-type]
+        time.sleep(0.5)  # the apply is with the server (any moment within its 1.5 s works)
+        proxy.stop()
+        sim.reset_faults()
+        wait_for(
+            deployment,  # type: ignore[arg-type]
+            lambda d: any("waiting for it to answer" in e["message"] for e in d.timeline),
+        )
+        assert Status(Deployment.objects.get(pk=deployment.pk).status) == Status.STARTED  # type: ignore[union-attr]
+        proxy.start()
+        done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
+    finally:
+        proxy.stop()
+    assert done.status == Status.DONE, (done.status_reason, done.timeline[-6:])
+    # Sent again only if the first did not go through (a send the server handled is found in
+    # the live object and not repeated: see test_exactly_once); one change in the cluster.
+    messages = [e["message"] for e in done.timeline]
+    assert len(applies_sent(done)) <= 2, messages
+    if len(applies_sent(done)) == 1:
+        assert any("had gone through; not sent again" in m for m in messages)
+    api = sim.api_client()
+    try:
+        assert deployment_generation(api, "lost-answer", env.namespace) == 1
+    finally:
+        api.close()
