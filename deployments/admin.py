@@ -11,7 +11,14 @@ from django.utils.html import format_html, format_html_join
 
 from deployments.forms import GroupVariablesField
 from deployments.manifests import SAMPLE_SHA, preview, render_for
-from deployments.models import CIStatus, DeployableVersion, Deployment, Group, Service
+from deployments.models import (
+    CIStatus,
+    DeployableVersion,
+    Deployment,
+    Group,
+    Service,
+    WorkerHeartbeat,
+)
 from deployments.rendering import RenderError
 from deployments.services.catalog import delete_service, save_service
 from deployments.services.groups import (
@@ -381,6 +388,24 @@ class DeploymentAdmin(admin.ModelAdmin[Deployment]):
 
     def has_delete_permission(self, request: object, obj: object = None) -> bool:
         return False  # deployments are the audit record of who deployed what
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin[WorkerHeartbeat]):
+    """Read-only: which deployment workers run (each writes its row every second) and when
+    each was last seen; an operator's view of what /readyz reports as "workers"."""
+
+    list_display = ["name", "started_at", "seen_at", "stopped_at", "driving"]
+    search_fields = ["name"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(CIStatus)
