@@ -173,7 +173,7 @@ def redis_channel_layer(redis_url: str, *, prefix: str) -> dict[str, Any]:
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
     }
     return {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "ops.channel_layer.RedisChannelLayer",
         "CONFIG": {"hosts": [host], "prefix": prefix},
     }
 

@@ -81,7 +81,7 @@ def test_production_switches_come_from_the_environment() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "False ['apollo.example.com'] django.db.backends.postgresql "
-        "channels_redis.core.RedisChannelLayer True"
+        "ops.channel_layer.RedisChannelLayer True"
     )
 
 
