@@ -2,6 +2,7 @@
 
     bench/soak_bench.py                     # 24 deployments, 2 worker processes (make bench)
     bench/soak_bench.py --deployments 200   # the issue's size (#17)
+    createdb -h 127.0.0.1 -U postgres soak  # once
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/soak bench/soak_bench.py
                                             # PostgreSQL: adds terminated backends to the faults
                                             # (and the advisory locks that resume a kill -9)
@@ -12,7 +13,9 @@ Deployments are requested in waves over several services, each image with a know
 slow, missing image, crash loop). While they run, a fault is injected every 1.5 to 3 s, at
 random: API latency, 5xx answers, dropped connections, watches ended, the API server down for
 2 to 5 s, a worker killed (-9) or stopped (SIGTERM) and started again, and on PostgreSQL every
-backend of the database terminated. Reported:
+backend of the database terminated, and (when Debian's redis-server is installed) the Redis server
+of the live pages' channel layer, started by the bench itself, stopped for 2 to 5 s and started
+again on the same port (publishing is best effort: a deployment must not notice). Reported:
 
 - stuck: not DONE/FAILED/CANCELED within 180 s of its request;
 - false verdicts: DONE for an image that cannot run, FAILED for one that can (the cluster's
@@ -25,7 +28,9 @@ backend of the database terminated. Reported:
 
 import os
 import random
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 BENCH_DB = ROOT / "var" / "bench-soak.sqlite3"
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DB}")
 os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ.pop("REDIS_URL", None)
+os.environ.pop("REDIS_URL", None)  # never the caller's Redis: the bench starts its own
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
 
 NAMESPACE = "soak"
@@ -55,6 +60,45 @@ FATES = [
 ]
 
 
+class Redis:
+    """A redis-server of the bench's own (no persistence), stopped and started on one port."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the bench's redis-server did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
 class Workers:
     """`manage.py rundeployments` processes, killed and restarted by the fault injector."""
 
@@ -67,6 +111,7 @@ class Workers:
     @staticmethod
     def _start() -> "subprocess.Popen[bytes]":
         env = {**os.environ, "DATABASE_URL": DATABASE_URL, "APOLLO_LOG_FORMAT": "plain"}
+        # REDIS_URL (the bench's own server, when it runs one) is in os.environ: inherited.
         return subprocess.Popen(
             [
                 sys.executable,
@@ -103,9 +148,11 @@ class Workers:
 
 
 class Faults(threading.Thread):
-    def __init__(self, sim: Any, workers: Workers, postgres: bool, seed: int) -> None:
+    def __init__(
+        self, sim: Any, workers: Workers, postgres: bool, seed: int, redis: Redis | None
+    ) -> None:
         super().__init__(daemon=True, name="faults")
-        self.sim, self.workers, self.postgres = sim, workers, postgres
+        self.sim, self.workers, self.postgres, self.redis = sim, workers, postgres, redis
         self.random = random.Random(seed)
         self.stop = threading.Event()
         self.counts: dict[str, int] = {}
@@ -115,6 +162,8 @@ class Faults(threading.Thread):
         kinds = ["latency", "errors", "drops", "watches", "down", "kill", "sigterm"]
         if self.postgres:
             kinds.append("database")
+        if self.redis is not None:
+            kinds.append("redis")
         while not self.stop.wait(self.random.uniform(1.5, 3.0)):
             kind = self.random.choice(kinds)
             self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -147,6 +196,11 @@ class Faults(threading.Thread):
             self._kill()
         elif kind == "sigterm":
             self.workers.replace(self.random.randrange(len(self.workers.processes)), signal.SIGTERM)
+        elif kind == "redis":
+            assert self.redis is not None
+            self.redis.stop()
+            self.stop.wait(self.random.uniform(2, 5))
+            self.redis.start()
         elif kind == "database":
             from django.db import connection
 
@@ -290,6 +344,20 @@ def _judge(deployment: Any, fate: str, sim: Any) -> tuple[bool, bool]:
 
 def main(total: int, workers_count: int, seed: int) -> dict[str, Any]:
     BENCH_DB.unlink(missing_ok=True)
+    # The channel layer on a Redis of the bench's own, so that its outages are among the faults
+    # (the workers and this process publish live updates there).
+    redis = Redis() if shutil.which("redis-server") else None
+    if redis is not None:
+        os.environ["REDIS_URL"] = redis.url
+        os.environ["APOLLO_REDIS_PREFIX"] = "soak"
+    try:
+        return _run(total, workers_count, seed, redis)
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+def _run(total: int, workers_count: int, seed: int, redis: Redis | None) -> dict[str, Any]:
     import django
 
     django.setup()
@@ -315,7 +383,7 @@ def main(total: int, workers_count: int, seed: int) -> dict[str, Any]:
     ):
         user, environment, services = _setup(sim)
         workers = Workers(workers_count)
-        faults = Faults(sim, workers, postgres, seed)
+        faults = Faults(sim, workers, postgres, seed, redis)
         faults.start()
         results: list[tuple[Any, str]] = []
         judged: list[tuple[Any, str, bool, bool]] = []
@@ -373,8 +441,9 @@ def main(total: int, workers_count: int, seed: int) -> dict[str, Any]:
     result = {
         "name": "soak",
         "setup": f"{total} deployments over {SERVICES} services, {workers_count} worker processes, "
-        f"{'PostgreSQL' if postgres else 'SQLite'}, embedded kubesim, seed {seed}; faults: "
-        + ", ".join(f"{k} x{v}" for k, v in sorted(faults.counts.items())),
+        f"{'PostgreSQL' if postgres else 'SQLite'}"
+        f"{' + Redis (channel layer)' if redis is not None else ''}, embedded kubesim, "
+        f"seed {seed}; faults: " + ", ".join(f"{k} x{v}" for k, v in sorted(faults.counts.items())),
         "stuck": stuck,
         "false_verdicts": len(false_verdicts),
         "false_verdict_examples": [
