@@ -75,14 +75,14 @@ INSTALLED_APPS = [
     "deployments.notifications",
     "permissions",
     "history",
-    "ops",
+    "apollo_site.ops",
 ]
 
 MIDDLEWARE = [
     # First: every request gets its id and latency; probes and metrics are answered before the
-    # host check and the HTTPS redirect (ops.middleware).
-    "ops.middleware.RequestContextMiddleware",
-    "ops.middleware.ProbeMiddleware",
+    # host check and the HTTPS redirect (apollo_site.ops.middleware).
+    "apollo_site.ops.middleware.RequestContextMiddleware",
+    "apollo_site.ops.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -166,14 +166,14 @@ def redis_channel_layer(redis_url: str, *, prefix: str) -> dict[str, Any]:
     # read timed out just as the server answered "nothing yet", and every idle websocket was
     # dropped after 5 to 12 s. The read timeout must outlast the blocking pop; connecting to
     # a Redis that is down still fails fast. (Publishing has its own short deadline:
-    # ops.publish.)
+    # apollo_site.ops.publish.)
     host = {
         "address": redis_url,
         "socket_timeout": REDIS_READ_TIMEOUT_SECONDS,
         "socket_connect_timeout": REDIS_CONNECT_TIMEOUT_SECONDS,
     }
     return {
-        "BACKEND": "ops.channel_layer.RedisChannelLayer",
+        "BACKEND": "apollo_site.ops.channel_layer.RedisChannelLayer",
         "CONFIG": {"hosts": [host], "prefix": prefix},
     }
 
@@ -194,9 +194,9 @@ CHANNEL_LAYERS = _channel_layers()
 def redis_throttles_cache(redis_url: str, *, prefix: str) -> dict[str, Any]:
     """The throttles' cache on Redis (tests build theirs on a Redis of their own with it)."""
     # While Redis is unreachable the throttles count per process instead of answering 500
-    # (ops.fallback_cache); a Redis that hangs costs a request at most a second.
+    # (apollo_site.ops.fallback_cache); a Redis that hangs costs a request at most a second.
     return {
-        "BACKEND": "ops.fallback_cache.RedisCacheWithLocalFallback",
+        "BACKEND": "apollo_site.ops.fallback_cache.RedisCacheWithLocalFallback",
         "LOCATION": redis_url,
         "KEY_PREFIX": f"{prefix}:throttles",
         "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
@@ -451,7 +451,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "ops.logs.JsonFormatter"},
+        "json": {"()": "apollo_site.ops.logs.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": APOLLO_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},

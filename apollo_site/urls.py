@@ -48,7 +48,7 @@ urlpatterns = [
     *password_off_patterns,
     path("admin/", admin.site.urls),
     path("api/v1/", include("apollo_site.api_urls")),
-    path("", include("ops.urls")),
+    path("", include("apollo_site.ops.urls")),
 ]
 
 # The site's own error pages (apollo_site.errors), in its layout, saying what to do next.

@@ -4,8 +4,8 @@ from typing import Any, TypedDict
 
 from django.template.loader import render_to_string
 
+from apollo_site.ops.publish import publish
 from deployments.models import Deployment
-from ops.publish import publish
 
 
 class StatusPayload(TypedDict):

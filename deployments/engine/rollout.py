@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from apollo_site.ops.metrics import WATCH_RESTARTS
 from deployments.engine import health
 from deployments.rendering import LABEL_SHA
 from environments import kube
 from environments.models import Cluster
-from ops.metrics import WATCH_RESTARTS
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -30,6 +30,8 @@ from django.db import close_old_connections, connections
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apollo_site.ops import context
+from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
 from deployments.engine.database import (
     CONNECTION_ERRORS,
@@ -50,8 +52,6 @@ from deployments.rendering import RenderError
 from deployments.status import Status
 from environments import kube
 from environments.crypto import CredentialError
-from ops import context
-from ops.metrics import ROLLOUT_DURATION
 
 logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)

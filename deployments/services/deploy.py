@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
+from apollo_site.ops import context as log_context
 from deployments import live, rendering
 from deployments.engine.wakeup import notify_new_work
 from deployments.manifests import recorded_checked, render_checked, seal
@@ -23,7 +24,6 @@ from deployments.status import Status
 from environments.crypto import CredentialError
 from environments.models import Environment
 from history.services import record_event
-from ops import context as log_context
 from permissions import blockers
 from permissions.services import can, explain
 from permissions.verbs import Verb

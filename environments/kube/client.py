@@ -11,10 +11,10 @@ from django.conf import settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from apollo_site.ops.metrics import KUBE_ERRORS, count_kube_call
 from environments.kube import incluster
 from environments.kube.errors import ClusterUnreachable, _describe, _translate
 from environments.models import Cluster
-from ops.metrics import KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
 # (connect, read) seconds for every non-streaming call. Well under the worker's lease (30 s

@@ -9,12 +9,12 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from apollo_site.ops.metrics import KUBE_CALLS, KUBE_ERRORS, count_kube_call
 from environments.kube.client import TIMEOUT, _apis, _call, api_client
 from environments.kube.errors import ClusterUnreachable, KubeError, _describe, _translate
 from environments.kube.read import _batches, _call_stream, _Stream
 from environments.models import Cluster
 from environments.names import check_container_name, check_object_name
-from ops.metrics import KUBE_CALLS, KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
 

@@ -9,6 +9,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from apollo_site.ops.metrics import KUBE_ERRORS, count_kube_call
 from environments.kube.client import TIMEOUT, _apis, _call, _plain, api_client
 from environments.kube.errors import (
     ClusterUnreachable,
@@ -19,7 +20,6 @@ from environments.kube.errors import (
 )
 from environments.models import Cluster
 from environments.names import check_object_name
-from ops.metrics import KUBE_ERRORS, count_kube_call
 
 Obj = dict[str, Any]
 

@@ -28,13 +28,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser, User
 
+from apollo_site.ops.metrics import LIVE_TAILS
 from environments import kube
 from environments.live.consumers import load_environment
 from environments.live.watcher import EnvironmentWatcher, registry
 from environments.models import Environment
 from environments.names import InvalidName, check_container_name, check_object_name, close_reason
 from environments.services import NotFound, PodTarget, find_pod, may_act_here
-from ops.metrics import LIVE_TAILS
 from permissions.services import can
 from permissions.verbs import Verb
 

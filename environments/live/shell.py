@@ -27,6 +27,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 
+from apollo_site.ops.metrics import SHELLS
 from deployments.models import Service
 from environments import kube
 from environments.live.consumers import load_environment
@@ -34,7 +35,6 @@ from environments.live.logs import _find_pod_sync, current_user, invalid_names, 
 from environments.models import Environment
 from environments.services import PodTarget
 from history.services import record_event
-from ops.metrics import SHELLS
 from permissions.services import can
 from permissions.verbs import Verb
 

@@ -30,12 +30,12 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections
 
+from apollo_site.ops.metrics import WATCH_RESTARTS
+from apollo_site.ops.publish import publish_on
 from environments import election, kube, owners
 from environments.kube.labels import MANAGED_BY
 from environments.live.state import build_status, load_records, running_targets
 from environments.models import Environment
-from ops.metrics import WATCH_RESTARTS
-from ops.publish import publish_on
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -81,7 +81,7 @@ def test_production_switches_come_from_the_environment() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "False ['apollo.example.com'] django.db.backends.postgresql "
-        "ops.channel_layer.RedisChannelLayer True"
+        "apollo_site.ops.channel_layer.RedisChannelLayer True"
     )
 
 
@@ -142,6 +142,6 @@ def test_the_throttles_share_redis_when_several_processes_do() -> None:
     redis = {"REDIS_URL": "redis://127.0.0.1:6379/0"}
     result = _settings_in_subprocess(redis, "s.CACHES['throttles']['BACKEND']")
     # Django's RedisCache, falling back to a per-process count while Redis is down.
-    assert result.stdout.strip() == "ops.fallback_cache.RedisCacheWithLocalFallback"
+    assert result.stdout.strip() == "apollo_site.ops.fallback_cache.RedisCacheWithLocalFallback"
     result = _settings_in_subprocess({}, "s.CACHES['throttles']['BACKEND']")
     assert result.stdout.strip().endswith("LocMemCache")

@@ -10,7 +10,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from ops import views
+from apollo_site.ops import views
 from tests.factories import make_cluster
 
 

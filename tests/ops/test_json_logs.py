@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 
-from ops.logs import JsonFormatter
+from apollo_site.ops.logs import JsonFormatter
 
 logger = logging.getLogger("tests.ops.view")
 

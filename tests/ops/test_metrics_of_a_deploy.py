@@ -14,10 +14,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from apollo_site.ops.logs import JsonFormatter
 from deployments.models import Deployment
 from deployments.status import Status
 from environments.models import Environment
-from ops.logs import JsonFormatter
 from tests import factories
 from tests.kubeenv import wait_until_terminal
 

@@ -22,12 +22,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 from kubernetes import client
 
+from apollo_site.ops import publish
 from apollo_site.settings import redis_channel_layer, redis_throttles_cache
 from deployments.models import DeployableVersion, Deployment, Service
 from deployments.status import Status
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
-from ops import publish
 from tests import factories
 from tests.environments.sockets import communicator, receive_until
 from tests.kubeenv import wait_for, wait_until_terminal

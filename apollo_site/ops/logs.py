@@ -9,7 +9,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from ops import context
+from apollo_site.ops import context
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,8 +17,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from ops import context, views
-from ops.metrics import REQUEST_LATENCY
+from apollo_site.ops import context, views
+from apollo_site.ops.metrics import REQUEST_LATENCY
 
 # /metrics too: Prometheus scrapes a pod by its address as well (the view checks its token).
 _PROBES: dict[str, Callable[[HttpRequest], HttpResponse]] = {

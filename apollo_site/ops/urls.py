@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ops import views
+from apollo_site.ops import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),

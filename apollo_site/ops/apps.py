@@ -5,4 +5,5 @@ class OpsConfig(AppConfig):
     """Operating Apollo: health probes, Prometheus metrics, request ids and JSON logs."""
 
     default_auto_field = "django.db.models.BigAutoField"
-    name = "ops"
+    name = "apollo_site.ops"
+    label = "ops"

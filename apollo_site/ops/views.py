@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from ops.metrics import DATABASE_REGISTRY
+from apollo_site.ops.metrics import DATABASE_REGISTRY
 from permissions.throttling import client_address
 
 logger = logging.getLogger(__name__)
