@@ -12,10 +12,13 @@ from django.utils.html import format_html, format_html_join
 from deployments.forms import GroupVariablesField
 from deployments.manifests import SAMPLE_SHA, preview, render_for
 from deployments.models import (
+    AutomaticRevert,
+    BadVersion,
     CIStatus,
     DeployableVersion,
     Deployment,
     Group,
+    RevertPolicy,
     Service,
     WorkerHeartbeat,
 )
@@ -414,3 +417,43 @@ class CIStatusAdmin(admin.ModelAdmin[CIStatus]):
     list_filter = ["state", "context"]
     search_fields = ["version__git_commit_sha", "context"]
     list_select_related = ["version__service"]
+
+
+class _ReadOnly:
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(BadVersion)
+class BadVersionAdmin(_ReadOnly, admin.ModelAdmin[BadVersion]):
+    """Read-only: marks are made and undone through deployments.services.bad_versions (the
+    Deploy page, a revert, the API), which check the permission and write history."""
+
+    list_display = ["service", "environment", "sha", "marked_by", "marked_at", "unmarked_at"]
+    list_filter = ["environment", "service"]
+    search_fields = ["sha", "reason"]
+    list_select_related = ["service", "environment", "marked_by"]
+
+
+@admin.register(RevertPolicy)
+class RevertPolicyAdmin(admin.ModelAdmin[RevertPolicy]):
+    """Automatic revert and marking FAILED versions bad, per environment (a service's own
+    policy replaces its environment's)."""
+
+    list_display = ["environment", "service", "enabled", "mark_bad", "max_age", "may_pass_blockers"]
+    list_filter = ["enabled", "environment"]
+    list_select_related = ["environment", "service"]
+
+
+@admin.register(AutomaticRevert)
+class AutomaticRevertAdmin(_ReadOnly, admin.ModelAdmin[AutomaticRevert]):
+    """Read-only: what Apollo decided about each FAILED deployment under a revert policy."""
+
+    list_display = ["failed", "revert", "explanation", "created_at"]
+    list_select_related = ["failed", "revert"]

@@ -285,6 +285,17 @@ class Deployment(models.Model):
     watched_seconds = models.FloatField(default=0, editable=False)
     # The X-Request-ID of the request that asked for it: the worker's log lines carry it.
     request_id = models.CharField(max_length=64, blank=True, editable=False)
+    # A revert (by hand or automatic): the deployment it undoes. An automatic revert is never
+    # started for a deployment that has a cause (no revert of a revert).
+    cause = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reverts",
+        editable=False,
+        help_text="The deployment this revert undoes.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -427,3 +438,154 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class BadVersionQuerySet(models.QuerySet["BadVersion"]):
+    def active(self) -> "BadVersionQuerySet":
+        """The marks in force: a version is bad while its mark is not undone."""
+        return self.filter(unmarked_at__isnull=True)
+
+
+class BadVersion(models.Model):
+    """A version marked bad in one environment (rollbacks that stick): it cannot be deployed
+    there again until a `manage` holder unmarks it, unless an `override_blockers` holder
+    overrides with a reason. Marks are kept after unmarking: the history of a version."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="bad_versions")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="bad_versions"
+    )
+    sha = models.CharField(max_length=40, validators=[sha_validator])
+    reason = models.TextField()
+    marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty: Apollo marked it (a FAILED verdict or an automatic revert).",
+    )
+    marked_at = models.DateTimeField(default=timezone.now)
+    deployment = models.ForeignKey(
+        Deployment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="bad_marks",
+        help_text="The deployment whose revert or failure marked it.",
+    )
+    unmarked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    unmarked_at = models.DateTimeField(null=True, blank=True, help_text="Empty: still bad.")
+    unmark_reason = models.TextField(blank=True)
+
+    objects = BadVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-marked_at", "-id"]
+        constraints = [
+            # One mark in force per version and environment: two concurrent marks, one wins.
+            # Its partial index also serves "is this sha bad here" at request time.
+            models.UniqueConstraint(
+                fields=["service", "environment", "sha"],
+                condition=Q(unmarked_at__isnull=True),
+                name="bad_version_one_active_mark",
+            ),
+            models.CheckConstraint(
+                condition=Q(sha__regex=r"^[0-9a-f]{40}$"), name="bad_version_sha_40_hex"
+            ),
+        ]
+        indexes = [
+            # The API's and the admin's list per environment, newest first.
+            models.Index(fields=["environment", "-marked_at"], name="bad_version_env_idx"),
+        ]
+
+    def __str__(self) -> str:
+        state = "bad" if self.unmarked_at is None else "unmarked"
+        return f"{self.service_id}@{self.sha[:12]} in {self.environment_id}: {state}"
+
+    @property
+    def marked_by_name(self) -> str:
+        return self.marked_by.get_username() if self.marked_by is not None else "Apollo"
+
+
+class RevertPolicy(models.Model):
+    """What Apollo does by itself when a rollout ends FAILED in an environment (or, with a
+    service, for that service there: the service's policy replaces the environment's)."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="revert_policies"
+    )
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="revert_policies",
+        help_text="Empty: every service of the environment without a policy of its own.",
+    )
+    enabled = models.BooleanField(
+        default=False,
+        help_text="Revert automatically to the last DONE version when a rollout ends FAILED.",
+    )
+    mark_bad = models.BooleanField(
+        default=True, help_text="Mark the FAILED version bad in the environment."
+    )
+    max_age = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Do not revert to a last DONE deployment finished longer ago than this "
+        "(e.g. 7 00:00:00 for a week). Empty: any age.",
+    )
+    may_pass_blockers = models.BooleanField(
+        default=False, help_text="The automatic revert is not stopped by blockers."
+    )
+
+    class Meta:
+        ordering = ["environment__name", "service__name"]
+        verbose_name_plural = "revert policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "service"],
+                condition=Q(service__isnull=False),
+                name="revert_policy_one_per_service",
+            ),
+            models.UniqueConstraint(
+                fields=["environment"],
+                condition=Q(service__isnull=True),
+                name="revert_policy_one_per_environment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"revert policy of {self.environment_id}/{self.service_id or '*'}"
+
+
+class AutomaticRevert(models.Model):
+    """What Apollo decided about one FAILED deployment of an environment with a revert policy:
+    the revert it requested, or why it did not. One row per FAILED deployment (the database
+    refuses a second automatic revert of the same failure)."""
+
+    failed = models.OneToOneField(
+        Deployment, on_delete=models.CASCADE, related_name="automatic_revert"
+    )
+    revert = models.OneToOneField(
+        Deployment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="automatic_revert_of",
+    )
+    explanation = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"automatic revert of {self.failed_id}: {self.revert_id or 'none'}"
