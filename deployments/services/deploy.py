@@ -12,6 +12,7 @@ from typing import Any, Literal
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, Subquery
 
 from apollo_site.ops import context as log_context
 from deployments import live, rendering
@@ -64,6 +65,7 @@ class _Ready:
     target: Target
     documents: list[dict[str, Any]]
     refusals: tuple[blockers.Refusal, ...]
+    source_version_id: int | None  # the version the target ran last (previous_version)
 
 
 HELD = "not requested: another target of this request was refused"
@@ -231,10 +233,8 @@ def _check(
     if refusals and not (override_reason.strip() and may_override and _overridable(refusals)):
         reason = "; ".join(r.reason for r in refusals)
         return _outcome(target, "blocked", reason, refusals=refusals, may_override=may_override)
-    running = Deployment.objects.in_progress().filter(
-        service=service, environment=environment, group_key=group.name if group else ""
-    )
-    if running.exists():
+    running, source_version_id = _target_state(service, environment, group)
+    if running:
         return _outcome(target, "in_progress", _in_progress_reason(service, environment, group))
     try:
         documents = _documents(service, environment, version, group, recorded)
@@ -247,7 +247,22 @@ def _check(
     except CredentialError:
         pk = recorded.pk if recorded is not None else None
         return _outcome(target, "invalid", f"the recorded manifests of #{pk} cannot be read")
-    return _Ready(target, documents, refusals)
+    return _Ready(target, documents, refusals, source_version_id)
+
+
+def _target_state(
+    service: Service, environment: Environment, group: Group | None
+) -> tuple[bool, int | None]:
+    """Whether a deployment of the target is in progress, and the id of the version its last
+    DONE deployment ran (what previous_version returns): one query instead of two, on the
+    request path. A deployment that finished between this read and the insert cannot exist:
+    it would have been in progress here (the partial unique constraint guards the insert)."""
+    target = Deployment.objects.filter(service=service, environment=environment)
+    running = target.in_progress().filter(group_key=group.name if group else "")
+    last = target.filter(group=group).last_done().values("version_id")[:1]
+    state = Service.objects.filter(pk=service.pk).values_list(Exists(running), Subquery(last))
+    in_progress, version_id = state.get()
+    return bool(in_progress), version_id
 
 
 def _create_ready(
@@ -266,6 +281,7 @@ def _create_ready(
         refusals=ready.refusals,
         override_reason=override_reason.strip(),
         batch=batch,
+        source_version_id=ready.source_version_id,
     )
     if deployment is None:
         return _outcome(t, "in_progress", _in_progress_reason(t.service, t.environment, t.group))
@@ -342,6 +358,7 @@ def _create(
     documents: list[dict[str, Any]],
     refusals: tuple[blockers.Refusal, ...],
     override_reason: str,
+    source_version_id: int | None,
     batch: uuid.UUID | None = None,
 ) -> Deployment | None:
     try:
@@ -352,9 +369,7 @@ def _create(
                 group=group,
                 group_key=group.name if group else "",
                 version=version,
-                source_version=previous_version(
-                    service=service, environment=environment, group=group
-                ),
+                source_version_id=source_version_id,
                 deployed_by=user,
                 message=message,
                 batch=batch,

@@ -1,0 +1,122 @@
+"""The deploy request's SQL budget (issue #16): POST /api/v1/deployments/ answers with a fixed,
+small number of queries, whatever the history of the target holds."""
+
+import json
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from deployments.models import Deployment, Service
+from deployments.status import Status
+from environments.models import Environment
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/deployments/"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+# Token, version with its service, environment, blockers, the target's state (in progress?
+# the version it ran last), the deployment, its history event, the notification
+# subscriptions; and the grants for a user who is not a superuser.
+SUPERUSER_CAP = 8
+GRANTED_USER_CAP = 9
+
+
+@pytest.fixture
+def staging() -> Environment:
+    return factories.make_environment("staging", availability="staging")
+
+
+def _client(user: User) -> Client:
+    client = Client(headers={"Authorization": f"Token {factories.token_for(user)}"})
+    client.get(URL)  # the token's last_used_at is written once a minute, not per request
+    return client
+
+
+def _post(client: Client, body: dict[str, Any]) -> tuple[Any, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(URL, json.dumps(body), content_type="application/json")
+    # Savepoints belong to the test's transaction, not to the request.
+    counted = [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    return response, len(counted)
+
+
+def _with_history(service: Service, environment: Environment, user: User, count: int) -> None:
+    for _ in range(count):
+        version = factories.make_version(service)
+        Deployment.objects.create(
+            service=service,
+            environment=environment,
+            version=version,
+            deployed_by=user,
+            status=Status.DONE,
+            finished_at=timezone.now(),
+        )
+
+
+@pytest.mark.parametrize("history", [0, 20])
+def test_bob_is_answered_within_the_query_cap_whatever_the_history(
+    bob: User, checkout: Service, staging: Environment, history: int
+) -> None:
+    _with_history(checkout, staging, bob, history)
+    factories.make_version(checkout, SHA)
+    body = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
+    response, queries = _post(_client(bob), body)
+    assert response.status_code == 201, response.content
+    assert queries <= GRANTED_USER_CAP, f"{queries} queries"
+
+
+def test_an_admin_is_answered_within_eight_queries(
+    alice: User, checkout: Service, staging: Environment
+) -> None:
+    factories.make_version(checkout, SHA)
+    body = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
+    response, queries = _post(_client(alice), body)
+    assert response.status_code == 201, response.content
+    assert queries <= SUPERUSER_CAP, f"{queries} queries"
+
+
+def test_the_deployment_records_the_version_the_target_ran_before(
+    bob: User, checkout: Service, staging: Environment
+) -> None:
+    _with_history(checkout, staging, bob, 3)
+    last = Deployment.objects.latest("finished_at")
+    factories.make_version(checkout, SHA)
+    body = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
+    response = _client(bob).post(URL, json.dumps(body), content_type="application/json")
+    assert response.status_code == 201, response.content
+    created = Deployment.objects.get(pk=response.json()["id"])
+    assert created.source_version_id == last.version_id
+
+
+def test_a_second_request_while_one_is_in_progress_is_refused_and_changes_nothing(
+    bob: User, checkout: Service, staging: Environment
+) -> None:
+    factories.make_version(checkout, SHA)
+    body = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
+    client = _client(bob)
+    assert client.post(URL, json.dumps(body), content_type="application/json").status_code == 201
+    response, _ = _post(client, body)
+    assert response.status_code == 409
+    assert "already in progress" in response.json()["detail"]
+    assert Deployment.objects.filter(service=checkout).count() == 1
+
+
+def test_an_unknown_service_and_an_unknown_version_are_told_apart(
+    bob: User, checkout: Service, staging: Environment
+) -> None:
+    client = _client(bob)
+    unknown = {"service": "nope", "environment": "staging", "git_commit_sha": SHA}
+    response = client.post(URL, json.dumps(unknown), content_type="application/json")
+    assert response.status_code == 400
+    assert "service" in response.json()
+    missing = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
+    response = client.post(URL, json.dumps(missing), content_type="application/json")
+    assert response.status_code == 400
+    assert "git_commit_sha" in response.json()
+    assert not Deployment.objects.exists()
