@@ -1,5 +1,6 @@
-"""Status board server time and SQL count with 500 services x 20 environments (a DONE
-deployment in every cell, a FAILED one after it in every tenth), against a trivial view.
+"""Status board and Deploy page server time and SQL count with 1,000 services x 20
+environments (a DONE deployment in every cell, a FAILED one after it in every tenth), against
+a trivial view in the same run (bench.common).
 
 Runs on its own SQLite database under var/ (BENCH_DATABASE_URL overrides), never on the
 database DATABASE_URL names, so that a benchmark cannot touch real data.
@@ -7,18 +8,18 @@ database DATABASE_URL names, so that a benchmark cannot touch real data.
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-BENCH_DB = ROOT / "var" / "bench-board.sqlite3"
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DB}")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import use_bench_database
 
-SERVICES = 500
+BENCH_DB = use_bench_database("board")
+
+SERVICES = int(os.environ.get("BENCH_BOARD_SERVICES", "1000"))
 ENVIRONMENTS = 20
-REPEAT = int(os.environ.get("BENCH_BOARD_REPEAT", "10"))
+REPEAT = int(os.environ.get("BENCH_BOARD_REPEAT", "100"))
 
 
 def _populate() -> Any:
@@ -35,7 +36,7 @@ def _populate() -> Any:
         for i in range(ENVIRONMENTS)
     )
     services = Service.objects.bulk_create(
-        Service(name=f"svc-{i:03}", image_repository=f"demo/svc-{i}", deployment_template="x")
+        Service(name=f"svc-{i:04}", image_repository=f"demo/svc-{i}", deployment_template="x")
         for i in range(SERVICES)
     )
     versions = DeployableVersion.objects.bulk_create(
@@ -62,62 +63,36 @@ def _populate() -> Any:
     return user
 
 
-def _count_queries(connection: Any, call: Any) -> int:
-    """Statements sent to the database during the call (an execute wrapper: the query log is
-    reset by every request and bounded)."""
-    count = 0
-
-    def counting(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        nonlocal count
-        count += 1
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(counting):
-        call()
-    return count
-
-
 def main() -> dict[str, Any]:
-    BENCH_DB.unlink(missing_ok=True)
-    import django
+    from bench.common import count_queries, fresh_site, signed_in, time_pages, write_result
 
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import override_settings
-
-    from bench.common import row, time_calls, write_result
-
-    call_command("migrate", verbosity=0, interactive=False)
-    user = _populate()
-
-    client = Client()
-    client.force_login(user)
-    with override_settings(ROOT_URLCONF="bench.urls", DEBUG=False, ALLOWED_HOSTS=["testserver"]):
-        # A benchmark of an error page would be meaningless: check both answer 200 first.
-        assert client.get("/status/").status_code == 200
-        assert client.get("/bench/trivial/").status_code == 200
-        board_sql = _count_queries(connection, lambda: client.get("/status/"))
-        trivial_sql = _count_queries(connection, lambda: client.get("/bench/trivial/"))
-        board = time_calls(lambda: client.get("/status/"), repeat=REPEAT, warmup=1)
-        filtered = time_calls(
-            lambda: client.get("/status/?service=svc-007"), repeat=REPEAT, warmup=1
-        )
-        trivial = time_calls(lambda: client.get("/bench/trivial/"), repeat=REPEAT)
+    user = fresh_site(BENCH_DB, _populate)
+    pages = {
+        "status board (first page of services)": "/status/",
+        "status board, one service": "/status/?service=svc-0007",
+        "status board, one environment": "/status/?environment=env-3",
+        "deploy page": "/deploy/",
+        "deploy page, a service and two environments chosen": "/deploy/?service=svc-0007"
+        "&environment=env-1&environment=env-2",
+    }
+    with signed_in(user) as client:
+        queries = {
+            metric: count_queries(partial(client.get, path))
+            for metric, path in {**pages, "trivial view": "/bench/trivial/"}.items()
+        }
+        rows = time_pages(client, pages, repeat=REPEAT)
     result = {
         "name": "board",
         "setup": f"{SERVICES} services x {ENVIRONMENTS} environments "
-        f"({SERVICES * ENVIRONMENTS} cells), {REPEAT} requests",
-        "rows": [
-            row("status board server time", board, trivial, "trivial view"),
-            row("status board, one service", filtered, trivial, "trivial view"),
-        ],
+        f"({SERVICES * ENVIRONMENTS} cells), SQLite, {REPEAT} requests each (interleaved with "
+        "the trivial view); a shared, loaded machine: compare the ratios",
+        "rows": rows,
+        "sql_queries_per_page": queries,
         "sql_queries": {
             "metric": "SQL queries per status board request",
-            "value": board_sql,
+            "value": queries["status board (first page of services)"],
             "baseline": "trivial view",
-            "baseline_value": trivial_sql,
+            "baseline_value": queries["trivial view"],
         },
     }
     write_result("board", result)
@@ -125,4 +100,6 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(main())
+    import json
+
+    print(json.dumps(main(), indent=2))
