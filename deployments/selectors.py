@@ -34,7 +34,7 @@ from permissions.blockers import in_window
 from permissions.models import Blocker
 from permissions.rules import HoldingIndex, decide
 from permissions.rules import Target as RuleTarget
-from permissions.selectors import allowed_targets, holdings, visibility
+from permissions.selectors import Visibility, allowed_targets, holdings, visibility
 from permissions.verbs import Verb
 
 RECENT_VERSIONS = 20
@@ -119,13 +119,17 @@ def running_deployment(
     )
 
 
-def visible_deployments(user: User | AnonymousUser) -> DeploymentQuerySet:
+def visible_deployments(
+    user: User | AnonymousUser, *, seen: Visibility | None = None
+) -> DeploymentQuerySet:
     """The deployments the user may view (permissions.rules, rule 6), with their relations.
+    `seen` is the user's visibility when the caller has it already (once per request).
 
     SECURITY: every list and detail of deployments starts here; the filter is one condition
     per environment computed from the user's grants (three queries), never a check per row.
     """
-    return Deployment.objects.with_related().filter(visibility(user).q())
+    seen = seen if seen is not None else visibility(user)
+    return Deployment.objects.with_related().filter(seen.q())
 
 
 def latest_deployments(user: User | AnonymousUser, limit: int) -> list[Deployment]:
@@ -211,13 +215,15 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
-def filtered_history(filters: HistoryFilters, *, user: User | AnonymousUser) -> DeploymentQuerySet:
+def filtered_history(
+    filters: HistoryFilters, *, user: User | AnonymousUser, seen: Visibility | None = None
+) -> DeploymentQuerySet:
     """Deployments the user may view matching the filters, newest first.
 
     Each single-column filter is served by its (column, -created_at) index, which also yields
     the newest-first order, so a page stops after PAGE_SIZE rows instead of sorting the table.
     """
-    rows = visible_deployments(user)
+    rows = visible_deployments(user, seen=seen)
     if filters.service is not None:
         rows = rows.filter(service=filters.service)
     if filters.environment is not None:
@@ -248,14 +254,19 @@ def filtered_history(filters: HistoryFilters, *, user: User | AnonymousUser) -> 
 
 
 def history_page(
-    filters: HistoryFilters, cursor: Cursor | None, size: int, *, user: User | AnonymousUser
+    filters: HistoryFilters,
+    cursor: Cursor | None,
+    size: int,
+    *,
+    user: User | AnonymousUser,
+    seen: Visibility | None = None,
 ) -> tuple[list[Deployment], str]:
     """One page of history after the cursor, and the cursor of the next page ("" at the end).
 
     Keyset pagination on (created_at, id): the cost of a page does not grow with how deep
     the reader has paged, unlike OFFSET.
     """
-    rows = filtered_history(filters, user=user).only(*TABLE_FIELDS)
+    rows = filtered_history(filters, user=user, seen=seen).only(*TABLE_FIELDS)
     if cursor is not None:
         when, pk = cursor
         # "<= when, minus the ties at or after pk" rather than an OR: SQLite turns the

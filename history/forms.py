@@ -13,7 +13,7 @@ from deployments.selectors import HistoryFilters
 from deployments.status import Status
 from environments.models import Environment
 from history.selectors import ALL_EVENTS, KINDS, EventFilters
-from permissions.selectors import visible_environments, visible_services
+from permissions.selectors import Visibility, visibility
 
 
 class QuickSelect(forms.Select):
@@ -81,13 +81,24 @@ class HistoryFilterForm(forms.Form):
         "prefix (4+ hex digits).",
     )
 
-    def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        user: User | AnonymousUser,
+        seen: Visibility | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        seen = seen if seen is not None else visibility(user)
         # SECURITY: offer (and accept) only the services and environments the user may view.
+        services, environments = Service.objects.only("name"), Environment.objects.only("name")
+        if not seen.everything:
+            services = services.filter(pk__in=sorted(seen.service_ids))
+            environments = environments.filter(pk__in=sorted(seen.environment_ids))
         service: Any = self.fields["service"]
-        service.queryset = visible_services(user).only("name")
+        service.queryset = services
         environment: Any = self.fields["environment"]
-        environment.queryset = visible_environments(user).only("name")
+        environment.queryset = environments
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()

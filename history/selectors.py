@@ -20,7 +20,7 @@ from deployments.phases import elapsed_text
 from environments.models import Environment
 from history.models import AuditEvent
 from history.services import changes
-from permissions.selectors import allowed_targets, visibility
+from permissions.selectors import Visibility, allowed_targets, visibility
 from permissions.verbs import Verb
 
 # The kinds of event the History page filters by: how each reads, and which actions it holds.
@@ -43,9 +43,12 @@ KINDS: dict[str, tuple[str, Q]] = {
 ALL_EVENTS = "events"  # the kind filter's value for every kind of event
 
 
-def visible_events(user: User | AnonymousUser) -> QuerySet[AuditEvent]:
-    """The events the user may read (see the module docstring)."""
-    seen = visibility(user)
+def visible_events(
+    user: User | AnonymousUser, *, seen: Visibility | None = None
+) -> QuerySet[AuditEvent]:
+    """The events the user may read (see the module docstring); `seen`: the user's visibility
+    when the caller has it already."""
+    seen = seen if seen is not None else visibility(user)
     if seen.everything:
         return AuditEvent.objects.all()
     condition = seen.q()  # both a service and an environment: the pair
@@ -71,8 +74,10 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
-def filtered_events(filters: EventFilters, *, user: User | AnonymousUser) -> QuerySet[AuditEvent]:
-    rows = visible_events(user)
+def filtered_events(
+    filters: EventFilters, *, user: User | AnonymousUser, seen: Visibility | None = None
+) -> QuerySet[AuditEvent]:
+    rows = visible_events(user, seen=seen)
     if filters.kind in KINDS:
         rows = rows.filter(KINDS[filters.kind][1])
     if filters.service is not None:
@@ -98,9 +103,10 @@ def events_page(
     size: int,
     *,
     user: User | AnonymousUser,
+    seen: Visibility | None = None,
 ) -> tuple[list["EventView"], str]:
     """One keyset page of events after the cursor, and the next page's cursor ("" at the end)."""
-    rows = filtered_events(filters, user=user)
+    rows = filtered_events(filters, user=user, seen=seen)
     if cursor is not None:
         when, pk = cursor
         rows = rows.filter(created_at__lte=when).exclude(created_at=when, id__gte=pk)

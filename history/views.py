@@ -7,6 +7,7 @@ from deployments.models import Deployment
 from deployments.selectors import history_page, parse_cursor
 from history.forms import HistoryFilterForm
 from history.selectors import EventView, events_page
+from permissions.selectors import visibility
 
 PAGE_SIZE = 50
 
@@ -17,7 +18,9 @@ def history_list(request: HttpRequest) -> HttpResponse:
     """Deployments (or, with ?kind=, changes and actions: services, environments, clusters,
     groups, grants, blockers, shells, restarts, scaling...), newest first, filtered, in keyset
     pages. Only what the user may view (deployments.selectors, history.selectors)."""
-    form = HistoryFilterForm(request.GET, user=request.user)
+    # What the reader may view, computed once for the form's choices and the page's rows.
+    seen = visibility(request.user)
+    form = HistoryFilterForm(request.GET, user=request.user, seen=seen)
     page: list[Deployment] = []
     events: list[EventView] | None = None
     next_cursor = ""
@@ -25,10 +28,12 @@ def history_list(request: HttpRequest) -> HttpResponse:
         cursor = parse_cursor(request.GET.get("after", ""))
         if form.shows_events:
             events, next_cursor = events_page(
-                form.event_filters(), cursor, PAGE_SIZE, user=request.user
+                form.event_filters(), cursor, PAGE_SIZE, user=request.user, seen=seen
             )
         else:
-            page, next_cursor = history_page(form.filters(), cursor, PAGE_SIZE, user=request.user)
+            page, next_cursor = history_page(
+                form.filters(), cursor, PAGE_SIZE, user=request.user, seen=seen
+            )
     # The next-page link keeps every filter and replaces only the cursor.
     params = request.GET.copy()
     params.pop("after", None)
