@@ -407,6 +407,8 @@ APOLLO_WEBHOOK_TIMEOUT_SECONDS = env_int("APOLLO_WEBHOOK_TIMEOUT_SECONDS", 5, mi
 APOLLO_WEBHOOK_BACKOFF_SECONDS = env_int("APOLLO_WEBHOOK_BACKOFF_SECONDS", 5, minimum=1)
 APOLLO_WEBHOOK_BACKOFF_MAX_SECONDS = env_int("APOLLO_WEBHOOK_BACKOFF_MAX_SECONDS", 900, minimum=1)
 APOLLO_WEBHOOK_MAX_ATTEMPTS = env_int("APOLLO_WEBHOOK_MAX_ATTEMPTS", 25, minimum=1)
+# Delivered notification rows are pruned after this many days (deployments.notifications.pruning).
+APOLLO_NOTIFICATION_RETENTION_DAYS = env_int("APOLLO_NOTIFICATION_RETENTION_DAYS", 30, minimum=1)
 
 # Upload limits: API bodies and forms are small; anything larger is refused.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APOLLO_MAX_BODY_BYTES", 256 * 1024, minimum=1024)

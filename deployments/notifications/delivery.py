@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from deployments.notifications import messages, signing, urlguard
 from deployments.notifications.models import Delivery, Subscription
+from deployments.notifications.pruning import PRUNE_EVERY, prune_delivered
 from environments.crypto import CredentialError
 
 logger = logging.getLogger(__name__)
@@ -203,7 +204,9 @@ def deliver_due(*, owner: str) -> int:
 
 
 def run_deliveries(*, shutdown: threading.Event, owner: str, poll_interval: float = 1.0) -> None:
-    """The deliverer thread: a pass, then a wait, until shutdown."""
+    """The deliverer thread: a pass, then a wait, until shutdown; the delivery log is pruned
+    at the start and then once every PRUNE_EVERY."""
+    next_prune = time.monotonic()
     try:
         while not shutdown.is_set():
             close_old_connections()
@@ -211,6 +214,12 @@ def run_deliveries(*, shutdown: threading.Event, owner: str, poll_interval: floa
                 deliver_due(owner=owner)
             except Exception:
                 logger.exception("notification delivery pass failed")
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY.total_seconds()
+                try:
+                    prune_delivered()
+                except Exception:
+                    logger.exception("pruning the notification log failed")
             shutdown.wait(poll_interval)
     finally:
         connections.close_all()
