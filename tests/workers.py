@@ -1,0 +1,128 @@
+"""Worker processes for tests: `manage.py rundeployments` in a subprocess on the test database,
+as in production (signal handlers need a main thread; the worker needs nothing from the web
+process), its output read line by line; and waits on a condition with a generous deadline."""
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def until(check: Callable[[], T], *, timeout: float = 30, what: str = "the condition") -> T:
+    """check()'s first truthy answer, polled until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+
+
+def database_url(*, port: int | None = None) -> str:
+    """The test database as a DATABASE_URL for a worker process (through `port` if given)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    host = db["HOST"] or "localhost"
+    return f"postgres://{credentials}@{host}:{port or db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """`manage.py rundeployments` in a subprocess; its output kept for the failure message."""
+
+    def __init__(self, *, url: str | None = None, grace: float = 0, **env: str) -> None:
+        environment = {
+            **os.environ,
+            "DATABASE_URL": url or database_url(),
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "rundeployments",
+                "--poll-interval",
+                "0.1",
+                "--grace",
+                str(grace),
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def drain(self) -> list[str]:
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        return self.output
+
+    def wait_for_line(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.output.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r}; output so far: {self.output}")
+
+    @property
+    def name(self) -> str:
+        """The worker's owner name, from its first line."""
+        line = next((x for x in self.output if x.startswith("deployment worker ")), "")
+        return line.removeprefix("deployment worker ").split(" ")[0]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.alive():
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def worker_processes(count: int, **kwargs: Any) -> Iterator[list[WorkerProcess]]:
+    started = [WorkerProcess(**kwargs) for _ in range(count)]
+    try:
+        for worker in started:
+            worker.wait_for_line("started")
+        yield started
+    finally:
+        for worker in started:
+            if worker.alive():
+                worker.process.kill()
+                worker.process.wait(timeout=10)
