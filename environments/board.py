@@ -14,8 +14,9 @@ rendered here, every value escaped, from plain rows (`values()`, not model insta
 
 import html
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import F, QuerySet, Window
@@ -29,6 +30,8 @@ from deployments.models import Deployment, Service
 from deployments.status import Status
 from environments.live import watcher
 from environments.models import Environment
+from permissions import blocker_config
+from permissions.blockers import in_window
 from permissions.models import Blocker
 from permissions.selectors import Visibility, visibility
 
@@ -96,18 +99,73 @@ def _key(row: Obj) -> Key:
     return (row["c_service_id"], row["c_environment_id"], row["c_group"])
 
 
-def _blockers() -> list[Blocker]:
-    fields = ("name", "service_id", "environment_id", "availability", "group_name")
-    return list(Blocker.objects.filter(active=True).only(*fields))
+@dataclass(frozen=True)
+class Mark:
+    """A blocker as the board marks it: its scope, whether it is in force now, and when a time
+    window that is closed now opens next ("" when it is in force or has no window)."""
+
+    name: str
+    service_id: int | None
+    environment_id: int | None
+    availability: str
+    group: str
+    in_force: bool
+    starts: str = ""
+    except_services: tuple[str, ...] = ()
+    except_environments: tuple[str, ...] = ()
 
 
-def _covers(blocker: Blocker, service: Service, environment: Environment, group: str) -> bool:
-    """The scope test of permissions.blockers.blockers_in_scope, on rows already read."""
+def _next_start(window: blocker_config.TimeWindow, now: datetime) -> str:
+    """When the window opens next, on its own wall clock ("Fri 22:00 Europe/Berlin")."""
+    local = now.astimezone(ZoneInfo(window.timezone))
+    for days_ahead in range(8):
+        day = local.date() + timedelta(days=days_ahead)
+        opens = datetime.combine(day, window.start, tzinfo=local.tzinfo)
+        if day.weekday() in window.days and opens > local:
+            return f"{opens:%a %H:%M} {window.timezone}"
+    return ""  # no day at all: the window never opens
+
+
+def _mark(blocker: Blocker, now: datetime) -> Mark | None:
+    """How a blocker marks the cells it covers; None for one that never blocks a cell."""
+    scope = (blocker.service_id, blocker.environment_id, blocker.availability, blocker.group_name)
+    try:
+        config = blocker_config.parse(blocker.kind, blocker.config)
+    except blocker_config.ConfigError:
+        return Mark(blocker.name, *scope, in_force=True)  # a broken blocker blocks (fails closed)
+    if isinstance(config, blocker_config.TimeWindow):
+        if in_window(config, now):
+            return Mark(blocker.name, *scope, in_force=True)
+        starts = _next_start(config, now)
+        return Mark(blocker.name, *scope, in_force=False, starts=starts) if starts else None
+    if isinstance(config, blocker_config.Unconditional):
+        return Mark(
+            blocker.name,
+            *scope,
+            in_force=True,
+            except_services=config.except_services,
+            except_environments=config.except_environments,
+        )
+    # The other kinds depend on the version or on other deployments: in scope, in force.
+    return Mark(blocker.name, *scope, in_force=True)
+
+
+def _blockers(now: datetime) -> list[Mark]:
+    fields = ("name", "kind", "config", "service_id", "environment_id", "availability")
+    rows = Blocker.objects.filter(active=True).only(*fields, "group_name").order_by("name")
+    return [mark for mark in (_mark(b, now) for b in rows) if mark is not None]
+
+
+def _covers(mark: Mark, service: Service, environment: Environment, group: str) -> bool:
+    """The scope test of permissions.blockers.blockers_in_scope (and an unconditional
+    blocker's exceptions), on rows already read."""
     return (
-        blocker.service_id in (None, service.pk)
-        and blocker.environment_id in (None, environment.pk)
-        and blocker.availability in ("", environment.availability)
-        and blocker.group_name in ("", group)
+        mark.service_id in (None, service.pk)
+        and mark.environment_id in (None, environment.pk)
+        and mark.availability in ("", environment.availability)
+        and mark.group in ("", group)
+        and service.name not in mark.except_services
+        and environment.name not in mark.except_environments
     )
 
 
@@ -148,7 +206,7 @@ class _Page:
     seen: Visibility
     latest: dict[Key, Obj]
     done: dict[Key, Obj]
-    blockers: list[Blocker]
+    blockers: list[Mark]
     live: dict[tuple[int, str, str], Obj]
     environment_urls: dict[int, str]
     deployment_url: str  # with {} for the id
@@ -165,15 +223,16 @@ def status_board(
     environments, services = _visible(seen, filters)
     latest, done = _deployments(environments, services)
     live = _live_entries(environments)
+    now = timezone.now()
     page = _Page(
         seen=seen,
         latest=latest,
         done=done,
-        blockers=_blockers(),
+        blockers=_blockers(now),
         live=live,
         environment_urls={e.pk: reverse("environment-detail", args=[e.name]) for e in environments},
         deployment_url=reverse("deployment-detail", args=[1]).replace("/1/", "/{}/"),
-        now=timezone.now(),
+        now=now,
         zone=timezone.get_current_timezone(),
     )
     groups: dict[int, set[str]] = {s.pk: set() for s in services}
@@ -238,12 +297,8 @@ def _cell(
     if live and live.get("drifted"):
         differences = "; ".join(str(d) for d in live.get("drift") or []) or "drifted"
         parts.append(f' <span class="badge drift" title="{_e(differences)}">drifted</span>')
-    names = [b.name for b in page.blockers if _covers(b, service, environment, group)]
-    if names:
-        parts.append(
-            f' <span class="badge blocker" title="Blockers in scope: {_e(", ".join(names))}">'
-            "blocked</span>"
-        )
+    marks = [m for m in page.blockers if _covers(m, service, environment, group)]
+    parts.append(_blocker_badges(marks))
     if running:
         parts.append(_commit(page, running))
     if last is not None and (running is None or last["c_pk"] != running["c_pk"]):
@@ -257,6 +312,21 @@ def _cell(
         f'<td class="cell health-{health}" data-env="{_e(environment.name)}" '
         f'data-key="{row_key}">{"".join(parts)}</td>'
     )
+
+
+def _blocker_badges(marks: list[Mark]) -> str:
+    """ "blocked" when a blocker in force covers the cell; a time window closed now is not in
+    force and only says when it opens."""
+    now_in_force = [m.name for m in marks if m.in_force]
+    later = [f"{m.name} from {m.starts}" for m in marks if not m.in_force]
+    badges = ""
+    if now_in_force:
+        names = _e(", ".join(now_in_force))
+        badges += f' <span class="badge blocker" title="Blockers in scope: {names}">blocked</span>'
+    if later:
+        text = _e("; ".join(later))
+        badges += f' <span class="badge blocker-later" title="Not in force now">{text}</span>'
+    return badges
 
 
 def _e(value: object) -> str:

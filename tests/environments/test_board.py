@@ -2,7 +2,7 @@
 running version and the latest deployment per cell, blockers, filters, and a fixed number of
 queries whatever the number of cells."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -116,3 +116,49 @@ def test_a_commit_message_is_escaped_in_its_cell(
     page = login(alice).get("/status/").content.decode()
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+
+
+def _window(name: str, start: datetime, end: datetime) -> Blocker:
+    config = {
+        "days": list(range(7)),
+        "start": f"{start:%H:%M}",
+        "end": f"{end:%H:%M}",
+        "timezone": "UTC",
+    }
+    return Blocker.objects.create(
+        name=name, kind="time_window", availability="production", config=config
+    )
+
+
+def test_a_time_window_closed_now_does_not_mark_the_cell_and_says_when_it_opens(
+    alice: User, checkout: Service, production: Environment
+) -> None:
+    now = timezone.now().astimezone(UTC)
+    _window("night-freeze", now + timedelta(hours=2), now + timedelta(hours=3))
+    page = login(alice).get("/status/").content.decode()
+    assert "Blockers in scope" not in page
+    opens = now + timedelta(hours=2)
+    assert f"night-freeze from {opens:%a %H:%M} UTC" in page
+
+
+def test_a_time_window_open_now_marks_the_cell(
+    alice: User, checkout: Service, production: Environment
+) -> None:
+    now = timezone.now().astimezone(UTC)
+    _window("day-freeze", now - timedelta(hours=1), now + timedelta(hours=1))
+    page = login(alice).get("/status/").content.decode()
+    assert page.count('title="Blockers in scope: day-freeze"') == 1
+
+
+def test_an_unconditional_blocker_does_not_mark_the_services_it_excepts(
+    alice: User, checkout: Service, production: Environment
+) -> None:
+    factories.make_service("search")
+    Blocker.objects.create(
+        name="freeze",
+        kind="unconditional",
+        availability="production",
+        config={"except_services": ["search"]},
+    )
+    page = login(alice).get("/status/").content.decode()
+    assert page.count('title="Blockers in scope: freeze"') == 1  # checkout's, not search's
