@@ -1,7 +1,7 @@
-// The status board: one status socket per environment column (the environment page's socket,
-// asked for cells with ?board=1). Each message updates the cells of that environment: the
-// running sha, the health (ready/desired), drift and "deploying". The page is complete without
-// it; this only keeps it current.
+// The status board: one socket for the whole board (ws/status-board/, which follows every
+// environment the board shows). Each message updates the cells of one environment: the running
+// sha, the health (ready/desired), drift and "deploying". The page is complete without it; this
+// only keeps it current.
 import { follow } from "./live.js";
 
 const table = document.getElementById("board");
@@ -40,19 +40,17 @@ if (table) {
       } else if (!entry.drifted && drift) drift.remove();
     }
   };
-  for (const th of table.querySelectorAll("thead th[data-ws]")) {
-    follow(th.dataset.ws, {
-      onMessage: (payload) => {
-        if (payload.type !== "environment.board") return;
-        if (payload.reachable) live.add(payload.environment);
-        else live.delete(payload.environment);
-        update(payload);
-        show();
-      },
-      onClose: () => {
-        live.delete(th.dataset.env);
-        show();
-      },
-    });
-  }
+  follow(table.dataset.ws, {
+    onMessage: (payload) => {
+      if (payload.type !== "environment.board") return;
+      if (payload.reachable) live.add(payload.environment);
+      else live.delete(payload.environment);
+      update(payload);
+      show();
+    },
+    onClose: () => {
+      live.clear();
+      show();
+    },
+  });
 }
