@@ -17,6 +17,13 @@ READY = re.compile(r"(\d+)/(\d+) ready")
 LABELS = dict(Status.choices)
 
 
+def status_label(code: str) -> str:
+    """The readable name of a status code ("PENDING_CANCELLATION" -> "Pending cancellation"),
+    the one place people's pages, batch summaries and live updates take it from; an unknown
+    code is shown as given."""
+    return LABELS.get(str(code), str(code))
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str
@@ -86,7 +93,7 @@ def summarise(deployment: Any, now: datetime) -> Summary:
     return Summary(
         phases=[requested, apply, rollout, verdict],
         percent=min(percent, 100),
-        status_label=LABELS.get(status, str(status)),
+        status_label=status_label(status),
         elapsed=elapsed_text(max(0.0, (end - deployment.created_at).total_seconds())),
         finished=terminal,
     )

@@ -75,7 +75,7 @@ def test_bob_deploys_to_staging_and_lands_on_the_deployment_that_reaches_done_wi
     # One deployment: its own page, which follows it live.
     expect(page.get_by_role("heading", name=re.compile(r"Deployment #\d+"))).to_be_visible()
     page.evaluate("window.__same_page = true")  # gone if the page reloads
-    expect(page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     expect(page.locator("#timeline")).to_contain_text("applied", timeout=LIVE_TIMEOUT)
     expect(page.locator("#snapshot")).to_contain_text(version.git_commit_sha[:12])
     assert page.evaluate("window.__same_page") is True
@@ -100,7 +100,7 @@ def test_two_services_land_on_the_batch_page_which_follows_both_to_done_without_
     page.evaluate("window.__same_page = true")
     for deployment in Deployment.objects.all():
         row = page.locator(f'tr[data-deployment="{deployment.pk}"]')
-        expect(row.locator(".batch-status .badge")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+        expect(row.locator(".batch-status .badge")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     assert page.evaluate("window.__same_page") is True
     assert Deployment.objects.count() == 2
 
@@ -171,7 +171,7 @@ def test_a_missing_image_ends_failed_naming_the_image(
     kubesim.mark_image_missing(version.image)
     log_in(page, live_apollo, "bob")
     _deploy_through_the_page(page, live_apollo, "staging", "ghost", sha=version.git_commit_sha)
-    expect(page.locator("#status")).to_have_text("FAILED", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Failed", timeout=LIVE_TIMEOUT)
     expect(page.locator("#status-reason")).to_contain_text(f"image {version.image} not found")
 
 
@@ -188,7 +188,7 @@ def test_carol_sees_no_cancel_button_and_a_forged_cancel_is_refused(
     )
     log_in(page, live_apollo, "carol")
     page.goto(f"{live_apollo.url}/deployments/{running.pk}/")
-    expect(page.locator("#status")).to_have_text("STARTED")
+    expect(page.locator("#status")).to_have_text("Started")
     expect(page.get_by_text("Cancel deployment")).to_have_count(0)
     # A forged form with a valid CSRF token: only the server-side check can refuse it.
     page.evaluate(
@@ -232,7 +232,7 @@ def test_alice_cancels_a_slow_rollout_and_the_previous_version_runs_again(
     expect(page.get_by_text(old.git_commit_sha[:12])).to_be_visible()
     page.get_by_role("button", name="Yes, cancel the deployment").click()
     expect(page.locator(".messages")).to_contain_text("is being cancelled")
-    expect(page.locator("#status")).to_have_text("CANCELED", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Canceled", timeout=LIVE_TIMEOUT)
     expect(page.locator("#status-reason")).to_contain_text(
         f"rolled back to {old.git_commit_sha[:12]}"
     )

@@ -236,7 +236,7 @@ def test_bob_deploys_with_the_keyboard_only_and_always_sees_where_the_focus_is(
     assert _focus_ring(page) == "solid 3px"
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name=re.compile(r"Deployment #\d+"))).to_be_visible()
-    expect(page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     assert Deployment.objects.get().message == "from the keyboard"
 
 

@@ -55,7 +55,7 @@ def test_alice_deploys_to_two_of_three_groups_and_the_environment_page_shows_who
     expect(page.get_by_role("heading", name="Deployments of one request")).to_be_visible()
     for name in ("eu", "us"):
         row = page.locator(f'tr[data-group="{name}"]')
-        expect(row.locator(".batch-status .badge")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+        expect(row.locator(".batch-status .badge")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     expect(page.locator('tr[data-group="apac"]')).to_have_count(0)
     assert polled == []  # the rows came over the batch's websocket, not by polling
 

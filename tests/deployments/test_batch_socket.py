@@ -64,8 +64,12 @@ async def test_every_persona_who_may_view_sees_the_rows_with_what_they_may_do(
     assert all(r["can_cancel"] is may_cancel for r in state["rows"])
     assert state["summary"] == {"PENDING": 2}
     # The markup comes rendered from the page's partials: the browser swaps it in.
-    assert state["summary_html"] == '<span class="badge status-pending">2 PENDING</span> '
-    assert state["rows"][0]["badge_html"] == '<span class="badge status-pending">PENDING</span>\n'
+    assert state["summary_html"] == (
+        '<span class="badge status-pending" data-status="PENDING">2 pending</span> '
+    )
+    assert state["rows"][0]["badge_html"] == (
+        '<span class="badge status-pending" data-status="PENDING">Pending</span>\n'
+    )
     await socket.disconnect()
 
 

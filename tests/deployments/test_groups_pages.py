@@ -75,7 +75,9 @@ def test_the_batch_page_shows_each_group_and_its_status(
         assert f'data-group="{group}"' in page
     status = login(carol).get(f"/deployments/batch/{batch}/status/").json()
     assert status["summary"] == {"PENDING": 3}
-    assert status["summary_html"] == '<span class="badge status-pending">3 PENDING</span> '
+    assert status["summary_html"] == (
+        '<span class="badge status-pending" data-status="PENDING">3 pending</span> '
+    )
     assert {row["group"]: row["can_cancel"] for row in status["rows"]} == dict.fromkeys(
         ("apac", "eu", "us"), False
     )
