@@ -15,6 +15,7 @@ from django.db.models.functions import RowNumber
 from deployments.models import LAST_DONE_ORDER, DeployableVersion, Deployment, Group
 from deployments.status import Status
 from environments.kube.labels import LABEL_GROUP, LABEL_SERVICE, LABEL_SHA
+from environments.live.template_drift import pod_template, template_drift
 from environments.models import Environment
 from environments.owners import pod_targets
 
@@ -34,7 +35,7 @@ class Records:
     latest: dict[tuple[str, str], Obj] = field(default_factory=dict)
     groups: dict[tuple[str, str], Obj] = field(default_factory=dict)
     # What Apollo last applied (the last DONE deployment's manifest documents), by Deployment
-    # name: {"images": {container: image}, "replicas": n or None}.
+    # name: {"images": {container: image}, "replicas": n or None, "template": pod template}.
     applied: dict[tuple[str, str], dict[str, Obj]] = field(default_factory=dict)
 
 
@@ -100,8 +101,9 @@ def load_records(environment_id: int, running: set[tuple[str, str, str]]) -> Rec
 
 
 def applied_workloads(documents: list[Obj]) -> dict[str, Obj]:
-    """The images and replica count of every Deployment document Apollo applied, by name.
-    Only Deployment documents are read: Secret values (sealed) are never touched."""
+    """The images, replica count and pod template of every Deployment document Apollo
+    applied, by name. Only Deployment documents are read: Secret values (sealed) are never
+    touched."""
     applied = {}
     for doc in documents or []:
         if not isinstance(doc, dict) or doc.get("kind") != "Deployment":
@@ -112,6 +114,7 @@ def applied_workloads(documents: list[Obj]) -> dict[str, Obj]:
         applied[name] = {
             "images": _images(doc),
             "replicas": int(replicas) if isinstance(replicas, int) else None,
+            "template": pod_template(doc),
         }
     return applied
 
@@ -126,7 +129,8 @@ def drift_of(running: Obj, applied: Obj | None, *, expected_replicas: int | None
     """What differs between a Deployment as the cluster runs it and what Apollo last applied,
     each difference named ("image of container web: ... runs, Apollo applied ..."). Replicas
     count when Apollo fixed them: the manifest's count, or the group's scaling factor (which
-    Apollo's scaling changes without a redeploy)."""
+    Apollo's scaling changes without a redeploy). The rest of the pod template (env,
+    resources, labels, annotations...) is judged by environments.live.template_drift."""
     if applied is None:
         return []
     differences = []
@@ -143,6 +147,8 @@ def drift_of(running: Obj, applied: Obj | None, *, expected_replicas: int | None
     replicas = (running.get("spec") or {}).get("replicas")
     if wanted is not None and isinstance(replicas, int) and replicas != wanted:
         differences.append(f"replicas: {replicas} wanted, Apollo set {wanted}")
+    if "template" in applied:
+        differences += template_drift(pod_template(running), applied["template"])
     return differences
 
 
