@@ -112,6 +112,9 @@ class Store:
         self._compacted: dict[str, int] = {}
         self._watchers: dict[str, set[Watcher]] = {}
         self._owners: dict[str, set[Key]] = {}
+        # uid -> (type, namespace, name) of every stored object, as the garbage collector
+        # finds an owner by the uid an ownerReference names, whatever its kind.
+        self._by_uid: dict[str, tuple[ResourceType, str, str]] = {}
         self._listeners: list[Listener] = []
         self.history_size = history_size
         self.watch_queue_size = watch_queue_size
@@ -147,6 +150,15 @@ class Store:
     def dependents(self, uid: str) -> list[Key]:
         return sorted(self._owners.get(uid, ()))
 
+    def by_uid(self, uid: str) -> tuple[ResourceType, JSON] | None:
+        """The stored object with this uid and its type, of any kind."""
+        found = self._by_uid.get(uid)
+        if found is None:
+            return None
+        rtype, namespace, name = found
+        obj = self.get(rtype, namespace, name)
+        return (rtype, obj) if obj is not None else None
+
     # -- writing -----------------------------------------------------------------------------
 
     def _bump(self, obj: JSON) -> int:
@@ -177,6 +189,8 @@ class Store:
         if previous is not None:
             self._index_owners(rtype, previous.obj, add=False)
         self._index_owners(rtype, obj, add=True)
+        if meta.get("uid"):
+            self._by_uid[meta["uid"]] = (rtype, namespace, meta["name"])
         items[meta["name"]] = Entry(obj)
         kind = "MODIFIED" if previous is not None else "ADDED"
         self._emit(rtype, WatchEvent(kind, obj, previous.obj if previous else None, rv))
@@ -188,6 +202,7 @@ class Store:
         if entry is None:
             return None
         self._index_owners(rtype, entry.obj, add=False)
+        self._by_uid.pop(entry.obj["metadata"].get("uid", ""), None)
         # The DELETED event carries the object at a new resourceVersion, as the real server does.
         final = {**entry.obj, "metadata": dict(entry.obj["metadata"])}
         rv = self._bump(final)

@@ -72,17 +72,10 @@ class GarbageCollector:
                 continue
         return remaining
 
-    def _find_owner(self, uid: str) -> tuple[R.ResourceType, JSON] | None:
-        for rtype in (R.DEPLOYMENTS, R.REPLICASETS, R.SERVICES, R.PODS):
-            for obj in self.store.objects(rtype):
-                if obj["metadata"]["uid"] == uid:
-                    return rtype, obj
-        return None
-
     def _foreground(self, uid: str | None) -> None:
         if not uid:
             return
-        found = self._find_owner(uid)
+        found = self.store.by_uid(uid)
         if found is None:
             return
         rtype, owner = found

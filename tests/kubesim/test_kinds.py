@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,59 @@ def test_the_strategies_import_only_kubesims_vocabulary() -> None:
         if module not in allowed and not module.startswith("kubesim.kinds")
     }
     assert wrong == set()
+
+
+def _until(check: Any, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while (value := check()) is None or value is False:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+    return value
+
+
+def test_the_garbage_collector_finds_an_owner_of_any_registered_kind(widgets_api: Any) -> None:
+    # A foreground deletion of a Widget waits for its dependents, then the collector finalizes the
+    # Widget itself: it must find the owner by uid whatever its kind (it looked among four
+    # built-in kinds only, so the Widget stayed "being deleted" forever).
+    custom = client.CustomObjectsApi(widgets_api)
+    core = client.CoreV1Api(widgets_api)
+    owner = custom.create_namespaced_custom_object(
+        "example.com", "v1", "default", "widgets", _widget("owner")
+    )
+    reference = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+        "blockOwnerDeletion": True,
+    }
+    core.create_namespaced_config_map(
+        "default",
+        {"metadata": {"name": "owned", "ownerReferences": [reference]}, "data": {"a": "b"}},
+    )
+    custom.delete_namespaced_custom_object(
+        "example.com",
+        "v1",
+        "default",
+        "widgets",
+        "owner",
+        body={"propagationPolicy": "Foreground"},
+    )
+
+    def gone(read: Any) -> bool:
+        try:
+            read()
+        except ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    _until(lambda: gone(lambda: core.read_namespaced_config_map("owned", "default")), "dependent")
+    _until(
+        lambda: gone(
+            lambda: custom.get_namespaced_custom_object(
+                "example.com", "v1", "default", "widgets", "owner"
+            )
+        ),
+        "the Widget finalized after its dependents",
+    )
