@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from history.models import AuditEvent
+from history.models import AuditEvent, DeploymentOutcome
 
 
 @admin.register(AuditEvent)
@@ -12,6 +12,25 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     list_filter = ["action"]
     search_fields = ["actor_name", "summary", "target_id"]
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(DeploymentOutcome)
+class DeploymentOutcomeAdmin(admin.ModelAdmin[DeploymentOutcome]):
+    """Derived by the delivery metrics (history.metrics.outcomes): read-only, for checking a
+    figure by hand."""
+
+    list_display = ["deployment", "outcome", "finished_ms", "lead_seconds", "reverted"]
+    list_filter = ["outcome", "final", "reverted"]
+    search_fields = ["outcome"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

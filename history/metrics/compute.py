@@ -11,7 +11,8 @@ Definitions (what the Metrics page and the API say, and what tests/metrics work 
   or CANCELED after it had started (one cancelled before it started never ran, and does not
   count). A failure is one that ended FAILED, one cancelled after it started (rolled back), or a
   DONE one that was reverted: a later DONE deployment of the same target (service, environment,
-  group) went from its version back to the version that ran before it.
+  group) went from its version back to the version that ran before it, or a DONE one whose
+  version is marked bad in its environment now (deployments.models.BadVersion, a mark in force).
 - **Time to restore**: for each failure, from its finished_at to the finished_at of the next DONE
   deployment of the same target; the median (nearest rank). Failures not restored yet are counted
   apart.
@@ -22,19 +23,20 @@ elite under a day, high under a week, medium under a month (30 days), else low; 
 rate elite up to 5 %, high up to 10 %, medium up to 15 %, else low; time to restore elite under
 an hour, high under a day, medium under a week, else low.
 
-Every figure is an aggregate or one row read at an offset of a sorted query: the work stays in
-the database whatever the number of deployments (bench/metrics_bench.py: 100,000).
+Times are whole seconds for lead times and milliseconds for the rest (history.metrics.outcomes
+keeps each deployment's figures as integers, in a table of their own). Every figure is one
+grouped aggregate or one row read at an offset of a sorted query over that table: the work stays
+in the database whatever the number of deployments (bench/metrics_bench.py: 100,000).
 """
 
-import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import (
+    BigIntegerField,
     Count,
-    DurationField,
-    Exists,
     ExpressionWrapper,
     F,
     OuterRef,
@@ -42,16 +44,21 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from deployments.models import Deployment
-from deployments.status import Status
+from deployments.models import BadVersion, DeployableVersion
+from history.metrics.outcomes import Outcome, sync_outcomes, to_ms
+from history.models import DeploymentOutcome
+
+if TYPE_CHECKING:
+    from deployments.models import Deployment
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
 MONTH = timedelta(days=30)
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 # Lead-time histogram buckets: (label, upper bound).
 LEAD_BUCKETS: list[tuple[str, timedelta | None]] = [
     ("< 1 hour", HOUR),
@@ -171,118 +178,132 @@ def _band(value: Any, limits: list[tuple[Any, str]], *, ge: bool = False) -> str
     return "low"
 
 
-def _reverted() -> Exists:
-    """A later DONE deployment of the same target went from this one's version back to the
-    version that ran before it."""
-    return Exists(
-        Deployment.objects.filter(
-            service_id=OuterRef("service_id"),
-            environment_id=OuterRef("environment_id"),
-            group_key=OuterRef("group_key"),
-            pk__gt=OuterRef("pk"),
-            status=Status.DONE,
-            version_id=OuterRef("source_version_id"),
-            source_version_id=OuterRef("version_id"),
-        )
-    )
+def _nearest_rank(n: int, numerator: int, denominator: int) -> int:
+    """The 0-based offset of rank ceil(p x n), p = numerator / denominator, in integers (in
+    floats, 0.9 x 10 could round up to rank 10)."""
+    return max(-(-numerator * n // denominator), 1) - 1
 
 
-COUNTED = ~Q(status=Status.CANCELED, started_at__isnull=True) & Q(
-    status__in=[Status.DONE, Status.FAILED, Status.CANCELED]
-)
-FAILURE = (
-    Q(status=Status.FAILED)
-    | Q(status=Status.CANCELED, started_at__isnull=False)
-    | Q(status=Status.DONE, reverted=True)
-)
-
-
-def _nearest_rank(rows: QuerySet[Any], column: str, n: int, p: float) -> timedelta | None:
+def _value_at(rows: QuerySet[Any], column: str, n: int, numerator: int, denominator: int) -> Any:
     """The value at rank ceil(p x n) of rows sorted by column: one row read at an offset."""
     if n == 0:
         return None
-    offset = max(math.ceil(p * n), 1) - 1
-    value = rows.order_by(column, "pk").values_list(column, flat=True)[offset : offset + 1]
-    found = list(value)
+    offset = _nearest_rank(n, numerator, denominator)
+    found = list(rows.order_by(column).values_list(column, flat=True)[offset : offset + 1])
     return found[0] if found else None
 
 
-def compute(rows: QuerySet[Deployment], period: Period) -> Metrics:
-    """The figures of `rows` (already limited to what the user may view) over `period`."""
-    begin, end = period.bounds
-    finished = (
-        rows.filter(finished_at__gte=begin, finished_at__lt=end)
-        .order_by()
-        .annotate(reverted=_reverted())
-    )
-    counts = finished.aggregate(
-        deployments=Count("pk", filter=COUNTED),
-        done=Count("pk", filter=Q(status=Status.DONE)),
-        failures=Count("pk", filter=FAILURE),
-    )
-    deployments, done, failures = counts["deployments"], counts["done"], counts["failures"]
-
-    lead = ExpressionWrapper(F("finished_at") - F("version__committed_at"), DurationField())
-    leads = finished.filter(
-        status=Status.DONE,
-        version__committed_at__isnull=False,
-        version__committed_at__lte=F("finished_at"),
-    ).annotate(lead=lead)
-    buckets: dict[str, Any] = {}
-    lower = timedelta(0)
-    for i, (_label, upper) in enumerate(LEAD_BUCKETS):
-        condition = Q(lead__gte=lower) & (Q(lead__lt=upper) if upper is not None else Q())
-        buckets[f"bucket{i}"] = Count("pk", filter=condition)
-        lower = upper or lower
-    lead_counts = leads.aggregate(n=Count("pk"), **buckets)
-    n_leads = lead_counts.pop("n")
-
-    next_done = Deployment.objects.filter(
-        service_id=OuterRef("service_id"),
-        environment_id=OuterRef("environment_id"),
-        group_key=OuterRef("group_key"),
-        status=Status.DONE,
-        finished_at__gt=OuterRef("finished_at"),
-    ).order_by("finished_at", "pk")
-    broken = finished.filter(FAILURE).annotate(
-        restored_at=Subquery(next_done.values("finished_at")[:1])
-    )
-    restores = broken.filter(restored_at__isnull=False).annotate(
-        restore=ExpressionWrapper(F("restored_at") - F("finished_at"), DurationField())
-    )
-    restored = restores.count()
-
-    per_day = {
-        row["day"]: row
-        for row in finished.annotate(day=TruncDate("finished_at"))
-        .values("day")
+def _bad_versions() -> Q:
+    """DONE deployments whose version is marked bad (a mark in force) in their environment:
+    one condition per environment holding marks, so its size follows the marks, not the rows."""
+    marks = (
+        BadVersion.objects.active()
         .annotate(
-            done=Count("pk", filter=Q(status=Status.DONE)),
-            failures=Count("pk", filter=FAILURE),
+            version_id=Subquery(
+                DeployableVersion.objects.filter(
+                    service_id=OuterRef("service_id"), git_commit_sha=OuterRef("sha")
+                ).values("pk")[:1]
+            )
         )
-        .order_by("day")
-    }
-    days = []
-    for i in range(period.days):
-        day = period.start + timedelta(days=i)
-        row = per_day.get(day) or {}
-        days.append(DayCount(day, row.get("done", 0), row.get("failures", 0)))
+        .values_list("environment_id", "version_id")
+    )
+    by_environment: dict[int, set[int]] = defaultdict(set)
+    for environment, version in marks:
+        if version is not None:
+            by_environment[environment].add(version)
+    condition = Q(pk__in=[])  # nothing
+    for environment, versions in sorted(by_environment.items()):
+        condition |= Q(environment_id=environment, version_id__in=sorted(versions))
+    return Q(outcome=Outcome.DONE) & condition
 
+
+def _day_slots(period: Period) -> tuple[int, int, list[date]]:
+    """How to group a period's rows by local day in integer arithmetic: (begin in ms, slot
+    length in ms, the day of each slot). Days are slots of 24 h when the time zone's days all
+    last 24 h in the period; else (a daylight-saving change) slots are hours, each given the
+    local day it starts in."""
+    begin, end = period.bounds
+    tz = timezone.get_current_timezone()
+    start = to_ms(begin)
+    if to_ms(end) - start == period.days * DAY_MS:
+        return start, DAY_MS, [period.start + timedelta(days=i) for i in range(period.days)]
+    hours = (to_ms(end) - start) // HOUR_MS
+    utc = begin.astimezone(UTC)  # hours in absolute time (aware arithmetic is wall-clock)
+    return start, HOUR_MS, [(utc + i * HOUR).astimezone(tz).date() for i in range(hours)]
+
+
+def compute(scope: "QuerySet[Deployment] | Q", period: Period) -> Metrics:
+    """The figures of the deployments in scope (already limited to what the user may view)
+    over period. `scope`: a filter on DeploymentOutcome's service_id and environment_id (the
+    pages), or a queryset of deployments (tests, by hand).
+
+    Constant SQL: the sync (one statement when nothing ended since the last view), the bad
+    versions, one grouped aggregate for the counts, the buckets and the days, and one sorted
+    read at an offset per percentile."""
+    sync_outcomes()
+    where = scope if isinstance(scope, Q) else Q(deployment__in=scope.values("pk"))
+    begin, slot, slot_days = _day_slots(period)
+    rows = DeploymentOutcome.objects.filter(
+        where, finished_ms__gte=begin, finished_ms__lt=begin + len(slot_days) * slot
+    )
+    failure = (
+        Q(outcome__in=[Outcome.FAILED, Outcome.ROLLED_BACK])
+        | Q(outcome=Outcome.DONE, reverted=True)
+        | _bad_versions()
+    )
+    buckets: dict[str, Any] = {}
+    lower = 0
+    for i, (_label, upper) in enumerate(LEAD_BUCKETS):
+        bound = Q(lead_seconds__lt=upper.total_seconds()) if upper is not None else Q()
+        buckets[f"bucket{i}"] = Count("pk", filter=Q(lead_seconds__gte=lower) & bound)
+        lower = int(upper.total_seconds()) if upper is not None else lower
+    grouped = (
+        rows.annotate(slot=ExpressionWrapper((F("finished_ms") - begin) / slot, BigIntegerField()))
+        .values("slot")
+        .annotate(
+            counted=Count("pk", filter=~Q(outcome=Outcome.NOT_RUN)),
+            done=Count("pk", filter=Q(outcome=Outcome.DONE)),
+            failures=Count("pk", filter=failure),
+            restored=Count("pk", filter=failure & Q(next_done_ms__isnull=False)),
+            leads=Count("lead_seconds"),
+            **buckets,
+        )
+        .order_by("slot")
+    )
+    totals: Counter[str] = Counter()
+    per_day: dict[date, Counter[str]] = defaultdict(Counter)
+    for group in grouped:
+        day = slot_days[group.pop("slot")]
+        totals.update(group)
+        per_day[day].update(done=group["done"], failures=group["failures"])
+    days = [
+        DayCount(day, per_day[day]["done"], per_day[day]["failures"])
+        for day in sorted(set(slot_days))
+    ]
+
+    n_leads, restored = totals["leads"], totals["restored"]
+    leads = rows.filter(lead_seconds__isnull=False)
+    restores = rows.filter(failure, next_done_ms__isnull=False).annotate(
+        restore_ms=ExpressionWrapper(F("next_done_ms") - F("finished_ms"), BigIntegerField())
+    )
+    median, p90 = _value_at(leads, "lead_seconds", n_leads, 1, 2), None
+    if n_leads:
+        p90 = _value_at(leads, "lead_seconds", n_leads, 9, 10)
+    restore = _value_at(restores, "restore_ms", restored, 1, 2)
+    deployments, done, failures = totals["counted"], totals["done"], totals["failures"]
     return Metrics(
         period=period,
         deployments=deployments,
         done=done,
         failures=failures,
         per_day=done / period.days,
-        lead_time_median=_nearest_rank(leads, "lead", n_leads, 0.5),
-        lead_time_p90=_nearest_rank(leads, "lead", n_leads, 0.9),
+        lead_time_median=None if median is None else timedelta(seconds=median),
+        lead_time_p90=None if p90 is None else timedelta(seconds=p90),
         lead_time_count=n_leads,
         change_failure_rate=failures / deployments if deployments else None,
-        restore_median=_nearest_rank(restores, "restore", restored, 0.5),
+        restore_median=None if restore is None else timedelta(milliseconds=restore),
         restored=restored,
         unrestored=failures - restored,
         days=days,
-        lead_buckets=[
-            (label, lead_counts[f"bucket{i}"]) for i, (label, _) in enumerate(LEAD_BUCKETS)
-        ],
+        lead_buckets=[(label, totals[f"bucket{i}"]) for i, (label, _) in enumerate(LEAD_BUCKETS)],
     )

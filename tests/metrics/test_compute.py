@@ -14,14 +14,17 @@ Team-wide, production's d11 (lead 1 h) joins: 10 counted, 7 DONE, 4 failures; le
 86: median rank 3 = 8 h, p90 rank ceil(5.4) = 6 = 86 h.
 """
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db.models import Q
+from django.utils import timezone
 
-from deployments.models import Deployment
+from deployments.models import BadVersion, Deployment
 from history.metrics.compute import NO_DATA, Period, compute
-from tests.metrics.history import PERIOD, make_story
+from tests import factories
+from tests.metrics.history import PERIOD, at, make_story
 
 pytestmark = pytest.mark.django_db
 H = timedelta(hours=1)
@@ -81,9 +84,110 @@ def test_an_empty_period_has_no_data_and_no_band(alice: User) -> None:
     assert bands == {NO_DATA}
 
 
-def test_the_counts_are_a_constant_number_of_queries(
-    alice: User, django_assert_max_num_queries: object
-) -> None:
+def test_a_done_deployment_whose_version_is_marked_bad_is_a_failure(alice: User) -> None:
+    """v2 marked bad in staging: d2 (DONE, v2) becomes a failure, restored by d4 (3 March 8:00)
+    11 h after it finished (2 March 21:00). Failures 5 / 9; restores 2 2 11 24 h: the median is
+    rank 2, 2 h. A mark in production, or one undone, changes nothing in staging."""
     story = make_story(alice)
-    with django_assert_max_num_queries(8):  # type: ignore[operator]
-        compute(Deployment.objects.filter(environment=story.staging), PERIOD)
+    staging = Q(environment_id=story.staging.pk)
+    sha = story.versions["v2"].git_commit_sha
+    BadVersion.objects.create(
+        service=story.service, environment=story.production, sha=sha, reason="prod only"
+    )
+    assert compute(staging, PERIOD).failures == 4
+    mark = BadVersion.objects.create(
+        service=story.service, environment=story.staging, sha=sha, reason="broke checkout"
+    )
+    m = compute(staging, PERIOD)
+    assert (m.deployments, m.done, m.failures) == (9, 6, 5)
+    assert m.change_failure_rate == pytest.approx(5 / 9)
+    assert (m.restore_median, m.restored, m.unrestored) == (2 * H, 4, 1)
+    assert {d.day.day: d.failures for d in m.days}[2] == 1
+    BadVersion.objects.filter(pk=mark.pk).update(unmarked_at=timezone.now())
+    assert compute(staging, PERIOD).failures == 4
+
+
+def test_the_edges_of_a_period_are_its_first_midnight_in_and_the_next_one_out(
+    alice: User,
+) -> None:
+    """A one-day period, 5 March: a DONE at 5 March 0:00 counts, one at 6 March 0:00 does not
+    (it is the next day's), one at 4 March 23:59:59.999 does not."""
+    service = factories.make_service("edges")
+    staging = factories.make_environment("staging", availability="staging")
+
+    def done(moment: datetime) -> None:
+        factories.make_deployment(
+            service=service,
+            environment=staging,
+            deployed_by=alice,
+            version=factories.make_version(service, committed_at=moment - 3 * H),
+            started_at=moment,
+            finished_at=moment,
+        )
+
+    done(at(5, 0))
+    done(at(6, 0))
+    done(at(5, 0) - timedelta(milliseconds=1))
+    m = compute(Deployment.objects.all(), Period(date(2026, 3, 5), date(2026, 3, 5)))
+    assert (m.deployments, m.done, m.per_day) == (1, 1, 1.0)
+    assert [(d.day, d.done) for d in m.days] == [(date(2026, 3, 5), 1)]
+    assert (m.lead_time_median, m.lead_time_p90) == (3 * H, 3 * H)
+    m = compute(Deployment.objects.all(), Period(date(2026, 3, 4), date(2026, 3, 6)))
+    assert [d.done for d in m.days] == [1, 1, 1]
+
+
+def test_ten_lead_times_have_their_p90_at_rank_nine(alice: User) -> None:
+    """Nearest rank in integers: ceil(0.9 x 10) = 9 (in floats 0.9 x 10 may round above 9)."""
+    service = factories.make_service("ranks")
+    staging = factories.make_environment("staging", availability="staging")
+    for hours in range(1, 11):
+        finished = at(2, hours)
+        factories.make_deployment(
+            service=service,
+            environment=staging,
+            deployed_by=alice,
+            version=factories.make_version(service, committed_at=finished - hours * H),
+            started_at=finished,
+            finished_at=finished,
+        )
+    m = compute(Deployment.objects.all(), PERIOD)
+    assert (m.lead_time_median, m.lead_time_p90, m.lead_time_count) == (5 * H, 9 * H, 10)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York"])
+def test_the_days_follow_the_time_zone_across_a_daylight_saving_change(
+    alice: User, zone: str
+) -> None:
+    """Paris moves its clocks forward on 29 March 2026 (a 23-hour day), New York on 8 March:
+    each deployment is counted on its local day, and the day of the change is one day."""
+    service = factories.make_service("zones")
+    staging = factories.make_environment("staging", availability="staging")
+    with timezone.override(zone):
+        tz = timezone.get_current_timezone()
+        local = [
+            datetime(2026, 3, 7, 23, 30, tzinfo=tz),
+            datetime(2026, 3, 8, 0, 30, tzinfo=tz),
+            datetime(2026, 3, 8, 23, 30, tzinfo=tz),
+            datetime(2026, 3, 28, 23, 30, tzinfo=tz),
+            datetime(2026, 3, 29, 23, 30, tzinfo=tz),
+            datetime(2026, 3, 30, 0, 30, tzinfo=tz),
+        ]
+        for moment in local:
+            factories.make_deployment(
+                service=service,
+                environment=staging,
+                deployed_by=alice,
+                started_at=moment.astimezone(UTC),
+                finished_at=moment.astimezone(UTC),
+            )
+        m = compute(Deployment.objects.all(), Period(date(2026, 3, 7), date(2026, 3, 30)))
+    per_day = {d.day: d.done for d in m.days if d.done}
+    assert per_day == {
+        date(2026, 3, 7): 1,
+        date(2026, 3, 8): 2,
+        date(2026, 3, 28): 1,
+        date(2026, 3, 29): 1,
+        date(2026, 3, 30): 1,
+    }
+    assert len(m.days) == 24
+    assert m.done == 6
