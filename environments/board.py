@@ -19,14 +19,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import F, QuerySet, Window
+from django.db.models import Case, F, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
-from deployments.models import Deployment, Service
+from deployments.models import DeployableVersion, Deployment, Group, Service
 from deployments.status import Status
 from environments.live import watcher
 from environments.models import Environment
@@ -45,12 +45,15 @@ CELL_FIELDS = {
     "c_state": F("status"),
     "c_created": F("created_at"),
     "c_finished": F("finished_at"),
-    "c_sha": F("version__git_commit_sha"),
-    "c_message": F("version__commit_message"),
-    "c_author": F("version__commit_author"),
+    "c_version": F("version_id"),
 }
 IN_PROGRESS = set(Status.in_progress())
 LABELS = dict(Status.choices)
+
+
+# Services (rows, with their groups) per page: the cost of a page follows the cells it shows,
+# not the catalogue (1,000 services x 20 environments would be 20,000 cells, seconds to render).
+SERVICES_PER_PAGE = 25
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class BoardFilters:
     service: str = ""
     environment: str = ""
     group: str = ""
+    after: str = ""  # the page starts after this service name (keyset on the name)
 
 
 @dataclass
@@ -70,29 +74,64 @@ class Row:
     def key(self) -> str:
         return f"{self.service}/{self.group}" if self.group else self.service
 
+    @property
+    def cells_html(self) -> SafeString:
+        """The row's cells joined once (a template variable per cell costs more than the cell)."""
+        return mark_safe("".join(self.cells))  # noqa: S308 -- each cell is escaped by _cell
+
 
 @dataclass
 class Board:
     environments: list[Environment]
     rows: list[Row]
     live_environments: list[str]  # those whose watch had a state to show
-
-
-def _ranked(rows: QuerySet[Deployment], order: list[Any]) -> list[Obj]:
-    partition = [F("service_id"), F("environment_id"), F("group_key")]
-    rank = Window(RowNumber(), partition_by=partition, order_by=order)
-    return list(rows.annotate(rank=rank).filter(rank=1).values(**CELL_FIELDS))
+    next_after: str = ""  # the last service name of this page when another page follows
 
 
 def _deployments(
     environments: list[Environment], services: list[Service]
 ) -> tuple[dict[Key, Obj], dict[Key, Obj]]:
-    base = Deployment.objects.filter(
-        environment__in=[e.pk for e in environments], service__in=[s.pk for s in services]
+    """Per (service, environment, group): the latest deployment and the last DONE one, in one
+    query of two window functions over the page's rows. Not a second query filtered on the
+    status: SQLite would walk the status index, every DONE deployment of the table."""
+    partition = [F("service_id"), F("environment_id"), F("group_key")]
+    done_first = Case(When(status=Status.DONE, then=Value(0)), default=Value(1))
+    rows = (
+        Deployment.objects.filter(
+            environment__in=[e.pk for e in environments], service__in=[s.pk for s in services]
+        )
+        .annotate(
+            latest_rank=Window(
+                RowNumber(),
+                partition_by=partition,
+                order_by=[F("created_at").desc(), F("id").desc()],
+            ),
+            done_rank=Window(
+                RowNumber(),
+                partition_by=partition,
+                order_by=[done_first.asc(), F("finished_at").desc(), F("id").desc()],
+            ),
+        )
+        .filter(Q(latest_rank=1) | Q(done_rank=1))
+        .values(**CELL_FIELDS, latest_rank=F("latest_rank"), done_rank=F("done_rank"))
     )
-    latest = _ranked(base, [F("created_at").desc(), F("id").desc()])
-    done = _ranked(base.filter(status=Status.DONE), [F("finished_at").desc(), F("id").desc()])
-    return {_key(d): d for d in latest}, {_key(d): d for d in done}
+    latest: dict[Key, Obj] = {}
+    done: dict[Key, Obj] = {}
+    for row in rows:
+        if row["latest_rank"] == 1:
+            latest[_key(row)] = row
+        if row["done_rank"] == 1 and row["c_state"] == Status.DONE:
+            done[_key(row)] = row
+    # The commits of what runs, read after the ranking: joined inside the window query, every
+    # deployment of the page's cells would be joined to its version before being ranked.
+    fields = {"c_sha": "git_commit_sha", "c_message": "commit_message", "c_author": "commit_author"}
+    versions = DeployableVersion.objects.filter(
+        pk__in=sorted({row["c_version"] for row in done.values()})
+    ).values_list("pk", *fields.values())
+    commits = {pk: dict(zip(fields, values, strict=True)) for pk, *values in versions}
+    for row in done.values():
+        row.update(commits[row["c_version"]])
+    return latest, done
 
 
 def _key(row: Obj) -> Key:
@@ -178,25 +217,45 @@ def _live_entries(environments: list[Environment]) -> dict[tuple[int, str, str],
     return entries
 
 
-def _visible(seen: Visibility, filters: BoardFilters) -> tuple[list[Environment], list[Service]]:
+def _visible(
+    seen: Visibility, filters: BoardFilters
+) -> tuple[QuerySet[Environment], QuerySet[Service]]:
     environments = Environment.objects.only("name", "availability").order_by("availability", "name")
     services = Service.objects.only("name").order_by("name")
     if not seen.everything:
-        environments = environments.filter(pk__in=seen.environment_ids)
-        services = services.filter(pk__in=seen.service_ids)
+        environments = environments.filter(pk__in=sorted(seen.environment_ids))
+        services = services.filter(pk__in=sorted(seen.service_ids))
     if filters.environment:
         environments = environments.filter(name=filters.environment)
     if filters.service:
         services = services.filter(name=filters.service)
-    return list(environments), list(services)
+    return environments, services
 
 
-def filter_choices(seen: Visibility) -> tuple[list[str], list[str], list[str]]:
-    """The names the filters offer: environments, services and groups the user may view."""
+@dataclass(frozen=True)
+class BoardChoices:
+    """What the filters accept: the environments and groups they list, and the services (a
+    search box: a name is checked, the list is not read)."""
+
+    environments: list[str]
+    groups: list[str]
+    services: QuerySet[Service]
+
+    def has_service(self, name: str) -> bool:
+        return self.services.filter(name=name).exists()
+
+
+def filter_choices(seen: Visibility) -> BoardChoices:
+    """The names the filters accept: environments, services and groups the user may view."""
     environments, services = _visible(seen, BoardFilters())
-    groups = Deployment.objects.filter(seen.q()).exclude(group_key="")
-    names = sorted(set(groups.values_list("group_key", flat=True).distinct()))
-    return [e.name for e in environments], [s.name for s in services], names
+    # The groups of the services and environments the user may view (the groups' own table,
+    # not a scan of every deployment).
+    groups = Group.objects.filter(seen.q()).order_by().values_list("name", flat=True).distinct()
+    return BoardChoices(
+        environments=list(environments.values_list("name", flat=True)),
+        groups=sorted(set(groups)),
+        services=services,
+    )
 
 
 @dataclass
@@ -220,7 +279,15 @@ def status_board(
     """The board for this user: only the environments and services they may view, and in a
     cell only a pair they may view (rule 6 of permissions.rules)."""
     seen = seen or visibility(user)
-    environments, services = _visible(seen, filters)
+    environment_rows, service_rows = _visible(seen, filters)
+    if filters.after:
+        service_rows = service_rows.filter(name__gt=filters.after)
+    environments = list(environment_rows)
+    services = list(service_rows[: SERVICES_PER_PAGE + 1])
+    next_after = ""
+    if len(services) > SERVICES_PER_PAGE:
+        services = services[:SERVICES_PER_PAGE]
+        next_after = services[-1].name
     latest, done = _deployments(environments, services)
     live = _live_entries(environments)
     now = timezone.now()
@@ -251,7 +318,9 @@ def status_board(
             rows.append(Row(service=service.name, group=group, cells=cells))
     with_state = {environment_id for environment_id, _, _ in live}
     shown = [e.name for e in environments if e.pk in with_state]
-    return Board(environments=environments, rows=rows, live_environments=shown)
+    return Board(
+        environments=environments, rows=rows, live_environments=shown, next_after=next_after
+    )
 
 
 HIDDEN = mark_safe('<td class="cell hidden-cell"><span class="visually-hidden">hidden</span></td>')

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from environments.board import BoardFilters, filter_choices, status_board
+from environments.board import BoardChoices, BoardFilters, filter_choices, status_board
 from permissions.selectors import visibility
 
 
@@ -15,15 +15,30 @@ class BoardFilterForm(forms.Form):
     """Names only among what the user may view: anything else is a form error, not a 404 that
     would tell a hidden name from a missing one."""
 
-    service = forms.ChoiceField(required=False)
+    # A search box, not a list: a thousand services would be a thousand <option>s to render on
+    # every page (most of the board's time at 1,000 services).
+    service = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"type": "search"})
+    )
     environment = forms.ChoiceField(required=False)
     group = forms.ChoiceField(required=False)
+    # The next-page link's cursor (a service name), not a filter the form shows.
+    after = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
-    def __init__(self, *args: object, names: tuple[list[str], list[str], list[str]]) -> None:
+    def __init__(self, *args: object, names: BoardChoices) -> None:
         super().__init__(*args)  # type: ignore[arg-type]
-        for field, values in zip(("environment", "service", "group"), names, strict=True):
+        self.names = names
+        for field, values in (("environment", names.environments), ("group", names.groups)):
             choice: forms.ChoiceField = self.fields[field]  # type: ignore[assignment]
             choice.choices = [("", "all"), *((v, v) for v in values)]
+
+    def clean_service(self) -> str:
+        name = str(self.cleaned_data["service"]).strip()
+        # SECURITY: the same answer for a service that does not exist and one the user may not
+        # view.
+        if name and not self.names.has_service(name):
+            raise forms.ValidationError(f"No service you may view is called '{name}'.")
+        return name
 
 
 @login_required
@@ -38,6 +53,16 @@ def board(request: HttpRequest) -> HttpResponse:
     else:
         status = 400
     result = status_board(request.user, filters, seen) if status == 200 else None
-    return render(
-        request, "environments/board.html", {"form": form, "board": result}, status=status
-    )
+    # The next page keeps every filter and replaces only the cursor.
+    params = request.GET.copy()
+    params.pop("after", None)
+    first_query = params.urlencode()
+    if result is not None and result.next_after:
+        params["after"] = result.next_after
+    context = {
+        "form": form,
+        "board": result,
+        "first_query": first_query,
+        "next_query": params.urlencode(),
+    }
+    return render(request, "environments/board.html", context, status=status)

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Service
+from environments.board import SERVICES_PER_PAGE
 from environments.models import Environment
 from permissions.models import Blocker
 from tests import factories
@@ -162,3 +163,33 @@ def test_an_unconditional_blocker_does_not_mark_the_services_it_excepts(
     )
     page = login(alice).get("/status/").content.decode()
     assert page.count('title="Blockers in scope: freeze"') == 1  # checkout's, not search's
+
+
+def test_a_large_catalogue_is_paged_by_service_and_every_row_shows_once(
+    alice: User, production: Environment
+) -> None:
+    names = [f"svc-{i:03}" for i in range(SERVICES_PER_PAGE * 2 + 3)]
+    for name in names:
+        factories.make_service(name)
+    client, seen, query = login(alice), [], "/status/"
+    while query:
+        response = client.get(query)
+        assert response.status_code == 200
+        rows = response.context["board"].rows
+        assert len(rows) <= SERVICES_PER_PAGE
+        seen += [row.service for row in rows]
+        after = response.context["board"].next_after
+        query = f"/status/?{response.context['next_query']}" if after else ""
+    assert seen == names
+
+
+def test_the_service_box_refuses_a_name_the_user_may_not_view_like_a_missing_one(
+    alice: User, mallory: User, production: Environment
+) -> None:
+    secret = factories.make_service("secret")
+    _deploy(alice, secret, production)
+    assert login(alice).get("/status/?service=secret").status_code == 200
+    for name in ("secret", "no-such-service"):
+        response = login(mallory).get(f"/status/?service={name}")
+        assert response.status_code == 400
+        assert f"No service you may view is called &#x27;{name}&#x27;" in response.content.decode()
