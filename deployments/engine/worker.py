@@ -712,6 +712,10 @@ def _claim_loop(
     delay = 0.2
     try:
         while not shutdown.is_set():
+            if work is None and delay == 0.2:  # (not while the database is away)
+                # Listening before looking: work committed between the look and the wait
+                # still wakes this worker (wakeup.py).
+                work = _open_signal(shutdown)
             try:
                 close_old_connections()
                 with lock:
@@ -758,11 +762,12 @@ def _claim_loop(
 
 
 def _open_signal(shutdown: threading.Event) -> WorkSignal | None:
-    """The LISTEN connection that wakes the worker, or None while it cannot be opened (the
-    worker polls meanwhile)."""
+    """What wakes the worker (wakeup.py), or None while it cannot be opened (the worker
+    polls meanwhile)."""
     try:
         return WorkSignal(shutdown).__enter__()
-    except Exception:  # (psycopg's own errors: the database is away)
+    except Exception as exc:  # (psycopg's, redis-py's or the socket's own errors)
+        logger.debug("no wake-up (%s): polling", exc)
         return None
 
 
