@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max
 
 from deployments.models import Deployment
 from deployments.status import Status
@@ -85,10 +85,12 @@ def sync_outcomes() -> int:
     """Bring the table up to date with the deployments; returns how many rows ended now."""
     seen = DeploymentOutcome.objects.aggregate(last=Max("deployment_id"))["last"] or 0
     running = DeploymentOutcome.objects.filter(final=False).values("deployment_id")
+    # Two reads in one statement (an OR of the two would scan every deployment on SQLite).
+    new = Deployment.objects.filter(pk__gt=seen).order_by().values_list(*FIELDS)
     rows = list(
-        Deployment.objects.filter(Q(pk__gt=seen) | Q(pk__in=running))
-        .order_by("pk")
-        .values_list(*FIELDS)
+        new.union(
+            Deployment.objects.filter(pk__in=running).order_by().values_list(*FIELDS), all=True
+        )
     )
     if not rows:
         return 0
