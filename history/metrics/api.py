@@ -90,4 +90,4 @@ class MetricsView(ApolloAPIView):
         if not form.is_valid():
             errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
             return Response(errors, status=400)
-        return Response(metrics_for(request.user, form.cleaned_data).as_dict())
+        return Response(metrics_for(form.seen, form.cleaned_data).as_dict())

@@ -8,7 +8,7 @@ from django.utils import timezone
 from deployments.models import Service
 from environments.models import Environment
 from history.metrics.compute import Period
-from permissions.selectors import visible_environments, visible_services
+from permissions.selectors import Visibility, visibility
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -40,12 +40,19 @@ class MetricsForm(forms.Form):
 
     def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # What the user may view, read once per request: the choices and the figures use it.
+        self.seen: Visibility = visibility(user)
+        services, environments = Service.objects.all(), Environment.objects.all()
+        if not self.seen.everything:
+            services = services.filter(pk__in=sorted(self.seen.service_ids))
+            environments = environments.filter(pk__in=sorted(self.seen.environment_ids))
         service = self.fields["service"]
         environment = self.fields["environment"]
         assert isinstance(service, forms.ModelChoiceField)
         assert isinstance(environment, forms.ModelChoiceField)
-        service.queryset = visible_services(user).order_by("name")
-        environment.queryset = visible_environments(user).order_by("name")
+        # SECURITY: offer (and accept) only the services and environments the user may view.
+        service.queryset = services.order_by("name")
+        environment.queryset = environments.order_by("name")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -1,16 +1,20 @@
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Q
 
-from deployments.selectors import visible_deployments
 from history.metrics.compute import Metrics, compute
+from permissions.selectors import Visibility
 
 
-def metrics_for(user: User | AnonymousUser, cleaned: dict[str, Any]) -> Metrics:
-    """The figures of what `user` may view, in the scope and period of a valid MetricsForm."""
-    rows = visible_deployments(user)
+def metrics_for(seen: Visibility, cleaned: dict[str, Any]) -> Metrics:
+    """The figures of what a user may view (`seen`, their visibility), in the scope and period
+    of a valid MetricsForm (which holds that visibility: `form.seen`).
+
+    SECURITY: the visibility filter is applied to the metrics' table itself (its service_id
+    and environment_id columns), one condition per environment, never a check per row."""
+    where = seen.q(service="service_id", environment="environment_id")
     if cleaned.get("service") is not None:
-        rows = rows.filter(service=cleaned["service"])
+        where &= Q(service_id=cleaned["service"].pk)
     if cleaned.get("environment") is not None:
-        rows = rows.filter(environment=cleaned["environment"])
-    return compute(rows, cleaned["period"])
+        where &= Q(environment_id=cleaned["environment"].pk)
+    return compute(where, cleaned["period"])

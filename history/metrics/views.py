@@ -19,7 +19,7 @@ def metrics_page(request: HttpRequest) -> HttpResponse:
     form = MetricsForm(request.GET, user=request.user)
     if not form.is_valid():
         return render(request, "metrics/page.html", {"form": form, "metrics": None}, status=400)
-    metrics = metrics_for(request.user, form.cleaned_data)
+    metrics = metrics_for(form.seen, form.cleaned_data)
     query = {
         key: request.GET[key]
         for key in ("service", "environment", "start", "end")

@@ -118,3 +118,16 @@ def test_the_page_takes_as_many_queries_for_many_deployments_as_for_few(alice: U
     with CaptureQueriesContext(connection) as many:
         client.get(PAGE, MARCH)
     assert len(many) == len(few)
+
+
+# The grants read for `view` (the visibility); the header reads `deploy` once for its link.
+VIEW_GRANTS = '"auth_permission"."codename" = \'view\' OR'
+
+
+@pytest.mark.parametrize("path", [PAGE, "/api/v1/metrics/"])
+def test_bob_s_grants_are_read_once_per_metrics_request(alice: User, bob: User, path: str) -> None:
+    make_story(alice)
+    client = login(bob)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path, {**MARCH, "service": "checkout"}).status_code == 200
+    assert sum(VIEW_GRANTS in q["sql"] for q in queries) == 1
