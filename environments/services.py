@@ -157,10 +157,24 @@ def restart_refusal(
     The same gate as scaling a group (deployments.services.groups.scaling_refusal): not while
     a deployment of it is in progress, and not when a blocker in scope refuses the version
     that runs (its last successful deployment), naming each blocker and its reason."""
-    where = f"{service.name}/{group}" if group else service.name
     mine = Deployment.objects.filter(service=service, environment=environment, group_key=group)
     if mine.in_progress().exists():
-        return f"a deployment of {where} is in progress; restart it when it has finished"
+        return restart_busy_reason(service.name, group)
+    return restart_blocked_reason(user, environment=environment, service=service, group=group)
+
+
+def restart_busy_reason(service_name: str, group: str) -> str:
+    """The refusal while a deployment of the target is in progress (the environment page says
+    it beside the disabled button, from the live state, in these words)."""
+    where = f"{service_name}/{group}" if group else service_name
+    return f"a deployment of {where} is in progress; restart it when it has finished"
+
+
+def restart_blocked_reason(
+    user: User | AnonymousUser, *, environment: Environment, service: Service, group: str
+) -> str:
+    """The blockers in scope that refuse the version that runs, named with their reasons."""
+    mine = Deployment.objects.filter(service=service, environment=environment, group_key=group)
     running = mine.last_done().select_related("version", "group").first()
     if running is None:
         return ""

@@ -195,7 +195,11 @@ def validate_group(group: Group) -> None:
 
 
 def _where(group: Group) -> str:
-    return f"{group.service.name}/{group.name} in {group.environment.name}"
+    return group_where(group.service.name, group.name, group.environment.name)
+
+
+def group_where(service: str, group: str, environment: str) -> str:
+    return f"{service}/{group} in {environment}"
 
 
 # -- scaling ----------------------------------------------------------------------------------
@@ -210,10 +214,33 @@ def running_version(group: Group) -> DeployableVersion | None:
 def scaling_refusal(user: User | AnonymousUser, group: Group) -> str:
     """Why scaling this group is refused now (lock, deployment in progress, blockers), or ""."""
     if group.scaling_locked:
-        why = f": {group.scaling_lock_reason}" if group.scaling_lock_reason else ""
-        return f"scaling of {_where(group)} is locked{why}"
+        return scaling_lock_reason(group)
     if Deployment.objects.in_progress().filter(group=group).exists():
-        return f"a deployment of {_where(group)} is in progress; scale it when it has finished"
+        return scaling_busy_reason(group)
+    return scaling_blocked_reason(user, group)
+
+
+def scaling_lock_reason(group: Group) -> str:
+    return lock_refusal(where=_where(group), reason=group.scaling_lock_reason)
+
+
+def lock_refusal(*, where: str, reason: str) -> str:
+    """The refusal of a locked group's scaling ("<service>/<group> in <environment>"): the
+    environment page says it beside the disabled Scale, from the live state, in these words."""
+    why = f": {reason}" if reason else ""
+    return f"scaling of {where} is locked{why}"
+
+
+def scaling_busy_reason(group: Group) -> str:
+    return busy_refusal(where=_where(group))
+
+
+def busy_refusal(*, where: str) -> str:
+    return f"a deployment of {where} is in progress; scale it when it has finished"
+
+
+def scaling_blocked_reason(user: User | AnonymousUser, group: Group) -> str:
+    """The blockers in scope that refuse the version the group runs, named with their reasons."""
     version = running_version(group)
     if version is None:
         return ""

@@ -14,15 +14,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser, User
 from django.template.loader import render_to_string
 
-from deployments.models import Service
+from environments.live.actions import ServiceGate, row_controls, viewer_gate
 from environments.live.watcher import EnvironmentWatcher, group_name, registry
 from environments.models import Environment
-from permissions.selectors import allowed_targets, visibility, visible_service_names
-from permissions.services import can
-from permissions.verbs import Verb
+from permissions.selectors import visibility, visible_service_names
 
 PERMISSIONS_TTL = 60.0  # seconds a viewer's button permissions are reused before re-asking
-Perms = dict[str, dict[str, bool]]
+Perms = dict[str, ServiceGate]
 
 
 @database_sync_to_async  # type: ignore[untyped-decorator]
@@ -42,23 +40,10 @@ def viewable(user: User | AnonymousUser, environment: Environment) -> tuple[bool
 def service_permissions(
     user: User | AnonymousUser, environment: Environment, names: set[str]
 ) -> Perms:
-    """Which buttons the user may see, per service: one read of the gate per verb, whatever
-    the number of services (a workload no Apollo service claims: environment-wide grants)."""
-    ids = dict(Service.objects.filter(name__in=names).values_list("name", "pk"))
-    allowed = {
-        verb: {s for s, e in allowed_targets(user, verb) if e == environment.pk}
-        for verb in (Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC)
-    }
-    unclaimed = {
-        verb: can(user, verb, environment=environment) for verb in allowed if names - ids.keys()
-    }
-    return {
-        name: {
-            verb.value: (ids[name] in pairs) if name in ids else unclaimed.get(verb, False)
-            for verb, pairs in allowed.items()
-        }
-        for name in names
-    }
+    """Which action controls the user sees, per service, and why one is disabled
+    (environments.live.actions): one read of the gate per verb, whatever the number of
+    services; the reasons only for what is refused."""
+    return viewer_gate(user, environment, names)
 
 
 def visible_state(state: dict[str, Any], names: set[str] | None) -> dict[str, Any]:
@@ -75,7 +60,10 @@ def render_state(state: dict[str, Any], environment: Environment, perms: Perms) 
             "state": state,
             "environment": environment,
             "rows": [
-                {"entry": entry, "perms": perms.get(entry["service"], {})}
+                {
+                    "entry": entry,
+                    "controls": row_controls(entry, perms.get(entry["service"]), environment),
+                }
                 for entry in state["services"]
             ],
         },

@@ -441,8 +441,10 @@ def test_the_environment_page_shows_a_locked_group_instead_of_its_scale_form(
     alice: User, ingest: Service, stage: Environment
 ) -> None:
     from deployments.services.groups import update_group
+    from environments.live.actions import ServiceGate
     from environments.live.consumers import render_state
     from environments.live.state import build_status, load_records, running_targets
+    from permissions.verbs import Verb
 
     update_group(
         user=alice,
@@ -465,6 +467,7 @@ def test_the_environment_page_shows_a_locked_group_instead_of_its_scale_form(
     )
     locked = {e["group"]: e["scaling_locked"] for e in state["services"]}
     assert locked == {"eu": True, "us": False}
-    html = render_state(state, stage, {"ingest": {"restart": True}})
-    assert "scaling locked: peak" in html
+    html = render_state(state, stage, {"ingest": ServiceGate.allowing(Verb.RESTART)})
+    # Scale is disabled with the words the service refuses with (scaling_refusal).
+    assert "scaling of ingest/eu in stage-1 is locked: peak" in html
     assert html.count("/scale/") == 1  # us only

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth.models import User
 
+from environments.live.actions import ServiceGate
 from environments.live.consumers import render_state
 from environments.live.state import Records, build_status
 from environments.live.views import why_no_logs
+from permissions.verbs import Verb
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -97,10 +99,11 @@ def test_rolling_restart_is_disabled_with_the_reason_while_a_deployment_runs() -
         records=Records(in_progress={("web", ""): {**running, "status": "STARTED"}}),
         reachable=True,
     )
-    html = render_state(state, environment, {"web": {"restart": True}})
+    html = render_state(state, environment, {"web": ServiceGate.allowing(Verb.RESTART)})
     assert (
-        '<button type="button" disabled aria-describedby="busy-web">Rolling restart</button>'
+        '<button type="button" disabled aria-describedby="why-restart-web">Rolling restart</button>'
         in html
     )
-    assert "a deployment of it is running (#9)" in html
+    # The words the service refuses with (environments.services.restart_refusal).
+    assert "a deployment of web is in progress; restart it when it has finished" in html
     assert "/services/web/restart/" not in html
