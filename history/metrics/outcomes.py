@@ -38,6 +38,8 @@ MS = timedelta(milliseconds=1)
 # Above this many rows ending in one sync, recompute "next DONE" and "reverted" for every row
 # (a few hundred thousand index lookups, once) instead of following each ending one.
 FULL_RECOMPUTE = 500
+# The advisory lock of a sync on PostgreSQL: "METR" (the engine's locks are "APOL", id).
+LOCK_CLASS = 0x4D455452
 FIELDS = (
     "pk",
     "service_id",
@@ -99,7 +101,14 @@ def sync_outcomes() -> int:
     # A row seen running before and still running needs no write.
     changed = [o for o in outcomes if o.final or o.deployment_id > seen]
     ended = [o for o in changed if o.final]
+    changed.sort(key=lambda o: o.deployment_id)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Two views syncing at once write one after the other (their upserts and updates
+            # would otherwise lock the same rows in different orders); SQLite's writes are
+            # serial already (BEGIN IMMEDIATE).
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [LOCK_CLASS])
         DeploymentOutcome.objects.bulk_create(
             changed,
             batch_size=500,
