@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import IsAuthenticated
 
-from deployments.api import deployments, groups, versions
+from deployments.api import bad_versions, deployments, groups, versions
 from history.metrics.api import MetricsView
 
 app_name = "api"
@@ -31,6 +31,17 @@ urlpatterns = [
         "deployments/<int:deployment_id>/cancel/",
         deployments.CancelDeploymentView.as_view(),
         name="deployment-cancel",
+    ),
+    path(
+        "deployments/<int:deployment_id>/revert/",
+        bad_versions.RevertDeploymentView.as_view(),
+        name="deployment-revert",
+    ),
+    path("bad-versions/", bad_versions.BadVersionsView.as_view(), name="bad-versions"),
+    path(
+        "bad-versions/<int:mark_id>/unmark/",
+        bad_versions.UnmarkBadVersionView.as_view(),
+        name="bad-version-unmark",
     ),
     path("metrics/", MetricsView.as_view(), name="metrics"),
     # SECURITY: the schema lists every operation; signed-in users (or token holders) only.

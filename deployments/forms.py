@@ -227,6 +227,9 @@ class RedeployForm(forms.Form):
 
     which = forms.ChoiceField(choices=[("this", "this version"), ("previous", "previous version")])
     message = forms.CharField(required=False, max_length=5000)
+    # Rolling back may mark this version bad (deployments.services.bad_versions checks it).
+    mark_bad = forms.BooleanField(required=False)
+    mark_bad_reason = forms.CharField(required=False, max_length=2000)
 
 
 class CompareForm(forms.Form):

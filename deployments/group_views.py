@@ -18,6 +18,7 @@ from deployments.live import batch_message
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.selectors import batch_deployments, batch_state
 from deployments.services import groups as group_services
+from deployments.services.bad_versions import BadVersionError
 from deployments.services.deploy import cancel_deployment, revert_deployment
 from deployments.status import Status
 from environments import kube
@@ -273,8 +274,9 @@ def batch_revert(request: HttpRequest, batch: uuid.UUID) -> HttpResponse:
     reverts = uuid.uuid4()
     done: list[str] = []
     problems: list[str] = []
+    mark_bad = request.POST.get("mark_bad_reason", "") if request.POST.get("mark_bad") else None
     for deployment in deployments:
-        problem = _revert_one(user, deployment, reverts)
+        problem = _revert_one(user, deployment, reverts, mark_bad)
         (problems if problem else done).append(problem or _label(deployment))
     if done:
         messages.success(request, f"Reverting {', '.join(done)}.")
@@ -290,11 +292,15 @@ def _label(deployment: Deployment) -> str:
     return f"#{deployment.pk} {deployment.service.name}{group}"
 
 
-def _revert_one(user: User, deployment: Deployment, batch: uuid.UUID) -> str:
+def _revert_one(
+    user: User, deployment: Deployment, batch: uuid.UUID, mark_bad: str | None = None
+) -> str:
     """ "" when the revert was requested, else why not."""
     try:
-        outcome = revert_deployment(user=user, deployment=deployment, batch=batch)
-    except (PermissionDenied, InvalidTransition) as exc:
+        outcome = revert_deployment(
+            user=user, deployment=deployment, batch=batch, mark_bad=mark_bad
+        )
+    except (PermissionDenied, InvalidTransition, BadVersionError) as exc:
         return f"{_label(deployment)}: {exc or 'you may not cancel it'}"
     if outcome is not None and outcome.kind != "created":
         return f"{_label(deployment)}: {outcome.reason or outcome.kind}"

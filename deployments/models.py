@@ -385,6 +385,7 @@ class Deployment(models.Model):
         if reason:
             changes["status_reason"] = reason
         from deployments.notifications.events import status_changed
+        from deployments.services.auto_revert import on_failed
 
         with transaction.atomic():  # the status and its notifications' outbox rows, together
             updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
@@ -393,6 +394,8 @@ class Deployment(models.Model):
             for field, value in changes.items():
                 setattr(self, field, value)
             status_changed(self)
+            if new_status == Status.FAILED:  # rollbacks that stick, automatic revert
+                on_failed(self, was=current)
 
 
 class CIStatus(models.Model):

@@ -20,6 +20,7 @@ from django.utils.dateparse import parse_datetime
 
 from deployments.models import (
     LAST_DONE_ORDER,
+    BadVersion,
     CIStatus,
     DeployableVersion,
     Deployment,
@@ -27,6 +28,7 @@ from deployments.models import (
     Group,
     Service,
 )
+from deployments.services.bad_versions import marks_in_force
 from deployments.status import Status
 from environments.models import Environment
 from permissions import blocker_config
@@ -555,13 +557,14 @@ class VersionRow:
     version: DeployableVersion
     ci: list[tuple[str, str]]  # (context, state)
     runs_in: list[str]  # environment[/group] names where it runs now
+    bad: list[BadVersion] = field(default_factory=list)  # marks in force in the environments
 
 
 def version_picker(
     services: list[Service], environments: list[Environment], limit: int = RECENT_VERSIONS
 ) -> list[tuple[Service, list[VersionRow]]]:
-    """The recent versions of each service, each with its CI statuses and where it runs now
-    among the chosen environments: one query per service, plus two."""
+    """The recent versions of each service, each with its CI statuses, where it runs now and
+    where it is marked bad among the chosen environments: one query per service, plus three."""
     recent = recent_versions(services, limit)
     ids = [v.pk for _, versions in recent for v in versions]
     ci: dict[int, list[tuple[str, str]]] = {}
@@ -575,8 +578,23 @@ def version_picker(
     ):
         where = f"{d.environment.name}/{group}" if group else d.environment.name
         runs_in.setdefault(d.version_id, []).append(where)
+    shas = [v.git_commit_sha for _, versions in recent for v in versions]
+    bad: dict[tuple[int, str], list[BadVersion]] = {}
+    for mark in marks_in_force(services=services, environments=environments, shas=shas):
+        bad.setdefault((mark.service_id, mark.sha), []).append(mark)
     return [
-        (service, [VersionRow(v, ci.get(v.pk, []), runs_in.get(v.pk, [])) for v in versions])
+        (
+            service,
+            [
+                VersionRow(
+                    v,
+                    ci.get(v.pk, []),
+                    runs_in.get(v.pk, []),
+                    bad.get((service.pk, v.git_commit_sha), []),
+                )
+                for v in versions
+            ],
+        )
         for service, versions in recent
     ]
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments import group_views, views
+from deployments import bad_version_views, group_views, views
 
 urlpatterns = [
     path("deploy/", views.deploy, name="deploy"),
@@ -12,6 +12,17 @@ urlpatterns = [
     path("deployments/<int:deployment_id>/", views.deployment_detail, name="deployment-detail"),
     path("deployments/<int:deployment_id>/cancel/", views.cancel, name="deployment-cancel"),
     path("deployments/<int:deployment_id>/redeploy/", views.redeploy, name="deployment-redeploy"),
+    path(
+        "deployments/<int:deployment_id>/mark-bad/",
+        bad_version_views.mark_bad,
+        name="deployment-mark-bad",
+    ),
+    path("bad-versions/", bad_version_views.bad_version_list, name="bad-versions"),
+    path(
+        "bad-versions/<int:mark_id>/unmark/",
+        bad_version_views.unmark,
+        name="bad-version-unmark",
+    ),
     path("deployments/batch/<uuid:batch>/", group_views.batch_detail, name="deployment-batch"),
     path(
         "deployments/batch/<uuid:batch>/status/",

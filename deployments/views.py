@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import selectors
+from deployments.bad_version_views import detail_context as bad_version_context
 from deployments.engine.heartbeat import pending_reason, worker_absence
 from deployments.forms import CompareForm, DeployForm, PreviewForm, RedeployForm
 from deployments.live import has_logs, visible_timeline
@@ -22,6 +23,7 @@ from deployments.manifests import render_checked
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.policy import PolicyViolation
 from deployments.rendering import RenderError, to_yaml
+from deployments.services.bad_versions import BadVersionError
 from deployments.services.deploy import (
     DeployOutcome,
     Target,
@@ -387,6 +389,7 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         "snapshot_services": sorted((snapshot.get("services") or {}).items()),
         "snapshot_error": snapshot.get("error", ""),
         "compare_form": CompareForm(initial={"a": deployment.pk}),
+        **bad_version_context(user, deployment),
     }
     return render(request, "deployments/detail.html", context)
 
@@ -450,10 +453,15 @@ def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
     else:
         try:  # the version that ran before, with the manifests recorded when it ran
             reverted = revert_deployment(
-                user=user, deployment=deployment, message=form.cleaned_data["message"]
+                user=user,
+                deployment=deployment,
+                message=form.cleaned_data["message"],
+                mark_bad=form.cleaned_data["mark_bad_reason"]
+                if form.cleaned_data["mark_bad"]
+                else None,
             )
-        except InvalidTransition as exc:
-            messages.error(request, f"Not rolled back: {exc}.")
+        except (InvalidTransition, BadVersionError, PermissionDenied) as exc:
+            messages.error(request, f"Not rolled back: {str(exc).rstrip('.')}.")
             return redirect("deployment-detail", deployment_id=deployment.pk)
         assert reverted is not None  # a finished deployment is never cancelled
         outcome = reverted

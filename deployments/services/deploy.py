@@ -21,6 +21,7 @@ from deployments.manifests import recorded_checked, render_checked, seal
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
 from deployments.notifications import events as notify
 from deployments.policy import PolicyViolation
+from deployments.services import bad_versions
 from deployments.status import Status
 from environments.crypto import CredentialError
 from environments.models import Environment
@@ -66,6 +67,16 @@ class _Ready:
     documents: list[dict[str, Any]]
     refusals: tuple[blockers.Refusal, ...]
     source_version_id: int | None  # the version the target ran last (previous_version)
+
+
+@dataclass(frozen=True)
+class AsSystem:
+    """A request Apollo makes by itself (the automatic revert, deployments.services.
+    auto_revert), as the system user: no grant is asked (an admin's revert policy asked for
+    it, and the system holds none); the blockers and bad versions apply, unless pass_blockers
+    (the reason recorded as the override) lets it past the overridable ones."""
+
+    pass_blockers: str = ""
 
 
 HELD = "not requested: another target of this request was refused"
@@ -167,6 +178,8 @@ def request_deployment(
     override_reason: str = "",
     batch: uuid.UUID | None = None,
     recorded: Deployment | None = None,
+    cause: Deployment | None = None,
+    system: AsSystem | None = None,
 ) -> DeployOutcome:
     """Request one deployment. `batch` ties together the deployments of one Deploy request
     (for example one per group), followed on one page.
@@ -174,13 +187,16 @@ def request_deployment(
     The manifests are rendered here, once (or, with `recorded`, taken from that earlier
     deployment of the same target and version: a revert re-applies what ran), checked
     against the manifest policy and stored on the deployment; the worker applies exactly
-    those (after checking the policy again)."""
+    those (after checking the policy again). `cause`: the deployment a revert undoes;
+    `system`: Apollo's own request (AsSystem), never a user's."""
     target = Target(service, environment, group, version)
-    checked = _check(user, target, message, override_reason, recorded)
+    if system is not None:
+        override_reason = system.pass_blockers
+    checked = _check(user, target, message, override_reason, recorded, system)
     _announce_blocked(user, [(target, checked)])
     if isinstance(checked, DeployOutcome):
         return checked
-    return _create_ready(user, checked, message, override_reason, batch)
+    return _create_ready(user, checked, message, override_reason, batch, cause)
 
 
 def _announce_blocked(user: User, checked: list[tuple[Target, "DeployOutcome | _Ready"]]) -> None:
@@ -204,10 +220,17 @@ def _outcome(target: Target, kind: OutcomeKind, reason: str = "", **extra: Any) 
 
 
 def _check(
-    user: User, target: Target, message: str, override_reason: str, recorded: Deployment | None
+    user: User,
+    target: Target,
+    message: str,
+    override_reason: str,
+    recorded: Deployment | None,
+    system: AsSystem | None = None,
 ) -> "DeployOutcome | _Ready":
     """The checks of one target, in order: the request itself, the gate (permission, then the
-    blockers, unless overridden), a deployment in progress, the manifests (rendered once)."""
+    blockers and a version marked bad there, unless overridden), a deployment in progress,
+    the manifests (rendered once). SECURITY: only Apollo's own request (system) skips the
+    permission; no page or API passes it."""
     service, environment, group, version = (
         target.service,
         target.environment,
@@ -219,21 +242,26 @@ def _check(
     problem = _invalid_request(service, environment, version, group, message)
     if problem:
         return _outcome(target, "invalid", problem)
-    decision = explain(user, Verb.DEPLOY, service=service, environment=environment)
-    if not decision.allowed:
-        return _outcome(target, "refused", decision.reason)
+    if system is None:
+        decision = explain(user, Verb.DEPLOY, service=service, environment=environment)
+        if not decision.allowed:
+            return _outcome(target, "refused", decision.reason)
+    # Read before the blockers: whether the version is marked bad here comes with the rest.
+    running, source_version_id, marked_bad = _target_state(service, environment, group, version)
     refusals = tuple(
         blockers.evaluate(
             user=user, service=service, environment=environment, version=version, group=group
         )
     )
-    may_override = bool(refusals) and blockers.can_override(
-        user, service=service, environment=environment
+    if marked_bad:  # who marked it and why: a query only then
+        bad = bad_versions.refusal(service=service, environment=environment, version=version)
+        refusals = (*refusals, bad) if bad is not None else refusals
+    may_override = bool(refusals) and (
+        system is not None or blockers.can_override(user, service=service, environment=environment)
     )
     if refusals and not (override_reason.strip() and may_override and _overridable(refusals)):
         reason = "; ".join(r.reason for r in refusals)
         return _outcome(target, "blocked", reason, refusals=refusals, may_override=may_override)
-    running, source_version_id = _target_state(service, environment, group)
     if running:
         return _outcome(target, "in_progress", _in_progress_reason(service, environment, group))
     try:
@@ -251,22 +279,33 @@ def _check(
 
 
 def _target_state(
-    service: Service, environment: Environment, group: Group | None
-) -> tuple[bool, int | None]:
-    """Whether a deployment of the target is in progress, and the id of the version its last
-    DONE deployment ran (what previous_version returns): one query instead of two, on the
-    request path. A deployment that finished between this read and the insert cannot exist:
+    service: Service, environment: Environment, group: Group | None, version: DeployableVersion
+) -> tuple[bool, int | None, bool]:
+    """Whether a deployment of the target is in progress, the id of the version its last
+    DONE deployment ran (what previous_version returns) and whether `version` is marked bad
+    there (deployments.services.bad_versions): one query instead of three, on the request
+    path. A deployment that finished between this read and the insert cannot exist:
     it would have been in progress here (the partial unique constraint guards the insert)."""
     target = Deployment.objects.filter(service=service, environment=environment)
     running = target.in_progress().filter(group_key=group.name if group else "")
     last = target.filter(group=group).last_done().values("version_id")[:1]
-    state = Service.objects.filter(pk=service.pk).values_list(Exists(running), Subquery(last))
-    in_progress, version_id = state.get()
-    return bool(in_progress), version_id
+    bad = bad_versions.in_force(
+        service=service, environment=environment, sha=version.git_commit_sha
+    )
+    state = Service.objects.filter(pk=service.pk).values_list(
+        Exists(running), Subquery(last), Exists(bad)
+    )
+    in_progress, version_id, marked_bad = state.get()
+    return bool(in_progress), version_id, bool(marked_bad)
 
 
 def _create_ready(
-    user: User, ready: _Ready, message: str, override_reason: str, batch: uuid.UUID | None
+    user: User,
+    ready: _Ready,
+    message: str,
+    override_reason: str,
+    batch: uuid.UUID | None,
+    cause: Deployment | None = None,
 ) -> DeployOutcome:
     t = ready.target
     assert t.version is not None  # checked
@@ -282,6 +321,7 @@ def _create_ready(
         override_reason=override_reason.strip(),
         batch=batch,
         source_version_id=ready.source_version_id,
+        cause=cause,
     )
     if deployment is None:
         return _outcome(t, "in_progress", _in_progress_reason(t.service, t.environment, t.group))
@@ -360,6 +400,7 @@ def _create(
     override_reason: str,
     source_version_id: int | None,
     batch: uuid.UUID | None = None,
+    cause: Deployment | None = None,
 ) -> Deployment | None:
     try:
         with transaction.atomic():
@@ -373,6 +414,7 @@ def _create(
                 deployed_by=user,
                 message=message,
                 batch=batch,
+                cause=cause,
                 rendered_manifests=rendering.to_yaml(documents),
                 manifest_documents=seal(documents),
                 request_id=log_context.request_id.get(),
@@ -391,6 +433,10 @@ def _create(
                 f"to {environment.name}{overriding}",
                 data={"override_reason": override_reason} if refusals else {},
             )
+            if any(r.name == bad_versions.REFUSAL_NAME for r in refusals):
+                bad_versions.record_override(
+                    user=user, deployment=deployment, reason=override_reason
+                )
             notify.deployment_event(deployment=deployment, event=notify.Event.REQUESTED)
             if refusals:
                 notify.deployment_event(
@@ -450,6 +496,7 @@ def revert_deployment(
     message: str = "",
     override_reason: str = "",
     batch: uuid.UUID | None = None,
+    mark_bad: str | None = None,
 ) -> DeployOutcome | None:
     """Undo a deployment: the one rule the page's roll back, the batch revert and the API share.
 
@@ -457,9 +504,25 @@ def revert_deployment(
     None is returned. Finished (DONE or FAILED): the version that ran before it is requested
     through the full gate, re-applying the manifests recorded on the deployment that ran it;
     the outcome of that request is returned. Raises PermissionDenied (cancel) and
-    InvalidTransition (cannot be cancelled, or nothing ran before it to go back to)."""
+    InvalidTransition (cannot be cancelled, or nothing ran before it to go back to).
+
+    mark_bad: a reason to mark the reverted version bad in the environment
+    (deployments.services.bad_versions), done with the cancel or the created revert, in its
+    transaction; checked first (BadVersionError without a reason, PermissionDenied without
+    `cancel`), so a refused mark changes nothing."""
+    if mark_bad is not None:
+        mark_bad = bad_versions.clean_reason(mark_bad)
+        if not bad_versions.may_mark(
+            user, service=deployment.service, environment=deployment.environment
+        ):
+            raise PermissionDenied(
+                f"{user.get_username()} may not mark versions bad of "
+                f"{deployment.service.name} in {deployment.environment.name} (it needs cancel)"
+            )
     if not Status(deployment.status).is_terminal:
-        cancel_deployment(user=user, deployment=deployment)
+        with transaction.atomic():
+            cancel_deployment(user=user, deployment=deployment)
+            _mark_reverted(user, deployment, mark_bad)
         return None
     previous = deployment.source_version
     if previous is None or not deployment.can_be_reverted:
@@ -475,6 +538,7 @@ def revert_deployment(
             message=message.strip() or f"Revert of #{deployment.pk}",
             override_reason=override_reason,
             recorded=deployment.source_deployment(),
+            cause=deployment,
         )
         if outcome.deployment is not None:
             notify.deployment_event(
@@ -482,4 +546,17 @@ def revert_deployment(
                 event=notify.Event.REVERTED,
                 note=f"revert of #{deployment.pk}",
             )
+            _mark_reverted(user, deployment, mark_bad)
     return outcome
+
+
+def _mark_reverted(user: User, deployment: Deployment, reason: str | None) -> None:
+    if reason is not None:
+        bad_versions.mark_bad(
+            user=user,
+            service=deployment.service,
+            environment=deployment.environment,
+            sha=deployment.version.git_commit_sha,
+            reason=reason,
+            deployment=deployment,
+        )

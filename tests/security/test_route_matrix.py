@@ -297,6 +297,42 @@ R["api:deployment-cancel"] = (
 )
 R["api:schema"] = (Probe("/api/v1/schema/"), api_read(*API_LIST.values()))
 R["api:metrics"] = (Probe("/api/v1/metrics/"), api_read(*API_LIST.values()))
+# Rollbacks that stick (issue #14): marking takes `cancel` (bob in staging), unmarking `manage`
+# (alice only; mark 0 does not exist: a 404 for everybody signed in). After the redeploy row:
+# the marks written here would refuse it. {dep} has no previous version: nothing to revert to.
+R["deployment-mark-bad"] = (
+    Probe("/deployments/{dep}/mark-bad/", {"reason": "matrix"}),
+    {
+        "POST": each(
+            LOGIN,
+            "404",
+            "302 /deployments/{dep}/ error",
+            "302 /deployments/{dep}/ success w",
+            "302 /deployments/{dep}/ error",
+        )
+    },
+)
+R["bad-versions"] = (Probe("/bad-versions/"), {"GET": VIEW_LIST})
+R["bad-version-unmark"] = (
+    Probe("/bad-versions/0/unmark/", {"reason": "matrix"}),
+    {"POST": each(LOGIN, "404", "404", "404", "404")},
+)
+R["api:bad-versions"] = (
+    Probe(
+        "/api/v1/bad-versions/",
+        {"service": "api", "environment": "{env}", "git_commit_sha": "{api_sha}", "reason": "m"},
+        as_json=True,
+    ),
+    {**api_read(*API_LIST.values()), "POST": each("401", "403", "403", "201 w", "403", "403")},
+)
+R["api:bad-version-unmark"] = (
+    Probe("/api/v1/bad-versions/0/unmark/", {"reason": "matrix"}, as_json=True),
+    {"POST": each("401", "404", "404", "404", "404", "404")},
+)
+R["api:deployment-revert"] = (
+    Probe("/api/v1/deployments/{dep}/revert/", as_json=True),
+    {"POST": each("401", "404", "409", "409", "409", "404")},
+)
 # Last: it ends the session (for anybody signed in, an allowed write).
 R["logout"] = (
     Probe("/logout/"),
