@@ -74,7 +74,7 @@ def test_bob_marks_bad_carol_is_refused_alice_overrides(
     roll_back.get_by_label("Why this version is bad").fill("500s on /pay")
     roll_back.get_by_role("button", name="Roll back to the previous version").click()
     expect(page.locator("#revert-of")).to_contain_text(f"A revert of #{shipped.pk}")
-    expect(page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     mark = BadVersion.objects.active().get()
     assert (mark.sha, mark.marked_by) == (bad.git_commit_sha, bob)
     page.goto(f"{live_apollo.url}/deployments/{shipped.pk}/")
@@ -100,7 +100,7 @@ def test_bob_marks_bad_carol_is_refused_alice_overrides(
     alice_page.get_by_role("button", name="Deploy", exact=True).click()
     expect(alice_page.locator("#override")).to_contain_text("the fix is in the config map")
     expect(alice_page.locator("#override")).to_contain_text("bad version")
-    expect(alice_page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    expect(alice_page.locator("#status")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     alice_context.close()
     overridden = Deployment.objects.get(deployed_by=alice)
     assert overridden.version == bad
@@ -125,7 +125,7 @@ def test_a_crash_looping_version_is_reverted_without_anyone_clicking(
 
     log_in(page, live_apollo, "bob")
     page.goto(f"{live_apollo.url}/deployments/{outcome.deployment.pk}/")
-    expect(page.locator("#status")).to_have_text("FAILED", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Failed", timeout=LIVE_TIMEOUT)
     revert = wait_for(
         outcome.deployment, lambda d: Deployment.objects.filter(cause=d).exists()
     ).reverts.get()
@@ -134,6 +134,6 @@ def test_a_crash_looping_version_is_reverted_without_anyone_clicking(
     expect(page.locator("#bad-mark")).to_contain_text("marked bad in staging by Apollo")
     page.locator("#automatic-revert-link").click()
     expect(page.locator("#revert-of")).to_contain_text("requested automatically by Apollo")
-    expect(page.locator("#status")).to_have_text("DONE", timeout=LIVE_TIMEOUT)
+    expect(page.locator("#status")).to_have_text("Done", timeout=LIVE_TIMEOUT)
     revert.refresh_from_db()
     assert (revert.status, revert.version) == (Status.DONE, good)
