@@ -13,6 +13,7 @@ the given environment (or in at least one environment).
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, Group, User
@@ -27,6 +28,7 @@ from permissions.rules import (
     HoldingIndex,
     Target,
     allowed_pairs,
+    allowed_scopes,
     allows,
     decide,
     sentence,
@@ -164,6 +166,8 @@ class Visibility:
     whole_environments: frozenset[int] = frozenset()
     # Every service in every environment (when asked): rows need no filter at all.
     all_pairs: bool = False
+    # The pairs outside whole_environments (what q() lists one by one); None: from `pairs`.
+    partial_pairs: frozenset[Pair] | None = None
 
     def sees(self, *, service_id: int | None, environment_id: int | None) -> bool:
         if self.everything:
@@ -182,9 +186,11 @@ class Visibility:
         if self.all_pairs:  # not Q(): an empty Q vanishes when OR-ed with another condition
             return Q(**{f"{environment}__isnull": False, f"{service}__isnull": False})
         by_environment: dict[int, list[int]] = defaultdict(list)
-        for s, e in self.pairs:
-            if e not in self.whole_environments:
-                by_environment[e].append(s)
+        partial = self.partial_pairs
+        if partial is None:
+            partial = frozenset(p for p in self.pairs if p[1] not in self.whole_environments)
+        for s, e in partial:
+            by_environment[e].append(s)
         condition = Q(pk__in=[])  # matches nothing; each environment's services are OR-ed in
         if self.whole_environments:
             condition |= Q(
@@ -206,20 +212,27 @@ def visibility(user: User | AnonymousUser) -> Visibility:
     if user.is_superuser:
         return Visibility(everything=True)
     index, services, environments = _index_and_rows(user, Verb.VIEW)
-    pairs, whole = allowed_pairs(index, services, environments)
+    partial, whole = allowed_scopes(index, services, environments)
+    pairs = set(partial)
+    for e in whole:
+        pairs.update(zip(services, repeat(e)))
     alone_environments = {
         e
         for e, availability in environments
         if allows(index, Target(None, "", e, "", availability))
     }
     alone_services = {s for s in services if allows(index, Target(s))}
+    # The environments and services of the pairs, without a pass over every pair: a whole
+    # environment holds every service.
+    pair_services = {s for s, _ in partial} | (set(services) if whole else set())
     return Visibility(
         everything=False,
         pairs=frozenset(pairs),
-        environment_ids=frozenset({e for _, e in pairs} | alone_environments),
-        service_ids=frozenset({s for s, _ in pairs} | alone_services),
+        environment_ids=frozenset(whole | {e for _, e in partial} | alone_environments),
+        service_ids=frozenset(pair_services | alone_services),
         whole_environments=frozenset(whole),
         all_pairs=bool(services) and len(whole) == len(environments),
+        partial_pairs=frozenset(partial),
     )
 
 
