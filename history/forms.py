@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
 from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from deployments.models import Service
@@ -24,16 +24,20 @@ class QuickSelect(forms.Select):
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
     ) -> SafeString:
         chosen = {str(v) for v in self.format_value(value)}
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            (
-                (str(option), SELECTED if str(option) in chosen else "", label)
-                for option, label in self.choices
-            ),
+        # One escape per value, not a format_html per option: 500 services' options were a
+        # quarter of the History page's time.
+        options = "".join(
+            f'<option value="{escape(str(option))}"'
+            f"{SELECTED if str(option) in chosen else ''}>{escape(str(label))}</option>"
+            for option, label in self.choices
         )
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
-        return format_html('<select name="{}"{}>{}</select>', name, final_attrs, options)
+        return format_html(
+            '<select name="{}"{}>{}</select>',
+            name,
+            final_attrs,
+            mark_safe(options),  # noqa: S308 -- every value and label is escaped above
+        )
 
 
 SELECTED = mark_safe(" selected")
@@ -99,6 +103,11 @@ class HistoryFilterForm(forms.Form):
         service.queryset = services
         environment: Any = self.fields["environment"]
         environment.queryset = environments
+        # The options as plain names (the fields still validate against their querysets): the
+        # widgets would otherwise build a model instance per option.
+        for field, rows in ((service, services), (environment, environments)):
+            names = rows.order_by("name").values_list("name", flat=True)
+            field.widget.choices = [("", "any"), *((n, n) for n in names)]
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()
