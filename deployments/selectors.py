@@ -5,13 +5,16 @@ Every function here reads; state changes live in deployments.services.
 """
 
 import difflib
+import operator
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connections
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
@@ -31,6 +34,7 @@ from deployments.models import (
 from deployments.services.bad_versions import marks_in_force
 from deployments.status import Status
 from environments.models import Environment
+from history.text_search import matching_deployments
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
@@ -217,6 +221,31 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
 
 
+DENSE = 1000  # matches from which a search walks the newest-first index instead
+
+
+def _text_condition(text: str, using: str) -> Q:
+    """The deployment's message, the commit's message and branch (words, through the full-text
+    index of history.text_search), who deployed it (part of a user name) and a sha prefix.
+
+    Two plans, chosen by a count of the matches that stops at DENSE: few matches are read
+    from each one's index, united, then sorted (a word found once in 100,000 deployments must
+    not walk them all: 22 -> 0.6 ms); many are found by walking the newest-first index, where a
+    page fills after a few rows (the lists of matches are still read whole first: a word in
+    every deployment costs about 20 ms at 100,000 on a loaded machine)."""
+    vendor = connections[using].vendor
+    others = [Q(deployed_by_id__in=User.objects.filter(username__icontains=text).values("pk"))]
+    if len(text) >= MIN_PREFIX and HEX_RE.match(text.lower()):
+        shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
+        others.append(Q(version_id__in=shas.values("pk")))
+    conditions = matching_deployments(text, vendor) + others
+    ids = [Deployment.objects.using(using).filter(c).order_by().values("pk") for c in conditions]
+    matches = ids[0].union(*ids[1:])
+    if matches[:DENSE].count() >= DENSE:
+        return reduce(operator.or_, conditions)
+    return Q(pk__in=matches)
+
+
 def filtered_history(
     filters: HistoryFilters, *, user: User | AnonymousUser, seen: Visibility | None = None
 ) -> DeploymentQuerySet:
@@ -241,17 +270,7 @@ def filtered_history(
     if filters.until is not None:  # the whole day "until" is included
         rows = rows.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
     if filters.text:
-        text = filters.text
-        # The deployment's message, the commit's message and branch, and who deployed it.
-        condition = (
-            Q(message__icontains=text)
-            | Q(version__commit_message__icontains=text)
-            | Q(version__branch__icontains=text)
-            | Q(deployed_by__username__icontains=text)
-        )
-        if len(text) >= MIN_PREFIX and HEX_RE.match(text.lower()):
-            condition |= Q(version__git_commit_sha__startswith=text.lower())
-        rows = rows.filter(condition)
+        rows = rows.filter(_text_condition(filters.text, rows.db))
     return rows.order_by("-created_at", "-id")
 
 
