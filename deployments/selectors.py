@@ -138,9 +138,11 @@ def visible_deployments(
     return Deployment.objects.with_related().filter(seen.q())
 
 
-def latest_deployments(user: User | AnonymousUser, limit: int) -> list[Deployment]:
+def latest_deployments(
+    user: User | AnonymousUser, limit: int, *, seen: Visibility | None = None
+) -> list[Deployment]:
     """The newest deployments the user may view, with what a deployment table shows."""
-    return list(visible_deployments(user).only(*TABLE_FIELDS)[:limit])
+    return list(visible_deployments(user, seen=seen).only(*TABLE_FIELDS)[:limit])
 
 
 # -- one deployment -------------------------------------------------------------------------

@@ -17,7 +17,11 @@ from environments.live.consumers import render_state, visible_state
 from environments.live.state import jolokia_port, load_records
 from environments.models import Environment
 from environments.names import InvalidName, check_container_name, check_object_name
-from permissions.selectors import visibility, visible_environments, visible_service_names
+from permissions.selectors import (
+    Visibility,
+    visibility,
+    visible_service_names,
+)
 from permissions.verbs import Verb
 
 LATEST_DEPLOYMENTS = 20
@@ -25,12 +29,14 @@ DEFAULT_TAIL = 200
 MAX_TAIL = 5000
 
 
-def _environments_for_table(user: User) -> QuerySet[Environment]:
+def _environments_for_table(seen: Visibility) -> QuerySet[Environment]:
     """What environments/_table.html shows, without the variables (JSON) or cluster credentials:
     the environments the user may view."""
+    environments = Environment.objects.all()
+    if not seen.everything:
+        environments = environments.filter(pk__in=sorted(seen.environment_ids))
     return (
-        visible_environments(user)
-        .select_related("cluster")
+        environments.select_related("cluster")
         .only("name", "availability", "region", "namespace", "cluster__name")
         .order_by("availability", "name")
     )
@@ -39,8 +45,9 @@ def _environments_for_table(user: User) -> QuerySet[Environment]:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    environments = _environments_for_table(_user(request))
-    latest = latest_deployments(_user(request), LATEST_DEPLOYMENTS)
+    seen = visibility(request.user)  # once for both tables
+    environments = _environments_for_table(seen)
+    latest = latest_deployments(_user(request), LATEST_DEPLOYMENTS, seen=seen)
     return render(
         request, "environments/home.html", {"environments": environments, "latest": latest}
     )
@@ -49,7 +56,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
-    environments = _environments_for_table(_user(request))
+    environments = _environments_for_table(visibility(request.user))
     return render(request, "environments/list.html", {"environments": environments})
 
 
