@@ -37,7 +37,10 @@ if (root) {
 
   async function resync() {
     try {
-      const page = await resyncFromPage(["status", "status-reason", "phases", "actions", "snapshot"]);
+      // A finished deployment's actions do not change by themselves: not replaced then, so a
+      // reason being typed (roll back and mark bad) is not wiped when the socket connects.
+      const actions = TERMINAL.has(status) ? [] : ["actions"];
+      const page = await resyncFromPage(["status", "status-reason", "phases", ...actions, "snapshot"]);
       if (!page) return;
       const freshList = page.getElementById("timeline");
       if (freshList) mergeTimeline(list, freshList);
