@@ -568,6 +568,10 @@ class RevertPolicy(models.Model):
     def __str__(self) -> str:
         return f"revert policy of {self.environment_id}/{self.service_id or '*'}"
 
+    def clean(self) -> None:
+        if self.max_age is not None and self.max_age.total_seconds() <= 0:
+            raise ValidationError({"max_age": "A maximum age is longer than zero (or empty)."})
+
 
 class AutomaticRevert(models.Model):
     """What Apollo decided about one FAILED deployment of an environment with a revert policy:

@@ -2,6 +2,8 @@
 page's picker and refusal (carol), the override (alice), the marks list and unmark, and mallory
 who sees nothing."""
 
+import uuid
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -159,3 +161,36 @@ def test_mallory_sees_nothing(mallory: User, bob: User) -> None:
     assert client.post(f"/deployments/{s.second.pk}/mark-bad/", {"reason": "x"}).status_code == 404
     assert client.post(f"/bad-versions/{mark.pk}/unmark/", {"reason": "x"}).status_code == 404
     assert BadVersion.objects.active().count() == 1
+
+
+def test_revert_all_of_a_batch_marks_each_reverted_version_bad(bob: User) -> None:
+    s = scene(bob)
+    other = scene(bob, environment=s.environment)
+    batch = uuid.uuid4()
+    Deployment.objects.filter(pk__in=[s.second.pk, other.second.pk]).update(batch=batch)
+    client = login(bob)
+    page = client.get(f"/deployments/batch/{batch}/").content.decode()
+    assert 'name="mark_bad_reason"' in page
+    client.post(
+        f"/deployments/batch/{batch}/revert/",
+        {"all": "1", "mark_bad": "1", "mark_bad_reason": "the release broke search"},
+    )
+    assert set(BadVersion.objects.active().values_list("sha", "reason")) == {
+        (s.bad.git_commit_sha, "the release broke search"),
+        (other.bad.git_commit_sha, "the release broke search"),
+    }
+    assert Deployment.objects.filter(cause__in=[s.second, other.second]).count() == 2
+
+
+def test_revert_all_without_a_reason_reverts_and_marks_nothing(bob: User) -> None:
+    s = scene(bob)
+    batch = uuid.uuid4()
+    Deployment.objects.filter(pk=s.second.pk).update(batch=batch)
+    response = login(bob).post(
+        f"/deployments/batch/{batch}/revert/",
+        {"all": "1", "mark_bad": "1", "mark_bad_reason": ""},
+        follow=True,
+    )
+    assert "Give a reason" in response.content.decode()
+    assert Deployment.objects.count() == 2
+    assert not BadVersion.objects.exists()
