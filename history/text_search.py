@@ -60,6 +60,8 @@ SQL = {
         "sqlite",
         "commit",
     ): "SELECT rowid FROM history_version_text WHERE history_version_text MATCH %s",
+    ("sqlite", "count"): "SELECT count(*) FROM (SELECT rowid FROM history_deployment_text "
+    "WHERE history_deployment_text MATCH %s LIMIT %s)",
     ("postgresql", "message"): "SELECT id FROM deployments_deployment "  # noqa: S608
     f"WHERE {PG_DEPLOYMENT_TEXT} @@ to_tsquery('simple', %s)",
     ("postgresql", "commit"): "SELECT id FROM deployments_deployableversion "  # noqa: S608
@@ -71,13 +73,28 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())[:MAX_WORDS]
 
 
-def matching_deployments(text: str, vendor: str) -> list[Q]:
+def _word_starts(found: list[str]) -> tuple[Q, Q]:
+    """The same test made on each row, by regular expression (a word starting with each
+    word): for a walk of the newest-first index, where a common word fills a page after a
+    few rows (SQLite would otherwise read the index's whole list of matches first)."""
+    by_message, by_commit = Q(), Q()
+    for word in found:
+        start = rf"\b{word}"  # words are \w+: nothing to escape
+        by_message &= Q(message__iregex=start)
+        by_commit &= Q(version__commit_message__iregex=start) | Q(version__branch__iregex=start)
+    return by_message, by_commit
+
+
+def matching_deployments(text: str, vendor: str, *, per_row: bool = False) -> list[Q]:
     """Conditions on Deployment, one per text searched (its message; its version's commit
     message and branch), each true when the text has every word of the search (as a prefix);
-    none without a word. A caller may read each from its own index and unite them, or OR them."""
+    none without a word. A caller may read each from its own index and unite them, or, with
+    `per_row` (SQLite: tested on each row instead of read from the index), OR them."""
     found = words(text)
     if not found:
         return []
+    if vendor == "sqlite" and per_row:
+        return list(_word_starts(found))
     if vendor == "sqlite":
         query = " ".join(f'"{word}"*' for word in found)  # each word a quoted prefix
     elif vendor == "postgresql":
@@ -94,6 +111,18 @@ def matching_deployments(text: str, vendor: str) -> list[Q]:
         Q(pk__in=RawSQL(SQL[(vendor, "message")], (query,))),  # noqa: S611 -- see SQL
         Q(version_id__in=RawSQL(SQL[(vendor, "commit")], (query,))),  # noqa: S611 -- see SQL
     ]
+
+
+def messages_found(text: str, connection: BaseDatabaseWrapper, *, up_to: int) -> int:
+    """How many deployment messages have every word, counting no further than up_to (SQLite
+    reads its index's matches as a stream and stops; elsewhere a LIMIT-ed count)."""
+    found = words(text)
+    if not found or connection.vendor != "sqlite":
+        return 0 if not found else -1  # -1: not counted here
+    query = " ".join(f'"{word}"*' for word in found)
+    with connection.cursor() as cursor:
+        cursor.execute(SQL[("sqlite", "count")], (query, up_to))
+        return int(cursor.fetchone()[0])
 
 
 # The schema statements below interpolate only the table and column names of SQLITE_TABLES

@@ -73,3 +73,22 @@ def test_the_index_is_repaired_after_a_table_rebuild_dropped_its_triggers(
     assert _found(alice, "unindexed") == [missed.pk]
     later = _deploy(alice, checkout, production, message="unindexed no more")
     assert _found(alice, "unindexed") == [later.pk, missed.pk]
+
+
+@pytest.mark.parametrize("dense", [2, 4000])
+def test_a_common_word_and_a_rare_one_find_the_same_rows_whichever_plan(
+    alice: User,
+    checkout: Service,
+    production: Environment,
+    dense: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DENSE chooses the plan (deployments.selectors): 2 makes every search here "common".
+    monkeypatch.setattr("deployments.selectors.DENSE", dense)
+    by_message = _deploy(alice, checkout, production, message="Hotfix for the basket")
+    by_commit = _deploy(alice, checkout, production, commit_message="basket_total hotfixes")
+    by_branch = _deploy(alice, checkout, production, branch="hotfix/basket")
+    _deploy(alice, checkout, production, message="a photfix is no hotfix-word start", branch="x")
+    found = _found(alice, "hotfix basket")
+    assert found == [by_branch.pk, by_commit.pk, by_message.pk]
+    assert _found(alice, "asket") == []
