@@ -19,7 +19,8 @@ from deployments.models import AutomaticRevert, BadVersion, Deployment
 from deployments.services import bad_versions
 from deployments.services.auto_revert import SYSTEM_USERNAME
 from deployments.status import Status
-from permissions.selectors import visibility
+from permissions.selectors import allowed_targets, visibility
+from permissions.verbs import Verb
 
 
 class ReasonForm(forms.Form):
@@ -154,13 +155,13 @@ def bad_version_list(request: HttpRequest) -> HttpResponse:
     """The marks in force the user may view, newest first, with unmark for manage holders."""
     user = _user(request)
     marks = list(_visible_marks(user).filter(unmarked_at__isnull=True)[:200])
+    # Where the user may unmark, in three queries whatever the number of rows.
+    managed = allowed_targets(user, Verb.MANAGE) if marks else set()
     rows = [
         {
             "mark": m,
             "text": bad_versions.describe(m, environment=m.environment),
-            "may_unmark": bad_versions.may_unmark(
-                user, service=m.service, environment=m.environment
-            ),
+            "may_unmark": (m.service_id, m.environment_id) in managed,
         }
         for m in marks
     ]

@@ -194,3 +194,17 @@ def test_revert_all_without_a_reason_reverts_and_marks_nothing(bob: User) -> Non
     assert "Give a reason" in response.content.decode()
     assert Deployment.objects.count() == 2
     assert not BadVersion.objects.exists()
+
+
+def test_the_list_of_marks_makes_a_fixed_number_of_queries(bob: User) -> None:
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/bad-versions/").status_code == 200
+        return len(queries)
+
+    client = login(bob)
+    marked(scene(bob), bob)
+    one = count()
+    for _ in range(3):
+        marked(scene(bob), bob)
+    assert count() == one
