@@ -8,7 +8,7 @@ import difflib
 import operator
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import reduce
 from typing import Any
@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from deployments.controls import Control, batch_controls
 from deployments.models import (
     LAST_DONE_ORDER,
     BadVersion,
@@ -41,6 +42,7 @@ from permissions.models import Blocker
 from permissions.rules import HoldingIndex, decide
 from permissions.rules import Target as RuleTarget
 from permissions.selectors import Visibility, allowed_targets, holdings, visibility
+from permissions.services import explain
 from permissions.verbs import Verb
 
 RECENT_VERSIONS = 20
@@ -406,10 +408,22 @@ def batch_deployments(batch: uuid.UUID, *, user: User | AnonymousUser) -> list[D
 
 def batch_state(user: User, deployments: list[Deployment]) -> dict[str, Any]:
     """What the batch page and its socket show: a row per deployment, with what this user may
-    do to it, and the count per status. One read of the user's grants for every row."""
+    do to it (deployments.controls: enabled, disabled with the reason, or absent), and the
+    count per status. One read of the user's grants per verb for every row; the gate's
+    sentence only for a control shown disabled."""
     may_cancel = allowed_targets(user, Verb.CANCEL)
     may_deploy = allowed_targets(user, Verb.DEPLOY)
-    rows = [_batch_row(d, may_cancel, may_deploy) for d in deployments]
+    holds = {
+        verb for verb, pairs in ((Verb.CANCEL, may_cancel), (Verb.DEPLOY, may_deploy)) if pairs
+    }
+    decided = [(d, _target(d) in may_cancel, _target(d) in may_deploy) for d in deployments]
+
+    def why(deployment: Deployment, verb: Verb) -> str:
+        service, environment = deployment.service, deployment.environment
+        return explain(user, verb, service=service, environment=environment).reason
+
+    per_row, overall = batch_controls(decided, holds=holds, why=why)
+    rows = [_batch_row(d, controls) for d, controls in zip(deployments, per_row, strict=True)]
     summary: dict[str, int] = {}
     for row in rows:
         summary[row["status"]] = summary.get(row["status"], 0) + 1
@@ -417,17 +431,25 @@ def batch_state(user: User, deployments: list[Deployment]) -> dict[str, Any]:
         "type": "batch.state",
         "rows": rows,
         "summary": dict(sorted(summary.items())),
-        # "Cancel all" / "Revert all" only when they would do something for this user now.
-        "any_cancel": any(row["can_cancel"] for row in rows),
-        "any_revert": any(row["can_revert"] or row["can_cancel"] for row in rows),
+        "cancel_all": _plain(overall["cancel_all"]),
+        "revert_all": _plain(overall["revert_all"]),
+        # Kept for scripts reading the JSON: whether "Cancel all" / "Revert all" would act.
+        "any_cancel": overall["cancel_all"].allowed,
+        "any_revert": overall["revert_all"].allowed,
     }
 
 
-def _batch_row(
-    deployment: Deployment, may_cancel: set[tuple[int, int]], may_deploy: set[tuple[int, int]]
-) -> dict[str, Any]:
+def _target(deployment: Deployment) -> tuple[int, int]:
+    return (deployment.service_id, deployment.environment_id)
+
+
+def _plain(control: Control) -> dict[str, Any]:
+    """A control as JSON for the page's socket and polling (and the template alike)."""
+    return {**asdict(control), "disabled": control.disabled}
+
+
+def _batch_row(deployment: Deployment, controls: dict[str, Control]) -> dict[str, Any]:
     status = Status(deployment.status)
-    target = (deployment.service_id, deployment.environment_id)
     return {
         "id": deployment.pk,
         "service": deployment.service.name,
@@ -437,9 +459,11 @@ def _batch_row(
         "status": deployment.status,
         "reason": deployment.status_reason,
         "finished": status.is_terminal,
-        "can_cancel": deployment.can_be_cancelled and target in may_cancel,
+        "cancel": _plain(controls["cancel"]),
+        "revert": _plain(controls["revert"]),
+        "can_cancel": controls["cancel"].allowed,
         # Reverting a finished deployment deploys the version before it: the deploy verb.
-        "can_revert": deployment.can_be_reverted and target in may_deploy,
+        "can_revert": controls["revert"].allowed,
         "url": reverse("deployment-detail", args=[deployment.pk]),
     }
 

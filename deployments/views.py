@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from deployments import selectors
 from deployments.bad_version_views import detail_context as bad_version_context
+from deployments.controls import REDEPLOY_UNFINISHED, Control, deployment_controls
 from deployments.engine.heartbeat import pending_reason, worker_absence
 from deployments.forms import CompareForm, DeployForm, PreviewForm, RedeployForm
 from deployments.live import has_logs, visible_timeline
@@ -36,8 +37,8 @@ from deployments.services.deploy import (
 )
 from deployments.status import Status
 from environments.models import Environment
-from permissions.selectors import visibility
-from permissions.services import can
+from permissions.selectors import allowed_targets, visibility
+from permissions.services import can, explain
 from permissions.verbs import Verb
 
 RESULTS_KEPT = 5  # result pages kept in the session
@@ -381,10 +382,7 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
             if deployment.status == Status.PENDING
             else deployment.status_reason
         ),
-        "can_cancel": deployment.can_be_cancelled and may_cancel(user, deployment),
-        "can_redeploy": finished
-        and can(user, Verb.DEPLOY, service=deployment.service, environment=deployment.environment),
-        "can_roll_back": deployment.can_be_reverted,
+        "controls": _controls(user, deployment),
         "timeline": _timeline(user, deployment),
         "snapshot_services": sorted((snapshot.get("services") or {}).items()),
         "snapshot_error": snapshot.get("error", ""),
@@ -392,6 +390,20 @@ def deployment_detail(request: HttpRequest, deployment_id: int) -> HttpResponse:
         **bad_version_context(user, deployment),
     }
     return render(request, "deployments/detail.html", context)
+
+
+def _controls(user: User, deployment: Deployment) -> dict[str, Control]:
+    """The page's action controls (deployments.controls): the gate asked once per verb, and
+    whether the user holds the verb anywhere only when it is refused here."""
+    service, environment = deployment.service, deployment.environment
+    cancel = explain(user, Verb.CANCEL, service=service, environment=environment)
+    deploy = explain(user, Verb.DEPLOY, service=service, environment=environment)
+    holds = {
+        decision_verb
+        for decision_verb, decision in ((Verb.CANCEL, cancel), (Verb.DEPLOY, deploy))
+        if decision.allowed or allowed_targets(user, decision_verb)
+    }
+    return deployment_controls(deployment, cancel=cancel, deploy=deploy, holds=holds)
 
 
 def _timeline(user: User, deployment: Deployment) -> list[Any]:
@@ -438,7 +450,7 @@ def redeploy(request: HttpRequest, deployment_id: int) -> HttpResponse:
     which = form.cleaned_data["which"]
     version = deployment.version if which == "this" else deployment.source_version
     if version is None or not Status(deployment.status).is_terminal:
-        messages.error(request, "Only a finished deployment with that version can be redeployed.")
+        messages.error(request, REDEPLOY_UNFINISHED)
         return redirect("deployment-detail", deployment_id=deployment.pk)
     item = Target(deployment.service, deployment.environment, deployment.group, version)
     if which == "this":

@@ -16,6 +16,7 @@ from django.db.models import Exists, Subquery
 
 from apollo_site.ops import context as log_context
 from deployments import live, rendering
+from deployments.controls import cancel_state_refusal
 from deployments.engine.wakeup import notify_new_work
 from deployments.manifests import recorded_checked, render_checked, seal
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
@@ -462,12 +463,9 @@ def cancel_deployment(*, user: User, deployment: Deployment) -> Deployment:
         raise PermissionDenied(decision.reason)
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        if not deployment.can_be_cancelled:
-            if deployment.status == Status.STARTED:
-                raise InvalidTransition(
-                    "nothing ran before this deployment, so there is no version to roll back to"
-                )
-            raise InvalidTransition(f"a {deployment.status} deployment cannot be cancelled")
+        refusal = cancel_state_refusal(deployment)
+        if refusal:
+            raise InvalidTransition(refusal)
         if deployment.status == Status.PENDING:
             deployment.transition_to(Status.CANCELED, reason=f"cancelled by {user.username}")
         else:

@@ -16,18 +16,24 @@ if (table) {
   let done = false;
   let connected = false;
   let polling = false;
+  // A control (deployments.controls): hidden, enabled, or disabled with the reason beside it.
+  const setControl = (form, control) => {
+    form.hidden = !control.shown;
+    form.querySelector("button").disabled = !control.allowed;
+    form.querySelector(".disabled-reason").textContent = control.disabled ? control.reason : "";
+  };
   const render = (data) => {
     for (const row of data.rows) {
       const tr = table.querySelector(`tr[data-deployment="${row.id}"]`);
       if (!tr) continue;
       tr.querySelector(".batch-status .badge").replaceWith(fragment(row.badge_html));
       tr.querySelector(".batch-status .reason").textContent = row.reason;
-      tr.querySelector(".batch-actions form:not(.revert)").hidden = !row.can_cancel;
-      tr.querySelector(".batch-actions form.revert").hidden = !row.can_revert;
+      setControl(tr.querySelector(".batch-actions form:not(.revert)"), row.cancel);
+      setControl(tr.querySelector(".batch-actions form.revert"), row.revert);
     }
     document.getElementById("batch-summary").replaceChildren(fragment(data.summary_html));
-    document.getElementById("cancel-all").hidden = !data.any_cancel;
-    document.getElementById("revert-all").hidden = !data.any_revert;
+    setControl(document.getElementById("cancel-all"), data.cancel_all);
+    setControl(document.getElementById("revert-all"), data.revert_all);
     done = data.rows.every((row) => row.finished);
     return done;
   };

@@ -64,24 +64,30 @@ def test_carol_sees_neither_cancel_all_nor_revert_all(
     assert state["any_revert"] is False
 
 
-def test_a_finished_batch_offers_revert_all_but_not_cancel_all(
+def test_a_finished_batch_offers_revert_all_and_says_why_cancel_all_is_disabled(
     alice: User, bob: User, checkout: Service, stage: Environment
 ) -> None:
     batch = _batch(alice, checkout, stage, Status.DONE)
     page = login(bob).get(f"/deployments/batch/{batch}/").content.decode()
-    assert not _shown(page, "cancel-all")
+    assert _shown(page, "cancel-all")
+    assert 'disabled aria-describedby="why-cancel-all"' in page
+    assert "Nothing left to cancel: every deployment has finished." in page
     assert _shown(page, "revert-all")
+    assert 'disabled aria-describedby="why-revert-all"' not in page
 
 
-def test_bob_may_not_revert_a_finished_batch_in_production(
-    alice: User, bob: User, checkout: Service, production: Environment
+def test_bob_may_not_revert_a_finished_batch_in_production_and_is_told_why(
+    alice: User, bob: User, checkout: Service, production: Environment, stage: Environment
 ) -> None:
     batch = _batch(alice, checkout, production, Status.DONE)
     page = login(bob).get(f"/deployments/batch/{batch}/").content.decode()
-    assert not _shown(page, "revert-all")
+    # bob deploys in staging: he could revert, not here; the rows and Revert all say why.
+    assert _shown(page, "revert-all")
+    assert 'disabled aria-describedby="why-revert-all"' in page
     rows = re.findall(r'<form[^>]*class="revert"[^>]*>', page)
     assert len(rows) == 2
-    assert all(" hidden" in row for row in rows)
+    assert not any(" hidden" in row for row in rows)
+    assert page.count("bob may not deploy") >= 3
 
 
 def test_the_deploy_link_shows_to_who_may_deploy_somewhere(
