@@ -229,5 +229,5 @@ def test_a_finished_deployment_cannot_be_cancelled(
     deployment = factories.make_deployment(
         service=service, environment=staging, deployed_by=alice, version=version
     )
-    with pytest.raises(InvalidTransition, match="DONE deployment cannot be cancelled"):
+    with pytest.raises(InvalidTransition, match="a done deployment cannot be cancelled"):
         cancel_deployment(user=alice, deployment=deployment)
