@@ -85,10 +85,11 @@ async def test_a_denied_verb_bob_holds_elsewhere_is_disabled_with_the_gates_reas
     alice: User, bob: User, staging: Environment
 ) -> None:
     service: Service = await sync_to_async(deployed)(alice, staging, "web", replicas=1)
+    await sync_to_async(grant)(actor=None, user=bob, verbs=[Verb.EXEC], availability="staging")
     await sync_to_async(grant)(
         actor=None,
         user=bob,
-        verbs=[Verb.RESTART, Verb.VIEW_LOGS],
+        verbs=[Verb.RESTART, Verb.VIEW_LOGS, Verb.EXEC],
         effect=Effect.DENY,
         service=service,
         environment=staging,
@@ -100,7 +101,9 @@ async def test_a_denied_verb_bob_holds_elsewhere_is_disabled_with_the_gates_reas
     assert "bob may not restart web in staging" in restart
     assert "bob may not view logs of web in staging" in logs
     assert 'disabled aria-describedby="why-podrestart-web">Restart<' in page
-    assert "Shell" not in page  # bob holds exec nowhere: hidden, not disabled
+    shell = _reason(page, "why-shell-web")
+    assert "bob may not exec into web in staging" in shell
+    assert 'disabled aria-describedby="why-shell-web">Shell<' in page
     # The server refuses each with the very words shown beside it.
     pod = await sync_to_async(_pod)(staging)
     base = f"/environments/{staging.name}"
@@ -109,6 +112,18 @@ async def test_a_denied_verb_bob_holds_elsewhere_is_disabled_with_the_gates_reas
     response = await sync_to_async(_get)(bob, f"{base}/logs/", service="web")
     assert response.status_code == 403
     assert logs in html.unescape(response.content.decode())
+    response = await sync_to_async(_get)(bob, f"{base}/pods/{pod}/shell/")
+    assert response.status_code == 403
+    assert shell in html.unescape(response.content.decode())
+
+
+async def test_bob_without_exec_anywhere_sees_no_shell(
+    alice: User, bob: User, staging: Environment
+) -> None:
+    await sync_to_async(deployed)(alice, staging, "web", replicas=1)
+    page = await _page(bob, staging)
+    assert "Shell" not in page  # bob holds exec nowhere: hidden, not disabled
+    assert 'type="submit">Rolling restart<' in page
 
 
 async def test_a_blocker_disables_the_rolling_restart_with_its_name_and_reason(
