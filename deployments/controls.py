@@ -138,3 +138,11 @@ def _revert_all(per_row: list[dict[str, Control]]) -> Control:
         return ALLOWED
     reasons = _reasons(controls)
     return disabled(reasons) if reasons else HIDDEN
+
+
+def from_gate(*, allowed: bool, holds_verb: bool, why: "Callable[[], str]") -> Control:
+    """A control decided by the gate alone: enabled, disabled with the gate's sentence (asked
+    only then) when the verb is held elsewhere, absent when it is held nowhere."""
+    if allowed:
+        return ALLOWED
+    return disabled(why()) if holds_verb else HIDDEN

@@ -3,6 +3,7 @@ scaling) and the batch page that follows every deployment of one Deploy request,
 group, with cancel per group or for all. Every change is a POST to a service, then a redirect."""
 
 import uuid
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -13,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from deployments.controls import from_gate
 from deployments.forms import GroupChangeForm, GroupCreateForm, ScaleForm
 from deployments.live import batch_message
 from deployments.models import DeployableVersion, Deployment, Group, InvalidTransition, Service
@@ -25,6 +27,7 @@ from environments import kube
 from environments import services as environment_services
 from environments.models import Environment
 from permissions.selectors import allowed_targets, visibility
+from permissions.services import explain
 from permissions.verbs import Verb
 
 RECENT_VERSIONS = 10
@@ -47,10 +50,11 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
     seen = visibility(user)
     # SECURITY: only the environments the user may view show.
     manage = {e for s, e in allowed_targets(user, Verb.MANAGE) if s == service.pk}
-    scale = {e for s, e in allowed_targets(user, Verb.RESTART) if s == service.pk}
-    # The Deploy and Logs links show only where they would be allowed (one read per verb).
-    deploy = {e for s, e in allowed_targets(user, Verb.DEPLOY) if s == service.pk}
-    logs = {e for s, e in allowed_targets(user, Verb.VIEW_LOGS) if s == service.pk}
+    # The Deploy and Logs links and the Scale forms are enabled where allowed, disabled with
+    # the gate's sentence where the verb is held elsewhere, absent otherwise (one read per verb).
+    held = {verb: allowed_targets(user, verb) for verb in SECTION_VERBS}
+    here = {verb: {e for s, e in pairs if s == service.pk} for verb, pairs in held.items()}
+    scale, deploy, logs = here[Verb.RESTART], here[Verb.DEPLOY], here[Verb.VIEW_LOGS]
     groups = list(Group.objects.filter(service=service).with_status())
     environments = [
         e
@@ -65,6 +69,14 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
             "may_scale": environment.pk in scale,
             "may_deploy": environment.pk in deploy,
             "may_view_logs": environment.pk in logs,
+            "controls": {
+                verb.value: from_gate(
+                    allowed=environment.pk in here[verb],
+                    holds_verb=bool(held[verb]),
+                    why=partial(_refusal, user, verb, service, environment),
+                )
+                for verb in SECTION_VERBS
+            },
         }
         for environment in environments
     ]
@@ -79,6 +91,13 @@ def service_detail(request: HttpRequest, name: str) -> HttpResponse:
         "may_deploy": bool(deploy),
     }
     return render(request, "deployments/service.html", context)
+
+
+SECTION_VERBS = (Verb.DEPLOY, Verb.VIEW_LOGS, Verb.RESTART)
+
+
+def _refusal(user: User, verb: Verb, service: Service, environment: Environment) -> str:
+    return explain(user, verb, service=service, environment=environment).reason
 
 
 def _service_page(service: Service) -> HttpResponse:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from deployments.models import Deployment, Service
+from deployments.models import Deployment, Group, Service
 from deployments.status import Status
 from environments.models import Environment
 from tests import factories
@@ -161,3 +161,56 @@ def test_carol_sees_no_batch_control(
     assert forms
     assert all(" hidden" in form for form in forms if "/deployments/batch/" in form)
     assert not re.search(r'class="disabled-reason" id="[^"]*">[^<]', page)
+
+
+def test_the_service_page_says_why_bob_may_not_deploy_read_logs_or_scale_in_production(
+    bob: User, stage: Environment, production: Environment
+) -> None:
+    ingest = factories.make_service("ingest", deployed_per_group=True)
+    for environment in (stage, production):
+        Group.objects.create(service=ingest, environment=environment, name="eu")
+    client = login(bob)
+    page = client.get("/services/ingest/").content.decode()
+    deploy = _reason_item(page, "why-deploy-production")
+    logs = _reason_item(page, "why-logs-production")
+    scale = _reason_item(page, "why-scale-production")
+    assert deploy.startswith("bob may not deploy ingest in production")
+    assert "why-deploy-stage-1" not in page  # allowed in staging: enabled, no reason
+    # The server refuses each with the same sentence.
+    response = client.get(f"/environments/{production.name}/logs/", {"service": "ingest"})
+    assert response.status_code == 403
+    assert logs in html.unescape(response.content.decode())
+    eu = Group.objects.get(environment=production)
+    response = client.post(
+        f"/services/ingest/groups/{eu.pk}/scale/", {"replicas": "2"}, follow=True
+    )
+    assert _messages(response) == [f"Not scaled: {scale}"]
+    version = factories.make_version(ingest)
+    data = {
+        "environments": [production.pk],
+        "services": [ingest.pk],
+        "sha": version.git_commit_sha,
+        "groups": [eu.pk],
+        "message": "try",
+    }
+    response = client.post("/deploy/", data, follow=True)
+    assert deploy in html.unescape(response.content.decode())
+    assert not Deployment.objects.exists()
+
+
+def test_carol_sees_no_deploy_or_scale_control_on_the_service_page(
+    carol: User, stage: Environment
+) -> None:
+    ingest = factories.make_service("ingest", deployed_per_group=True)
+    Group.objects.create(service=ingest, environment=stage, name="eu")
+    page = login(carol).get("/services/ingest/").content.decode()
+    assert "/environments/stage-1/logs/?service=ingest" in page
+    assert "Deploy" not in page.split('id="groups-stage-1"')[1].split("</section>")[0]
+    assert "why-" not in page
+    assert "Scale" not in page
+
+
+def _reason_item(page: str, element_id: str) -> str:
+    found = re.search(rf'<li id="{element_id}">[A-Za-z]+: ([^<]*)<', page)
+    assert found is not None, element_id
+    return html.unescape(found.group(1))
