@@ -14,6 +14,7 @@ from deployments.status import Status
 from environments.live.consumers import render_state, service_permissions
 from environments.live.state import build_status, load_records, running_targets
 from environments.models import Environment
+from permissions.models import Blocker
 from tests import factories
 from tests.conftest import login
 
@@ -94,3 +95,26 @@ def test_carol_sees_no_scale_nor_restart_of_a_group(alice: User, carol: User) ->
     assert "Scale" not in page
     assert "Rolling restart" not in page
     assert "Logs of all pods</a>" in page
+
+
+def test_a_blocker_disables_scaling_a_group_and_refuses_it_in_the_same_words(
+    alice: User, bob: User
+) -> None:
+    stage = factories.make_environment("stage-1", availability="staging")
+    ingest = factories.make_service("ingest", deployed_per_group=True)
+    eu = Group.objects.create(service=ingest, environment=stage, name="eu")
+    factories.make_deployment(
+        service=ingest,
+        environment=stage,
+        deployed_by=alice,
+        version=factories.make_version(ingest, SHA),
+        group=eu,
+        group_key="eu",
+    )
+    Blocker.objects.create(name="freeze", kind=Blocker.Kind.UNCONDITIONAL, environment=stage)
+    page = _page(bob, stage, [_workload("ingest", "eu")])
+    reason = _reason(page, "why-scale-ingesteu")
+    assert reason.startswith("blocked by freeze: ")
+    assert _reason(page, "why-restart-ingesteu") == reason
+    refused = _flash(bob, f"/environments/{stage.name}/groups/{eu.pk}/scale/", {"replicas": "3"})
+    assert refused == f"Cannot scale: {reason}"
