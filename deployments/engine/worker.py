@@ -13,6 +13,7 @@ carry on.
 """
 
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -133,6 +134,7 @@ class Run:
         self.lease_renewed = time.monotonic()
         self.resumed = False  # applied by an earlier worker (or an earlier run of this one)
         self.events_from = ""  # the Event collection's version before this run's apply
+        self.events_pending: Future[str] | None = None  # events_from, being read
         self.follower: Follower | None = None  # open until its Events are recorded
 
     def event_version(self) -> str:
@@ -230,7 +232,8 @@ class Run:
         if documents is None:
             return
         if d.applied_at is None:
-            self.events_from = self.event_version()
+            # Read beside the owner checks (one round of requests), settled before any apply.
+            self.events_pending = _requests(self.event_version)
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
             applied_at = timezone.now()
@@ -296,13 +299,91 @@ class Run:
             self.finish(Status.FAILED, "the recorded manifests cannot be decrypted")
         return None
 
+    def settle_events_from(self) -> None:
+        """Where the rollout's Events begin, read before the first apply is sent."""
+        pending, self.events_pending = self.events_pending, None
+        if pending is not None:
+            self.events_from = pending.result()
+
     def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:
         """Server-side apply every document; False when the deployment ended FAILED.
 
-        Documents are applied one at a time and a retry resumes at the one that failed: with
-        a share of 5xx answers, re-sending the whole list each time would rarely get through.
+        First (when nothing of this version was sent before) in one round of concurrent
+        requests: every owner checked at once, then every document applied at once. What
+        that round could not apply (an unreachable cluster), or a resumed apply, goes one
+        document at a time and a retry resumes at the one that failed: with a share of 5xx
+        answers, re-sending the whole list each time would rarely get through.
         APPLY_ATTEMPTS bounds the attempts in a row that meet an unreachable cluster.
         """
+        remaining: list[dict[str, Any]] | None = documents
+        if not self.sent_any(what=what):
+            remaining = self.apply_round(documents, what=what)
+            if remaining is None:
+                return False
+        if remaining:
+            self.settle_events_from()
+            if not self.apply_one_by_one(remaining, what=what):
+                return False
+        kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
+        self.note("worker", f"applied {what}: {kinds}")
+        return True
+
+    def sent_any(self, *, what: str) -> bool:
+        return any(
+            e["message"].startswith("sending apply of ") and f" ({what}) " in e["message"]
+            for e in self.deployment.timeline
+        )
+
+    def apply_round(
+        self, documents: list[dict[str, Any]], *, what: str
+    ) -> list[dict[str, Any]] | None:
+        """Check every owner, then apply every document, each step in concurrent requests.
+        The documents left to apply one by one (all of them when a check did not answer
+        cleanly: the one-by-one path checks again and says why), or None when it ended."""
+        d = self.deployment
+        cluster, namespace = d.environment.cluster, d.environment.namespace
+        # SECURITY: every object's owner is checked before the first apply, as one by one.
+        checks = [_requests(kube.owned_version, cluster, namespace, doc) for doc in documents]
+        wait(checks)
+        if any(check.exception() is not None for check in checks):
+            return documents
+        checked = {
+            (doc["kind"], doc["metadata"]["name"]): check.result()
+            for doc, check in zip(documents, checks, strict=True)
+        }
+        self.settle_events_from()
+        if not self.may_change_cluster():
+            self.note("worker", f"{self.owner} lost its lease before the apply; handed over")
+            return None
+        # Every apply sent is in the timeline, before it is sent (one entry per document).
+        self.note_many(
+            [
+                ("worker", f"sending apply of {_named(doc)} ({what}) from {self.owner}")
+                for doc in documents
+            ]
+        )
+        applies = [
+            _requests(kube.apply, cluster, namespace, [doc], checked=checked) for doc in documents
+        ]
+        wait(applies)
+        left = []
+        for doc, sent in zip(documents, applies, strict=True):
+            error = sent.exception()
+            if isinstance(error, kube.ClusterUnreachable):
+                left.append(doc)  # retried one by one (after a check whether it went through)
+            elif isinstance(error, kube.NotOwned):
+                self.finish_with_snapshot(Status.FAILED, f"not applied: {error}")
+                return None
+            elif isinstance(error, kube.KubeError):
+                self.finish_with_snapshot(
+                    Status.FAILED, f"the cluster refused the manifests: {error}"
+                )
+                return None
+            elif error is not None:
+                raise error
+        return left
+
+    def apply_one_by_one(self, documents: list[dict[str, Any]], *, what: str) -> bool:
         d = self.deployment
         cluster, namespace = d.environment.cluster, d.environment.namespace
         pending, attempt, delay = list(documents), 0, 0.5
@@ -387,8 +468,6 @@ class Run:
                 return False
             pending.pop(0)
             attempt, delay, outage_since = 0, 0.5, None
-        kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
-        self.note("worker", f"applied {what}: {kinds}")
         return True
 
     def sent_unanswered(self, *, what: str) -> bool:
@@ -619,6 +698,20 @@ def _drive(run: Run) -> None:
             run.deployment = run.db(
                 lambda: Deployment.objects.with_related().get(pk=run.deployment.pk)
             )
+
+
+# The Kubernetes requests of one step of a rollout, sent at once (apply_round). Shared by the
+# worker's rollouts: each waits for its own requests only.
+_REQUESTS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kube-request")
+
+
+def _requests(call: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
+    """call(*args, **kwargs) in the request pool, in this thread's context (its log tags)."""
+    return _REQUESTS.submit(contextvars.copy_context().run, call, *args, **kwargs)
+
+
+def _named(doc: dict[str, Any]) -> str:
+    return f"{doc['kind']}/{doc['metadata']['name']}"
 
 
 def _forget(done: Callable[[int], None], pk: int, _future: object) -> None:
