@@ -101,8 +101,8 @@ def _instrument() -> None:
         STAMPS.mark("first_apply_answered")
         return result
 
-    def timed_finish(self: Any, status: Any, reason: str) -> None:
-        finish(self, status, reason)
+    def timed_finish(self: Any, status: Any, reason: str, **kwargs: Any) -> None:
+        finish(self, status, reason, **kwargs)
         STAMPS.mark("finished")
         STAMPS.at["status"] = 1.0 if status == "DONE" else 0.0
         STAMPS.finished.set()

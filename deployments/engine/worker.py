@@ -164,11 +164,12 @@ class Run:
         for entry in entries:
             live.broadcast_timeline(self.deployment, entry)
 
-    def finish(self, status: Status, reason: str) -> None:
+    def finish(self, status: Status, reason: str, *, also: dict[str, Any] | None = None) -> None:
+        """The final status (with `also`: other columns, written by the same UPDATE)."""
         try:
             # A transition whose answer was lost with the connection is InvalidTransition on
             # the retry (the row moved already): re-read, as for a race.
-            self.db(lambda: self.deployment.transition_to(status, reason=reason))
+            self.db(lambda: self.deployment.transition_to(status, reason=reason, also=also))
         except InvalidTransition:
             self.db(self.deployment.refresh_from_db)
             logger.warning("deployment %s moved under us: %s", self.deployment.pk, reason)
@@ -626,9 +627,9 @@ class Run:
                 snapshot = take_snapshot(d.environment)
             except (kube.ClusterUnreachable, kube.KubeError) as exc:
                 snapshot = {"error": f"snapshot failed: {exc}"}
-        Deployment.objects.filter(pk=d.pk).update(environment_snapshot=snapshot)
-        d.environment_snapshot = snapshot
-        self.finish(status, reason)
+        # With the status, in one UPDATE: a write less between the verdict and DONE. (A status
+        # that moved meanwhile, a cancel, keeps no snapshot: the rollback records its own.)
+        self.finish(status, reason, also={"environment_snapshot": snapshot})
 
 
 def drive_deployment(
