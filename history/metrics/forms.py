@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from deployments.models import Service
@@ -65,3 +66,10 @@ class MetricsForm(forms.Form):
             raise forms.ValidationError(f"The period is at most {MAX_DAYS} days.")
         data["period"] = Period(start, end)
         return data
+
+    def choice_queryset(self, name: str) -> QuerySet[Any]:
+        """The rows field `name` (service or environment) accepts: what the user may view."""
+        field = self.fields[name]
+        assert isinstance(field, forms.ModelChoiceField)
+        assert field.queryset is not None
+        return field.queryset
