@@ -124,8 +124,10 @@ def main(deployments: int = DEPLOYMENTS, repeat: int = REPEAT) -> dict[str, Any]
             queries[metric] = count_queries(partial(client.get, path))
         trivial_queries = count_queries(partial(client.get, "/bench/trivial/"))
         rows = time_pages(client, pages, repeat=repeat)
+    # The SQLite run is the one `make bench` collects; a PostgreSQL run is kept beside it.
+    name = "metrics" if connection.vendor == "sqlite" else f"metrics-{connection.vendor}"
     result = {
-        "name": "metrics",
+        "name": name,
         "setup": f"{deployments} deployments, {SERVICES} services, {ENVIRONMENTS} environments, "
         f"{connection.vendor}, {repeat} requests each (interleaved with the trivial view), read "
         "by a user who may view every environment; a shared, loaded machine: compare the ratios",
@@ -140,7 +142,7 @@ def main(deployments: int = DEPLOYMENTS, repeat: int = REPEAT) -> dict[str, Any]
         "first_view_catch_up_ms": round(catch_up_ms, 1),
         "populate_s": round(populated, 1),
     }
-    write_result("metrics", result)
+    write_result(name, result)
     return result
 
 

@@ -139,6 +139,9 @@ def _propagate(batch: int, *, full: bool) -> None:
     done = Outcome.DONE.value
     with connection.cursor() as cursor:
         if full:
+            # Statistics first: planned on a table the planner still thinks is empty,
+            # PostgreSQL's first catch-up of 100,000 rows took two minutes instead of seconds.
+            cursor.execute(f"ANALYZE {table}")
             cursor.execute(
                 f"UPDATE {table} AS o SET next_done_ms = {next_done} "  # noqa: S608
                 "WHERE o.finished_ms IS NOT NULL",
