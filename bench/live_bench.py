@@ -4,9 +4,18 @@ a websocket client in this process.
 - LiveTail throughput (ms per 1000 lines, and lines per second) and the latency of a line
   (from the timestamp kubesim gives it to its arrival at the websocket client), against
   reading the same pod's log directly from kubesim with the kubernetes client in the same run;
-- the server's memory (RSS) with 100 open tails, against none;
+- the server's memory (RSS) with 100 open tails of a pod writing QUIET_RATE lines a second,
+  against the same server idle after one tail was opened and closed (so that the modules and
+  shared-library pages a first tail loads count once, not per tail);
 - Kubernetes calls made by 20 viewers of one environment page, against 1 viewer (counted at the
   environments.kube module boundary inside the server; they must be equal).
+
+How the figures are made reliable on a loaded machine: throughput is a rate per window
+(WINDOWS windows of WINDOW_SECONDS), its median and p95 over the windows; latency is measured
+for the first 50 lines of every message (the oldest of a batch, so the worst), its median over
+every line and its p95 as the median of each window's p95 (one burst of load does not decide
+it); memory is the median of MEMORY_SAMPLES readings a second apart, idle and with the tails
+open (once every tail has received its first lines).
 
 Runs on its own SQLite database under var/ (BENCH_DATABASE_URL overrides).
 """
@@ -15,6 +24,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import threading
 import time
@@ -31,11 +41,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
 
 WINDOW_SECONDS = 2.0
-WINDOWS = 4
+WINDOWS = 5
 FAST_RATE = 100_000.0  # lines per second kubesim writes for the throughput test
 SLOW_RATE = 200.0  # lines per second for the latency test (nothing queues)
 QUIET_RATE = 20.0  # lines per second of the pod the 100 tails follow
 TAILS = 100
+MEMORY_SAMPLES = 5
 VIEWERS = 20
 # Kubernetes calls made by the server (child process), counted at the kube module boundary.
 CALLS = multiprocessing.Array("i", 8)
@@ -202,12 +213,13 @@ def _run_pod(kubesim: Any, environment: Any, name: str, rate: float) -> str:
 
 
 class Meter:
-    """Counts lines per window and the latency of each line."""
+    """Counts lines per window and the latency of each line (the first 50 of a message)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.count = 0
         self.latencies: list[float] = []
+        self.window_p95: list[float] = []
 
     def add(self, timestamps: list[str]) -> None:
         now = time.time()
@@ -216,16 +228,28 @@ class Meter:
             self.latencies.extend((now - _timestamp(ts)) * 1000 for ts in timestamps[:50])
 
     def windows(self) -> list[float]:
-        """ms per 1000 lines in each of WINDOWS windows."""
+        """ms per 1000 lines in each of WINDOWS windows; the latency p95 of each window too."""
+        from bench.common import summary
+
         samples = []
         for _ in range(WINDOWS):
             with self.lock:
-                start = self.count
+                start, first = self.count, len(self.latencies)
             time.sleep(WINDOW_SECONDS)
             with self.lock:
                 lines = self.count - start
+                latencies = self.latencies[first:]
             samples.append(WINDOW_SECONDS * 1000 / max(lines, 1) * 1000)
+            if latencies:
+                self.window_p95.append(summary(latencies)["p95_ms"])
         return samples
+
+    def latency_row(self) -> dict[str, float]:
+        """Median over every line; p95 as the median of the windows' p95."""
+        return {
+            "median_ms": round(statistics.median(self.latencies), 3),
+            "p95_ms": round(statistics.median(self.window_p95), 3),
+        }
 
 
 def _direct(environment: Any, pod: str, meter: Meter, stop: threading.Event) -> None:
@@ -270,6 +294,7 @@ def _measure_logs(environment: Any, live: Any, cookie: str, pods: dict[float, st
     from bench.common import row
 
     results: dict[str, dict[str, list[float]]] = {}
+    meters: dict[str, tuple[Meter, Meter]] = {}
     for rate, pod in pods.items():
         socket, apollo = _through_apollo(live, cookie, pod)
         time.sleep(1)
@@ -285,48 +310,76 @@ def _measure_logs(environment: Any, live: Any, cookie: str, pods: dict[float, st
         direct.latencies.clear()
         direct_windows = direct.windows()
         stop.set()
-        results[str(rate)] = {
-            "apollo": apollo_windows,
-            "direct": direct_windows,
-            "apollo_latency": apollo.latencies,
-            "direct_latency": direct.latencies,
-        }
-    fast, slow = results[str(FAST_RATE)], results[str(SLOW_RATE)]
+        results[str(rate)] = {"apollo": apollo_windows, "direct": direct_windows}
+        meters[str(rate)] = (apollo, direct)
+    fast = results[str(FAST_RATE)]
     metric = f"LiveTail ms per 1000 log lines (kubesim writing {FAST_RATE / 1000:.0f}k/s)"
     baseline = "kubernetes client reading kubesim directly"
     throughput = row(metric, fast["apollo"], fast["direct"], baseline)
     throughput["lines_per_second"] = round(1_000_000 / throughput["median_ms"])
     throughput["baseline_lines_per_second"] = round(1_000_000 / throughput["baseline_median_ms"])
-    latency = row(
-        f"LiveTail line latency at {int(SLOW_RATE)} lines/s",
-        slow["apollo_latency"],
-        slow["direct_latency"],
-        "kubernetes client reading kubesim directly",
+    throughput["throughput_ratio"] = round(
+        throughput["lines_per_second"] / throughput["baseline_lines_per_second"], 3
     )
+    apollo, direct = meters[str(SLOW_RATE)]
+    ours, theirs = apollo.latency_row(), direct.latency_row()
+    latency = {
+        "metric": f"LiveTail line latency at {int(SLOW_RATE)} lines/s (p95: median of windows)",
+        **ours,
+        "baseline": baseline,
+        "baseline_median_ms": theirs["median_ms"],
+        "baseline_p95_ms": theirs["p95_ms"],
+        "ratio_median": round(ours["median_ms"] / theirs["median_ms"], 2),
+        "window_p95_ms": apollo.window_p95,
+    }
     return [throughput, latency]
 
 
+def _rss_median(pid: int) -> tuple[float, list[float]]:
+    samples = []
+    for _ in range(MEMORY_SAMPLES):
+        time.sleep(1)
+        samples.append(_rss_mb(pid))
+    return statistics.median(samples), samples
+
+
+def _open_tails(live: Any, cookie: str, count: int) -> list[Socket]:
+    """count tails of the quiet pod, once each has received its first lines."""
+    from environments.live.watcher import wait_for
+
+    started: set[int] = set()
+    lock = threading.Lock()
+
+    def receiver(index: int) -> Callable[[Any], None]:
+        def on_message(message: Any) -> None:
+            if message.get("type") == "lines" and message["lines"]:
+                with lock:
+                    started.add(index)
+
+        return on_message
+
+    url = f"{live.ws_url}/ws/environments/bench/logs/?service=quiet&tail=100"
+    sockets = [Socket(url, cookie, live.url, receiver(i)) for i in range(count)]
+    assert wait_for(lambda: len(started) == count, 60), f"{len(started)} of {count} tails started"
+    return sockets
+
+
 def _measure_memory(live: Any, pid: int, cookie: str) -> dict[str, Any]:
-    time.sleep(1)
-    before = _rss_mb(pid)
-    sockets = [
-        Socket(
-            f"{live.ws_url}/ws/environments/bench/logs/?service=chatty&tail=100",
-            cookie,
-            live.url,
-            lambda message: None,
-        )
-        for _ in range(TAILS)
-    ]
-    time.sleep(5)
-    during = _rss_mb(pid)
+    for socket in _open_tails(live, cookie, 1):  # the first tail's imports and pages, once
+        socket.close()
+    before, idle = _rss_median(pid)
+    sockets = _open_tails(live, cookie, TAILS)
+    during, open_ = _rss_median(pid)
     for socket in sockets:
         socket.close()
     return {
-        "metric": f"server RSS MB with {TAILS} open tails",
+        "metric": f"server RSS MB with {TAILS} open tails (median of {MEMORY_SAMPLES} readings)",
         "value_mb": during,
-        "baseline": "server RSS with no tail",
+        "samples_mb": open_,
+        "baseline": "server RSS idle, after one tail opened and closed",
         "baseline_value_mb": before,
+        "baseline_samples_mb": idle,
+        "above_idle_mb": round(during - before, 1),
         "per_tail_kb": round((during - before) * 1024 / TAILS, 1),
     }
 
@@ -409,7 +462,8 @@ def main() -> dict[str, Any]:
         "name": "live",
         "setup": "kubesim in-process, Apollo under daphne in a child process; "
         f"throughput over {WINDOWS}x{WINDOW_SECONDS:.0f} s windows; {TAILS} tails of a pod "
-        f"writing {QUIET_RATE:.0f} lines/s",
+        f"writing {QUIET_RATE:.0f} lines/s; {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the start (other work shares the machine)",
         "rows": rows,
         "memory": memory,
         "kubernetes_calls": calls,
