@@ -1,7 +1,21 @@
 """One pod's logs (a tail or a followed stream), exec sessions (the shell) and the HTTP
-proxy (Jolokia)."""
+proxy (Jolokia).
 
-from collections.abc import Iterator
+Followed logs are read by one thread per process (_LogReader), not a thread per stream: a
+thread blocked in a TLS read costs about 100 KB of memory (its stack, its malloc arena, the
+read buffers), which made a hundred open LiveTails cost tens of megabytes. The request is
+still made by the kubernetes client (credentials, TLS, errors as everywhere else); once its
+headers are in, the reader takes the socket and decodes the chunked body itself.
+"""
+
+import contextlib
+import logging
+import os
+import selectors
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +67,13 @@ def _check_pod_and_container(pod: str, container: str | None) -> None:
 class LogStream(_Stream):
     """A pod's log as it is written (follow) or as it is (not follow), line by line."""
 
+    # Set by follow_in_background (the reader's thread reads it from then on).
+    _reader: "_LogReader | None" = None
+    _body: "_ChunkedBody"
+    _sock: Any
+    _on_lines: Callable[[list[str]], None]
+    _on_end: Callable[[Exception | None], None]
+
     def __init__(
         self,
         cluster: Cluster,
@@ -92,6 +113,241 @@ class LogStream(_Stream):
         """Lines as they arrive, a list per network read (cheaper than one by one)."""
         with self._reading():
             yield from _batches(self._response)
+
+    def follow_in_background(
+        self, *, on_lines: Callable[[list[str]], None], on_end: Callable[[Exception | None], None]
+    ) -> None:
+        """Hand the stream to the process's log reader: on_lines(lines) as they arrive, then
+        on_end(error) once: None when the log ended or close() was called, ClusterUnreachable
+        when the connection broke or stayed quiet for FOLLOW_READ_TIMEOUT. Both are called in
+        the reader's thread: they must be quick and must not block."""
+        self._body = _ChunkedBody(chunked=bool(getattr(self._response, "chunked", False)))
+        self._on_lines, self._on_end = on_lines, on_end
+        self._sock = self._response.connection.sock
+        _reader().add(self)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            # The reader's thread closes it: its selector must forget the socket first.
+            self._reader.discard(self)
+        else:
+            super().close()
+
+    def _read_available(self, budget: int) -> tuple[list[str], bool]:
+        """The complete lines readable now without blocking (at most about budget bytes), and
+        whether the body has ended. Called by the reader's thread only."""
+        fp = self._response._fp.fp  # http.client's buffered reader: may hold the first bytes
+        data = bytearray()
+        ended = False
+        while len(data) < budget:
+            try:
+                chunk = fp.read1(256 * 1024)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            if chunk is None:
+                break
+            if not chunk:
+                ended = True
+                break
+            data += chunk
+        lines, done = self._body.feed(bytes(data))
+        if ended or done:
+            lines += self._body.rest()
+        return lines, ended or done
+
+
+class _ChunkedBody:
+    """Decodes an HTTP/1.1 chunked body (or a plain one) fed in pieces into complete lines."""
+
+    def __init__(self, *, chunked: bool) -> None:
+        self.chunked = chunked
+        self.raw = b""  # undecoded bytes (chunk framing)
+        self.left = 0  # bytes of the current chunk still to come (then its CRLF)
+        self.pending = b""  # the start of a line not complete yet
+        self.done = False
+
+    def feed(self, data: bytes) -> tuple[list[str], bool]:
+        """The lines completed by data, and whether the chunked body has ended."""
+        body = self._dechunk(data) if self.chunked else data
+        *complete, self.pending = (self.pending + body).split(b"\n")
+        lines = [raw.decode("utf-8", errors="replace") for raw in complete]
+        return lines, self.done
+
+    def rest(self) -> list[str]:
+        """A last line without its newline, at the end of the body."""
+        rest, self.pending = self.pending, b""
+        return [rest.decode("utf-8", errors="replace")] if rest else []
+
+    def _dechunk(self, data: bytes) -> bytes:
+        raw, parts = self.raw + data, []
+        while not self.done:
+            if self.left > 0:
+                take = raw[: self.left]
+                parts.append(take)
+                self.left -= len(take)
+                raw = raw[len(take) :]
+                if self.left > 0:
+                    break
+                self.left = -2  # the chunk's CRLF comes next
+            if self.left == -2:
+                if len(raw) < 2:
+                    break
+                raw, self.left = raw[2:], 0
+            end = raw.find(b"\r\n")
+            if end < 0:
+                break
+            size = int(raw[:end].split(b";")[0], 16)
+            raw = raw[end + 2 :]
+            self.left = size
+            self.done = size == 0  # trailers, if any, are not read
+        self.raw = raw
+        return b"".join(parts)
+
+
+# Ends a stream whose server sent nothing for this long (a connection that died silently).
+_QUIET_CHECK_SECONDS = 5.0
+# Bytes read from one stream before the others get their turn.
+_READ_BUDGET = 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+class _LogReader:
+    """One thread that reads every followed log of the process (a selector over their sockets).
+
+    Streams come and go through a queue and a wake-up socket, so that the selector and the
+    sockets are only ever touched by the reader's thread (an fd closed elsewhere while still
+    registered could be reused by the next stream).
+    """
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = _socketpair()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()
+        self._added: list[LogStream] = []
+        self._discarded: list[LogStream] = []
+        self._last_read: dict[LogStream, float] = {}
+        self._again: set[LogStream] = set()
+        self._checked_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="log-reader", daemon=True)
+        self._thread.start()
+
+    def add(self, stream: LogStream) -> None:
+        stream._reader = self
+        with self._lock:
+            self._added.append(stream)
+        self._wake()
+
+    def discard(self, stream: LogStream) -> None:
+        with self._lock:
+            self._discarded.append(stream)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._wake_w.send(b"x")
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._turn()
+            except Exception:  # never let one surprise stop every log of the process
+                log.exception("log reader")
+                time.sleep(0.1)
+
+    def _turn(self) -> None:
+        timeout = 0.0 if self._again else (_QUIET_CHECK_SECONDS if self._last_read else None)
+        ready = [key.data for key, _ in self._selector.select(timeout) if key.data]
+        self._changes()
+        for stream in {*ready, *self._again}:
+            if stream in self._last_read:
+                self._read(stream)
+        self._end_quiet()
+
+    def _changes(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        with self._lock:
+            added, self._added = self._added, []
+            discarded, self._discarded = self._discarded, []
+        for stream in added:
+            try:
+                stream._sock.setblocking(False)
+                self._selector.register(stream._sock, selectors.EVENT_READ, stream)
+            except (OSError, ValueError, KeyError) as exc:
+                self._finish(stream, ClusterUnreachable(_describe(exc)), registered=False)
+                continue
+            self._last_read[stream] = time.monotonic()
+            self._again.add(stream)  # bytes may already wait in the client's buffer
+        for stream in discarded:
+            if stream in self._last_read:
+                self._finish(stream, None)
+            else:
+                _Stream.close(stream)
+
+    def _read(self, stream: LogStream) -> None:
+        self._again.discard(stream)
+        try:
+            lines, ended = stream._read_available(_READ_BUDGET)
+        except (OSError, ValueError, AttributeError, urllib3.exceptions.HTTPError) as exc:
+            self._finish(stream, None if stream._closed else ClusterUnreachable(_describe(exc)))
+            return
+        self._last_read[stream] = time.monotonic()
+        if lines:
+            _callback(stream._on_lines, lines)
+        if ended:
+            self._finish(stream, None)
+        elif stream._sock.pending():
+            self._again.add(stream)  # decrypted bytes wait in TLS: select would not say so
+
+    def _end_quiet(self) -> None:
+        if time.monotonic() - self._checked_at < _QUIET_CHECK_SECONDS:
+            return
+        self._checked_at = time.monotonic()
+        limit = self._checked_at - FOLLOW_READ_TIMEOUT
+        for stream in [s for s, at in self._last_read.items() if at < limit]:
+            self._finish(stream, ClusterUnreachable(f"no log line for {FOLLOW_READ_TIMEOUT} s"))
+
+    def _finish(
+        self, stream: LogStream, error: Exception | None, *, registered: bool = True
+    ) -> None:
+        if registered:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(stream._sock)
+        self._last_read.pop(stream, None)
+        self._again.discard(stream)
+        _Stream.close(stream)
+        _callback(stream._on_end, error)
+
+
+def _callback(function: Callable[[Any], None], argument: Any) -> None:
+    try:
+        function(argument)
+    except Exception:  # a listener's bug must not stop every other stream of the process
+        log.exception("log stream callback failed")
+
+
+def _socketpair() -> tuple[Any, Any]:
+    import socket
+
+    read, write = socket.socketpair()
+    read.setblocking(False)
+    write.setblocking(False)
+    return read, write
+
+
+_readers: dict[int, _LogReader] = {}
+_readers_lock = threading.Lock()
+
+
+def _reader() -> _LogReader:
+    """The process's reader, started on first use (again in a forked child)."""
+    with _readers_lock:
+        reader = _readers.get(os.getpid())
+        if reader is None:
+            reader = _readers[os.getpid()] = _LogReader()
+        return reader
 
 
 EXEC_STDOUT, EXEC_STDERR, EXEC_ERROR, EXEC_RESIZE = 1, 2, 3, 4

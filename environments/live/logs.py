@@ -5,12 +5,14 @@ pod) or ``pod=P`` (one pod; when it is replaced, the tail follows its replacemen
 ``container=C``, ``tail=N`` (last N lines first, then follow) and ``previous=1`` (the previous
 container's log, which does not follow).
 
-Each followed pod is read by a thread (kube.LogStream, follow=True). Threads append to one
-bounded buffer per tail; the consumer sends what accumulated every FLUSH_SECONDS as one message
-(at most BATCH_LINES lines each), so a busy pod costs a few messages per second, not one per
-line. While the viewer has paused, nothing is sent and the buffer keeps the newest
-BUFFER_LINES lines; the next batch reports how many were dropped. Which pods are followed comes
-from the environment's shared watch (environments.live.watcher): a tail makes no watch of its own.
+Each followed pod's log (kube.LogStream, follow=True) is opened by a short-lived thread, then
+read by the process's one log reader (kube.LogStream.follow_in_background), which appends its
+lines to one bounded buffer per tail; the consumer sends what accumulated every FLUSH_SECONDS
+as one message (at most BATCH_LINES lines each), so a busy pod costs a few messages per
+second, not one per line. While the viewer has paused, nothing is sent and the buffer keeps
+the newest BUFFER_LINES lines; the next batch reports how many were dropped. Which pods are
+followed comes from the environment's shared watch (environments.live.watcher): a tail makes no
+watch of its own.
 """
 
 import asyncio
@@ -100,10 +102,7 @@ class LogTail:
     # -- buffer -----------------------------------------------------------------------------
 
     def push(self, line: Line) -> None:
-        with self._lock:
-            if len(self.buffer) == self.buffer.maxlen:
-                self.dropped += 1  # the deque drops the oldest line
-            self.buffer.append(line)
+        self.push_many([line])
 
     def push_many(self, lines: list[Line]) -> None:
         with self._lock:
@@ -170,8 +169,7 @@ class LogTail:
         for name in stop:
             self.notice(f"stopped following {name} (pod gone)")
         for name in start:
-            container = self._container(wanted[name])
-            threading.Thread(target=self._follow, args=(name, container), daemon=True).start()
+            self._open(_Follow(name, self._container(wanted[name]), tail=self.options.tail))
 
     def _container(self, pod: Obj) -> str | None:
         containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
@@ -181,49 +179,53 @@ class LogTail:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _follow(self, pod: str, container: str | None) -> None:
-        last: tuple[str, str] | None = None  # set while a resumed stream repeats old lines
-        last_line, last_seen = "", 0.0
-        first = True
-        while self._following(pod):
-            since = None
-            if last_line:
-                since = math.ceil(time.monotonic() - last_seen) + 2
-                last = _ts_key(last_line)
+    def _open(self, follow: "_Follow", delay: float = 0.0) -> None:
+        thread = threading.Thread(
+            target=self._open_stream, args=(follow, delay), name="log-open", daemon=True
+        )
+        thread.start()
+
+    def _open_stream(self, follow: "_Follow", delay: float) -> None:
+        """In a short-lived thread: open the pod's log (connection and headers wait for the
+        cluster), then hand it to the process's log reader."""
+        time.sleep(delay)
+        while self._following(follow.pod):
             try:
                 stream = kube.LogStream(
                     self.environment.cluster,
                     self.environment.namespace,
-                    pod,
-                    container=container,
-                    tail_lines=self.options.tail if first else None,
-                    since_seconds=since,
+                    follow.pod,
+                    container=follow.container,
+                    **follow.resume_from(),
                     timestamps=True,
                     previous=False,
                     follow=True,
                 )
             except (kube.KubeError, kube.ClusterUnreachable) as exc:
-                if first:
-                    self.notice(f"{pod}: {exc}")
-                first = False
+                if follow.first:
+                    self.notice(f"{follow.pod}: {exc}")
+                follow.first = False
                 time.sleep(RECONNECT_SECONDS)
                 continue
-            if not self._register(pod, stream):
-                return
-            first = False
-            try:
-                for batch in stream.batches():
-                    lines = [(pod, *raw.partition(" ")[::2]) for raw in batch]
-                    if last is not None:
-                        # Resumed with sinceSeconds: skip what was already sent, then stop looking.
-                        lines = [line for line in lines if _ts_key(line[1]) > last]
-                        last = None if lines else last
-                    if lines:
-                        self.push_many(lines)
-                        last_line, last_seen = lines[-1][1], time.monotonic()
-            except kube.ClusterUnreachable as exc:
-                self.notice(f"{pod}: log stream interrupted ({exc}); resuming")
-            time.sleep(RECONNECT_SECONDS if self._following(pod) else 0)
+            follow.first = False
+            if self._register(follow.pod, stream):
+                stream.follow_in_background(
+                    on_lines=lambda raw: self._read(follow, raw),
+                    on_end=lambda error: self._ended(follow, error),
+                )
+            return
+
+    def _read(self, follow: "_Follow", raw: list[str]) -> None:
+        lines = follow.new_lines(raw)
+        if lines:
+            self.push_many(lines)
+
+    def _ended(self, follow: "_Follow", error: Exception | None) -> None:
+        if not self._following(follow.pod):
+            return
+        if error is not None:
+            self.notice(f"{follow.pod}: log stream interrupted ({error}); resuming")
+        self._open(follow, delay=RECONNECT_SECONDS)
 
     def _following(self, pod: str) -> bool:
         with self._lock:
@@ -274,6 +276,38 @@ class LogTail:
         for stream in streams:
             if stream is not None:
                 stream.close()
+
+
+@dataclass
+class _Follow:
+    """Where the log of one followed pod stands, to resume it without repeating lines."""
+
+    pod: str
+    container: str | None
+    tail: int
+    first: bool = True
+    last_line: str = ""  # the timestamp of the last line read
+    last_seen: float = 0.0
+    skip_until: tuple[str, str] | None = None  # set while a resumed stream repeats old lines
+
+    def resume_from(self) -> dict[str, int | None]:
+        """The first request asks for the last `tail` lines; a resumed one for the seconds
+        since the last line read (sinceSeconds), whose repeated lines new_lines skips."""
+        if not self.last_line:
+            return {"tail_lines": self.tail if self.first else None, "since_seconds": None}
+        self.skip_until = _ts_key(self.last_line)
+        since = math.ceil(time.monotonic() - self.last_seen) + 2
+        return {"tail_lines": None, "since_seconds": since}
+
+    def new_lines(self, raw: list[str]) -> list[Line]:
+        lines = [(self.pod, *line.partition(" ")[::2]) for line in raw]
+        if self.skip_until is not None:
+            # Resumed with sinceSeconds: skip what was already sent, then stop looking.
+            lines = [line for line in lines if _ts_key(line[1]) > self.skip_until]
+            self.skip_until = None if lines else self.skip_until
+        if lines:
+            self.last_line, self.last_seen = lines[-1][1], time.monotonic()
+        return lines
 
 
 def _started(pod: Obj) -> bool:
