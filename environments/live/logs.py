@@ -7,12 +7,13 @@ container's log, which does not follow).
 
 Each followed pod's log (kube.LogStream, follow=True) is opened by a short-lived thread, then
 read by the process's one log reader (kube.LogStream.follow_in_background), which appends its
-lines to one bounded buffer per tail; the consumer sends what accumulated every FLUSH_SECONDS
-as one message (at most BATCH_LINES lines each), so a busy pod costs a few messages per
-second, not one per line. While the viewer has paused, nothing is sent and the buffer keeps
-the newest BUFFER_LINES lines; the next batch reports how many were dropped. Which pods are
-followed comes from the environment's shared watch (environments.live.watcher): a tail makes no
-watch of its own.
+lines to one bounded buffer per tail. A buffer that receives lines wakes its consumer, which
+sends at once what accumulated as one message (at most BATCH_LINES lines), then waits at
+least FLUSH_SECONDS before the next: a quiet pod's line is sent as soon as it is read, a busy
+pod costs a few dozen messages per second, not one per line, and an idle tail costs nothing.
+While the viewer has paused, nothing is sent and the buffer keeps the newest BUFFER_LINES
+lines; the next batch reports how many were dropped. Which pods are followed comes from the
+environment's shared watch (environments.live.watcher): a tail makes no watch of its own.
 """
 
 import asyncio
@@ -42,7 +43,7 @@ from permissions.verbs import Verb
 
 Obj = dict[str, Any]
 Line = tuple[str, str, str]  # (pod, timestamp, text)
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.02  # at least this long between two messages of a tail
 BATCH_LINES = 5000
 BUFFER_LINES = 20_000
 MAX_TAIL = 5000
@@ -98,6 +99,8 @@ class LogTail:
     _known: set[str] = field(default_factory=set)
     _followed_gone: bool = False
     _closed: bool = False
+    # Called (from another thread) when lines or notices arrive in an empty buffer.
+    on_news: Callable[[], None] = lambda: None
 
     # -- buffer -----------------------------------------------------------------------------
 
@@ -106,13 +109,23 @@ class LogTail:
 
     def push_many(self, lines: list[Line]) -> None:
         with self._lock:
+            news = self._empty()
             room = (self.buffer.maxlen or 0) - len(self.buffer)
             self.dropped += max(0, len(lines) - room)  # the deque drops the oldest lines
             self.buffer.extend(lines)
+        if news:
+            self.on_news()
 
     def notice(self, text: str) -> None:
         with self._lock:
+            news = self._empty()
             self.notices.append(text)
+        if news:
+            self.on_news()
+
+    def _empty(self) -> bool:
+        # Only the first arrival after a drain wakes the consumer: one wake-up per message.
+        return not self.buffer and not self.notices and not self.dropped
 
     def drain(self, limit: int = BATCH_LINES) -> tuple[list[Line], int, list[str]]:
         with self._lock:
@@ -402,6 +415,14 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.paused = False
         self.checked_at = time.monotonic()
         self.tail = LogTail(environment, options)
+        self.news = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # called from the log reader's thread
+            with contextlib.suppress(RuntimeError):  # the socket's loop has closed
+                loop.call_soon_threadsafe(self.news.set)
+
+        self.tail.on_news = wake
         await self.accept()
         LIVE_TAILS.inc()
         self.counted = True  # the gauge counts accepted sockets; disconnect takes it off
@@ -435,6 +456,7 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self.paused = True
         elif action == "resume":
             self.paused = False
+            self.news.set()
 
     async def _still_allowed(self) -> bool:
         # SECURITY: a revoked grant ends an open tail (checked per action and periodically).
@@ -451,16 +473,24 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 due = time.monotonic() - self.checked_at > RECHECK_SECONDS
                 if due and not await self._still_allowed():
                     return
-                if self.paused:
-                    await asyncio.sleep(FLUSH_SECONDS)
-                    continue
-                lines, dropped, notices = self.tail.drain()
-                if lines or dropped or notices:
-                    await self.send_json(
-                        {"type": "lines", "lines": lines, "dropped": dropped, "notices": notices}
-                    )
-                if self.tail.pending() < BATCH_LINES:
-                    await asyncio.sleep(FLUSH_SECONDS)
+                # Cleared before the drain: lines arriving after it set it again.
+                self.news.clear()
+                if not self.paused and await self._flush():
+                    if self.tail.pending() < BATCH_LINES:  # a backlog goes on at once
+                        await asyncio.sleep(FLUSH_SECONDS)  # let a busy pod's lines gather
+                    continue  # send what gathered, or wait below when nothing did
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.news.wait(), timeout=RECHECK_SECONDS)
+
+    async def _flush(self) -> bool:
+        """Send what accumulated as one message; False when there was nothing."""
+        lines, dropped, notices = self.tail.drain()
+        if not (lines or dropped or notices):
+            return False
+        await self.send_json(
+            {"type": "lines", "lines": lines, "dropped": dropped, "notices": notices}
+        )
+        return True
 
 
 def _find_pod_sync(environment: Environment, pod: str) -> PodTarget | None:
