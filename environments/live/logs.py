@@ -436,6 +436,10 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.flusher = asyncio.create_task(self._flush_loop())
 
     async def disconnect(self, code: int) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        """Stop the tail's streams and leave the watch (once; also when the server closes)."""
         if getattr(self, "counted", False):
             LIVE_TAILS.dec()
             self.counted = False
@@ -465,6 +469,8 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return True
         await self.send_json({"type": "notice", "text": "You may no longer view these logs."})
         await self.close(code=4403)
+        # Not left to the client's acknowledgement of the close, which may never come.
+        self._release()
         return False
 
     async def _flush_loop(self) -> None:
