@@ -7,13 +7,14 @@ container's log, which does not follow).
 
 Each followed pod's log (kube.LogStream, follow=True) is opened by a short-lived thread, then
 read by the process's one log reader (kube.LogStream.follow_in_background), which appends its
-lines to one bounded buffer per tail. A buffer that receives lines wakes its consumer, which
-sends at once what accumulated as one message (at most BATCH_LINES lines), then waits at
-least FLUSH_SECONDS before the next: a quiet pod's line is sent as soon as it is read, a busy
-pod costs a few dozen messages per second, not one per line, and an idle tail costs nothing.
-While the viewer has paused, nothing is sent and the buffer keeps the newest BUFFER_LINES
-lines; the next batch reports how many were dropped. Which pods are followed comes from the
-environment's shared watch (environments.live.watcher): a tail makes no watch of its own.
+lines to one bounded buffer per tail. The consumer sends what accumulated as one message (at
+most BATCH_LINES lines) every FLUSH_SECONDS while lines come; after IDLE_POLLS polls that found
+nothing it waits to be woken by the next arrival: a line is sent within FLUSH_SECONDS of being
+read, a busy pod costs a few dozen messages per second, not one per line, and an idle tail
+costs nothing. While the viewer has paused, nothing is sent and the buffer keeps the newest
+BUFFER_LINES lines; the next batch reports how many were dropped. Which pods are followed
+comes from the environment's shared watch (environments.live.watcher): a tail makes no watch
+of its own.
 """
 
 import asyncio
@@ -44,6 +45,7 @@ from permissions.verbs import Verb
 Obj = dict[str, Any]
 Line = tuple[str, str, str]  # (pod, timestamp, text)
 FLUSH_SECONDS = 0.02  # at least this long between two messages of a tail
+IDLE_POLLS = 5  # then a tail waits to be woken by the next arrival
 BATCH_LINES = 5000
 BUFFER_LINES = 20_000
 MAX_TAIL = 5000
@@ -99,8 +101,9 @@ class LogTail:
     _known: set[str] = field(default_factory=set)
     _followed_gone: bool = False
     _closed: bool = False
-    # Called (from another thread) when lines or notices arrive in an empty buffer.
+    # Called (from the log reader's thread) at the first arrival after arm().
     on_news: Callable[[], None] = lambda: None
+    _armed: bool = False
 
     # -- buffer -----------------------------------------------------------------------------
 
@@ -109,23 +112,32 @@ class LogTail:
 
     def push_many(self, lines: list[Line]) -> None:
         with self._lock:
-            news = self._empty()
             room = (self.buffer.maxlen or 0) - len(self.buffer)
             self.dropped += max(0, len(lines) - room)  # the deque drops the oldest lines
             self.buffer.extend(lines)
+            news, self._armed = self._armed, False
         if news:
             self.on_news()
 
     def notice(self, text: str) -> None:
         with self._lock:
-            news = self._empty()
             self.notices.append(text)
+            news, self._armed = self._armed, False
         if news:
             self.on_news()
 
-    def _empty(self) -> bool:
-        # Only the first arrival after a drain wakes the consumer: one wake-up per message.
-        return not self.buffer and not self.notices and not self.dropped
+    def arm(self) -> bool:
+        """The consumer is about to wait: have the next arrival wake it (on_news). False when
+        something already waits to be sent.
+
+        Only a consumer that found nothing for IDLE_POLLS polls arms: a wake-up is a system
+        call that releases the GIL, after which the reader's thread waits for it behind the
+        event loop (py-spy: half of the reader's samples when every message was announced)."""
+        with self._lock:
+            if self.buffer or self.notices or self.dropped:
+                return False
+            self._armed = True
+            return True
 
     def drain(self, limit: int = BATCH_LINES) -> tuple[list[Line], int, list[str]]:
         with self._lock:
@@ -474,19 +486,25 @@ class LogConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         return False
 
     async def _flush_loop(self) -> None:
+        idle = 0  # polls in a row that found nothing to send
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 due = time.monotonic() - self.checked_at > RECHECK_SECONDS
                 if due and not await self._still_allowed():
                     return
-                # Cleared before the drain: lines arriving after it set it again.
-                self.news.clear()
                 if not self.paused and await self._flush():
+                    idle = 0
                     if self.tail.pending() < BATCH_LINES:  # a backlog goes on at once
                         await asyncio.sleep(FLUSH_SECONDS)  # let a busy pod's lines gather
-                    continue  # send what gathered, or wait below when nothing did
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.news.wait(), timeout=RECHECK_SECONDS)
+                    continue
+                idle += 1
+                if idle <= IDLE_POLLS and not self.paused:  # a pause between two bursts
+                    await asyncio.sleep(FLUSH_SECONDS)
+                    continue
+                self.news.clear()  # before arming: an arrival after arm() sets it again
+                if self.paused or self.tail.arm():  # resume sets it too
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.news.wait(), timeout=RECHECK_SECONDS)
 
     async def _flush(self) -> bool:
         """Send what accumulated as one message; False when there was nothing."""
