@@ -1,5 +1,5 @@
 """The environment page's live parts, end to end: kubesim -> Apollo (daphne, a child process) ->
-a websocket client in this process.
+a websocket client (its own process).
 
 - LiveTail throughput (ms per 1000 lines, and lines per second) and the latency of a line
   (from the timestamp kubesim gives it to its arrival at the websocket client), against
@@ -252,64 +252,76 @@ class Meter:
         }
 
 
-def _direct(environment: Any, pod: str, meter: Meter, stop: threading.Event) -> None:
+def _direct(kubeconfig: str, namespace: str, pod: str, meter: Meter) -> None:
     """The baseline: the kubernetes client following the pod's log, no Apollo in between."""
-    from kubernetes import client
+    from kubernetes import client, config
 
-    from environments.kube import api_client
-
-    core = client.CoreV1Api(api_client(environment.cluster))
+    core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
     response = core.read_namespaced_pod_log(
-        pod,
-        environment.namespace,
-        follow=True,
-        timestamps=True,
-        tail_lines=0,
-        _preload_content=False,
+        pod, namespace, follow=True, timestamps=True, tail_lines=0, _preload_content=False
     )
     pending = b""
     for chunk in response.stream(64 * 1024):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         meter.add([line.split(b" ", 1)[0].decode() for line in lines if line])
-        if stop.is_set():
-            response.close()
-            return
 
 
-def _through_apollo(live: Any, cookie: str, pod: str) -> tuple[Socket, Meter]:
+def _follow_and_measure(how: str, source: dict[str, str], results: Any) -> None:
+    """In a process of its own: follow the pod's log (directly, or through Apollo's socket),
+    then measure WINDOWS windows. Not in the bench's process: there, the reader's work (the
+    socket's JSON, the direct stream's splitting) would take the GIL from kubesim, which
+    renders every line in Python, and the stream with more client work would slow its own
+    source (py-spy of the bench process: kubesim ~86% of a CPU, the socket's JSON ~14%)."""
     meter = Meter()
+    if how == "apollo":
 
-    def on_message(message: Any) -> None:
-        if message.get("type") == "lines":
-            meter.add([ts for _, ts, _ in message["lines"]])
+        def on_message(message: Any) -> None:
+            if message.get("type") == "lines":
+                meter.add([ts for _, ts, _ in message["lines"]])
 
-    socket = Socket(
-        f"{live.ws_url}/ws/environments/bench/logs/?pod={pod}&tail=0", cookie, live.url, on_message
-    )
-    return socket, meter
+        Socket(source["url"], source["cookie"], source["origin"], on_message)
+    else:
+        follow = (source["kubeconfig"], source["namespace"], source["pod"], meter)
+        threading.Thread(target=_direct, args=follow, daemon=True).start()
+    time.sleep(1)
+    with meter.lock:
+        meter.latencies.clear()
+    windows = meter.windows()
+    with meter.lock:
+        latencies = list(meter.latencies)
+    results.put({"windows": windows, "latencies": latencies, "window_p95": meter.window_p95})
 
 
-def _measure_logs(environment: Any, live: Any, cookie: str, pods: dict[float, str]) -> list[Any]:
+def _measured(how: str, source: dict[str, str]) -> tuple[list[float], Meter]:
+    context = multiprocessing.get_context("spawn")  # not fork: kubesim's threads run here
+    results = context.Queue()
+    process = context.Process(target=_follow_and_measure, args=(how, source, results))
+    process.start()
+    try:
+        found = results.get(timeout=120)
+    finally:
+        process.terminate()
+        process.join(timeout=10)
+    meter = Meter()
+    meter.latencies, meter.window_p95 = found["latencies"], found["window_p95"]
+    return found["windows"], meter
+
+
+def _measure_logs(kubesim: Any, live: Any, cookie: str, pods: dict[float, str]) -> list[Any]:
     from bench.common import row
 
     results: dict[str, dict[str, list[float]]] = {}
     meters: dict[str, tuple[Meter, Meter]] = {}
     for rate, pod in pods.items():
-        socket, apollo = _through_apollo(live, cookie, pod)
-        time.sleep(1)
-        apollo.latencies.clear()
-        apollo_windows = apollo.windows()
-        socket.close()
-        direct, stop = Meter(), threading.Event()
-        thread = threading.Thread(
-            target=_direct, args=(environment, pod, direct, stop), daemon=True
+        url = f"{live.ws_url}/ws/environments/bench/logs/?pod={pod}&tail=0"
+        apollo_windows, apollo = _measured(
+            "apollo", {"url": url, "cookie": cookie, "origin": live.url}
         )
-        thread.start()
-        time.sleep(1)
-        direct.latencies.clear()
-        direct_windows = direct.windows()
-        stop.set()
+        direct_windows, direct = _measured(
+            "direct",
+            {"kubeconfig": str(kubesim.kubeconfig_path), "namespace": "default", "pod": pod},
+        )
         results[str(rate)] = {"apollo": apollo_windows, "direct": direct_windows}
         meters[str(rate)] = (apollo, direct)
     fast = results[str(FAST_RATE)]
@@ -443,7 +455,7 @@ def main() -> dict[str, Any]:
         try:
             # Memory first: the 100k lines/s phase leaves the allocator holding freed memory.
             memory = _measure_memory(live, process.pid or 0, cookie)
-            rows = _measure_logs(environment, live, cookie, pods)
+            rows = _measure_logs(kubesim, live, cookie, pods)
             one = _watch_calls(live, cookie, 1)
             twenty = _watch_calls(live, cookie, VIEWERS)
         finally:
@@ -460,7 +472,8 @@ def main() -> dict[str, Any]:
     }
     result = {
         "name": "live",
-        "setup": "kubesim in-process, Apollo under daphne in a child process; "
+        "setup": "kubesim in-process, Apollo under daphne in a child process, each reader "
+        "(Apollo's socket, the direct stream) in a process of its own; "
         f"throughput over {WINDOWS}x{WINDOW_SECONDS:.0f} s windows; {TAILS} tails of a pod "
         f"writing {QUIET_RATE:.0f} lines/s; {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f} at the start (other work shares the machine)",
