@@ -12,7 +12,8 @@ at read time rather than in the worker sees every deployment, however it was wri
 worker, the demo's seeded history, a test's factories), with no hook in the engine.
 
 A sync, in a constant number of statements: read the deployments the table has not seen (ids
-above its highest) and those that had not ended when last seen (few: one per target at most),
+above its highest, and any missing among the RECHECK ids below it) and those that had not ended
+when last seen (few: one per target at most),
 upsert them, then, if some ended, fill in what their ending tells: their own next DONE, the
 earlier rows of their target whose next DONE they are, and the rows they revert. A large
 catch-up (the first view after an upgrade) recomputes those two columns for every row instead.
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, Value
 
 from deployments.models import Deployment
 from deployments.status import Status
@@ -38,6 +39,10 @@ MS = timedelta(milliseconds=1)
 # Above this many rows ending in one sync, recompute "next DONE" and "reverted" for every row
 # (a few hundred thousand index lookups, once) instead of following each ending one.
 FULL_RECOMPUTE = 500
+# How far below the highest id seen a sync looks for deployments it has not seen (ids
+# committed out of order); a thousand deployments created while one request's transaction is
+# open is far beyond what Apollo sees.
+RECHECK = 1000
 # The advisory lock of a sync on PostgreSQL: "METR" (the engine's locks are "APOL", id).
 LOCK_CLASS = 0x4D455452
 FIELDS = (
@@ -86,20 +91,26 @@ def _outcome(row: tuple[Any, ...], batch: int) -> DeploymentOutcome:
 def sync_outcomes() -> int:
     """Bring the table up to date with the deployments; returns how many rows ended now."""
     seen = DeploymentOutcome.objects.aggregate(last=Max("deployment_id"))["last"] or 0
-    running = DeploymentOutcome.objects.filter(final=False).values("deployment_id")
+    # New: above the highest id seen, and the last RECHECK ids below it that have no row
+    # (on PostgreSQL ids are taken when a transaction inserts and seen when it commits, so a
+    # deployment may commit after a higher id was seen).
+    unseen = ~Exists(DeploymentOutcome.objects.filter(deployment_id=OuterRef("pk")))
+    new = Deployment.objects.filter(unseen, pk__gt=seen - RECHECK)
+    running = Deployment.objects.filter(
+        pk__in=DeploymentOutcome.objects.filter(final=False).values("deployment_id")
+    )
     # Two reads in one statement (an OR of the two would scan every deployment on SQLite).
-    new = Deployment.objects.filter(pk__gt=seen).order_by().values_list(*FIELDS)
     rows = list(
-        new.union(
-            Deployment.objects.filter(pk__in=running).order_by().values_list(*FIELDS), all=True
-        )
+        new.order_by()
+        .values_list(*FIELDS, Value(True))
+        .union(running.order_by().values_list(*FIELDS, Value(False)), all=True)
     )
     if not rows:
         return 0
     batch = secrets.randbits(62) or 1
-    outcomes = [_outcome(row, batch) for row in rows]
+    outcomes = [(_outcome(row[:-1], batch), row[-1]) for row in rows]
     # A row seen running before and still running needs no write.
-    changed = [o for o in outcomes if o.final or o.deployment_id > seen]
+    changed = [o for o, is_new in outcomes if o.final or is_new]
     ended = [o for o in changed if o.final]
     changed.sort(key=lambda o: o.deployment_id)
     with transaction.atomic():

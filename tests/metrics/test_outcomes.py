@@ -172,3 +172,15 @@ def test_views_syncing_at_once_write_the_same_figures(alice: User) -> None:
     assert (m.deployments, m.done, m.failures) == (9, 6, 4)
     assert (m.restore_median, m.restored, m.unrestored) == (2 * H, 3, 1)
     assert DeploymentOutcome.objects.count() == Deployment.objects.count()
+
+
+def test_a_deployment_committed_after_a_later_one_was_seen_is_counted(alice: User) -> None:
+    """On PostgreSQL an id is taken when a transaction inserts and is seen when it commits:
+    d12 (FAILED, 10 March) is made unseen below the highest id seen (d11), as if it had
+    committed after d11; the next view counts it."""
+    story = make_story(alice)
+    staging_figures(story)
+    DeploymentOutcome.objects.filter(deployment=story.deployments["d12"]).delete()
+    m = staging_figures(story)
+    assert (m.deployments, m.done, m.failures, m.unrestored) == (9, 6, 4, 1)
+    assert DeploymentOutcome.objects.count() == Deployment.objects.count()
