@@ -59,6 +59,7 @@ LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
 APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = 300
+STATUS_CHECK_SECONDS = 0.25  # how soon a following rollout sees a cancellation request
 T = TypeVar("T")
 RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
 
@@ -520,11 +521,20 @@ class Run:
         started = timezone.now() if cancelling else (d.started_at or timezone.now())
         following = time.monotonic()
 
+        status_read = 0.0
+
         def should_stop() -> bool:
+            nonlocal status_read
             if self.shutdown.is_set() or not self.renew_lease():
                 return True
             # A cancellation request interrupts a forward rollout (not the rollback itself).
-            return not cancelling and self.current_status() != Status.STARTED
+            # Read at most every STATUS_CHECK_SECONDS, not at every step: with many rollouts
+            # the steps come by the hundred a second, each a query (a third of a worker's time
+            # following 100 rollouts went to this read).
+            if cancelling or time.monotonic() - status_read < STATUS_CHECK_SECONDS:
+                return False
+            status_read = time.monotonic()
+            return self.current_status() != Status.STARTED
 
         follower = Follower(
             cluster=d.environment.cluster,
