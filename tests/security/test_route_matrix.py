@@ -351,6 +351,12 @@ SOCKETS: dict[str, tuple[str, dict[str, str]]] = {
     "ws/deployments/<int:deployment_id>/": ("/ws/deployments/{dep}/", WS_VIEW),
     "ws/deployments/batch/<uuid:batch>/": ("/ws/deployments/batch/{batch}/", WS_VIEW),
     "ws/environments/<str:name>/status/": ("/ws/environments/{env}/status/", WS_VIEW),
+    # The status board's one socket: like the board page, open to every signed-in user, and it
+    # follows only what they may view (mallory: nothing).
+    "ws/status-board/": (
+        "/ws/status-board/?environment={env}",
+        each("ws 4401", "ws accept", "ws accept", "ws accept", "ws accept"),
+    ),
     "ws/environments/<str:name>/logs/": (
         "/ws/environments/{env}/logs/?pod={pod}",
         each("ws 4401", "ws 4403", "ws accept", "ws accept", "ws 4403"),
