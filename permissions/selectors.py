@@ -13,6 +13,7 @@ the given environment (or in at least one environment).
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import repeat
 from typing import Any
 
@@ -159,15 +160,25 @@ class Visibility:
     environment that runs no service yet still shows the environment)."""
 
     everything: bool
-    pairs: frozenset[Pair] = frozenset()
     environment_ids: frozenset[int] = frozenset()
     service_ids: frozenset[int] = frozenset()
-    # Environments in which every service is visible: filtered by environment alone.
+    # Environments in which every service is visible (every one of whole_services): filtered
+    # by environment alone, and their pairs not listed one by one (500 services x 50
+    # environments are 25,000 pairs, most of a page's time to build for every request).
     whole_environments: frozenset[int] = frozenset()
+    whole_services: frozenset[int] = frozenset()
+    # The pairs outside whole_environments.
+    partial_pairs: frozenset[Pair] = frozenset()
     # Every service in every environment (when asked): rows need no filter at all.
     all_pairs: bool = False
-    # The pairs outside whole_environments (what q() lists one by one); None: from `pairs`.
-    partial_pairs: frozenset[Pair] | None = None
+
+    @cached_property
+    def pairs(self) -> frozenset[Pair]:
+        """Every (service, environment) the user may view, spelled out (built when asked)."""
+        pairs = set(self.partial_pairs)
+        for e in self.whole_environments:
+            pairs.update(zip(self.whole_services, repeat(e)))
+        return frozenset(pairs)
 
     def sees(self, *, service_id: int | None, environment_id: int | None) -> bool:
         if self.everything:
@@ -176,7 +187,15 @@ class Visibility:
             return environment_id in self.environment_ids
         if environment_id is None:
             return service_id in self.service_ids
-        return (service_id, environment_id) in self.pairs
+        if environment_id in self.whole_environments and service_id in self.whole_services:
+            return True
+        return (service_id, environment_id) in self.partial_pairs
+
+    def services_in(self, environment_id: int) -> set[int]:
+        """The services the user may view in the environment (not for `everything`)."""
+        if environment_id in self.whole_environments:
+            return set(self.whole_services)
+        return {s for s, e in self.partial_pairs if e == environment_id}
 
     def q(self, *, service: str = "service_id", environment: str = "environment_id") -> Q:
         """A filter keeping the rows whose (service, environment) the user may view: one
@@ -186,10 +205,7 @@ class Visibility:
         if self.all_pairs:  # not Q(): an empty Q vanishes when OR-ed with another condition
             return Q(**{f"{environment}__isnull": False, f"{service}__isnull": False})
         by_environment: dict[int, list[int]] = defaultdict(list)
-        partial = self.partial_pairs
-        if partial is None:
-            partial = frozenset(p for p in self.pairs if p[1] not in self.whole_environments)
-        for s, e in partial:
+        for s, e in self.partial_pairs:
             by_environment[e].append(s)
         condition = Q(pk__in=[])  # matches nothing; each environment's services are OR-ed in
         if self.whole_environments:
@@ -213,9 +229,6 @@ def visibility(user: User | AnonymousUser) -> Visibility:
         return Visibility(everything=True)
     index, services, environments = _index_and_rows(user, Verb.VIEW)
     partial, whole = allowed_scopes(index, services, environments)
-    pairs = set(partial)
-    for e in whole:
-        pairs.update(zip(services, repeat(e)))
     alone_environments = {
         e
         for e, availability in environments
@@ -227,12 +240,12 @@ def visibility(user: User | AnonymousUser) -> Visibility:
     pair_services = {s for s, _ in partial} | (set(services) if whole else set())
     return Visibility(
         everything=False,
-        pairs=frozenset(pairs),
         environment_ids=frozenset(whole | {e for _, e in partial} | alone_environments),
         service_ids=frozenset(pair_services | alone_services),
         whole_environments=frozenset(whole),
-        all_pairs=bool(services) and len(whole) == len(environments),
+        whole_services=frozenset(services) if whole else frozenset(),
         partial_pairs=frozenset(partial),
+        all_pairs=bool(services) and len(whole) == len(environments),
     )
 
 
@@ -242,7 +255,7 @@ def visible_service_names(user: User | AnonymousUser, environment: Environment) 
     seen = visibility(user)
     if seen.everything:
         return None
-    ids = [s for s, e in seen.pairs if e == environment.pk]
+    ids = sorted(seen.services_in(environment.pk))
     return set(Service.objects.filter(pk__in=ids).values_list("name", flat=True))
 
 

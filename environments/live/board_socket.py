@@ -42,10 +42,10 @@ def followed(user: User | AnonymousUser, only: str) -> dict[int, tuple[str, Name
     if seen.everything:
         return {e.pk: (e.name, None) for e in environments}
     service_names = dict(
-        Service.objects.filter(pk__in=sorted({s for s, _ in seen.pairs})).values_list("pk", "name")
+        Service.objects.filter(pk__in=sorted(seen.service_ids)).values_list("pk", "name")
     )
     return {
-        e.pk: (e.name, {service_names[s] for s, env in seen.pairs if env == e.pk})
+        e.pk: (e.name, {service_names[s] for s in seen.services_in(e.pk) if s in service_names})
         for e in environments
     }
 
