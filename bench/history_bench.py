@@ -110,6 +110,7 @@ def main() -> dict[str, Any]:
         "history filtered (environment + user)": "/history/?environment=env-5&user=user-1",
         "history text search (rare word)": "/history/?q=hotfix",
         "history text search (commit message)": "/history/?q=ledger",
+        "history text search (a word in every message)": "/history/?q=deployment",
         "history deep keyset page (99,000 rows in)": "/history/?"
         + urlencode({"after": _deep_cursor()}),
     }
