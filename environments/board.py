@@ -53,7 +53,7 @@ LABELS = dict(Status.choices)
 
 # Services (rows, with their groups) per page: the cost of a page follows the cells it shows,
 # not the catalogue (1,000 services x 20 environments would be 20,000 cells, seconds to render).
-SERVICES_PER_PAGE = 25
+SERVICES_PER_PAGE = 20
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,8 @@ class _Page:
     done: dict[Key, Obj]
     blockers: list[Mark]
     live: dict[tuple[int, str, str], Obj]
-    environment_urls: dict[int, str]
+    environment_urls: dict[int, str]  # escaped, as every name below
+    environment_names: dict[int, str]
     deployment_url: str  # with {} for the id
     now: datetime
     zone: tzinfo
@@ -297,7 +298,10 @@ def status_board(
         done=done,
         blockers=_blockers(now),
         live=live,
-        environment_urls={e.pk: reverse("environment-detail", args=[e.name]) for e in environments},
+        environment_urls={
+            e.pk: _e(reverse("environment-detail", args=[e.name])) for e in environments
+        },
+        environment_names={e.pk: _e(e.name) for e in environments},
         deployment_url=reverse("deployment-detail", args=[1]).replace("/1/", "/{}/"),
         now=now,
         zone=timezone.get_current_timezone(),
@@ -359,15 +363,16 @@ def _cell(
         sha = '<span class="muted sha">not deployed</span>'
     replicas = f" {int(live.get('ready', 0))}/{int(live.get('desired', 0))}" if live else ""
     parts = [
-        f'<a class="cell-link" href="{_e(page.environment_urls[environment.pk])}#service-'
-        f'{slug}" aria-label="{row_key} in {_e(environment.name)}">{sha}</a>'
+        f'<a class="cell-link" href="{page.environment_urls[environment.pk]}#service-'
+        f'{slug}" aria-label="{row_key} in {page.environment_names[environment.pk]}">{sha}</a>'
         f' <span class="badge health" data-health="{health}">{health}{replicas}</span>'
     ]
     if live and live.get("drifted"):
         differences = "; ".join(str(d) for d in live.get("drift") or []) or "drifted"
         parts.append(f' <span class="badge drift" title="{_e(differences)}">drifted</span>')
-    marks = [m for m in page.blockers if _covers(m, service, environment, group)]
-    parts.append(_blocker_badges(marks))
+    if page.blockers:
+        marks = [m for m in page.blockers if _covers(m, service, environment, group)]
+        parts.append(_blocker_badges(marks))
     if running:
         parts.append(_commit(page, running))
     if last is not None and (running is None or last["c_pk"] != running["c_pk"]):
@@ -378,7 +383,7 @@ def _cell(
             f"{_e(label)}</a></div>"
         )
     return mark_safe(  # noqa: S308 -- every interpolated value is escaped above
-        f'<td class="cell health-{health}" data-env="{_e(environment.name)}" '
+        f'<td class="cell health-{health}" data-env="{page.environment_names[environment.pk]}" '
         f'data-key="{row_key}">{"".join(parts)}</td>'
     )
 
