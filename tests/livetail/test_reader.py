@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
 from environments import kube
+from environments.kube import pods
 from environments.kube.pods import _ChunkedBody
 from environments.live.watcher import wait_for
 from environments.models import Environment
@@ -135,3 +136,32 @@ def test_a_plain_body_is_read_until_the_connection_ends() -> None:
     assert body.feed(b"a\nb") == (["a"], False)
     assert body.feed(b"c\n") == (["bc"], False)
     assert body.rest() == []
+
+
+@pytest.mark.kubesim_only  # a pod that writes nothing after it started (kubesim's log_rate)
+async def test_a_stream_quiet_past_the_read_timeout_is_ended_and_resumed(
+    bob: User, staging: Environment, kubesim: KubesimHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection that died without a word looks like a quiet log: the reader ends a stream
+    # that sent nothing for FOLLOW_READ_TIMEOUT (the client's read timeout did it before),
+    # says so, and follows the pod again.
+    monkeypatch.setattr(pods, "FOLLOW_READ_TIMEOUT", 1)
+    monkeypatch.setattr(pods, "_QUIET_CHECK_SECONDS", 0.2)
+    with kubesim.settings(log_rate=0.0):
+        await sync_to_async(deployed)(bob, staging, "web", replicas=1)
+    [pod] = await asyncio.to_thread(_pods, staging, "web")
+    socket = await _open(_path(staging, f"pod={pod}&tail=100"), bob)
+    notices: list[str] = []
+    lines: list[list[str]] = []
+
+    def resumed(message: dict[str, Any]) -> bool:
+        lines.extend(message.get("lines") or [])
+        notices.extend(message.get("notices") or [])
+        interrupted = [n for n in notices if "no log line for 1 s" in n]
+        return len(interrupted) >= 2  # ended, resumed, and ended again: it follows still
+
+    await receive_until(socket, resumed)
+    await socket.disconnect()
+    texts = [text for _, _, text in lines]
+    assert texts  # the head lines,
+    assert len(texts) == len(set(texts))  # never repeated
