@@ -15,6 +15,7 @@ from deployments.models import Deployment, Service
 from deployments.status import Status
 from environments.models import Environment
 from tests import factories
+from tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,9 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 # subscriptions; and the grants for a user who is not a superuser.
 SUPERUSER_CAP = 8
 GRANTED_USER_CAP = 9
+# The Deploy page's POST adds the session and its user, and its form's reads: the services
+# and environments the user may view (with the view grants), then the chosen rows.
+PAGE_CAP = 14
 
 
 @pytest.fixture
@@ -120,3 +124,17 @@ def test_an_unknown_service_and_an_unknown_version_are_told_apart(
     assert response.status_code == 400
     assert "git_commit_sha" in response.json()
     assert not Deployment.objects.exists()
+
+
+def test_the_deploy_page_answers_bob_within_its_query_cap(
+    bob: User, checkout: Service, staging: Environment
+) -> None:
+    factories.make_version(checkout, SHA)
+    client = login(bob)
+    form = {"environments": [staging.pk], "services": [checkout.pk], "version": SHA}
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/deploy/", {**form, "message": "go"})
+    assert response.status_code == 302, response.content[:500]
+    counted = [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(counted) <= PAGE_CAP, f"{len(counted)} queries"
+    assert Deployment.objects.filter(service=checkout, deployed_by=bob).count() == 1
