@@ -256,13 +256,18 @@ class _Mustache:
         out.append(text)
 
 
+# libyaml's parser (PyYAML's C extension, in its wheels) when present: the same events and nodes,
+# several times faster; parsing the rendered templates was a fifth of a deploy request's time.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def check_yaml_events(name: str, text: str) -> None:
     """Refuse YAML bombs: anchors and aliases, deep nesting, too many nodes.
 
     SECURITY: run on the text before it is composed, so an alias bomb is never expanded."""
     depth = nodes = 0
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_LOADER):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise RenderError(f"{name} template: YAML anchors and aliases are not allowed")
             if isinstance(event, yaml.CollectionStartEvent):
@@ -282,7 +287,7 @@ def check_yaml_events(name: str, text: str) -> None:
 def _parse(name: str, rendered: str, values: dict[str, str]) -> Iterator[dict[str, Any]]:
     check_yaml_events(name, rendered)
     try:
-        nodes = list(yaml.compose_all(rendered, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(rendered, Loader=_LOADER))
         loaded = [_construct(_substitute(node, values)) for node in nodes]
     except yaml.YAMLError as exc:
         raise RenderError(f"{name} template is not valid YAML after rendering: {exc}") from None
@@ -305,7 +310,8 @@ def _substitute(node: yaml.Node | None, values: dict[str, str]) -> yaml.Node | N
     """Put each value into the scalar that holds its placeholder (the structure is fixed)."""
     if isinstance(node, yaml.ScalarNode) and _PLACEHOLDER.search(node.value):
         whole = _PLACEHOLDER.fullmatch(node.value)
-        if whole and node.style is None and node.tag == _STR and whole.group(0) in values:
+        # A plain scalar: style None from PyYAML's parser, "" from libyaml's.
+        if whole and not node.style and node.tag == _STR and whole.group(0) in values:
             node.value = values[whole.group(0)]
             node.tag = _plain_tag(node.value)
         else:
