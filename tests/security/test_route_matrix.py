@@ -365,11 +365,6 @@ SOCKETS: dict[str, tuple[str, dict[str, str]]] = {
         "/ws/environments/{env}/pods/{pod}/shell/",
         each("ws 4401", "ws 4403", "ws 4403", "ws accept w", "ws 4403"),
     ),
-    # The status board: any signed-in user, who is sent only what they may view (mallory: nothing).
-    "ws/status-board/": (
-        "/ws/status-board/",
-        each("ws 4401", "ws accept", "ws accept", "ws accept", "ws accept"),
-    ),
 }
 
 
