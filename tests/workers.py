@@ -48,12 +48,21 @@ def database_url(*, port: int | None = None) -> str:
 class WorkerProcess:
     """`manage.py rundeployments` in a subprocess; its output kept for the failure message."""
 
-    def __init__(self, *, url: str | None = None, grace: float = 0, **env: str) -> None:
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        grace: float = 0,
+        poll_interval: float = 0.1,
+        env: dict[str, str] | None = None,
+        **more_env: str,
+    ) -> None:
         environment = {
             **os.environ,
             "DATABASE_URL": url or database_url(),
             "PYTHONUNBUFFERED": "1",
-            **env,
+            **(env or {}),
+            **more_env,
         }
         self.process = subprocess.Popen(
             [
@@ -61,7 +70,7 @@ class WorkerProcess:
                 "manage.py",
                 "rundeployments",
                 "--poll-interval",
-                "0.1",
+                str(poll_interval),
                 "--grace",
                 str(grace),
             ],

@@ -4,11 +4,8 @@ socket. The workers poll only every 60 s here, so a claim within seconds is the 
 
 import contextlib
 import json
-import os
-import queue
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,57 +23,16 @@ from deployments.models import Deployment, Service
 from environments.models import Environment
 from tests import factories
 from tests.kubeenv import wait_for, wait_until_terminal
-from tests.reliability.helpers import database_url
+from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parents[2]
 POSTGRESQL = connection.vendor == "postgresql"
 POLL_SECONDS = 60  # longer than any wait below: only a wake-up explains a claim
 
 
-class Worker:
-    """`manage.py rundeployments --poll-interval 60`, its output read as it comes."""
-
-    def __init__(self, **env: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "rundeployments", "--poll-interval", str(POLL_SECONDS)],
-            cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for_line(self, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(queue.Empty):
-                line = self.lines.get(timeout=0.2)
-                self.output.append(line)
-                if text in line:
-                    return line
-        raise AssertionError(f"no line with {text!r} within {timeout} s: {self.output}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @contextlib.contextmanager
-def workers(count: int, transport: str, **env: str) -> Iterator[list[Worker]]:
-    started = [Worker(**env) for _ in range(count)]
+def workers(count: int, transport: str, **env: str) -> Iterator[list[WorkerProcess]]:
+    started = [WorkerProcess(poll_interval=POLL_SECONDS, env=env) for _ in range(count)]
     try:
         for worker in started:
             # Listening (and, right after, its first look found nothing): from now on only a
@@ -85,7 +41,11 @@ def workers(count: int, transport: str, **env: str) -> Iterator[list[Worker]]:
         yield started
     finally:
         for worker in started:
-            worker.stop()
+            try:
+                worker.stop()
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait(timeout=10)
 
 
 @pytest.fixture
