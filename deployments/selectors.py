@@ -491,8 +491,13 @@ def deploy_choices(
 
     Four queries whatever the number of choices: the deploy targets (three), and the user's
     deploy holdings once, to explain the refusals in memory (permissions.rules)."""
-    pairs = allowed_targets(user, Verb.DEPLOY)
-    environment_ids, service_ids = {e for _, e in pairs}, {s for s, _ in pairs}
+    if user.is_active and user.is_superuser:
+        # Every choice is deployable: no need to spell out services x environments (20,000
+        # pairs at 1,000 x 20, most of this function's 7 ms).
+        environment_ids, service_ids = {e.pk for e in environments}, {s.pk for s in services}
+    else:
+        pairs = allowed_targets(user, Verb.DEPLOY)
+        environment_ids, service_ids = {e for _, e in pairs}, {s for s, _ in pairs}
     refused_anywhere = any(e.pk not in environment_ids for e in environments) or any(
         s.pk not in service_ids for s in services
     )
