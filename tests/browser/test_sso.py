@@ -52,10 +52,15 @@ def provider_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _listening_socket() -> socket.socket:
+    """The provider's socket, bound and listening before Apollo starts: its port is in
+    Apollo's settings, and no other server (Apollo's own daphne included) can take it between a
+    probe and the provider's start, as happened with a port probed and released."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.set_inheritable(True)
+    return listener
 
 
 @dataclass
@@ -81,7 +86,7 @@ def _provider_process(install: Path, config: dict[str, Any], tmp: Path) -> Itera
     log = (tmp / "provider.log").open("wb")
     process = subprocess.Popen(
         ["node", str(install / "provider.js"), str(tmp / "provider.json")],
-        cwd=install, stdout=log, stderr=subprocess.STDOUT,
+        cwd=install, stdout=log, stderr=subprocess.STDOUT, pass_fds=(config["fd"],),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -112,7 +117,9 @@ def start_sso(
     stack: list[Any] = []
 
     def start(**environment: str) -> SSO:
-        port = _free_port()
+        listener = _listening_socket()
+        stack.append(listener)
+        port = int(listener.getsockname()[1])
         issuer = f"http://127.0.0.1:{port}"
         settings_env = {
             "APOLLO_OIDC_ISSUER": issuer,
@@ -134,7 +141,7 @@ def start_sso(
         accounts.write_text("{}")
         config = {
             "issuer": issuer,
-            "port": port,
+            "fd": listener.fileno(),
             "accounts": str(accounts),
             "client": {
                 "client_id": "apollo",
@@ -150,7 +157,10 @@ def start_sso(
 
     yield start
     for item in reversed(stack):
-        item.__exit__(None, None, None)
+        if isinstance(item, socket.socket):
+            item.close()
+        else:
+            item.__exit__(None, None, None)
     for name in list(os.environ):
         if name.startswith("APOLLO_OIDC_"):
             monkeypatch.delenv(name, raising=False)

@@ -1,12 +1,14 @@
 // A real OpenID provider for the single sign-on tests: panva's oidc-provider (OpenID
 // Certified), configured from a JSON file the test writes:
 //   node provider.js CONFIG.json
-//   {"issuer": "http://127.0.0.1:PORT", "port": PORT, "accounts": "ACCOUNTS.json",
+//   {"issuer": "http://127.0.0.1:PORT", "fd": FD, "accounts": "ACCOUNTS.json",
 //    "client": {"client_id", "client_secret", "redirect_uris", "post_logout_redirect_uris"}}
 // ACCOUNTS.json maps a login to its claims ({"dave": {"preferred_username": "dave",
 // "email": ..., "groups": [...]}}) and is read at every token, so a test changes a person's
 // groups between two log-ins by rewriting it. The log-in page is the provider's development
-// interaction (any password); consent is implied for this one first-party client.
+// interaction (any password); consent is implied for this one first-party client. It serves on
+// FD, a socket the test bound and listens on, passed down (no port is ever free for a moment
+// for another server to take); "port" instead binds that port.
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
@@ -50,6 +52,7 @@ const provider = new Provider(config.issuer, {
   },
 });
 provider.proxy = false;
-provider.listen(config.port, '127.0.0.1', () => {
+const where = config.fd !== undefined ? { fd: config.fd } : { port: config.port, host: '127.0.0.1' };
+provider.listen(where, () => {
   console.log(`oidc-provider listening on ${config.issuer}`);
 });
