@@ -15,6 +15,7 @@ processes, and two `rundeployments` workers run beside them, all on PostgreSQL a
   reconnect on.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -61,10 +62,13 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (probed while all are held, so none is handed out twice)."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def _until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
@@ -158,14 +162,14 @@ def _environment(tmp: Path, nginx_port: int) -> dict[str, str]:
     }
 
 
-def _nginx_conf(tmp: Path, port: int, web_ports: list[int]) -> Path:
+def _nginx_conf(tmp: Path, port: int, web_ports: list[int], http_port: int) -> Path:
     certificates = tls.generate((HOST, "127.0.0.1"))
     (tmp / "apollo.crt").write_bytes(certificates.cert_pem + certificates.ca_pem)
     (tmp / "apollo.key").write_bytes(certificates.key_pem)
     (tmp / "ca.crt").write_bytes(certificates.ca_pem)
     site = EXAMPLE.read_text()
     for old, new in [
-        ("listen 80;", f"listen 127.0.0.1:{_free_port()};"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
         ("server_name apollo.example.com;", f"server_name {HOST};"),
         ("/etc/nginx/tls/apollo.crt", str(tmp / "apollo.crt")),
@@ -194,9 +198,10 @@ def _nginx_conf(tmp: Path, port: int, web_ports: list[int]) -> Path:
 @pytest.fixture
 def stack(tmp_path: Path, staging: Environment) -> Iterator[Stack]:
     (tmp_path / "var").mkdir(mode=0o700)
-    port, web_ports = _free_port(), [_free_port(), _free_port()]
+    port, web_a, web_b, http_port = _free_ports(4)
+    web_ports = [web_a, web_b]
     env = _environment(tmp_path, port)
-    main = _nginx_conf(tmp_path, port, web_ports)
+    main = _nginx_conf(tmp_path, port, web_ports, http_port)
     result = Stack(f"https://{HOST}:{port}", tmp_path / "ca.crt", tmp_path / "access.log")
     processes: list[subprocess.Popen[bytes]] = []
     nginx: subprocess.Popen[bytes] | None = None
