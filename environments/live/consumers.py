@@ -110,8 +110,6 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         self.user = user
         self.environment = environment
-        # The status board asks for cells (plain data), the environment page for its partial.
-        self.board = b"board=1" in self.scope.get("query_string", b"").split(b"&")
         self.perms: Perms = {}
         self.perms_at = 0.0
         self.decided: set[str] = set()  # service names self.names has been computed for
@@ -144,9 +142,6 @@ class StatusConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             _, self.names = await viewable(self.user, self.environment)
             self.decided |= running
         state = visible_state(state, self.names)
-        if self.board:
-            await self.send_json(board_message(state))
-            return
         names = {entry["service"] for entry in state["services"]}
         missing = names - self.perms.keys()
         if missing:
