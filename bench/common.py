@@ -57,6 +57,37 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     return path
 
 
+# -- the deploy benches (deploy, scale, soak) ---------------------------------------------------
+
+
+def kubesim_environment(
+    sim: Any, *, user: str, environment: str, namespace: str, rollout_timeout: int
+) -> tuple[Any, Any]:
+    """A superuser and an environment on the running kubesim `sim` (its token stored encrypted,
+    as Apollo stores any cluster's)."""
+    from django.contrib.auth.models import User
+
+    from environments.models import Cluster, Environment
+
+    superuser = User.objects.create_superuser(user, password=f"{user}-password-0123")
+    cluster = Cluster(
+        name="kubesim",
+        connection=Cluster.Connection.TOKEN,
+        api_url=sim.url,
+        ca_certificate=sim.ca_cert_pem,
+    )
+    cluster.set_token(sim.token)
+    cluster.save()
+    created = Environment.objects.create(
+        name=environment,
+        cluster=cluster,
+        namespace=namespace,
+        availability="staging",
+        rollout_timeout_seconds=rollout_timeout,
+    )
+    return superuser, created
+
+
 # -- the page benches (history, home, board) ---------------------------------------------------
 
 

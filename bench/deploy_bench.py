@@ -122,26 +122,11 @@ def _instrument() -> None:
 
 
 def _setup(sim: Any) -> tuple[Any, Any, Any]:
-    from django.contrib.auth.models import User
-
+    from bench.common import kubesim_environment
     from deployments.models import Service
-    from environments.models import Cluster, Environment
 
-    user = User.objects.create_superuser("bench", password="bench-password-0123")
-    cluster = Cluster(
-        name="kubesim",
-        connection=Cluster.Connection.TOKEN,
-        api_url=sim.url,
-        ca_certificate=sim.ca_cert_pem,
-    )
-    cluster.set_token(sim.token)
-    cluster.save()
-    environment = Environment.objects.create(
-        name="bench",
-        cluster=cluster,
-        namespace=NAMESPACE,
-        availability="staging",
-        rollout_timeout_seconds=60,
+    user, environment = kubesim_environment(
+        sim, user="bench", environment="bench", namespace=NAMESPACE, rollout_timeout=60
     )
     from tests.factories import DEPLOYMENT_TEMPLATE
 

@@ -38,27 +38,12 @@ DEFAULT_ROLLOUTS = 20
 
 
 def _setup(sim: Any, count: int) -> tuple[Any, Any, list[Any]]:
-    from django.contrib.auth.models import User
-
+    from bench.common import kubesim_environment
     from deployments.models import DeployableVersion, Service
-    from environments.models import Cluster, Environment
     from tests.factories import DEPLOYMENT_TEMPLATE
 
-    user = User.objects.create_superuser("bench", password="bench-password-0123")
-    cluster = Cluster(
-        name="kubesim",
-        connection=Cluster.Connection.TOKEN,
-        api_url=sim.url,
-        ca_certificate=sim.ca_cert_pem,
-    )
-    cluster.set_token(sim.token)
-    cluster.save()
-    environment = Environment.objects.create(
-        name="scale",
-        cluster=cluster,
-        namespace=NAMESPACE,
-        availability="staging",
-        rollout_timeout_seconds=300,
+    user, environment = kubesim_environment(
+        sim, user="bench", environment="scale", namespace=NAMESPACE, rollout_timeout=300
     )
     versions = []
     for index in range(count):

@@ -278,27 +278,12 @@ def _patiently(call: Any) -> Any:
 
 
 def _setup(sim: Any) -> tuple[Any, Any, list[Any]]:
-    from django.contrib.auth.models import User
-
+    from bench.common import kubesim_environment
     from deployments.models import Service
-    from environments.models import Cluster, Environment
     from tests.factories import DEPLOYMENT_TEMPLATE
 
-    user = User.objects.create_superuser("soak", password="soak-password-0123")
-    cluster = Cluster(
-        name="kubesim",
-        connection=Cluster.Connection.TOKEN,
-        api_url=sim.url,
-        ca_certificate=sim.ca_cert_pem,
-    )
-    cluster.set_token(sim.token)
-    cluster.save()
-    environment = Environment.objects.create(
-        name="soak",
-        cluster=cluster,
-        namespace=NAMESPACE,
-        availability="staging",
-        rollout_timeout_seconds=90,
+    user, environment = kubesim_environment(
+        sim, user="soak", environment="soak", namespace=NAMESPACE, rollout_timeout=90
     )
     services = [
         Service.objects.create(
