@@ -3,11 +3,13 @@ counted at the next, reverts and restores reach back to earlier rows, and the fi
 same as when the table is built in one go (tests/metrics/history.py, worked out by hand in
 test_compute)."""
 
+import io
 import threading
 from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Q
 
@@ -183,4 +185,16 @@ def test_a_deployment_committed_after_a_later_one_was_seen_is_counted(alice: Use
     DeploymentOutcome.objects.filter(deployment=story.deployments["d12"]).delete()
     m = staging_figures(story)
     assert (m.deployments, m.done, m.failures, m.unrestored) == (9, 6, 4, 1)
+    assert DeploymentOutcome.objects.count() == Deployment.objects.count()
+
+
+def test_sync_metrics_catches_up_before_any_view_with_the_same_figures(alice: User) -> None:
+    story = make_story(alice)
+    out = io.StringIO()
+    call_command("sync_metrics", stdout=out)
+    assert DeploymentOutcome.objects.count() == Deployment.objects.count()
+    assert out.getvalue().startswith(f"metrics table up to date: {Deployment.objects.count()} ")
+    figures = staging_figures(story)
+    assert figures == from_scratch(story)
+    call_command("sync_metrics", stdout=io.StringIO())  # again: nothing to do, no error
     assert DeploymentOutcome.objects.count() == Deployment.objects.count()
