@@ -42,7 +42,7 @@ def test_alice_reads_the_four_figures_of_staging_with_their_bands(alice: User) -
 def test_the_team_wide_page_counts_every_environment(alice: User) -> None:
     make_story(alice)
     page = text(login(alice).get(PAGE, MARCH))
-    assert "10 deployments finished, 7 DONE, 4 failed or reverted" in page
+    assert "10 deployments finished, 7 done, 4 failed or reverted" in page
     assert "median 8 h" in page
 
 
@@ -51,7 +51,7 @@ def test_a_viewer_of_staging_only_sees_only_staging_in_the_team_figures(alice: U
     victor = factories.make_user("victor")
     grant(actor=None, user=victor, verbs=[Verb.VIEW], environment=story.staging)
     page = text(login(victor).get(PAGE, MARCH))
-    assert "9 deployments finished, 6 DONE, 4 failed or reverted" in page
+    assert "9 deployments finished, 6 done, 4 failed or reverted" in page
     refused = login(victor).get(PAGE, {**MARCH, "environment": "production"})
     assert refused.status_code == 400
     assert "Select a valid choice" in text(refused)
