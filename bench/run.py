@@ -5,8 +5,11 @@ short Markdown table (latest.md) and prints the table.
 """
 
 import json
+import os
+import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +84,35 @@ def _runs(stem: str) -> list[tuple[str, list[str]]]:
     return runs
 
 
+def _machine(started: str, load_before: tuple[float, float, float]) -> str:
+    """Where and when the figures were measured: they mean little without it."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent, capture_output=True, text=True
+    ).stdout.strip()
+    load_after = os.getloadavg()
+    return (
+        f"Measured {started} to {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on commit "
+        f"{commit or '?'}: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{_memory_gb()} GB, Python {platform.python_version()}; load average "
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min; more than the CPU "
+        "count means other work shared the machine: compare ratios, not milliseconds).\n\n"
+    )
+
+
+def _memory_gb() -> str:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kb = int(meminfo.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        return "?"
+    return f"{kb / 1024 / 1024:.0f}"
+
+
 def main() -> int:
     """Run every bench (or those named on the command line: `bench/run.py deploy live`)."""
     RESULTS.mkdir(exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = os.getloadavg()
     failures = 0
     collected = []
     chosen = set(sys.argv[1:])
@@ -107,7 +136,7 @@ def main() -> int:
                 collected.append(json.loads(produced.read_text()))
     (RESULTS / "latest.json").write_text(json.dumps(collected, indent=2) + "\n")
     table = _markdown(collected)
-    (RESULTS / "latest.md").write_text(table)
+    (RESULTS / "latest.md").write_text(_machine(started, load_before) + table)
     print(table)
     return 1 if failures else 0
 
