@@ -5,13 +5,18 @@ these tags do that work once per page render and reuse it. The markup still come
 same partials and the URLs from the same URL patterns.
 """
 
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django import template
 from django.template.context import Context
 from django.template.loader import get_template
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -54,3 +59,36 @@ def row_url(context: Context, name: str, arg: object) -> str:
         return reverse(name, args=[arg])
     # simple_tag escapes the result when autoescape is on, as {% url %} does.
     return pattern[0] + quote(text, safe=URL_SAFE) + pattern[1]
+
+
+class Cells(NamedTuple):
+    """What one deployments/_rows.html row shows that costs a filter or an include per row."""
+
+    created_iso: str  # {{ created_at|date:'c' }} in the current time zone
+    age: str  # {{ created_at|timesince }}
+    # {% include "deployments/_status_badge.html" %}: a rendered template is a SafeString, so the
+    # template does not escape it again.
+    badge: str
+    message: str  # {{ message|truncatechars:80 }}
+
+
+@register.filter
+def with_cells(deployments: Iterable[Any]) -> list[tuple[Any, Cells]]:
+    """Each deployment with its cells, made in one pass: the same Django functions the filters
+    call, one clock reading for the page and one badge render per status (for 50 rows the
+    per-row filters and includes were about a third of the History page's time)."""
+    now = timezone.now()
+    badges: dict[str, str] = {}
+    rows = []
+    for d in deployments:
+        if d.status not in badges:
+            badges[d.status] = get_template(BADGE_TEMPLATE).render({"status": d.status})
+        created: datetime = timezone.localtime(d.created_at)
+        cells = Cells(
+            created_iso=created.isoformat(),
+            age=timesince(created, now),
+            badge=badges[d.status],
+            message=Truncator(d.message).chars(80),
+        )
+        rows.append((d, cells))
+    return rows
