@@ -17,7 +17,7 @@ from permissions.verbs import Verb
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from deployments.models import Deployment
+    from deployments.models import DeployableVersion, Deployment
     from permissions.rules import Decision
 
 
@@ -65,11 +65,19 @@ def gated(decision: "Decision", *, holds_verb: bool) -> Control | None:
 
 
 def deployment_controls(
-    deployment: "Deployment", *, cancel: "Decision", deploy: "Decision", holds: set[Verb]
+    deployment: "Deployment",
+    *,
+    cancel: "Decision",
+    deploy: "Decision",
+    holds: set[Verb],
+    blocked: "Callable[[list[DeployableVersion]], dict[int, str]] | None" = None,
 ) -> dict[str, Control]:
     """Cancel, deploy this version again and roll back, on the deployment's page. A finished
     deployment has nothing to cancel; one that cannot be reverted (in progress: cancel it;
-    cancelled, or nothing else ran before) has no roll back: those are absent, not disabled."""
+    cancelled, or nothing else ran before) has no roll back: those are absent, not disabled.
+    `blocked(versions)`: why blockers refuse deploying each version here now for this user, by
+    version id (deployments.services.deploy.blocked_for), asked once, only for controls
+    otherwise allowed."""
     finished = Status(deployment.status).is_terminal
     controls = {"cancel": HIDDEN, "redeploy": HIDDEN, "roll_back": HIDDEN}
     if not finished:
@@ -83,6 +91,13 @@ def deployment_controls(
     controls["redeploy"] = redeploy
     if deployment.can_be_reverted:  # the one rule the batch page and the service share
         controls["roll_back"] = redeploy
+    if redeploy.allowed and finished and blocked is not None:
+        previous = deployment.source_version if deployment.can_be_reverted else None
+        versions = [v for v in (deployment.version, previous) if v is not None]
+        reasons = blocked(versions)
+        for name, version in (("redeploy", deployment.version), ("roll_back", previous)):
+            if version is not None and reasons.get(version.pk):
+                controls[name] = disabled(reasons[version.pk])
     return controls
 
 

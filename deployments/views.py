@@ -28,6 +28,7 @@ from deployments.services.bad_versions import BadVersionError
 from deployments.services.deploy import (
     DeployOutcome,
     Target,
+    blocked_for,
     cancel_deployment,
     check_targets,
     may_cancel,
@@ -403,7 +404,19 @@ def _controls(user: User, deployment: Deployment) -> dict[str, Control]:
         for decision_verb, decision in ((Verb.CANCEL, cancel), (Verb.DEPLOY, deploy))
         if decision.allowed or allowed_targets(user, decision_verb)
     }
-    return deployment_controls(deployment, cancel=cancel, deploy=deploy, holds=holds)
+    return deployment_controls(
+        deployment,
+        cancel=cancel,
+        deploy=deploy,
+        holds=holds,
+        blocked=lambda versions: blocked_for(
+            user,
+            service=service,
+            environment=environment,
+            versions=versions,
+            group=deployment.group,
+        ),
+    )
 
 
 def _timeline(user: User, deployment: Deployment) -> list[Any]:

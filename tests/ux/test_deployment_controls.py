@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from deployments.models import Deployment, Group, Service
+from deployments.models import BadVersion, Deployment, Group, Service
 from deployments.status import Status
 from environments.models import Environment
+from permissions.models import Blocker
 from tests import factories
 from tests.conftest import login
 
@@ -214,3 +215,42 @@ def _reason_item(page: str, element_id: str) -> str:
     found = re.search(rf'<li id="{element_id}">[A-Za-z]+: ([^<]*)<', page)
     assert found is not None, element_id
     return html.unescape(found.group(1))
+
+
+def test_a_blocker_disables_deploy_again_and_roll_back_for_bob_but_not_for_who_may_override(
+    alice: User, bob: User, checkout: Service, stage: Environment
+) -> None:
+    deployment = _deployment(alice, checkout, stage, Status.DONE)
+    Blocker.objects.create(name="freeze", kind=Blocker.Kind.UNCONDITIONAL, environment=stage)
+    client = login(bob)
+    page = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    reason = _reason(page, "why-redeploy")
+    assert "freeze" in reason
+    assert _reason(page, "why-roll-back") == reason
+    # The server refuses with the same words, and creates nothing.
+    response = client.post(
+        f"/deployments/{deployment.pk}/redeploy/", {"which": "previous"}, follow=True
+    )
+    [result] = response.context["results"]
+    assert result["reason"] == reason
+    assert Deployment.objects.count() == 1
+    # alice may override blockers: the controls stay enabled (the request's page offers it).
+    page = login(alice).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "why-redeploy" not in page
+    assert "why-roll-back" not in page
+
+
+def test_a_version_marked_bad_disables_deploy_again_with_who_marked_it(
+    alice: User, bob: User, checkout: Service, stage: Environment
+) -> None:
+    deployment = _deployment(alice, checkout, stage, Status.DONE)
+    BadVersion.objects.create(
+        service=checkout,
+        environment=stage,
+        sha=deployment.version.git_commit_sha,
+        reason="corrupts the basket",
+        marked_by=alice,
+    )
+    page = login(bob).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "corrupts the basket" in _reason(page, "why-redeploy")
+    assert "why-roll-back" not in page  # the version before it is not marked: roll back stays
