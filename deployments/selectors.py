@@ -482,6 +482,12 @@ class Choice:
     reason: str = ""
     note: str = ""
 
+    @property
+    def key(self) -> str:
+        """The id as the page writes it: a string renders without the localisation an int
+        goes through in a template (3,000 times on the Deploy page at 1,000 services)."""
+        return str(self.pk)
+
 
 def deploy_choices(
     user: User, environments: list[Environment], services: list[Service]
