@@ -2,6 +2,7 @@
 and the comparison of two deployments. Every change is a POST to a service, then a redirect."""
 
 import difflib
+import html
 import secrets
 import uuid
 from typing import Any
@@ -12,6 +13,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from deployments import selectors
@@ -177,6 +179,39 @@ def _boxes(
     return [(str(pk) in checked, choice) for pk, choice in choices.items()]
 
 
+def _choice_boxes(name: str, prefix: str, boxes: list[tuple[bool, selectors.Choice]]) -> SafeString:
+    """The checkboxes of one list of choices, one per line:
+
+        <div class="choice[ unavailable]" data-name="NAME"><input type="checkbox"
+          name="FIELD" value="ID" id="PREFIX-ID"[ checked][ disabled
+          aria-describedby="why-PREFIX-ID"]><label for="PREFIX-ID">NAME</label>
+          [<small class="note">NOTE</small>]
+          [<small class="why" id="why-PREFIX-ID">REASON</small>]</div>
+
+    Written here rather than in a template loop: at 1,000 services the loop took about 35 ms
+    of the page's time, this about 1 ms."""
+    lines = []
+    for checked, choice in boxes:
+        # SECURITY: every text is escaped (names, and reasons and notes that quote grants
+        # and blockers); the ids are digits.
+        key, label = choice.key, html.escape(choice.name)
+        box_id = f"{prefix}-{key}"
+        why_id = f"why-{box_id}"
+        state = " checked" if checked else ""
+        why = ""
+        if not choice.deployable:
+            state += f' disabled aria-describedby="{why_id}"'
+            why = f'<small class="why" id="{why_id}">{html.escape(choice.reason)}</small>'
+        note = f'<small class="note">{html.escape(choice.note)}</small>' if choice.note else ""
+        unavailable = "" if choice.deployable else " unavailable"
+        lines.append(
+            f'<div class="choice{unavailable}" data-name="{label}">'
+            f'<input type="checkbox" name="{name}" value="{key}" id="{box_id}"{state}>'
+            f'<label for="{box_id}">{label}</label>{note}{why}</div>'
+        )
+    return mark_safe("\n".join(lines))  # noqa: S308 (every part escaped above)
+
+
 def _deploy_page(
     request: HttpRequest,
     form: DeployForm,
@@ -194,12 +229,16 @@ def _deploy_page(
         list(fields["services"].queryset.only("pk", "name", "deployed_per_group")),
     )
     services, environments = _chosen(form, "services"), _chosen(form, "environments")
+    environment_boxes = _boxes(form, "environments", env_choices)
+    service_boxes = _boxes(form, "services", service_choices)
     context = {
         "form": form,
         "sees_something": bool(env_choices and service_choices),
         "offers_something": any(c.deployable for c in env_choices.values()),
-        "environment_boxes": _boxes(form, "environments", env_choices),
-        "service_boxes": _boxes(form, "services", service_choices),
+        "environment_boxes": environment_boxes,
+        "service_boxes": service_boxes,
+        "environment_list": _choice_boxes("environments", "env", environment_boxes),
+        "service_list": _choice_boxes("services", "service", service_boxes),
         "many_services": len(service_choices) > FILTER_FROM,
         "recent": selectors.version_picker(services, environments),
         "picked": form["version"].value() or "",
