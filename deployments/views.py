@@ -221,12 +221,8 @@ def _deploy_page(
 ) -> HttpResponse:
     user = _user(request)
     fields: Any = form.fields
-    # Only the columns the choices show: a Service row's JSON fields cost more to load than
-    # the rest of the page at 1,000 services.
     env_choices, service_choices = selectors.deploy_choices(
-        user,
-        list(fields["environments"].queryset),
-        list(fields["services"].queryset.only("pk", "name", "deployed_per_group")),
+        user, list(fields["environments"].queryset), fields["services"].queryset
     )
     services, environments = _chosen(form, "services"), _chosen(form, "environments")
     environment_boxes = _boxes(form, "environments", env_choices)
