@@ -212,6 +212,35 @@ def _choice_boxes(name: str, prefix: str, boxes: list[tuple[bool, selectors.Choi
     return mark_safe("\n".join(lines))  # noqa: S308 (every part escaped above)
 
 
+def _group_boxes(form: DeployForm) -> SafeString:
+    """The group checkboxes, as the field's widget (GroupBoxes) wrote them, one per line:
+
+        <div class="choice group-choice"><input type="checkbox" name="groups" value="ID"
+          id="id_groups_N"[ checked] data-service="ID" data-environment="ID"> <label
+          for="id_groups_N">SERVICE / ENVIRONMENT / GROUP</label></div>
+
+    From (id, service, environment, names) rows: the widget built a Group instance with its
+    service and environment and rendered two templates per group."""
+    field: Any = form.fields["groups"]
+    rows = field.queryset.select_related(None).values_list(
+        "pk", "service_id", "environment_id", "service__name", "environment__name", "name"
+    )
+    value = form["groups"].value() or []
+    checked = {str(v) for v in (value if isinstance(value, list | tuple) else [value])}
+    lines = []
+    for index, (pk, service_id, environment_id, service, environment, name) in enumerate(rows):
+        box_id = f"id_groups_{index}"
+        state = " checked" if str(pk) in checked else ""
+        # SECURITY: the names are escaped; the ids are integers.
+        label = html.escape(f"{service} / {environment} / {name}")
+        lines.append(
+            f'<div class="choice group-choice"><input type="checkbox" name="groups" value="{pk}"'
+            f' id="{box_id}"{state} data-service="{service_id}"'
+            f' data-environment="{environment_id}"> <label for="{box_id}">{label}</label></div>'
+        )
+    return mark_safe("\n".join(lines))  # noqa: S308 (every part escaped above)
+
+
 def _deploy_page(
     request: HttpRequest,
     form: DeployForm,
@@ -235,6 +264,7 @@ def _deploy_page(
         "service_boxes": service_boxes,
         "environment_list": _choice_boxes("environments", "env", environment_boxes),
         "service_list": _choice_boxes("services", "service", service_boxes),
+        "group_list": _group_boxes(form),
         "many_services": len(service_choices) > FILTER_FROM,
         "recent": selectors.version_picker(services, environments),
         "picked": form["version"].value() or "",

@@ -97,3 +97,18 @@ def test_the_boxes_keep_what_the_query_string_checked_and_what_is_refused(
         f'<small class="why" id="why-env-{production.pk}">'
         "bob may not deploy production: no grant matches</small>" in text
     )
+
+
+def test_the_group_boxes_name_their_service_and_environment_and_keep_the_checked_one(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    eu = Group.objects.create(service=checkout, environment=staging, name="eu")
+    us = Group.objects.create(service=checkout, environment=staging, name="us")
+    text = login(bob).get("/deploy/", {"groups": [us.pk]}).content.decode()
+    for group, state in ((eu, ""), (us, " checked")):
+        assert f'<input type="checkbox" name="groups" value="{group.pk}" id="id_groups_' in text
+        assert (
+            f'{state} data-service="{checkout.pk}" data-environment="{staging.pk}"> '
+            f'<label for="id_groups_' in text
+        )
+        assert f"checkout / staging / {group.name}</label>" in text
