@@ -67,13 +67,19 @@ def main() -> dict[str, Any]:
     from bench.common import count_queries, fresh_site, signed_in, time_pages, write_result
 
     user = fresh_site(BENCH_DB, _populate)
+    from deployments.models import Service
+    from environments.models import Environment
+
+    # The Deploy page takes its choices as ids (?services=&environments=), as its form posts them.
+    chosen = Service.objects.get(name="svc-0007").pk
+    env_1, env_2 = (Environment.objects.get(name=name).pk for name in ("env-1", "env-2"))
     pages = {
         "status board (first page of services)": "/status/",
         "status board, one service": "/status/?service=svc-0007",
         "status board, one environment": "/status/?environment=env-3",
         "deploy page": "/deploy/",
-        "deploy page, a service and two environments chosen": "/deploy/?service=svc-0007"
-        "&environment=env-1&environment=env-2",
+        "deploy page, a service and two environments chosen": f"/deploy/?services={chosen}"
+        f"&environments={env_1}&environments={env_2}",
     }
     with signed_in(user) as client:
         queries = {
