@@ -53,6 +53,7 @@ from deployments.rendering import RenderError
 from deployments.status import Status
 from environments import kube
 from environments.crypto import CredentialError
+from environments.models import Cluster
 
 logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
@@ -138,11 +139,11 @@ class Run:
         self.events_pending: Future[str] | None = None  # events_from, being read
         self.follower: Follower | None = None  # open until its Events are recorded
 
-    def event_version(self) -> str:
-        """Where the rollout's Events begin; "" (list them all, by time) if it cannot tell."""
-        d = self.deployment
+    def event_version(self, cluster: Cluster, namespace: str) -> str:
+        """Where the rollout's Events begin; "" (list them all, by time) if it cannot tell.
+        Sent in the request pool: the cluster is read by the caller (no query in the pool)."""
         try:
-            return kube.collection_version(d.environment.cluster, "Event", d.environment.namespace)
+            return kube.collection_version(cluster, "Event", namespace)
         except (kube.ClusterUnreachable, kube.KubeError):
             return ""
 
@@ -235,7 +236,10 @@ class Run:
             return
         if d.applied_at is None:
             # Read beside the owner checks (one round of requests), settled before any apply.
-            self.events_pending = _requests(self.event_version)
+            environment = d.environment
+            self.events_pending = _requests(
+                self.event_version, environment.cluster, environment.namespace
+            )
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
             applied_at = timezone.now()
@@ -266,7 +270,7 @@ class Run:
             return
         self.note("worker", f"rolling back to {source.git_commit_sha[:12]}")
         documents = self.documents(d.source_deployment(), source)
-        self.events_from = self.event_version()
+        self.events_from = self.event_version(d.environment.cluster, d.environment.namespace)
         if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
             return
         result = self.follow(documents, source.git_commit_sha, cancelling=True)
@@ -691,7 +695,9 @@ def drive_deployment(
 def _drive(run: Run) -> None:
     """run.drive(), and again when a query failed in a way the retries do not cover (a
     connection lost inside a transaction): the deployment is re-read and resumed while this
-    worker still holds it."""
+    worker still holds it. Each resume waits longer (0.1 s doubling to 5 s): a failure that
+    repeats must not turn into a busy loop."""
+    delay = 0.1
     while True:
         try:
             run.drive()
@@ -703,6 +709,9 @@ def _drive(run: Run) -> None:
             )
             with contextlib.suppress(Exception):
                 run.close_follower()
+            if run.shutdown.wait(delay):
+                return  # stopping: the lease is handed over by the caller
+            delay = min(delay * 2, 5.0)
             run.db(run.deployment.refresh_from_db)
             if Status(run.deployment.status).is_terminal or not run.owns_lease():
                 return
@@ -718,7 +727,20 @@ _REQUESTS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kube-request"
 
 def _requests(call: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
     """call(*args, **kwargs) in the request pool, in this thread's context (its log tags)."""
-    return _REQUESTS.submit(contextvars.copy_context().run, call, *args, **kwargs)
+    return _REQUESTS.submit(
+        contextvars.copy_context().run, _no_connection_kept, call, *args, **kwargs
+    )
+
+
+def _no_connection_kept(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """The pool's threads live as long as the process: a database connection one of them
+    opened would outlive an outage (terminated, then "the connection is closed" at every later
+    use, and every rollout given to that thread failed its step again and again). The calls
+    are Kubernetes requests and should open none; any that one did is closed here."""
+    try:
+        return call(*args, **kwargs)
+    finally:
+        connections.close_all()
 
 
 def _named(doc: dict[str, Any]) -> str:
