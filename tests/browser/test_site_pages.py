@@ -5,13 +5,10 @@ test only), the styled error pages, and a pod that never started explained in Li
 import re
 import threading
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Page, expect
 
 from deployments.models import Deployment
 from deployments.status import Status
@@ -21,13 +18,11 @@ from history.services import record_event
 from kubesim.testing import KubesimHandle
 from tests import factories
 from tests.browser.conftest import log_in
+from tests.browser.page_checks import PHONE, serious_violations, wider_than_the_screen
 from tests.kubeenv import deploy, wait_until_terminal
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
-
-AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe-4.10.3.min.js"
-PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -60,22 +55,6 @@ def _main_pages(deployment: Deployment) -> list[str]:
     ] + ([f"/deployments/batch/{deployment.batch}/"] if deployment.batch else [])
 
 
-WIDER = """() => {
-  const width = document.documentElement.clientWidth;
-  if (document.documentElement.scrollWidth <= width) return [];
-  return [...document.querySelectorAll("body *")]
-    .filter((el) => el.getBoundingClientRect().right > width + 1)
-    .slice(0, 8)
-    .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`);
-}"""
-
-
-def _wider_than_the_screen(page: Page) -> list[str]:
-    """The elements that stick out on the right ([] when the page does not scroll sideways)."""
-    found: list[str] = page.evaluate(WIDER)
-    return found
-
-
 def test_every_main_page_fits_390_px_and_log_out_stays_on_screen(
     browser: Browser, site: tuple[LiveServer, Deployment]
 ) -> None:
@@ -85,7 +64,7 @@ def test_every_main_page_fits_390_px_and_log_out_stays_on_screen(
     page = context.new_page()
     try:
         page.goto(live.url + "/login/")
-        assert _wider_than_the_screen(page) == [], "/login/"
+        assert wider_than_the_screen(page) == [], "/login/"
         log_in(page, live, "alice")
         environment = deployment.environment
         items, _ = kube.list_objects(
@@ -99,7 +78,7 @@ def test_every_main_page_fits_390_px_and_log_out_stays_on_screen(
         for path in [*_main_pages(deployment), shell]:
             page.goto(live.url + path)
             page.wait_for_load_state("networkidle")
-            assert _wider_than_the_screen(page) == [], path
+            assert wider_than_the_screen(page) == [], path
             logout = page.get_by_role("button", name="Log out")
             box = logout.bounding_box()
             assert box is not None, path
@@ -107,18 +86,6 @@ def test_every_main_page_fits_390_px_and_log_out_stays_on_screen(
             assert box["x"] + box["width"] <= PHONE["width"], path
     finally:
         context.close()
-
-
-def _serious_violations(page: Page) -> list[dict[str, Any]]:
-    page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = page.evaluate(
-        "async () => await axe.run(document, {resultTypes: ['violations']})"
-    )
-    return [
-        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"][:3]]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_the_main_pages_have_no_serious_accessibility_violation(
@@ -136,7 +103,7 @@ def test_the_main_pages_have_no_serious_accessibility_violation(
         for path in _main_pages(deployment):
             page.goto(live.url + path)
             page.wait_for_load_state("networkidle")
-            violations = _serious_violations(page)
+            violations = serious_violations(page)
             if violations:
                 found[path] = violations
     finally:

@@ -5,14 +5,11 @@ without sideways scrolling at 390 px and without a serious axe-core violation.""
 
 import threading
 import uuid
-from pathlib import Path
-from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from kubernetes import client
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Page, expect
 
 from deployments.controls import NOTHING_TO_CANCEL
 from deployments.models import Deployment, Service
@@ -24,41 +21,19 @@ from permissions.services import grant
 from permissions.verbs import Effect, Verb
 from tests import factories
 from tests.browser.conftest import log_in
+from tests.browser.page_checks import PHONE, serious_violations, wider_than_the_screen
 from tests.kubeenv import deploy, wait_until_terminal
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe-4.10.3.min.js"
-PHONE: ViewportSize = {"width": 390, "height": 844}
 LIVE_TIMEOUT = 30_000
-
-WIDER = """() => {
-  const width = document.documentElement.clientWidth;
-  if (document.documentElement.scrollWidth <= width) return [];
-  return [...document.querySelectorAll("body *")]
-    .filter((el) => el.getBoundingClientRect().right > width + 1)
-    .slice(0, 8)
-    .map((el) => `${el.tagName.toLowerCase()}#${el.id}.${el.className}`);
-}"""
-
-
-def _serious_violations(page: Page) -> list[dict[str, Any]]:
-    page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = page.evaluate(
-        "async () => await axe.run(document, {resultTypes: ['violations']})"
-    )
-    return [
-        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"][:3]]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def _fits_and_passes_axe(page: Page, path: str) -> None:
     page.wait_for_load_state("networkidle")
-    assert page.evaluate(WIDER) == [], path
-    assert _serious_violations(page) == [], path
+    assert wider_than_the_screen(page) == [], path
+    assert serious_violations(page) == [], path
 
 
 @pytest.fixture
