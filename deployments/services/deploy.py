@@ -256,14 +256,9 @@ def _check(
             return _outcome(target, "refused", decision.reason)
     # Read before the blockers: whether the version is marked bad here comes with the rest.
     running, source_version_id, marked_bad = _target_state(service, environment, group, version)
-    refusals = tuple(
-        blockers.evaluate(
-            user=user, service=service, environment=environment, version=version, group=group
-        )
+    refusals = _refusals(
+        user, service, environment, version, group, blocked=True, marked_bad=marked_bad
     )
-    if marked_bad:  # who marked it and why: a query only then
-        bad = bad_versions.refusal(service=service, environment=environment, version=version)
-        refusals = (*refusals, bad) if bad is not None else refusals
     may_override = bool(refusals) and (
         system is not None or blockers.can_override(user, service=service, environment=environment)
     )
@@ -356,6 +351,31 @@ def _documents(
     return render_checked(service=service, environment=environment, version=version, group=group)
 
 
+def _refusals(
+    user: User,
+    service: Service,
+    environment: Environment,
+    version: DeployableVersion,
+    group: Group | None,
+    *,
+    blocked: bool,
+    marked_bad: bool,
+) -> tuple[blockers.Refusal, ...]:
+    """What refuses this request now: the blockers (evaluated only when `blocked`: some may
+    apply) and a mark in force on the version (who marked it and why: a query only then)."""
+    refusals: tuple[blockers.Refusal, ...] = ()
+    if blocked:
+        refusals = tuple(
+            blockers.evaluate(
+                user=user, service=service, environment=environment, version=version, group=group
+            )
+        )
+    if marked_bad:
+        bad = bad_versions.refusal(service=service, environment=environment, version=version)
+        refusals = (*refusals, bad) if bad is not None else refusals
+    return refusals
+
+
 def _overridable(refusals: tuple[blockers.Refusal, ...]) -> bool:
     return all(refusal.overridable for refusal in refusals)
 
@@ -376,29 +396,25 @@ def blocked_for(
         user=user, service=service, environment=environment, group=group
     ).exists()
     marked = set(
-        BadVersion.objects.filter(
+        BadVersion.objects.active()
+        .filter(
             service=service,
             environment=environment,
             sha__in=[v.git_commit_sha for v in versions],
-            unmarked_at__isnull=True,
-        ).values_list("sha", flat=True)
+        )
+        .values_list("sha", flat=True)
     )
     reasons = {}
     for version in versions:
-        refusals: tuple[blockers.Refusal, ...] = ()
-        if in_scope or environment.concurrency_limit:
-            refusals = tuple(
-                blockers.evaluate(
-                    user=user,
-                    service=service,
-                    environment=environment,
-                    version=version,
-                    group=group,
-                )
-            )
-        if version.git_commit_sha in marked:
-            bad = bad_versions.refusal(service=service, environment=environment, version=version)
-            refusals = (*refusals, bad) if bad is not None else refusals
+        refusals = _refusals(
+            user,
+            service,
+            environment,
+            version,
+            group,
+            blocked=bool(in_scope or environment.concurrency_limit),
+            marked_bad=version.git_commit_sha in marked,
+        )
         reason = "; ".join(r.reason for r in refusals)
         if (
             reason
