@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from deployments.notifications.models import Delivery, Event, Subscription
 
-__all__ = ["Event", "blocked", "deployment_event", "status_changed"]
+__all__ = ["Event", "blocked", "deployment_event", "matching", "status_changed"]
 
 if TYPE_CHECKING:
     from deployments.models import Deployment, Service
@@ -30,14 +30,20 @@ STATUS_EVENTS = {"STARTED": Event.STARTED, "DONE": Event.DONE, "FAILED": Event.F
 STATUS_EVENTS["CANCELED"] = Event.CANCELED
 
 
-def _subscriptions(service_id: int, environment_id: int, event: Event) -> list[Subscription]:
-    matching = Subscription.objects.filter(
+def matching(service_id: int, environment_id: int) -> "QuerySet[Subscription]":
+    """The enabled subscriptions of a target, whatever events they hear: the deploy request
+    reads whether any exists beside the target's state, in the same query
+    (deployments.services.deploy._target_state), and skips the outbox lookup when none does."""
+    return Subscription.objects.filter(
         Q(service_id=service_id) | Q(service__isnull=True),
         Q(environment_id=environment_id) | Q(environment__isnull=True),
         enabled=True,
     )
+
+
+def _subscriptions(service_id: int, environment_id: int, event: Event) -> list[Subscription]:
     # events is a short JSON list; filtered here (JSON containment differs across databases).
-    return [s for s in matching if event.value in s.events]
+    return [s for s in matching(service_id, environment_id) if event.value in s.events]
 
 
 def describe(deployment: "Deployment") -> dict[str, Any]:

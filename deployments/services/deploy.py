@@ -75,6 +75,7 @@ class _Ready:
     documents: list[dict[str, Any]]
     refusals: tuple[blockers.Refusal, ...]
     source_version_id: int | None  # the version the target ran last (previous_version)
+    subscribed: bool  # some enabled notification subscription covers the target
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,8 @@ def _check(
         if not decision.allowed:
             return _outcome(target, "refused", decision.reason)
     # Read before the blockers: whether the version is marked bad here comes with the rest.
-    running, source_version_id, marked_bad = _target_state(service, environment, group, version)
+    state = _target_state(service, environment, group, version)
+    running, source_version_id, marked_bad, subscribed = state
     refusals = _refusals(
         user, service, environment, version, group, blocked=True, marked_bad=marked_bad
     )
@@ -278,28 +280,32 @@ def _check(
     except CredentialError:
         pk = recorded.pk if recorded is not None else None
         return _outcome(target, "invalid", f"the recorded manifests of #{pk} cannot be read")
-    return _Ready(target, documents, refusals, source_version_id)
+    return _Ready(target, documents, refusals, source_version_id, subscribed)
 
 
 def _target_state(
     service: Service, environment: Environment, group: Group | None, version: DeployableVersion
-) -> tuple[bool, int | None, bool]:
+) -> tuple[bool, int | None, bool, bool]:
     """Whether a deployment of the target is in progress, the id of the version its last
-    DONE deployment ran (what previous_version returns) and whether `version` is marked bad
-    there (deployments.services.bad_versions): one query instead of three, on the request
-    path. A deployment that finished between this read and the insert cannot exist:
-    it would have been in progress here (the partial unique constraint guards the insert)."""
+    DONE deployment ran (what previous_version returns), whether `version` is marked bad
+    there (deployments.services.bad_versions) and whether any notification subscription
+    covers the target (else the outbox is not looked up again at the insert): one query
+    instead of four, on the request path. A deployment that finished between this read and
+    the insert cannot exist: it would have been in progress here (the partial unique
+    constraint guards the insert). A subscription enabled between this read and the insert
+    hears from the deployment's next event on, as one enabled a moment after the request."""
     target = Deployment.objects.filter(service=service, environment=environment)
     running = target.in_progress().filter(group_key=group.name if group else "")
     last = target.filter(group=group).last_done().values("version_id")[:1]
     bad = bad_versions.in_force(
         service=service, environment=environment, sha=version.git_commit_sha
     )
+    subscribed = notify.matching(service.pk, environment.pk)
     state = Service.objects.filter(pk=service.pk).values_list(
-        Exists(running), Subquery(last), Exists(bad)
+        Exists(running), Subquery(last), Exists(bad), Exists(subscribed)
     )
-    in_progress, version_id, marked_bad = state.get()
-    return bool(in_progress), version_id, bool(marked_bad)
+    in_progress, version_id, marked_bad, any_subscription = state.get()
+    return bool(in_progress), version_id, bool(marked_bad), bool(any_subscription)
 
 
 def _create_ready(
@@ -325,6 +331,7 @@ def _create_ready(
         batch=batch,
         source_version_id=ready.source_version_id,
         cause=cause,
+        subscribed=ready.subscribed,
     )
     if deployment is None:
         return _outcome(t, "in_progress", _in_progress_reason(t.service, t.environment, t.group))
@@ -475,6 +482,7 @@ def _create(
     source_version_id: int | None,
     batch: uuid.UUID | None = None,
     cause: Deployment | None = None,
+    subscribed: bool = True,
 ) -> Deployment | None:
     try:
         with transaction.atomic():
@@ -511,8 +519,9 @@ def _create(
                 bad_versions.record_override(
                     user=user, deployment=deployment, reason=override_reason
                 )
-            notify.deployment_event(deployment=deployment, event=notify.Event.REQUESTED)
-            if refusals:
+            if subscribed:  # (read with the target's state: no lookup when none matches)
+                notify.deployment_event(deployment=deployment, event=notify.Event.REQUESTED)
+            if subscribed and refusals:
                 notify.deployment_event(
                     deployment=deployment, event=notify.Event.OVERRIDDEN, note=override_reason
                 )
