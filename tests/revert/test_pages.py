@@ -208,3 +208,22 @@ def test_the_list_of_marks_makes_a_fixed_number_of_queries(bob: User) -> None:
     for _ in range(3):
         marked(scene(bob), bob)
     assert count() == one
+
+
+def test_one_row_of_a_batch_is_reverted_and_its_version_marked_bad(bob: User) -> None:
+    s = scene(bob)
+    other = scene(bob, environment=s.environment)
+    batch = uuid.uuid4()
+    Deployment.objects.filter(pk__in=[s.second.pk, other.second.pk]).update(batch=batch)
+    client = login(bob)
+    page = client.get(f"/deployments/batch/{batch}/").content.decode()
+    assert f"Why the version of #{s.second.pk} is bad" in page
+    client.post(
+        f"/deployments/batch/{batch}/revert/",
+        {"deployment": s.second.pk, "mark_bad": "1", "mark_bad_reason": "leaks memory"},
+    )
+    assert list(BadVersion.objects.active().values_list("sha", "reason")) == [
+        (s.bad.git_commit_sha, "leaks memory")
+    ]
+    assert Deployment.objects.filter(cause=s.second).count() == 1
+    assert not Deployment.objects.filter(cause=other.second).exists()
