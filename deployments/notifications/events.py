@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from deployments.notifications.models import Delivery, Event, Subscription
 
-__all__ = ["Event", "blocked", "deployment_event", "matching", "status_changed"]
+__all__ = ["Event", "blocked", "deployment_event", "marked_bad", "matching", "status_changed"]
 
 if TYPE_CHECKING:
-    from deployments.models import Deployment, Service
+    from deployments.models import BadVersion, Deployment, Service
     from environments.models import Environment
 
 logger = logging.getLogger(__name__)
@@ -138,3 +138,27 @@ def blocked(
     }
     with transaction.atomic():
         _write(subscriptions, Event.BLOCKED, payload)
+
+
+def marked_bad(mark: "BadVersion") -> None:
+    """A version marked bad in an environment, by a user or by Apollo itself (an automatic
+    revert): the message names the version, who marked it (Apollo when nobody did), why, and
+    the deployment it was marked from. In the caller's transaction, as the mark is."""
+    subscriptions = _subscriptions(mark.service_id, mark.environment_id, Event.MARKED_BAD)
+    if not subscriptions:
+        return
+    payload = {
+        "event": Event.MARKED_BAD.value,
+        "occurred_at": timezone.now().isoformat(),
+        "note": mark.reason,
+        "mark": {
+            "service": mark.service.name,
+            "environment": mark.environment.name,
+            "sha": mark.sha,
+            "marked_by": mark.marked_by_name,
+            "reason": mark.reason,
+            "deployment": mark.deployment_id,
+            "url": settings.APOLLO_PUBLIC_URL + reverse("bad-versions"),
+        },
+    }
+    _write(subscriptions, Event.MARKED_BAD, payload)

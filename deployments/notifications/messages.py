@@ -14,6 +14,7 @@ _VERBS = {
     "reverted": "is being reverted",
     "blocked": "was refused by a blocker",
     "overridden": "was deployed past a blocker",
+    "marked_bad": "was marked bad",
 }
 
 
@@ -25,7 +26,14 @@ def slack(payload: dict[str, Any]) -> dict[str, Any]:
     event = str(payload.get("event", ""))
     verb = _VERBS.get(event, event)
     d = payload.get("deployment")
-    if d is None:
+    if d is None and "mark" in payload:
+        m = payload["mark"]
+        headline = (
+            f"{m.get('service')}@{str(m.get('sha', ''))[:12]} in {m.get('environment')} {verb}"
+        )
+        fields = [("By", m.get("marked_by")), ("Why", m.get("reason"))]
+        link = m.get("url", "")
+    elif d is None:
         r = payload.get("request") or {}
         headline = (
             f"{r.get('service')}@{str(r.get('git_commit_sha', ''))[:12]} to "

@@ -18,6 +18,7 @@ class Event(models.TextChoices):
     REVERTED = "reverted", "Reverted (a revert was requested)"
     BLOCKED = "blocked", "Blocked (refused by a blocker)"
     OVERRIDDEN = "overridden", "Overridden (deployed past a blocker)"
+    MARKED_BAD = "marked_bad", "Marked bad (a version refused in an environment until unmarked)"
 
 
 def all_events() -> list[str]:

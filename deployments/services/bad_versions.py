@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from deployments.models import BadVersion, DeployableVersion, Deployment, Service
+from deployments.notifications import events as notify
 from environments.models import Environment
 from history.services import record_event
 from permissions import blockers
@@ -148,6 +149,7 @@ def mark_bad(
                 summary=f"marked {service.name}@{sha[:12]} bad in {environment.name}: {reason}",
                 data={"sha": sha, "reason": reason, "deployment": deployment and deployment.pk},
             )
+            notify.marked_bad(mark)
     except IntegrityError:
         raced = mark_in_force(service=service, environment=environment, sha=sha)
         if raced is None:
