@@ -110,7 +110,8 @@ def claim(
             continue
         if heartbeat is not None:
             heartbeat.hold(pk)
-        return Deployment.objects.with_related().get(pk=pk)
+        # With its cluster: the first owner checks need it (a query less before the apply).
+        return Deployment.objects.with_related().select_related("environment__cluster").get(pk=pk)
     return None
 
 

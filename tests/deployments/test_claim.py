@@ -80,3 +80,16 @@ def test_finished_deployments_are_never_claimed(alice: User) -> None:
     for status in (Status.DONE, Status.FAILED, Status.CANCELED):
         _deployment(alice, status=status)
     assert claim("me") is None
+
+
+def test_the_claimed_deployment_comes_with_its_cluster_read(
+    alice: User, django_assert_num_queries: Any
+) -> None:
+    _deployment(alice)
+    claimed = claim("me")
+    assert claimed is not None
+    # The worker's first owner checks need the cluster: no query between claim and them.
+    with django_assert_num_queries(0):
+        assert claimed.environment.cluster.name
+        assert claimed.version.git_commit_sha
+        assert claimed.service.name
