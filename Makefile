@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint pytest bench install install-dev clean cluster kubectl cluster-build
+.PHONY: run test lint pytest bench bench-pg install install-dev clean cluster kubectl cluster-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ test: lint pytest
 
 bench: install-dev
 	$(PY) bench/run.py
+
+# The page benches on SQLite and again on PostgreSQL + Redis (the database apollo_bench is
+# created and dropped by the bench; Redis keys apollo_bench:*). The other benches keep their
+# last results in latest.md.
+BENCH_POSTGRES ?= postgres://postgres@127.0.0.1:5432/apollo_bench
+BENCH_REDIS ?= redis://127.0.0.1:6379/0
+bench-pg: install-dev
+	$(PY) bench/run.py --postgres $(BENCH_POSTGRES) --redis $(BENCH_REDIS) history home board metrics
 
 # The real control plane (cluster/, upstream Kubernetes built from the Go modules, simulated
 # nodes) and kubectl from the same pins. The first build takes long; later ones seconds.

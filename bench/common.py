@@ -51,6 +51,18 @@ def row(
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
+    """bench/results/<name>.json; a page bench run on PostgreSQL writes <name>-postgresql.json,
+    with the time its population took and the summary of its queries' plans."""
+    if _vendor() == "postgresql":
+        name = name if name.endswith("-postgresql") else f"{name}-postgresql"
+        result = {
+            **result,
+            "name": name,
+            "setup": str(result.get("setup", "")).replace("SQLite", "PostgreSQL"),
+            "database": _server_version(),
+            **{key: value for key, value in SETUP.items() if key not in result},
+            "query_plans_postgresql": PLANS,
+        }
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -88,7 +100,15 @@ def kubesim_environment(
     return superuser, created
 
 
-# -- the page benches (history, home, board) ---------------------------------------------------
+# -- the page benches (history, home, board, metrics) -----------------------------------------
+#
+# Each runs on a database of its own: by default an SQLite file under var/, or, with
+# BENCH_DATABASE_URL (bench/run.py --postgres URL, `make bench-pg`), a PostgreSQL database that
+# the bench creates, fills and drops. Its results then go to <name>-postgresql.json, each row
+# named "... (PostgreSQL)" and measured against the trivial view on the same database.
+
+PG_SUFFIX = " (PostgreSQL)"
+PLANS_DIR = ROOT / "var" / "bench-plans"
 
 
 def use_bench_database(name: str) -> Path:
@@ -97,21 +117,108 @@ def use_bench_database(name: str) -> Path:
     Call before Django is imported."""
     sys.path.insert(0, str(ROOT))
     path = ROOT / "var" / f"bench-{name}.sqlite3"
-    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{path}")
+    bench_url = os.environ.get("BENCH_DATABASE_URL")
+    if bench_url:
+        _refuse_a_real_database(bench_url, os.environ.get("DATABASE_URL"))
+    os.environ["DATABASE_URL"] = bench_url or f"sqlite:///{path}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
     return path
 
 
+def _refuse_a_real_database(bench_url: str, real_url: str | None) -> None:
+    """The bench drops and recreates a server database: only one whose name says it is a
+    bench's, and never the one DATABASE_URL names."""
+    if bench_url.startswith("sqlite"):
+        return
+    name = _database_name(bench_url)
+    if "bench" not in name or (real_url and _database_name(real_url) == name):
+        sys.exit(
+            f"BENCH_DATABASE_URL names the database {name!r}: the bench drops and recreates its "
+            "database, so it must be a bench's own (its name containing 'bench') and not the "
+            "one DATABASE_URL names"
+        )
+
+
+def _database_name(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path.lstrip("/")
+
+
 def fresh_site(path: Path, populate: Callable[[], Any]) -> Any:
-    """A fresh database (the SQLite file removed), migrated, then populated; populate's result."""
-    path.unlink(missing_ok=True)
+    """A fresh database (the SQLite file removed; a PostgreSQL database dropped, created again
+    and dropped when the bench ends), migrated, then populated; populate's result."""
     import django
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
+    if connection.vendor == "sqlite":
+        path.unlink(missing_ok=True)
+    else:
+        _recreate_server_database()
     call_command("migrate", verbosity=0, interactive=False)
-    return populate()
+    started = time.perf_counter()
+    result = populate()
+    if connection.vendor == "postgresql":
+        analyze_server_database(full=True)
+    SETUP["populate_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def analyze_server_database(*, full: bool = False) -> None:
+    """PostgreSQL: the tables as a real installation has them. Statistics, the visibility map
+    and the GIN indexes' pending lists as autovacuum leaves them (a table never analyzed would
+    measure the planner guessing); with `full`, the tables rewritten compact, as rows that were
+    only ever inserted leave them (a bench that rewrote every row, e.g. to spread created_at,
+    would otherwise read twice the pages through bloated indexes)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (FULL, ANALYZE)" if full else "VACUUM ANALYZE")
+
+
+def _recreate_server_database() -> None:
+    import atexit
+
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    with connection._nodb_cursor() as cursor:  # the server's maintenance database
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    atexit.register(_drop_server_database)
+
+
+def _drop_server_database() -> None:
+    from django.db import connection, connections
+
+    connections.close_all()
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{connection.settings_dict["NAME"]}" WITH (FORCE)')
+
+
+SETUP: dict[str, Any] = {}  # what fresh_site measured, added to the result by write_result
+
+
+def one_a_minute(table: str, start: str) -> None:
+    """Spread the rows' created_at (auto_now_add gave them all the same instant) one a minute
+    from `start` in id order. `table` is a constant of the caller, never input."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        sql = (
+            f"UPDATE {table} SET created_at = "  # noqa: S608
+            f"strftime('%Y-%m-%d %H:%M:%f', '{start}', '+' || id || ' minutes')"
+        )
+    else:
+        sql = (
+            f"UPDATE {table} SET created_at = "  # noqa: S608
+            f"timestamptz '{start} 00:00:00+00' + id * interval '1 minute'"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
 
 
 @contextmanager
@@ -153,6 +260,8 @@ def time_pages(
     The requests are interleaved (trivial, page 1, page 2, ..., trivial, page 1, ...) so that
     the load of a shared machine falls on the baseline and the pages alike: the ratios are the
     figures to compare between runs, the milliseconds depend on the machine's load."""
+    if _vendor() == "postgresql":
+        explain_pages(client, pages)
     paths = {"trivial view": TRIVIAL, **pages}
     for metric, path in paths.items():
         response = client.get(path)
@@ -166,4 +275,91 @@ def time_pages(
             client.get(path)
             samples[metric].append((time.perf_counter() - start) * 1000)
     trivial = samples.pop("trivial view")
-    return [row(metric, measured, trivial, "trivial view") for metric, measured in samples.items()]
+    suffix = PG_SUFFIX if _vendor() == "postgresql" else ""
+    return [
+        row(metric + suffix, measured, trivial, "trivial view" + suffix)
+        for metric, measured in samples.items()
+    ]
+
+
+# -- the plans of the page benches' queries on PostgreSQL --------------------------------------
+
+PLANS: dict[str, list[dict[str, Any]]] = {}  # page -> its queries' plan summaries
+
+
+def _vendor() -> str | None:
+    """The bench database's vendor, once Django is set up (None before)."""
+    if "django.db" not in sys.modules:
+        return None
+    from django.conf import settings
+
+    if not settings.configured:
+        return None
+    from django.db import connection
+
+    return str(connection.vendor)
+
+
+def _server_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return f"PostgreSQL {cursor.fetchone()[0]}"
+
+
+def explain_pages(client: Any, pages: dict[str, str]) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) every read a page sends (PostgreSQL): a summary per query in
+    PLANS (each plan node with its index, rows and time), the whole plans in var/bench-plans/.
+    Run after a warm-up request, so that the plans read warm caches as the timed requests do."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    PLANS_DIR.mkdir(parents=True, exist_ok=True)
+    for metric, path in pages.items():
+        client.get(path)
+        with CaptureQueriesContext(connection) as queries:
+            client.get(path)
+        summaries, texts = [], []
+        for query in queries.captured_queries:
+            sql = query["sql"]
+            if (
+                not sql.lstrip().upper().startswith(("SELECT", "(SELECT"))
+            ):  # ANALYZE runs it: reads only
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
+                plan = _json_plan(cursor.fetchone()[0])
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                texts.append(sql + "\n" + "\n".join(r[0] for r in cursor.fetchall()))
+            summaries.append(
+                {
+                    "sql": sql[:200],
+                    "execution_ms": plan["Execution Time"],
+                    "nodes": list(_nodes(plan["Plan"])),
+                }
+            )
+        PLANS[metric] = summaries
+        slug = "".join(c if c.isalnum() else "-" for c in metric).strip("-")
+        (PLANS_DIR / f"{slug}.txt").write_text("\n\n".join(texts) + "\n")
+
+
+def _json_plan(raw: Any) -> dict[str, Any]:
+    plans = json.loads(raw) if isinstance(raw, str) else raw
+    return dict(plans[0])
+
+
+def _nodes(node: dict[str, Any], depth: int = 0) -> Iterator[str]:
+    """One line per plan node: what it is, on which table through which index, rows, time."""
+    what = node["Node Type"]
+    if "Relation Name" in node:
+        what += f" on {node['Relation Name']}"
+    if "Index Name" in node:
+        what += f" using {node['Index Name']}"
+    buffers = node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0)
+    yield (
+        f"{'  ' * depth}{what} (rows={node.get('Actual Rows')} loops={node.get('Actual Loops')} "
+        f"ms={node.get('Actual Total Time')} buffers={buffers})"
+    )
+    for child in node.get("Plans", []):
+        yield from _nodes(child, depth + 1)

@@ -2,8 +2,14 @@
 
 Each script writes bench/results/<name>.json; this collects them into latest.json and a
 short Markdown table (latest.md) and prints the table.
+
+`--postgres URL` (`make bench-pg`) runs the page benches a second time each on that PostgreSQL
+database (created and dropped by the bench: its name must contain "bench"), with the channel
+layer and the API throttles on Redis (`--redis URL`), as a production installation runs: their
+rows, "... (PostgreSQL)", go to <name>-postgresql.json beside the SQLite ones.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -76,12 +82,43 @@ ON_KUBERNETES = {"deploy": ("deploy-kubernetes", ["--cluster", "kubernetes"])}
 CONTROL_PLANE = BENCH.parent / "var" / "bin" / "apollo-kubernetes"
 
 
-def _runs(stem: str) -> list[tuple[str, list[str]]]:
-    runs: list[tuple[str, list[str]]] = [(stem, [])]
+# The page benches, which run on PostgreSQL too with --postgres (bench.common).
+ON_POSTGRESQL = ("board", "history", "home", "metrics")
+REDIS_PREFIX = "apollo_bench"
+
+# The result name, the arguments, the environment added (None: not run now, its last result is
+# kept, as for a bench not chosen: a page bench's PostgreSQL rows without --postgres).
+Run = tuple[str, list[str], dict[str, str] | None]
+
+
+def _runs(stem: str, options: argparse.Namespace) -> list[Run]:
+    runs: list[Run] = [(stem, [], {})]
     if stem in ON_KUBERNETES and CONTROL_PLANE.exists():
         name, args = ON_KUBERNETES[stem]
-        runs.append((name, args))
+        runs.append((name, args, {}))
+    if stem in ON_POSTGRESQL:
+        env = {"BENCH_DATABASE_URL": options.postgres} if options.postgres else None
+        if env is not None and options.redis:
+            env |= {"REDIS_URL": options.redis, "APOLLO_REDIS_PREFIX": REDIS_PREFIX}
+        runs.append((f"{stem}-postgresql", [], env))
     return runs
+
+
+def _options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the benches and write the summary.")
+    parser.add_argument("benches", nargs="*", help="only these (deploy, history, ...)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run the page benches on this PostgreSQL database, which they drop and "
+        "recreate (its name must contain 'bench'; never the one DATABASE_URL names)",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="with --postgres: the Redis of those runs (keys apollo_bench:*)",
+    )
+    return parser.parse_args()
 
 
 def _machine(started: str, load_before: tuple[float, float, float]) -> str:
@@ -115,18 +152,23 @@ def main() -> int:
     load_before = os.getloadavg()
     failures = 0
     collected = []
-    chosen = set(sys.argv[1:])
+    options = _options()
+    chosen = set(options.benches)
     for script in sorted(BENCH.glob("*_bench.py")):
         stem = script.stem.removesuffix("_bench")
-        for name, args in _runs(stem):
+        for name, args, env in _runs(stem, options):
             produced = RESULTS / f"{name}.json"
-            if chosen and stem not in chosen:
+            if (chosen and stem not in chosen) or env is None:
                 if produced.exists():  # keep the last result of a bench not run now
                     collected.append(json.loads(produced.read_text()))
                 continue
-            print(f"running {script.name} {' '.join(args)}…", flush=True)
+            where = " on PostgreSQL" if env else ""
+            print(f"running {script.name} {' '.join(args)}{where}…", flush=True)
             done = subprocess.run(
-                [sys.executable, str(script), *args], cwd=BENCH.parent, check=False
+                [sys.executable, str(script), *args],
+                cwd=BENCH.parent,
+                env={**os.environ, **env},
+                check=False,
             )
             if done.returncode != 0:
                 print(f"{script.name} {' '.join(args)} failed with exit code {done.returncode}")
