@@ -3,8 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from deployments.models import Deployment
-from deployments.selectors import history_page, parse_cursor
+from deployments.selectors import TableRow, history_page, parse_cursor
 from history.forms import HistoryFilterForm
 from history.selectors import EventView, events_page
 from permissions.selectors import visibility
@@ -21,7 +20,7 @@ def history_list(request: HttpRequest) -> HttpResponse:
     # What the reader may view, computed once for the form's choices and the page's rows.
     seen = visibility(request.user)
     form = HistoryFilterForm(request.GET, user=request.user, seen=seen)
-    page: list[Deployment] = []
+    page: list[TableRow] = []
     events: list[EventView] | None = None
     next_cursor = ""
     if form.is_valid():
