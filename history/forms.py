@@ -18,7 +18,13 @@ from permissions.selectors import Visibility, visibility
 
 class QuickSelect(forms.Select):
     """A <select> built in Python. Django renders every option through a template of its own:
-    with 70 services and environments that was most of the history page's time."""
+    with 500 services and 50 environments, the form's four selects took 19.3 ms with Django's
+    Select, 5.1 ms as a {% for %} loop in a template, 2.3 ms here (CPU, same process, 2026-11)."""
+
+    # The options as (value, label) strings, when set: shown as they are, without the
+    # normalisation Django's `choices` setter applies (40 % of the form's construction at 550
+    # options). The field still validates against its own choices or queryset.
+    option_rows: list[tuple[str, str]] | None = None
 
     def render(
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
@@ -29,7 +35,9 @@ class QuickSelect(forms.Select):
         options = "".join(
             f'<option value="{escape(str(option))}"'
             f"{SELECTED if str(option) in chosen else ''}>{escape(str(label))}</option>"
-            for option, label in self.choices
+            for option, label in (
+                self.option_rows if self.option_rows is not None else self.choices
+            )
         )
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
         return format_html(
@@ -111,7 +119,7 @@ class HistoryFilterForm(forms.Form):
         # widgets would otherwise build a model instance per option.
         for field, rows in ((service, services), (environment, environments)):
             names = rows.order_by("name").values_list("name", flat=True)
-            field.widget.choices = [("", "any"), *((n, n) for n in names)]
+            field.widget.option_rows = [("", "any"), *((n, n) for n in names)]
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()
