@@ -39,7 +39,7 @@ from history.text_search import matching_deployments, messages_found
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
-from permissions.rules import HoldingIndex, decide
+from permissions.rules import HoldingIndex, decide, sentence
 from permissions.rules import Target as RuleTarget
 from permissions.selectors import Visibility, allowed_targets, holdings, visibility
 from permissions.services import explain
@@ -772,20 +772,28 @@ def target_rows(
 def pair_refusals(
     user: User, services: list[Service], environments: list[Environment]
 ) -> dict[tuple[int, int], str]:
-    """Before a version is chosen: the (service, environment) pairs the user may not deploy,
-    each with the reason. Four queries at most, whatever the number of pairs."""
-    allowed = allowed_targets(user, Verb.DEPLOY)
-    refused = [(s, e) for e in environments for s in services if (s.pk, e.pk) not in allowed]
-    if not refused:
-        return {}
-    index = HoldingIndex(holdings(verb=Verb.DEPLOY, user=user))
+    """Before a version is chosen: the chosen (service, environment) pairs the user may not
+    deploy, each with the reason. One query at most (the user's deploy holdings), whatever the
+    number of pairs: only the chosen pairs are decided (permissions.rules), not every pair of
+    the catalogue (allowed_targets spelled out 20,000 pairs at 1,000 services x 20
+    environments to answer for two: a third of the Deploy page's time with a choice)."""
+    if user.is_active and user.is_superuser:
+        return {}  # rule 1: a superuser may deploy anything
     who = user.get_username()
-    return {
-        (s.pk, e.pk): decide(
-            index, RuleTarget(s.pk, s.name, e.pk, e.name, e.availability), who=who, verb=Verb.DEPLOY
-        ).reason
-        for s, e in refused
-    }
+    index = HoldingIndex(holdings(verb=Verb.DEPLOY, user=user)) if user.is_active else None
+    refused = {}
+    for e in environments:
+        for s in services:
+            target = RuleTarget(s.pk, s.name, e.pk, e.name, e.availability)
+            if index is None:
+                # SECURITY: rule 1, whatever the grants say (as permissions.services.explain).
+                why = "account inactive"
+                refused[(s.pk, e.pk)] = sentence(who, Verb.DEPLOY, target, allowed=False, why=why)
+                continue
+            decision = decide(index, target, who=who, verb=Verb.DEPLOY)
+            if not decision.allowed:
+                refused[(s.pk, e.pk)] = decision.reason
+    return refused
 
 
 def applied_manifests(

@@ -1,0 +1,105 @@
+"""The Deploy page as a developer posts from it (a service and two environments chosen): a
+fixed number of queries whatever the size of the catalogue and the history, and the check
+before a version is chosen deciding only the chosen pairs, as `can` would."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from deployments.models import Service
+from deployments.selectors import pair_refusals
+from environments.models import Environment
+from permissions.services import can, grant
+from permissions.verbs import Effect, Verb
+from tests import factories
+from tests.conftest import login
+
+pytestmark = pytest.mark.django_db
+
+# The chosen page's queries today (session and user, the form's choices, the blockers, the
+# versions picker, what runs, the check): a change that adds one per row breaks the equality
+# below, one that adds a fixed one must raise this on purpose.
+MAX_QUERIES = {"alice": 18, "bob": 33}
+
+
+@pytest.fixture
+def staging() -> Environment:
+    return factories.make_environment("staging", availability="staging")
+
+
+def _grow(deployer: User, checkout: Service, environments: list[Environment]) -> None:
+    """Ten times the catalogue, and a history for the chosen targets."""
+    for _ in range(10):
+        factories.make_version(factories.make_service())
+        factories.make_environment(availability="production")
+        for environment in environments:
+            factories.make_deployment(
+                service=checkout, environment=environment, deployed_by=deployer
+            )
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob"])
+def test_a_service_and_two_environments_chosen_cost_the_same_queries_for_ten_times_everything(
+    persona: str,
+    request: pytest.FixtureRequest,
+    alice: User,
+    staging: Environment,
+    production: Environment,
+    checkout: Service,
+) -> None:
+    user: User = request.getfixturevalue(persona)
+    factories.make_version(checkout)
+    query = {"services": [checkout.pk], "environments": [staging.pk, production.pk]}
+    client = login(user)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/deploy/", query).status_code == 200
+    _grow(alice, checkout, [staging, production])
+    with CaptureQueriesContext(connection) as many:
+        page = client.get("/deploy/", query)
+    assert page.status_code == 200
+    assert len(page.context["checks"]) == 2  # the page did check both targets
+    assert len(many) == len(few) <= MAX_QUERIES[persona]
+
+
+def test_the_check_before_a_version_refuses_exactly_the_chosen_pairs_can_refuses(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    """bob deploys in staging (his persona), and here also checkout in production (a pair
+    grant) but not ledger in staging (a pair DENY, more specific than his staging grant)."""
+    ledger = factories.make_service("ledger")
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], service=checkout, environment=production)
+    grant(
+        actor=None,
+        user=bob,
+        verbs=[Verb.DEPLOY],
+        effect=Effect.DENY,
+        service=ledger,
+        environment=staging,
+    )
+    query = {"services": [checkout.pk, ledger.pk], "environments": [staging.pk, production.pk]}
+    checks = login(bob).get("/deploy/", query).context["checks"]
+    verdicts = {(r.service.name, r.environment.name): r for r in checks}
+    assert len(verdicts) == 4
+    for (service, environment), row in verdicts.items():
+        allowed = can(
+            bob,
+            Verb.DEPLOY,
+            service=Service.objects.get(name=service),
+            environment=Environment.objects.get(name=environment),
+        )
+        assert row.kind == ("unchecked" if allowed else "refused"), (service, environment)
+    assert verdicts[("checkout", "production")].kind == "unchecked"
+    assert verdicts[("ledger", "staging")].kind == "refused"
+    assert "bob may not deploy ledger in staging" in verdicts[("ledger", "staging")].reason
+    assert "bob may not deploy ledger in production" in verdicts[("ledger", "production")].reason
+
+
+def test_an_inactive_account_is_refused_every_pair_whatever_its_grants(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    bob.is_active = False
+    bob.save(update_fields=["is_active"])
+    refused = pair_refusals(bob, [checkout], [staging])
+    assert refused == {(checkout.pk, staging.pk): refused[(checkout.pk, staging.pk)]}
+    assert "account inactive" in refused[(checkout.pk, staging.pk)]
