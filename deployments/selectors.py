@@ -267,6 +267,8 @@ def _text_condition(text: str, using: str) -> Q:
         shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
         others.append(Q(version_id__in=shas.values("pk")))
     by_text = matching_deployments(text, vendor)
+    if vendor == "postgresql":
+        return _pg_text_condition(by_text + others, using)
     # The messages counted on their own index as a stream (SQLite): in a union, the index's
     # whole list of matches would be read first.
     counted = messages_found(text, connection, up_to=DENSE)
@@ -276,6 +278,24 @@ def _text_condition(text: str, using: str) -> Q:
     if max(counted, 0) + matches[:DENSE].count() >= DENSE:
         return reduce(operator.or_, matching_deployments(text, vendor, per_row=True) + others)
     return Q(pk__in=matches) | by_text[0] if counted > 0 else Q(pk__in=matches)
+
+
+def _pg_text_condition(parts: list[Q], using: str) -> Q:
+    """PostgreSQL: the ids of the matches, read from each one's index (UNION ALL: it stops at
+    DENSE rows, where a UNION would first read and deduplicate every match), then the page
+    reads those rows by primary key. The ids are given as a list, not as a subquery: the
+    planner cannot estimate how many rows a prefix search matches (a fixed 2 % of the table
+    without statistics on at least 100 words), and from 2,000 it read the whole table in a
+    hash join rather than fetch the few matches (14-35 ms for a word in 200 of 100,000
+    deployments; by id: under 1 ms). From DENSE matches, the newest-first walk tests each row."""
+    queries = [Deployment.objects.using(using).filter(c).order_by().values("pk") for c in parts]
+    united = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
+    rows = list(united[:DENSE])  # a row matching two ways counts twice: DENSE comes sooner
+    if len(rows) >= DENSE:
+        return reduce(operator.or_, parts)
+    if not rows:  # no row has a null id: the page still sends its query (a constant count)
+        return Q(pk__isnull=True)
+    return Q(pk__in=sorted({row["pk"] for row in rows}))
 
 
 def filtered_history(

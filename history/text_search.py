@@ -6,7 +6,11 @@ a full-text index instead of a LIKE scan of every deployment (issue #16: a rare 
   deployments_deployment.message, `history_version_text` over deployments_deployableversion's
   commit_message and branch), kept current by triggers on those tables.
 - PostgreSQL: GIN indexes on `to_tsvector('simple', <the text, punctuation turned to spaces>)`;
-  the queries repeat the indexed expression exactly, so the planner uses the index.
+  the queries repeat the indexed expression exactly, so the planner uses the index. The
+  deployment's message is tested on the row itself (MessageMatches), never as `id IN (SELECT id
+  FROM deployments_deployment WHERE ...)`: that self-join read the whole table (a hash join
+  over a sequential scan, 14 ms at 100,000 deployments for a word in 200 of them), and, on a
+  walk of the newest-first index, hashed every match first (40 ms for a word in every message).
 
 A search is the words of the text (letters, digits, underscore), each a prefix, all required in
 the deployment's message, or all in the commit's message and branch: "feature/speed" finds the
@@ -23,8 +27,9 @@ import re
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Q
+from django.db.models import BooleanField, F, Func, Q
 from django.db.models.expressions import RawSQL
+from django.db.models.sql.compiler import SQLCompiler
 
 WORD = re.compile(r"\w+")
 MAX_WORDS = 8
@@ -51,6 +56,35 @@ PG_INDEXES = (
 )
 
 
+class MessageMatches(Func):
+    """PostgreSQL: the deployment's message has every word of the search (a to_tsquery text):
+    PG_DEPLOYMENT_TEXT on the row's own message column, whatever alias the query gives the
+    table, so that the planner reads history_deployment_text_idx (or tests a row it walks)."""
+
+    output_field = BooleanField()
+    template = (
+        f"to_tsvector('simple', {_normalised('%(expressions)s')}) @@ to_tsquery('simple', %%s)"
+    )
+
+    def __init__(self, search: str) -> None:
+        super().__init__(F("message"))
+        self.search = search
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        sql, params = super().as_sql(
+            compiler, connection, function, template, arg_joiner, **extra_context
+        )
+        return sql, (*params, self.search)  # SECURITY: the words travel as a parameter
+
+
 # SECURITY: the statements are built from this module's constants only; the searched words
 # always travel as a parameter (%s).
 SQL = {
@@ -62,8 +96,6 @@ SQL = {
     ): "SELECT rowid FROM history_version_text WHERE history_version_text MATCH %s",
     ("sqlite", "count"): "SELECT count(*) FROM (SELECT rowid FROM history_deployment_text "
     "WHERE history_deployment_text MATCH %s LIMIT %s)",
-    ("postgresql", "message"): "SELECT id FROM deployments_deployment "  # noqa: S608
-    f"WHERE {PG_DEPLOYMENT_TEXT} @@ to_tsquery('simple', %s)",
     ("postgresql", "commit"): "SELECT id FROM deployments_deployableversion "  # noqa: S608
     f"WHERE {PG_VERSION_TEXT} @@ to_tsquery('simple', %s)",
 }
@@ -97,8 +129,12 @@ def matching_deployments(text: str, vendor: str, *, per_row: bool = False) -> li
         return list(_word_starts(found))
     if vendor == "sqlite":
         query = " ".join(f'"{word}"*' for word in found)  # each word a quoted prefix
-    elif vendor == "postgresql":
+    elif vendor == "postgresql":  # the same conditions serve the index and a row-by-row test
         query = " & ".join(f"{word}:*" for word in found)
+        return [
+            Q(MessageMatches(query)),
+            Q(version_id__in=RawSQL(SQL[(vendor, "commit")], (query,))),  # noqa: S611 -- see SQL
+        ]
     else:  # another database: the slow scan, same words
         by_message, by_commit = Q(), Q()
         for word in found:
