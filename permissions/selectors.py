@@ -239,15 +239,17 @@ def visibility(user: User | AnonymousUser) -> Visibility:
         return Visibility(everything=True)
     index, services, environments = _index_and_rows(user, Verb.VIEW)
     partial, whole = allowed_scopes(index, services, environments)
-    alone_environments = {
-        e
-        for e, availability in environments
-        if allows(index, Target(None, "", e, "", availability))
-    }
-    alone_services = {s for s in services if allows(index, Target(s))}
     # The environments and services of the pairs, without a pass over every pair: a whole
     # environment holds every service.
     pair_services = {s for s, _ in partial} | (set(services) if whole else set())
+    # Those viewable on their own, asked only where the pairs leave some out (a rule per service
+    # and environment: ~0.5 ms a page at 500 services for a reader who sees them all anyway).
+    alone_environments = {
+        e
+        for e, availability in environments
+        if e not in whole and allows(index, Target(None, "", e, "", availability))
+    }
+    alone_services = set() if whole else {s for s in services if allows(index, Target(s))}
     return Visibility(
         everything=False,
         environment_ids=frozenset(whole | {e for _, e in partial} | alone_environments),
