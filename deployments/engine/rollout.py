@@ -1,7 +1,8 @@
 """Following one rollout with watches until the health rules say DONE or FAILED.
 
-Three watcher threads feed one queue: the Deployment, the pods of the new commit, and the
-namespace's Events (watched from just before the apply). The follower re-assesses on every
+Three sources feed one queue: watcher threads of the Deployment and of the pods of the new
+commit, and the namespace's Events (subscribed to before the apply, from a watch that the
+worker's rollouts in that namespace share: event_watch.py). The follower re-assesses on every
 change. Nothing sleeps in a polling loop: the queue wait is bounded only so that deadlines,
 cancellation and the lease are checked while quiet.
 
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 
 from apollo_site.ops.metrics import WATCH_RESTARTS
 from deployments.engine import health
+from deployments.engine.event_watch import EventFeed, involves, subscribe
 from deployments.rendering import LABEL_SHA
 from environments import kube
 from environments.models import Cluster
@@ -222,9 +224,10 @@ class Follower:
     unreachable_limit: float
     # Events older than this belong to earlier rollouts and are not recorded.
     since: datetime | None = None
-    # The namespace's Event collection version taken before the apply: the Events are then
-    # watched from there, without listing (and parsing) every older Event of the namespace.
-    events_from: str = ""
+    # The rollout's share of the namespace's Event watch, subscribed to before the apply (so
+    # nothing older is listed and parsed). None: subscribed when following begins, and the
+    # namespace's Events listed once (what happened before is part of the story).
+    event_feed: EventFeed | None = None
     # A deployment resumed by another worker: its first read decides when it finished already.
     resumed: bool = False
     observation: Observation = field(default_factory=Observation)
@@ -270,11 +273,13 @@ class Follower:
         the notes not taken yet."""
         stop, self._stop = self._stop, None
         if stop is None:
+            self._leave_feed()
             return self.take_notes()
         try:
             if drain:
                 self._last_events(self._events)
         finally:
+            self._leave_feed()
             stop.set()
             for watcher in self._watchers:
                 watcher.close()
@@ -285,8 +290,16 @@ class Follower:
                 watcher.join(max(0.0, deadline - time.monotonic()))
         return self.take_notes()
 
+    def _subscribe(self) -> "queue.Queue[tuple[str, Any]]":
+        """The queue every source feeds: the Event feed's (subscribed now if not before)."""
+        feed, late = self.event_feed, self.event_feed is None
+        if feed is None:
+            feed = self.event_feed = subscribe(self.cluster, self.namespace, self.name)
+        if late or not feed.covered:
+            feed.backfill()
+        return feed.queue
+
     def _run(self) -> "Progress[RolloutResult]":
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
         stop = threading.Event()
         deployment = yield from self._read_deployment()
         if isinstance(deployment, RolloutResult):
@@ -304,6 +317,7 @@ class Follower:
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         pod_selector = ",".join(f"{k}={v}" for k, v in {**labels, LABEL_SHA: self.sha}.items())
         self._rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        events = self._subscribe()
         watchers = [
             _Watcher(
                 cluster=self.cluster,
@@ -321,20 +335,15 @@ class Follower:
                 events=events,
                 stop=stop,
             ),
-            _Watcher(
-                cluster=self.cluster,
-                kind="Event",
-                namespace=self.namespace,
-                selectors={},
-                events=events,
-                stop=stop,
-                start_version=self.events_from,
-            ),
         ]
         self._stop, self._watchers, self._events = stop, watchers, events
         for watcher in watchers:
             watcher.start()
         return (yield from self._loop(events))
+
+    def _leave_feed(self) -> None:
+        if self.event_feed is not None:
+            self.event_feed.close()
 
     def _last_events(self, events: "queue.Queue[tuple[str, Any]]") -> None:
         """Record the Events already delivered when the verdict came (a fast rollout ends
@@ -529,10 +538,7 @@ class Follower:
         seen = self.observation
         involved = event.get("involvedObject") or {}
         name, kind = str(involved.get("name", "")), involved.get("kind")
-        ours = (kind == "Deployment" and name == self.name) or (
-            kind in ("ReplicaSet", "Pod") and name.startswith(f"{self.name}-")
-        )
-        if not ours or seen.events_recorded >= MAX_EVENTS:
+        if not involves(event, self.name) or seen.events_recorded >= MAX_EVENTS:
             return
         when = (
             event.get("lastTimestamp")

@@ -34,6 +34,7 @@ from django.utils import timezone
 from apollo_site.ops import context
 from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
+from deployments.engine import event_watch
 from deployments.engine.database import (
     CONNECTION_ERRORS,
     OUTAGE,
@@ -41,6 +42,7 @@ from deployments.engine.database import (
     drop_connection,
     retrying,
 )
+from deployments.engine.event_watch import EventFeed
 from deployments.engine.health import assess
 from deployments.engine.heartbeat import ORPHAN_AFTER, Heartbeat
 from deployments.engine.rollout import Follower, Note, Progress, RolloutResult
@@ -136,17 +138,16 @@ class Run:
         self.heartbeat = heartbeat
         self.lease_renewed = time.monotonic()
         self.resumed = False  # applied by an earlier worker (or an earlier run of this one)
-        self.events_from = ""  # the Event collection's version before this run's apply
-        self.events_pending: Future[str] | None = None  # events_from, being read
+        # The rollout's share of its namespace's Event watch, subscribed before the apply.
+        self.event_feed: EventFeed | None = None
+        self.events_pending: Future[EventFeed] | None = None  # event_feed, being subscribed
         self.follower: Follower | None = None  # open until its Events are recorded
 
-    def event_version(self, cluster: Cluster, namespace: str) -> str:
-        """Where the rollout's Events begin; "" (list them all, by time) if it cannot tell.
-        Sent in the request pool: the cluster is read by the caller (no query in the pool)."""
-        try:
-            return kube.collection_version(cluster, "Event", namespace)
-        except (kube.ClusterUnreachable, kube.KubeError):
-            return ""
+    def event_version(self, cluster: Cluster, namespace: str, name: str) -> EventFeed:
+        """The Events of Deployment `name` from now on: a share of the namespace's Event watch
+        (event_watch.py), taken before the apply. Sent in the request pool: the cluster is read
+        by the caller (no query in the pool)."""
+        return event_watch.subscribe(cluster, namespace, name)
 
     # -- timeline and status -------------------------------------------------------------
 
@@ -239,7 +240,10 @@ class Run:
             # Read beside the owner checks (one round of requests), settled before any apply.
             environment = d.environment
             self.events_pending = _requests(
-                self.event_version, environment.cluster, environment.namespace
+                self.event_version,
+                environment.cluster,
+                environment.namespace,
+                _deployment_name(documents),
             )
             if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
                 return
@@ -271,7 +275,10 @@ class Run:
             return
         self.note("worker", f"rolling back to {source.git_commit_sha[:12]}")
         documents = self.documents(d.source_deployment(), source)
-        self.events_from = self.event_version(d.environment.cluster, d.environment.namespace)
+        if documents is not None:
+            self.event_feed = self.event_version(
+                d.environment.cluster, d.environment.namespace, _deployment_name(documents)
+            )
         if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
             return
         result = self.follow(documents, source.git_commit_sha, cancelling=True)
@@ -310,7 +317,7 @@ class Run:
         """Where the rollout's Events begin, read before the first apply is sent."""
         pending, self.events_pending = self.events_pending, None
         if pending is not None:
-            self.events_from = pending.result()
+            self.event_feed = pending.result()
 
     def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:
         """Server-side apply every document; False when the deployment ended FAILED.
@@ -515,7 +522,7 @@ class Run:
         self, documents: list[dict[str, Any]], sha: str, *, cancelling: bool = False
     ) -> RolloutResult:
         d = self.deployment
-        name = next(doc for doc in documents if doc["kind"] == "Deployment")["metadata"]["name"]
+        name = _deployment_name(documents)
         timeout = d.environment.rollout_timeout_seconds
         # A forward rollout's clock counts the time a worker watched it (a resumed one keeps
         # what was watched before, never the wall time when no worker watched); a rollback is
@@ -551,10 +558,10 @@ class Run:
             unreachable_limit=UNREACHABLE_LIMIT,
             # Event timestamps have whole seconds: from the start of the rollout's second.
             since=started.replace(microsecond=0),
-            events_from=self.events_from,
+            event_feed=self.event_feed,
             resumed=not cancelling and self.resumed,
         )
-        self.follower = follower
+        self.follower, self.event_feed = follower, None  # (the follower leaves the feed)
         try:
             result = self.record_progress(follower.follow(keep_watching=True), should_stop)
         finally:
@@ -593,10 +600,16 @@ class Run:
             self.note_many(notes)
 
     def close_follower(self) -> None:
-        """After the verdict is recorded: the Events still arriving, then the watches close."""
+        """After the verdict is recorded: the Events still arriving, then the watches close
+        (and a share of the Event watch taken for an apply that never came is given back)."""
         follower, self.follower = self.follower, None
         if follower is not None:
             self.record(follower.close(drain=True))
+        with contextlib.suppress(Exception):
+            self.settle_events_from()
+        feed, self.event_feed = self.event_feed, None
+        if feed is not None:
+            feed.close()
 
     def explain_failure(self, follower: Follower) -> None:
         """Put the last log lines of the failing container into the timeline.
@@ -742,6 +755,10 @@ def _no_connection_kept(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return call(*args, **kwargs)
     finally:
         connections.close_all()
+
+
+def _deployment_name(documents: list[dict[str, Any]]) -> str:
+    return str(next(doc for doc in documents if doc["kind"] == "Deployment")["metadata"]["name"])
 
 
 def _named(doc: dict[str, Any]) -> str:

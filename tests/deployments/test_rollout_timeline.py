@@ -34,14 +34,20 @@ spec:
 """
 
 
-def _deployed(user: User, service: Service, environment: Environment, **kw: object) -> Deployment:
+def _deployed(
+    user: User, service: Service, environment: Environment, *, last_event: str = "", **kw: object
+) -> Deployment:
     version = kw.pop("version", None) or factories.make_version(service)
     outcome = deploy(user, service, environment, version, **kw)  # type: ignore[arg-type]
     assert outcome.deployment is not None, outcome.reason
     deployment = wait_until_terminal(outcome.deployment, timeout=40)
-    # The verdict is recorded first; Events still on their way follow within a second.
+    # The verdict is recorded first; Events still on their way follow within a second (those
+    # of a rollout's last moments: the pods' Started, when `last_event` names it).
     deadline = time.monotonic() + 5
-    while not _messages(deployment, "event") and time.monotonic() < deadline:
+    while (
+        not any(last_event in m for m in _messages(deployment, "event"))
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
         deployment.refresh_from_db()
     return deployment
@@ -52,7 +58,7 @@ def _messages(deployment: Deployment, source: str) -> list[str]:
 
 
 def test_the_timeline_records_events_and_conditions(bob: User, staging: Environment) -> None:
-    first = _deployed(bob, factories.make_service("web"), staging)
+    first = _deployed(bob, factories.make_service("web"), staging, last_event="Started Pod/web-")
     assert first.status == Status.DONE, first.status_reason
     events = _messages(first, "event")
     assert any("ScalingReplicaSet Deployment/web: Scaled up replica set web-" in m for m in events)
@@ -65,7 +71,7 @@ def test_the_timeline_records_events_and_conditions(bob: User, staging: Environm
     # The next rollout records its own Events, not the first one's again (Event timestamps
     # have whole seconds, so a rollout's window starts a second early: keep them apart).
     time.sleep(1.5)
-    second = _deployed(bob, first.service, staging)
+    second = _deployed(bob, first.service, staging, last_event="Started Pod/web-")
     assert second.status == Status.DONE, second.status_reason
     first_pods = {m.split(":")[0].split("Pod/")[1] for m in events if "Started Pod/" in m}
     again = [m for m in _messages(second, "event") if "Started" in m]

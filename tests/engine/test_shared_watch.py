@@ -1,0 +1,146 @@
+"""One Event watch per namespace in a worker, shared by the rollouts that follow it (#16): it
+hands each rollout the Events that involve it, closes when its last follower leaves, and goes
+on for the others when one follower fails. Watches are counted in the test's own namespace
+only, through kubesim's view."""
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from deployments.engine import event_watch
+from deployments.engine.rollout import Follower
+from environments.models import Environment
+from kubesim.testing import KubesimHandle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _until(check: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def _event(api: Any, namespace: str, pod: str, reason: str) -> None:
+    client.CoreV1Api(api).create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"name": f"{pod}.{uuid.uuid4().hex[:8]}"},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": namespace},
+            "reason": reason,
+            "message": f"{reason} for {pod}",
+            "type": "Warning",
+        },
+    )
+
+
+def _reasons(feed: event_watch.EventFeed) -> list[str]:
+    seen = []
+    while not feed.queue.empty():
+        kind, (_, payload) = feed.queue.get_nowait()
+        items = payload if kind == "list" else [payload.object]
+        seen += [str(item.get("reason")) for item in items]
+    return seen
+
+
+def test_two_rollouts_share_one_watch_each_gets_its_own_events_and_the_last_out_closes_it(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    ns = staging.namespace
+    web = event_watch.subscribe(staging.cluster, ns, "web")
+    api = event_watch.subscribe(staging.cluster, ns, "api")
+    assert web.covered
+    assert api.covered
+    assert _until(lambda: kubesim.watches_in(ns) == 1)
+
+    _event(kubesim_api, ns, "web-7d9f-abcde", "BackOff")
+    _event(kubesim_api, ns, "api-55c4-fghij", "Pulled")
+    got: dict[str, list[str]] = {"web": [], "api": []}
+
+    def both_arrived() -> bool:
+        got["web"] += _reasons(web)
+        got["api"] += _reasons(api)
+        return bool(got["web"] and got["api"])
+
+    assert _until(both_arrived)
+    assert got == {"web": ["BackOff"], "api": ["Pulled"]}
+
+    web.close()
+    _event(kubesim_api, ns, "api-55c4-fghij", "Started")
+    assert _until(lambda: "Started" in _reasons(api))
+    assert kubesim.watches_in(ns) == 1  # still open for api
+
+    api.close()
+    api.close()  # (twice is harmless)
+    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    assert event_watch.watching(staging.cluster, ns) == 0
+
+
+def _deployment(api: Any, namespace: str, name: str) -> None:
+    labels = {"app": name}
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+    )
+
+
+def _follower(environment: Environment, name: str) -> Follower:
+    return Follower(
+        cluster=environment.cluster,
+        namespace=environment.namespace,
+        name=name,
+        sha="a" * 40,
+        deadline=time.monotonic() + 30,
+        timeout_seconds=30,
+        unreachable_limit=10,
+        event_feed=event_watch.subscribe(environment.cluster, environment.namespace, name),
+    )
+
+
+def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    ns = staging.namespace
+    for name in ("broken", "healthy"):
+        _deployment(kubesim_api, ns, name)
+    broken, healthy = _follower(staging, "broken"), _follower(staging, "healthy")
+    broken_steps, healthy_steps = broken.follow(), healthy.follow(keep_watching=True)
+    next(broken_steps), next(healthy_steps)
+    # Deployment and pod watches of each, one Event watch for both.
+    assert _until(lambda: kubesim.watches_in(ns) == 5)
+
+    # What a failure in the worker does to a rollout: an exception where it was following.
+    with pytest.raises(RuntimeError):
+        broken_steps.throw(RuntimeError("the database went away mid-step"))
+    assert _until(lambda: kubesim.watches_in(ns) == 3)
+    assert event_watch.watching(staging.cluster, ns) == 1
+
+    _event(kubesim_api, ns, "healthy-6b8c-klmno", "Unhealthy")
+    feed = healthy.event_feed
+    assert feed is not None
+    queued = feed.queue.queue  # (read in place: the follower reads it when stepped)
+    assert _until(
+        lambda: any(
+            kind == "event" and payload[1].object.get("reason") == "Unhealthy"
+            for kind, payload in list(queued)
+        )
+    )
+    healthy.close()
+    assert _until(lambda: kubesim.watches_in(ns) == 0)
