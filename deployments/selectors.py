@@ -669,10 +669,15 @@ class VersionRow:
 
 
 def version_picker(
-    services: list[Service], environments: list[Environment], limit: int = RECENT_VERSIONS
+    services: list[Service],
+    environments: list[Environment],
+    limit: int = RECENT_VERSIONS,
+    *,
+    running: "dict[RunningKey, Deployment] | None" = None,
 ) -> list[tuple[Service, list[VersionRow]]]:
     """The recent versions of each service, each with its CI statuses, where it runs now and
-    where it is marked bad among the chosen environments: one query per service, plus three."""
+    where it is marked bad among the chosen environments: one query per service, plus three
+    (two when the caller passes what runs, running_versions of the same lists)."""
     recent = recent_versions(services, limit)
     ids = [v.pk for _, versions in recent for v in versions]
     ci: dict[int, list[tuple[str, str]]] = {}
@@ -682,7 +687,8 @@ def version_picker(
         ci.setdefault(row[0], []).append((row[1], row[2]))
     runs_in: dict[int, list[str]] = {}
     for (_, _, group), d in sorted(
-        running_versions(services, environments).items(), key=lambda kv: kv[1].environment.name
+        (running_versions(services, environments) if running is None else running).items(),
+        key=lambda kv: kv[1].environment.name,
     ):
         where = f"{d.environment.name}/{group}" if group else d.environment.name
         runs_in.setdefault(d.version_id, []).append(where)
@@ -756,12 +762,17 @@ class TargetRow:
 
 def target_rows(
     verdicts: list[tuple[Any, DeployableVersion | None]],
+    *,
+    running: "dict[RunningKey, Deployment] | None" = None,
 ) -> list[TargetRow]:
     """verdicts: (DeployOutcome, chosen version) per target; adds what runs now and the
-    change. One query for what runs, two per target whose version changes."""
-    services = list({o.service.pk: o.service for o, _ in verdicts}.values())
-    environments = list({o.environment.pk: o.environment for o, _ in verdicts}.values())
-    running = running_versions(services, environments)
+    change. One query for what runs (none when the caller passes it: running_versions of
+    services and environments that include every target's), two per target whose version
+    changes."""
+    if running is None:
+        services = list({o.service.pk: o.service for o, _ in verdicts}.values())
+        environments = list({o.environment.pk: o.environment for o, _ in verdicts}.values())
+        running = running_versions(services, environments)
     rows = []
     for outcome, version in verdicts:
         key = (

@@ -254,6 +254,8 @@ def _deploy_page(
         user, list(fields["environments"].queryset), fields["services"].queryset
     )
     services, environments = _chosen(form, "services"), _chosen(form, "environments")
+    # What runs in the chosen targets, read once for the versions and for the check.
+    running = selectors.running_versions(services, environments)
     environment_boxes = _boxes(form, "environments", env_choices)
     service_boxes = _boxes(form, "services", service_choices)
     context = {
@@ -266,19 +268,35 @@ def _deploy_page(
         "service_list": _choice_boxes("services", "service", service_boxes),
         "group_list": _group_boxes(form),
         "many_services": len(service_choices) > FILTER_FROM,
-        "recent": selectors.version_picker(services, environments),
+        "recent": selectors.version_picker(services, environments, running=running),
         "picked": form["version"].value() or "",
         "override_reason": form["override_reason"].value() or "",
-        **_checks_context(checked),
+        **_checks_context(checked, _covered(checked, services, environments, running)),
     }
     return render(request, "deployments/deploy.html", context, status=status)
+
+
+def _covered(
+    checked: "list[tuple[DeployOutcome, Any]] | None",
+    services: list[Service],
+    environments: list[Environment],
+    running: "dict[selectors.RunningKey, Deployment]",
+) -> "dict[selectors.RunningKey, Deployment] | None":
+    """What runs, when it covers every checked target (the check and the page's choices come
+    from the same selection); None otherwise, and the check reads it for its own targets."""
+    chosen = {(s.pk, e.pk) for s in services for e in environments}
+    targets = {(o.service.pk, o.environment.pk) for o, _ in checked or []}
+    return running if targets <= chosen else None
 
 
 FILTER_FROM = 8  # services: above this many, the page offers a filter box
 
 
-def _checks_context(checked: "list[tuple[DeployOutcome, Any]] | None") -> dict[str, Any]:
-    rows = selectors.target_rows(checked) if checked else []
+def _checks_context(
+    checked: "list[tuple[DeployOutcome, Any]] | None",
+    running: "dict[selectors.RunningKey, Deployment] | None" = None,
+) -> dict[str, Any]:
+    rows = selectors.target_rows(checked, running=running) if checked else []
     return {
         "checks": rows,
         "all_ready": bool(rows) and all(r.kind == "ready" for r in rows),
