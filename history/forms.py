@@ -1,11 +1,12 @@
 """The history page's filters: validated and turned into selectors.HistoryFilters."""
 
+import html
 from typing import Any
 
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
 from django.forms.utils import flatatt
-from django.utils.html import escape, format_html
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from deployments.models import Service
@@ -30,21 +31,23 @@ class QuickSelect(forms.Select):
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
     ) -> SafeString:
         chosen = {str(v) for v in self.format_value(value)}
-        # One escape per value, not a format_html per option: 500 services' options were a
-        # quarter of the History page's time.
-        options = "".join(
-            f'<option value="{escape(str(option))}"'
-            f"{SELECTED if str(option) in chosen else ''}>{escape(str(label))}</option>"
-            for option, label in (
-                self.option_rows if self.option_rows is not None else self.choices
+        rows = self.option_rows if self.option_rows is not None else self.choices
+        # html.escape (what django.utils.html.escape calls, without its lazy-string wrapper),
+        # once when the label is the value (names): 550 options' escapes were 4 % of the page.
+        options = []
+        for option, label in rows:
+            value_text, label_text = str(option), str(label)
+            shown = html.escape(value_text)
+            options.append(
+                f'<option value="{shown}"{SELECTED if value_text in chosen else ""}>'
+                f"{shown if label_text == value_text else html.escape(label_text)}</option>"
             )
-        )
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
         return format_html(
             '<select name="{}"{}>{}</select>',
             name,
             final_attrs,
-            mark_safe(options),  # noqa: S308 -- every value and label is escaped above
+            mark_safe("".join(options)),  # noqa: S308 -- every value and label is escaped above
         )
 
 
