@@ -336,7 +336,7 @@ def explain_pages(client: Any, pages: dict[str, str]) -> None:
                 {
                     "sql": sql[:200],
                     "execution_ms": plan["Execution Time"],
-                    "nodes": list(_nodes(plan["Plan"])),
+                    "scans": [line for line in _nodes(plan["Plan"]) if " on " in line],
                 }
             )
         PLANS[metric] = summaries
@@ -350,12 +350,13 @@ def _json_plan(raw: Any) -> dict[str, Any]:
 
 
 def _nodes(node: dict[str, Any], depth: int = 0) -> Iterator[str]:
-    """One line per plan node: what it is, on which table through which index, rows, time."""
+    """One line per plan node: what it is, on which table through which index, rows, time
+    (the JSON keeps the scans: which table is read through which index, and how much)."""
     what = node["Node Type"]
     if "Relation Name" in node:
         what += f" on {node['Relation Name']}"
-    if "Index Name" in node:
-        what += f" using {node['Index Name']}"
+    if "Index Name" in node:  # a bitmap index scan names no table
+        what += f" {'using' if 'Relation Name' in node else 'on'} {node['Index Name']}"
     buffers = node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0)
     yield (
         f"{'  ' * depth}{what} (rows={node.get('Actual Rows')} loops={node.get('Actual Loops')} "
