@@ -382,9 +382,12 @@ APOLLO_SERVICEACCOUNT_DIR = env_str(
 )
 
 # The deployment worker: lease of a claimed deployment (another worker resumes it after this),
-# apply attempts against an unreachable cluster, how long a rollout may lose the cluster.
+# how long an apply is retried against an unreachable cluster (never longer than the
+# environment's rollout timeout; APOLLO_APPLY_ATTEMPTS, when above 0, also bounds the number of
+# attempts), how long a rollout may lose the cluster.
 APOLLO_WORKER_LEASE_SECONDS = env_int("APOLLO_WORKER_LEASE_SECONDS", 30, minimum=5)
-APOLLO_APPLY_ATTEMPTS = env_int("APOLLO_APPLY_ATTEMPTS", 5, minimum=1)
+APOLLO_APPLY_BUDGET_SECONDS = env_int("APOLLO_APPLY_BUDGET_SECONDS", 60, minimum=1)
+APOLLO_APPLY_ATTEMPTS = env_int("APOLLO_APPLY_ATTEMPTS", 0, minimum=0)
 APOLLO_UNREACHABLE_SECONDS = env_int("APOLLO_UNREACHABLE_SECONDS", 60, minimum=1)
 # SIGTERM: a worker finishes its rollouts for up to this long, then hands the rest over (its
 # leases and locks released at once). Below Kubernetes' terminationGracePeriodSeconds (30).

@@ -59,7 +59,8 @@ from environments.models import Cluster
 
 logger = logging.getLogger(__name__)
 LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
-APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS
+APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS  # 0: the budget alone bounds the retries
+APPLY_BUDGET = float(settings.APOLLO_APPLY_BUDGET_SECONDS)
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = 300
 STATUS_CHECK_SECONDS = 0.25  # how soon a following rollout sees a cancellation request
@@ -327,7 +328,7 @@ class Run:
         that round could not apply (an unreachable cluster), or a resumed apply, goes one
         document at a time and a retry resumes at the one that failed: with a share of 5xx
         answers, re-sending the whole list each time would rarely get through.
-        APPLY_ATTEMPTS bounds the attempts in a row that meet an unreachable cluster.
+        APPLY_BUDGET bounds how long the attempts that meet an unreachable cluster go on.
         """
         remaining: list[dict[str, Any]] | None = documents
         if not self.sent_any(what=what):
@@ -400,11 +401,10 @@ class Run:
     def apply_one_by_one(self, documents: list[dict[str, Any]], *, what: str) -> bool:
         d = self.deployment
         cluster, namespace = d.environment.cluster, d.environment.namespace
-        pending, attempt, delay = list(documents), 0, 0.5
+        pending, retry = list(documents), _ApplyRetry()
         # SECURITY: every object's owner is checked before the first apply: a deployment
         # refused for one of them applies none. One call per step, as the applies.
         unchecked, checked = list(documents), dict[tuple[str, str], str | None]()
-        outage_since: float | None = None
         while pending:
             doc = (unchecked or pending)[0]
             key = (doc["kind"], doc["metadata"]["name"])
@@ -414,11 +414,11 @@ class Run:
                     checked[key] = kube.owned_version(cluster, namespace, doc)
                     unchecked.pop(0)
                     if first:  # progress; a re-check before a retried apply is not
-                        attempt, delay = 0, 0.5
+                        retry = _ApplyRetry()
                     continue
                 if doc["kind"] == "Deployment" and self.sent_before(doc, what=what):
                     pending.pop(0)
-                    attempt, delay = 0, 0.5
+                    retry = _ApplyRetry()
                     continue
                 if not self.may_change_cluster():
                     # Another worker may drive it now (or soon): never send an apply then.
@@ -435,42 +435,8 @@ class Run:
                 if not unchecked:
                     # The apply may have gone through unanswered: check that object again.
                     unchecked.append(doc)
-                attempt += 1
-                self.note("cluster", f"apply attempt {attempt}/{APPLY_ATTEMPTS} failed: {exc}")
-                outage_since = outage_since or time.monotonic()
-                if attempt >= APPLY_ATTEMPTS and self.sent_unanswered(what=what):
-                    # The cluster may have applied it and lost only the answer: not FAILED
-                    # while it may run it; judged once it answers (bounded by the timeout).
-                    waited = time.monotonic() - outage_since
-                    if waited < d.environment.rollout_timeout_seconds:
-                        if attempt == APPLY_ATTEMPTS:
-                            self.note(
-                                "cluster",
-                                "an apply was sent before the cluster stopped answering: "
-                                "waiting for it to answer to see whether it went through",
-                            )
-                        if self.shutdown.wait(delay):
-                            self.note("worker", "worker stopping before the apply was confirmed")
-                            return False
-                        delay = min(delay * 2, 8.0)
-                        continue
-                    self.finish(
-                        Status.FAILED,
-                        f"cluster {cluster.name} unreachable for {waited:.0f} s after an apply "
-                        f"was sent; whether it went through is unknown: {exc}",
-                    )
+                if not self.apply_again(retry, exc, what=what):
                     return False
-                if attempt >= APPLY_ATTEMPTS:
-                    self.finish(
-                        Status.FAILED,
-                        f"cluster {cluster.name} unreachable after {attempt} attempts: {exc}",
-                    )
-                    return False
-                if self.shutdown.wait(delay):
-                    # Stopping: the next worker applies it (applied_at is still unset).
-                    self.note("worker", "worker stopping before the apply went through")
-                    return False
-                delay = min(delay * 2, 8.0)
                 continue
             except kube.NotOwned as exc:
                 self.finish_with_snapshot(Status.FAILED, f"not applied: {exc}")
@@ -481,8 +447,54 @@ class Run:
                 )
                 return False
             pending.pop(0)
-            attempt, delay, outage_since = 0, 0.5, None
+            retry = _ApplyRetry()
         return True
+
+    def apply_again(self, retry: "_ApplyRetry", exc: Exception, *, what: str) -> bool:
+        """An apply step met an unreachable cluster: True to try again (after the wait), False
+        when the deployment ended FAILED or the worker is stopping.
+
+        Retried for APPLY_BUDGET seconds of outage (never longer than the environment's rollout
+        timeout; APPLY_ATTEMPTS, when set, also bounds their number): a count of attempts with
+        backoff gave up after ~7.5 s, shorter than a realistic outage. Once an apply may have
+        gone through unanswered, it waits up to the rollout timeout for the cluster to answer."""
+        d = self.deployment
+        timeout = d.environment.rollout_timeout_seconds
+        retry.attempt += 1
+        retry.since = retry.since or time.monotonic()
+        waited = time.monotonic() - retry.since
+        budget = min(APPLY_BUDGET, timeout)
+        counted = f"{retry.attempt}/{APPLY_ATTEMPTS}" if APPLY_ATTEMPTS else str(retry.attempt)
+        self.note("cluster", f"apply attempt {counted} failed: {exc}")
+        spent = waited >= budget or bool(APPLY_ATTEMPTS and retry.attempt >= APPLY_ATTEMPTS)
+        name = d.environment.cluster.name
+        if spent and self.sent_unanswered(what=what):
+            # The cluster may have applied it and lost only the answer: not FAILED
+            # while it may run it; judged once it answers (bounded by the timeout).
+            if waited >= timeout:
+                self.finish(
+                    Status.FAILED,
+                    f"cluster {name} unreachable for {waited:.0f} s after an apply "
+                    f"was sent; whether it went through is unknown: {exc}",
+                )
+                return False
+            if not retry.announced:
+                retry.announced = True
+                self.note(
+                    "cluster",
+                    "an apply was sent before the cluster stopped answering: "
+                    "waiting for it to answer to see whether it went through",
+                )
+            return retry.wait(self, timeout - waited, "before the apply was confirmed")
+        if spent:
+            self.finish(
+                Status.FAILED,
+                f"cluster {name} unreachable after {retry.attempt} attempts "
+                f"over {waited:.0f} s: {exc}",
+            )
+            return False
+        # Stopping: the next worker applies it (applied_at is still unset).
+        return retry.wait(self, budget - waited, "before the apply went through")
 
     def sent_unanswered(self, *, what: str) -> bool:
         """Whether an apply of the Deployment was sent for this version (by this worker or
@@ -759,6 +771,26 @@ def _no_connection_kept(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _deployment_name(documents: list[dict[str, Any]]) -> str:
     return str(next(doc for doc in documents if doc["kind"] == "Deployment")["metadata"]["name"])
+
+
+class _ApplyRetry:
+    """The retries in a row of one apply step against an unreachable cluster: how many, since
+    when, the next wait (0.5 s doubling to 8 s), whether the wait for a lost answer was said."""
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.since: float | None = None
+        self.delay = 0.5
+        self.announced = False
+
+    def wait(self, run: Run, left: float, stopping: str) -> bool:
+        """Wait before the next attempt, never past what is `left` of the bound: False (and
+        noted) when the worker is stopping meanwhile."""
+        if run.shutdown.wait(max(min(self.delay, left), 0.05)):
+            run.note("worker", f"worker stopping {stopping}")
+            return False
+        self.delay = min(self.delay * 2, 8.0)
+        return True
 
 
 def _named(doc: dict[str, Any]) -> str:
