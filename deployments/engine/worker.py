@@ -159,13 +159,17 @@ class Run:
         """A query of this run, repeated while the database is away (database.retrying)."""
         return retrying(call, shutdown=self.shutdown)
 
-    def note_many(self, notes: list[tuple[str, str]]) -> None:
-        """Append entries to the timeline in one write, and send each to the live page."""
+    def note_many(
+        self, notes: list[tuple[str, str]], *, also: dict[str, Any] | None = None
+    ) -> None:
+        """Append entries to the timeline in one write, and send each to the live page.
+        `also`: other columns, written by the same UPDATE."""
         at = timezone.now().isoformat()
         entries = [{"at": at, "source": source, "message": text[:1000]} for source, text in notes]
         timeline = [*self.deployment.timeline, *entries][-TIMELINE_LIMIT:]
         self.deployment.timeline = timeline
-        self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(timeline=timeline))
+        changes = {**(also or {}), "timeline": timeline}
+        self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
         for entry in entries:
             live.broadcast_timeline(self.deployment, entry)
 
@@ -246,11 +250,9 @@ class Run:
                 environment.namespace,
                 _deployment_name(documents),
             )
-            if not self.apply(documents, what=f"{d.version.git_commit_sha[:12]}"):
+            sha = d.version.git_commit_sha[:12]
+            if not self.apply(documents, what=sha, mark_applied=True):
                 return
-            applied_at = timezone.now()
-            self.db(lambda: Deployment.objects.filter(pk=d.pk).update(applied_at=applied_at))
-            d.applied_at = applied_at
         else:
             self.resumed = True
             self.note("worker", "resumed by another worker; manifests were applied already")
@@ -320,7 +322,9 @@ class Run:
         if pending is not None:
             self.event_feed = pending.result()
 
-    def apply(self, documents: list[dict[str, Any]], *, what: str) -> bool:
+    def apply(
+        self, documents: list[dict[str, Any]], *, what: str, mark_applied: bool = False
+    ) -> bool:
         """Server-side apply every document; False when the deployment ended FAILED.
 
         First (when nothing of this version was sent before) in one round of concurrent
@@ -329,6 +333,8 @@ class Run:
         document at a time and a retry resumes at the one that failed: with a share of 5xx
         answers, re-sending the whole list each time would rarely get through.
         APPLY_BUDGET bounds how long the attempts that meet an unreachable cluster go on.
+        mark_applied: applied_at is set by the UPDATE of the "applied" entry (one write, and
+        never the entry without it).
         """
         remaining: list[dict[str, Any]] | None = documents
         if not self.sent_any(what=what):
@@ -340,7 +346,10 @@ class Run:
             if not self.apply_one_by_one(remaining, what=what):
                 return False
         kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
-        self.note("worker", f"applied {what}: {kinds}")
+        also = {"applied_at": timezone.now()} if mark_applied else {}
+        self.note_many([("worker", f"applied {what}: {kinds}")], also=also)
+        if mark_applied:
+            self.deployment.applied_at = also["applied_at"]
         return True
 
     def sent_any(self, *, what: str) -> bool:
