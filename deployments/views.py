@@ -157,7 +157,11 @@ def _initial(request: HttpRequest) -> dict[str, Any]:
 
 def _chosen(form: DeployForm, name: str) -> list[Any]:
     """The services or environments chosen (posted or in the query string), limited to the
-    ones the form accepts (the user may view them)."""
+    ones the form accepts (the user may view them). When the form has validated the field, its
+    rows are the ones the field read (the same ones, in the same order): no second query."""
+    cleaned = getattr(form, "cleaned_data", {})
+    if name in cleaned:
+        return list(cleaned[name])
     raw = form[name].value() or []
     ids = [int(v) for v in raw if str(v).isascii() and str(v).isdigit() and len(str(v)) < 19]
     offered: Any = form.fields[name]
