@@ -289,6 +289,7 @@ class BoardChoices:
     environments: list[str]
     groups: list[str]
     services: QuerySet[Service]
+    environment_rows: list[Environment]  # the environments' rows, for status_board to reuse
 
     def has_service(self, name: str) -> bool:
         return self.services.filter(name=name).exists()
@@ -300,10 +301,12 @@ def filter_choices(seen: Visibility) -> BoardChoices:
     # The groups of the services and environments the user may view (the groups' own table,
     # not a scan of every deployment).
     groups = Group.objects.filter(seen.q()).order_by().values_list("name", flat=True).distinct()
+    rows = list(environments)
     return BoardChoices(
-        environments=list(environments.values_list("name", flat=True)),
+        environments=[e.name for e in rows],
         groups=sorted(set(groups)),
         services=services,
+        environment_rows=rows,
     )
 
 
@@ -325,15 +328,23 @@ class _Page:
 
 
 def status_board(
-    user: User | AnonymousUser, filters: BoardFilters, seen: Visibility | None = None
+    user: User | AnonymousUser,
+    filters: BoardFilters,
+    seen: Visibility | None = None,
+    choices: BoardChoices | None = None,
 ) -> Board:
     """The board for this user: only the environments and services they may view, and in a
-    cell only a pair they may view (rule 6 of permissions.rules)."""
+    cell only a pair they may view (rule 6 of permissions.rules). `choices`: filter_choices of
+    the same visibility, whose environments are then not read again."""
     seen = seen or visibility(user)
     environment_rows, service_rows = _visible(seen, filters)
     if filters.after:
         service_rows = service_rows.filter(name__gt=filters.after)
-    environments = list(environment_rows)
+    if choices is None:
+        environments = list(environment_rows)
+    else:
+        wanted = filters.environment
+        environments = [e for e in choices.environment_rows if not wanted or e.name == wanted]
     services = list(service_rows[: SERVICES_PER_PAGE + 1])
     next_after = ""
     if len(services) > SERVICES_PER_PAGE:

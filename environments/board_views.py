@@ -45,14 +45,15 @@ class BoardFilterForm(forms.Form):
 @require_GET
 def board(request: HttpRequest) -> HttpResponse:
     seen = visibility(request.user)
-    form = BoardFilterForm(request.GET, names=filter_choices(seen))
+    choices = filter_choices(seen)
+    form = BoardFilterForm(request.GET, names=choices)
     filters = BoardFilters()
     status = 200
     if form.is_valid():
         filters = BoardFilters(**{k: str(v) for k, v in form.cleaned_data.items()})
     else:
         status = 400
-    result = status_board(request.user, filters, seen) if status == 200 else None
+    result = status_board(request.user, filters, seen, choices) if status == 200 else None
     # The next page keeps every filter and replaces only the cursor.
     params = request.GET.copy()
     params.pop("after", None)

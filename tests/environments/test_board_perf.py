@@ -1,0 +1,73 @@
+"""The status board's cost: a fixed number of queries, under a cap, whatever the number of
+services, environments and deployments per cell, for alice and for a user who sees part of it
+(bob); and the environments read once per request."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from deployments.models import Service
+from environments.models import Environment
+from tests import factories
+from tests.conftest import login
+
+pytestmark = pytest.mark.django_db
+
+# Session and user, the filters' environments and groups, the page's services, the cells'
+# window query, their commits, the blockers (bob adds the reads of what he may view). A change that adds a
+# query per row breaks the equality below; one that adds a fixed one raises this on purpose.
+MAX_QUERIES = {"alice": 8, "bob": 15}
+
+
+def _deployed(deployer: User, services: list[Service], environments: list[Environment]) -> None:
+    for service in services:
+        version = factories.make_version(service, commit_message="Fix", commit_author="dora")
+        for environment in environments:
+            factories.make_deployment(
+                service=service, environment=environment, deployed_by=deployer, version=version
+            )
+
+
+def _queries(user: User, path: str = "/status/") -> list[str]:
+    client = login(user)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    return [q["sql"] for q in captured.captured_queries]
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob"])
+def test_the_first_page_costs_the_same_queries_for_more_cells_and_a_longer_history(
+    persona: str, request: pytest.FixtureRequest, alice: User
+) -> None:
+    user: User = request.getfixturevalue(persona)
+    staging = factories.make_environment(availability="staging")
+    production = factories.make_environment(availability="production")
+    first = [factories.make_service() for _ in range(2)]
+    _deployed(alice, first, [staging])
+    few = _queries(user)
+    # Thirty services (more than a page), four more environments, and a history in each cell.
+    more_environments = [factories.make_environment(availability="staging") for _ in range(4)]
+    services = first + [factories.make_service() for _ in range(28)]
+    for _ in range(3):
+        _deployed(alice, services, [staging, production, *more_environments])
+    many = _queries(user)
+    assert len(many) == len(few) <= MAX_QUERIES[persona]
+
+
+def test_the_environments_are_read_once_per_request(alice: User) -> None:
+    staging = factories.make_environment("stage-1", availability="staging")
+    _deployed(alice, [factories.make_service()], [staging])
+    for path in ("/status/", "/status/?environment=stage-1"):
+        reads = [sql for sql in _queries(alice, path) if 'FROM "environments_environment"' in sql]
+        assert len(reads) == 1, (path, reads)
+
+
+def test_the_environment_filter_still_shows_only_that_column(alice: User) -> None:
+    services = [factories.make_service("api"), factories.make_service("web")]
+    one = factories.make_environment("stage-1", availability="staging")
+    other = factories.make_environment("stage-2", availability="staging")
+    _deployed(alice, services, [one, other])
+    board = login(alice).get("/status/", {"environment": "stage-1"}).context["board"]
+    assert [e.name for e in board.environments] == ["stage-1"]
+    assert {len(row.cells) for row in board.rows} == {1}
