@@ -11,7 +11,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import reduce
-from typing import Any, NamedTuple
+from typing import Any, TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections
@@ -50,10 +50,11 @@ MIN_PREFIX = 4
 HEX_RE = re.compile(r"^[0-9a-f]+$")
 
 
-class TableRow(NamedTuple):
-    """What a deployment table (deployments/_rows.html) shows of one deployment. Read as tuples
-    rather than model instances: a page of 50 deployments was ~250 model objects (the
-    deployment, its service, environment, version and user), ~2 ms of the History page."""
+class TableRow(TypedDict):
+    """What a deployment table (deployments/_rows.html) shows of one deployment. Read as plain
+    rows rather than model instances: a page of 50 deployments was ~250 model objects (the
+    deployment, its service, environment, version and user), ~2 ms of the History page. A
+    dict, not a tuple: a template looks a name up in a dict first (a tuple raises first)."""
 
     pk: int
     status: str
@@ -66,24 +67,22 @@ class TableRow(NamedTuple):
     group_name: str | None
 
 
-# TableRow's columns, in its order; a column the rows start showing must be added to both.
-_TABLE_COLUMNS = (
-    "pk",
-    "status",
-    "message",
-    "created_at",
-    "service__name",
-    "environment__name",
-    "version__git_commit_sha",
-    "deployed_by__username",
-    "group__name",
-)
+# TableRow's keys: the deployment's own columns, and the related ones' under their row names. A
+# column the rows start showing must be added to both.
+_TABLE_COLUMNS = ("pk", "status", "message", "created_at")
+_TABLE_RELATED = {
+    "service_name": F("service__name"),
+    "environment_name": F("environment__name"),
+    "sha": F("version__git_commit_sha"),
+    "deployed_by_name": F("deployed_by__username"),
+    "group_name": F("group__name"),
+}
 
 
 def table_rows(deployments: QuerySet[Deployment]) -> list[TableRow]:
     """The deployments as table rows, in one query (the joins only: no large text or JSON
     column, no model instance)."""
-    return [TableRow(*row) for row in deployments.values_list(*_TABLE_COLUMNS)]
+    return list(deployments.values(*_TABLE_COLUMNS, **_TABLE_RELATED))
 
 
 # -- versions -------------------------------------------------------------------------------
@@ -241,7 +240,9 @@ def parse_cursor(raw: str) -> Cursor | None:
 
 
 def format_cursor(deployment: Deployment | TableRow) -> str:
-    return f"{deployment.created_at.isoformat()}_{deployment.pk}"
+    if isinstance(deployment, Deployment):
+        return f"{deployment.created_at.isoformat()}_{deployment.pk}"
+    return f"{deployment['created_at'].isoformat()}_{deployment['pk']}"
 
 
 def _day_start(day: date) -> datetime:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _ids(response: object) -> list[int]:
-    return [d.pk for d in response.context["deployments"]]  # type: ignore[attr-defined]
+    return [d["pk"] for d in response.context["deployments"]]  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def _found(user: User, query: str) -> list[int]:
     response = login(user).get("/history/", {"q": query})
     assert response.status_code == 200
-    return [d.pk for d in response.context["deployments"]]
+    return [d["pk"] for d in response.context["deployments"]]
 
 
 def _deploy(alice: User, service: Service, environment: Environment, **extra: str) -> Deployment:
