@@ -7,7 +7,7 @@ same partials and the URLs from the same URL patterns.
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
 from django import template
@@ -16,7 +16,7 @@ from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import Truncator
-from django.utils.timesince import timesince
+from django.utils.timesince import TIME_STRINGS, timesince
 
 from deployments.selectors import TableRow
 
@@ -77,6 +77,22 @@ class Cells(TypedDict):
     message: str  # {{ message|truncatechars:80 }}
 
 
+class _PageUnit:
+    """One of timesince's unit strings ("%(num)d days"), translated once per number for a page
+    rather than once per row (the translation was half of timesince's time, itself 11 % of the
+    History request)."""
+
+    def __init__(self, text: Any) -> None:
+        self.text = text
+        self.done: dict[int, str] = {}
+
+    def __mod__(self, params: dict[str, int]) -> str:
+        num = params["num"]
+        if num not in self.done:
+            self.done[num] = str(self.text % params)
+        return self.done[num]
+
+
 def _truncated(text: str, length: int) -> str:
     """`|truncatechars:length`. A short ASCII text (most messages) is already what Truncator
     returns: it would normalise and walk it for nothing (4 % of the History page)."""
@@ -93,6 +109,7 @@ def with_cells(deployments: Iterable[TableRow]) -> list[tuple[TableRow, Cells]]:
     CPU with it, 6.7 ms with `|date`, `|timesince`, `|truncatechars` and the badge partial per
     row (same process, interleaved, 2026-11; a 10 ms page target)."""
     now = timezone.now()
+    units = {name: _PageUnit(text) for name, text in TIME_STRINGS.items()}
     badges: dict[str, str] = {}
     rows = []
     for d in deployments:
@@ -102,7 +119,8 @@ def with_cells(deployments: Iterable[TableRow]) -> list[tuple[TableRow, Cells]]:
         created: datetime = timezone.localtime(d["created_at"])
         cells = Cells(
             created_iso=created.isoformat(),
-            age=timesince(created, now),
+            # The stubs say str; timesince only applies % to them, as to its own lazy strings.
+            age=timesince(created, now, time_strings=cast(dict[str, str], units)),
             badge=badges[status],
             message=_truncated(d["message"], 80),
         )
