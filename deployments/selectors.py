@@ -11,7 +11,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import reduce
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections
