@@ -39,7 +39,7 @@ from history.text_search import matching_deployments, messages_found
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
-from permissions.rules import HoldingIndex, decide, sentence
+from permissions.rules import HoldingIndex, allowed_scopes, decide, sentence
 from permissions.rules import Target as RuleTarget
 from permissions.selectors import Visibility, allowed_targets, holdings, visibility
 from permissions.services import explain
@@ -541,8 +541,9 @@ def deploy_choices(
     services are read as (id, name, deployed per group) only: at 1,000 services, making
     model instances was most of this function's time.
 
-    Four queries whatever the number of choices: the deploy targets (three), and the user's
-    deploy holdings once, to explain the refusals in memory (permissions.rules)."""
+    Three queries whatever the number of choices (none for a superuser): the user's deploy
+    holdings, read once to decide where they may deploy and to explain the refusals in memory
+    (permissions.rules), and the ids of every service and environment."""
     service_rows: list[tuple[int, str, bool]] = list(
         services.values_list("pk", "name", "deployed_per_group")
     )
@@ -551,13 +552,11 @@ def deploy_choices(
         # pairs at 1,000 x 20, most of this function's 7 ms).
         environment_ids = {e.pk for e in environments}
         service_ids = {pk for pk, _, _ in service_rows}
+        index = None
     else:
-        pairs = allowed_targets(user, Verb.DEPLOY)
-        environment_ids, service_ids = {e for _, e in pairs}, {s for s, _ in pairs}
-    refused_anywhere = any(e.pk not in environment_ids for e in environments) or any(
-        pk not in service_ids for pk, _, _ in service_rows
-    )
-    index = HoldingIndex(holdings(verb=Verb.DEPLOY, user=user)) if refused_anywhere else None
+        index = HoldingIndex(holdings(verb=Verb.DEPLOY, user=user))
+        # SECURITY: an inactive account may deploy nothing (rule 1), whatever its grants say.
+        environment_ids, service_ids = _deploy_scopes(index) if user.is_active else (set(), set())
     who = user.get_username()
 
     def why(target: RuleTarget, fallback: str) -> str:
@@ -587,6 +586,20 @@ def deploy_choices(
         note = "deployed per group" if per_group else ""
         service_choices[pk] = Choice(pk, name, deployable, reason, note)
     return env_choices, service_choices
+
+
+def _deploy_scopes(index: HoldingIndex) -> tuple[set[int], set[int]]:
+    """The environments where the holdings allow deploying at least one service, and the
+    services they allow deploying in at least one environment, as allowed_targets would say,
+    from permissions.rules.allowed_scopes: whole environments and the other pairs, never every
+    (service, environment) spelled out (20,000 at 1,000 x 20: allowed_targets was a third of
+    the Deploy page's time for a user with a grant)."""
+    services = list(Service.objects.values_list("pk", flat=True))
+    environments = list(Environment.objects.values_list("pk", "availability"))
+    partial, whole = allowed_scopes(index, services, environments)
+    environment_ids = whole | {e for _, e in partial}
+    service_ids = (set(services) if whole else set()) | {s for s, _ in partial}
+    return environment_ids, service_ids
 
 
 def environment_blockers(user: User, environments: list[Environment]) -> dict[int, list[str]]:

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from deployments.models import Service
 from deployments.selectors import pair_refusals
 from environments.models import Environment
+from permissions.selectors import allowed_targets
 from permissions.services import can, grant
 from permissions.verbs import Effect, Verb
 from tests import factories
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 # The chosen page's queries today (session and user, the form's choices, the blockers, the
 # versions picker, what runs, the check): a change that adds one per row breaks the equality
 # below, one that adds a fixed one must raise this on purpose.
-MAX_QUERIES = {"alice": 15, "bob": 30}
+MAX_QUERIES = {"alice": 15, "bob": 29}
 
 
 @pytest.fixture
@@ -103,3 +104,27 @@ def test_an_inactive_account_is_refused_every_pair_whatever_its_grants(
     refused = pair_refusals(bob, [checkout], [staging])
     assert refused == {(checkout.pk, staging.pk): refused[(checkout.pk, staging.pk)]}
     assert "account inactive" in refused[(checkout.pk, staging.pk)]
+
+
+def test_the_choices_a_user_may_deploy_agree_with_allowed_targets(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    """The page decides deployable choices from scopes (whole environments and other pairs),
+    not from every pair spelled out: the same answer as allowed_targets, here with a pair
+    ALLOW in production, a service ALLOW everywhere and an environment DENY beside bob's
+    staging grant."""
+    ledger, audit = factories.make_service("ledger"), factories.make_service("audit")
+    closed = factories.make_environment("staging-closed", availability="staging")
+    hidden = factories.make_environment("production-2", availability="production")
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], service=checkout, environment=production)
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], service=audit)
+    grant(actor=None, user=bob, verbs=[Verb.DEPLOY], effect=Effect.DENY, environment=closed)
+    pairs = allowed_targets(bob, Verb.DEPLOY)
+    page = login(bob).get("/deploy/").context
+    deployable_environments = {c.pk for _, c in page["environment_boxes"] if c.deployable}
+    deployable_services = {c.pk for _, c in page["service_boxes"] if c.deployable}
+    assert deployable_environments == {e for _, e in pairs}
+    assert deployable_services == {s for s, _ in pairs}
+    assert closed.pk not in deployable_environments  # the DENY holds for every service
+    assert hidden.pk in deployable_environments  # through audit's service grant
+    assert ledger.pk in deployable_services  # through the staging grant
