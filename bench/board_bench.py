@@ -1,6 +1,7 @@
 """Status board and Deploy page server time and SQL count with 1,000 services x 20
 environments (a DONE deployment in every cell, a FAILED one after it in every tenth), against
-a trivial view in the same run (bench.common).
+a trivial view in the same run (bench.common); as a superuser, and as a developer (a user
+allowed to view and deploy in every "staging" environment by a grant, as most users are).
 
 Runs on its own SQLite database under var/ (BENCH_DATABASE_URL overrides), never on the
 database DATABASE_URL names, so that a benchmark cannot touch real data.
@@ -20,6 +21,7 @@ BENCH_DB = use_bench_database("board")
 SERVICES = int(os.environ.get("BENCH_BOARD_SERVICES", "1000"))
 ENVIRONMENTS = 20
 REPEAT = int(os.environ.get("BENCH_BOARD_REPEAT", "100"))
+DEPLOY_CHOSEN = "deploy page, a service and two environments chosen"
 
 
 def _populate() -> Any:
@@ -28,8 +30,12 @@ def _populate() -> Any:
 
     from deployments.models import DeployableVersion, Deployment, Service
     from environments.models import Cluster, Environment
+    from permissions.services import grant
+    from permissions.verbs import Verb
 
     user = User.objects.create_user("bench", password="bench-password-0123", is_superuser=True)
+    developer = User.objects.create_user("bench-dev", password="bench-password-0123")
+    grant(actor=None, user=developer, verbs=[Verb.VIEW, Verb.DEPLOY], availability="staging")
     cluster = Cluster.objects.create(name="bench")
     environments = Environment.objects.bulk_create(
         Environment(name=f"env-{i}", cluster=cluster, namespace=f"ns-{i}", availability="staging")
@@ -67,6 +73,8 @@ def main() -> dict[str, Any]:
     from bench.common import count_queries, fresh_site, signed_in, time_pages, write_result
 
     user = fresh_site(BENCH_DB, _populate)
+    from django.contrib.auth.models import User
+
     from deployments.models import Service
     from environments.models import Environment
 
@@ -78,20 +86,30 @@ def main() -> dict[str, Any]:
         "status board, one service": "/status/?service=svc-0007",
         "status board, one environment": "/status/?environment=env-3",
         "deploy page": "/deploy/",
-        "deploy page, a service and two environments chosen": f"/deploy/?services={chosen}"
-        f"&environments={env_1}&environments={env_2}",
+        DEPLOY_CHOSEN: f"/deploy/?services={chosen}&environments={env_1}&environments={env_2}",
     }
-    with signed_in(user) as client:
-        queries = {
-            metric: count_queries(partial(client.get, path))
-            for metric, path in {**pages, "trivial view": "/bench/trivial/"}.items()
-        }
-        rows = time_pages(client, pages, repeat=REPEAT)
+    developer_pages = {
+        f"{metric}, a developer with a grant": path
+        for metric, path in pages.items()
+        if metric in ("status board (first page of services)", DEPLOY_CHOSEN)
+    }
+    queries, rows = {}, []
+    for who, measured in ((user, pages), (User.objects.get(username="bench-dev"), developer_pages)):
+        with signed_in(who) as client:
+            queries.update(
+                {
+                    metric: count_queries(partial(client.get, path))
+                    for metric, path in {**measured, "trivial view": "/bench/trivial/"}.items()
+                }
+            )
+            rows += time_pages(client, measured, repeat=REPEAT)
     result = {
         "name": "board",
         "setup": f"{SERVICES} services x {ENVIRONMENTS} environments "
         f"({SERVICES * ENVIRONMENTS} cells), SQLite, {REPEAT} requests each (interleaved with "
-        "the trivial view); a shared, loaded machine: compare the ratios",
+        "the trivial view), as a superuser and as a developer (view and deploy granted on "
+        "availability 'staging', every environment's); a shared, loaded machine: compare the "
+        "ratios",
         "rows": rows,
         "sql_queries_per_page": queries,
         "sql_queries": {
