@@ -150,6 +150,7 @@ class Run:
         self.follower: Follower | None = None  # open until its Events are recorded
         self.unwritten: list[dict[str, str]] = []  # timeline entries seen, not written yet
         self.written_at = 0.0  # time.monotonic() of the last timeline write
+        self.watched_unwritten = 0.0  # seconds watched, written with the verdict
 
     def event_version(self, cluster: Cluster, namespace: str, name: str) -> EventFeed:
         """The Events of Deployment `name` from now on: a share of the namespace's Event watch
@@ -185,17 +186,27 @@ class Run:
             live.broadcast_timeline(self.deployment, entry)
 
     def finish(self, status: Status, reason: str, *, also: dict[str, Any] | None = None) -> None:
-        """The final status (with `also`: other columns, written by the same UPDATE)."""
-        self.note_many([])  # what the rollout saw, before its verdict
+        """The final status (with `also`: other columns, written by the same UPDATE), with
+        the timeline entries not written yet, the verdict's own, and the time watched: one
+        write between the verdict and DONE."""
+        d = self.deployment
+        entries = [*self.unwritten, *_entries([("worker", f"{status}: {reason}")])]
+        changes = {**(also or {}), "timeline": [*d.timeline, *entries][-TIMELINE_LIMIT:]}
+        if self.watched_unwritten:
+            changes["watched_seconds"] = float(d.watched_seconds or 0) + self.watched_unwritten
         try:
             # A transition whose answer was lost with the connection is InvalidTransition on
             # the retry (the row moved already): re-read, as for a race.
-            self.db(lambda: self.deployment.transition_to(status, reason=reason, also=also))
+            self.db(lambda: d.transition_to(status, reason=reason, also=changes))
         except InvalidTransition:
-            self.db(self.deployment.refresh_from_db)
-            logger.warning("deployment %s moved under us: %s", self.deployment.pk, reason)
+            self.db(d.refresh_from_db)
+            logger.warning("deployment %s moved under us: %s", d.pk, reason)
+            self.note_many([])  # what was seen, without the verdict that did not happen
             return
-        self.note("worker", f"{status}: {reason}")
+        self.unwritten, self.watched_unwritten = [], 0.0
+        self.written_at = time.monotonic()
+        for entry in entries:
+            live.broadcast_timeline(d, entry)
         logger.info("deployment %s: %s (%s)", self.deployment.pk, status, reason)
         if self.deployment.started_at is not None:  # the verdict of a rollout that started
             elapsed = (timezone.now() - self.deployment.started_at).total_seconds()
@@ -595,12 +606,18 @@ class Run:
             resumed=not cancelling and self.resumed,
         )
         self.follower, self.event_feed = follower, None  # (the follower leaves the feed)
+        result = RolloutResult("interrupted", "")
         try:
             result = self.record_progress(follower.follow(keep_watching=True), should_stop)
         finally:
-            if not cancelling:
+            if cancelling:
+                pass
+            elif result.state == "interrupted":  # (no verdict to write it with)
                 self._add_watched(time.monotonic() - following)
-        self.record(follower.take_notes())
+            else:
+                self.watched_unwritten = time.monotonic() - following
+        # With the verdict (finish): the rollout's last notes.
+        self.unwritten += _entries(follower.take_notes())
         if result.state == "failed":
             self.explain_failure(follower)
         return result
