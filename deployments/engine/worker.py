@@ -63,6 +63,14 @@ APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS  # 0: the budget alone bounds th
 APPLY_BUDGET = float(settings.APOLLO_APPLY_BUDGET_SECONDS)
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = 300
+# Rollouts one worker drives at once (`rundeployments --parallel`). Each holds a database
+# connection while it follows (its thread's: the cancellation read, the timeline writes), and
+# the worker a few more (claims, heartbeat, notifications, the wake-up). On PostgreSQL, two
+# workers (deploy/base/worker.yaml) at 32 hold about 72 of the default max_connections (100),
+# leaving room for the web pods and a migration; on SQLite threads are cheap and 32 rollouts
+# already keep its one writer busy. More rollouts wait PENDING, in order, for a free slot; a
+# worker meant to follow 100 at once is given --parallel 100 and a server that allows it.
+DEFAULT_PARALLEL = 32
 STATUS_CHECK_SECONDS = 0.25  # how soon a following rollout sees a cancellation request
 # What a rollout sees while following is written to its timeline at most this often (and with
 # the verdict, or any other note): one write per rollout and burst of changes cost a worker
@@ -858,7 +866,7 @@ def run_worker(
     *,
     shutdown: threading.Event,
     poll_interval: float = 0.5,
-    parallel: int = 8,
+    parallel: int = DEFAULT_PARALLEL,
     owner: str | None = None,
     on_idle: Callable[[], None] | None = None,
     grace: float = 0.0,

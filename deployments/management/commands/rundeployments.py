@@ -1,3 +1,4 @@
+import argparse
 import signal
 import threading
 from typing import Any
@@ -6,15 +7,32 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import start_http_server
 
-from deployments.engine.worker import run_worker, worker_name
+from deployments.engine.worker import DEFAULT_PARALLEL, run_worker, worker_name
 from deployments.notifications.delivery import start_deliverer
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 class Command(BaseCommand):
     help = "Run the deployment worker: claim PENDING deployments, apply them, follow rollouts."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--parallel", type=int, default=8, help="deployments at once")
+        parser.add_argument(
+            "--parallel",
+            type=_at_least_one,
+            default=DEFAULT_PARALLEL,
+            help=f"deployments driven at once (default {DEFAULT_PARALLEL}); each holds a "
+            "database connection while it follows: on PostgreSQL keep the workers' total "
+            "under max_connections",
+        )
         parser.add_argument(
             "--poll-interval", type=float, default=0.2, help="seconds between looks for work"
         )
