@@ -125,6 +125,9 @@ class Heartbeat:
         self.locks = LockSession() if connection.vendor == "postgresql" else None
         self.started = timezone.now()
         self._guard = threading.Lock()
+        # Held by a beat while it renews leases, and by stop_renewing: once that returns, no
+        # beat renews the lease it named (a renewal in flight has been written before).
+        self._renewing = threading.Lock()
         self._held: set[int] = set()
         self._lost: set[int] = set()
         self._renewed = time.monotonic()  # the last beat that renewed the leases
@@ -155,6 +158,12 @@ class Heartbeat:
         with self._guard:
             self._held.add(pk)
             self._lost.discard(pk)
+
+    def stop_renewing(self, pk: int) -> None:
+        """No beat renews this deployment's lease any more (its lock is still held): the
+        caller may now end the lease without a beat in flight extending it again."""
+        with self._renewing, self._guard:
+            self._held.discard(pk)
 
     def release(self, pk: int) -> None:
         with self._guard:
@@ -208,19 +217,20 @@ class Heartbeat:
 
     def beat(self) -> None:
         self._keep_locks()
-        with self._guard:
-            held = set(self._held - self._lost)
         now = timezone.now()
-        if held:
-            ours = set(
-                Deployment.objects.filter(pk__in=held, lease_owner=self.owner).values_list(
-                    "pk", flat=True
+        with self._renewing:
+            with self._guard:
+                held = set(self._held - self._lost)
+            if held:
+                ours = set(
+                    Deployment.objects.filter(pk__in=held, lease_owner=self.owner).values_list(
+                        "pk", flat=True
+                    )
                 )
-            )
-            Deployment.objects.filter(pk__in=ours, lease_owner=self.owner).update(
-                lease_expires_at=now + self.lease
-            )
-            self._mark_lost(held - ours, "its lease was taken over")
+                Deployment.objects.filter(pk__in=ours, lease_owner=self.owner).update(
+                    lease_expires_at=now + self.lease
+                )
+                self._mark_lost(held - ours, "its lease was taken over")
         self._renewed = time.monotonic()
         WorkerHeartbeat.objects.update_or_create(
             name=self.owner,

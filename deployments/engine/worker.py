@@ -759,7 +759,10 @@ def drive_deployment(
         with contextlib.suppress(Exception):
             run.close_follower()  # never leave watch threads behind
         if shutdown.is_set():
-            # Hand the deployment over at once rather than when the lease runs out.
+            # Hand the deployment over at once rather than when the lease runs out (first no
+            # beat may renew it: one in flight would extend the lease just ended).
+            if heartbeat is not None:
+                heartbeat.stop_renewing(deployment.pk)
             with contextlib.suppress(*CONNECTION_ERRORS):
                 Deployment.objects.filter(pk=deployment.pk, lease_owner=owner).update(
                     lease_expires_at=timezone.now()
