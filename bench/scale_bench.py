@@ -12,7 +12,8 @@ the difference. The worker's CPU seconds over the run and its peak RSS (VmHWM) c
 /proc, beside its idle RSS measured in the same run.
 
 Its own SQLite database under var/ (BENCH_DATABASE_URL overrides; with PostgreSQL mind
-max_connections: the worker holds a connection per rollout thread).
+max_connections: the worker holds a connection per rollout thread, 100 here, so the server
+must allow about 110).
 """
 
 import os
@@ -143,7 +144,10 @@ def _request_all(key: str, versions: list[Any]) -> dict[int, str]:
 
 
 def main(rollouts: int = DEFAULT_ROLLOUTS) -> dict[str, Any]:
-    BENCH_DB.unlink(missing_ok=True)
+    # With its WAL and shared-memory files: a stale WAL beside a new database file makes it
+    # "malformed" (a run stopped before its worker checkpointed).
+    for leftover in (BENCH_DB, *(BENCH_DB.with_name(BENCH_DB.name + s) for s in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
     import django
 
     django.setup()
@@ -202,6 +206,9 @@ def main(rollouts: int = DEFAULT_ROLLOUTS) -> dict[str, Any]:
             lags.append((finished_at.timestamp() - complete) * 1000)
             rollout_times.append((complete - started) * 1000)
     lag = summary(lags) if lags else {}
+    # Where the slowest verdicts fall in the run: (ms after the POSTs began that the rollout
+    # completed, its lag in ms), the five largest lags.
+    slowest = sorted(zip(rollout_times, lags, strict=True), key=lambda pair: -pair[1])[:5]
     result = {
         "name": "scale" if rollouts == DEFAULT_ROLLOUTS else f"scale-{rollouts}",
         "setup": f"{rollouts} concurrent rollouts (2 replicas, pods starting in {STARTUP} s) "
@@ -219,6 +226,7 @@ def main(rollouts: int = DEFAULT_ROLLOUTS) -> dict[str, Any]:
         else [],
         "statuses": statuses,
         "done_lag_ms": {**lag, "max_ms": round(max(lags), 1) if lags else None},
+        "slowest": [{"complete_at_ms": round(at), "lag_ms": round(ms)} for at, ms in slowest],
         "target": "every DONE within 100 ms of the rollout completing",
         "worker": {
             "cpu_seconds": round(cpu_end - cpu_idle, 2),
