@@ -58,6 +58,10 @@ class DeploymentOutput(serializers.ModelSerializer[Deployment]):
     git_commit_sha = serializers.CharField(source="version.git_commit_sha")
     deployed_by = serializers.CharField(source="deployed_by.username")
     url = serializers.SerializerMethodField(help_text="The deployment's page.")
+    cause: "serializers.PrimaryKeyRelatedField[Deployment]" = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        help_text="The deployment this one reverts (a revert by hand or automatic), else null.",
+    )
 
     class Meta:
         model = Deployment
@@ -74,6 +78,7 @@ class DeploymentOutput(serializers.ModelSerializer[Deployment]):
             "created_at",
             "started_at",
             "finished_at",
+            "cause",
             "url",
         ]
         read_only_fields = fields

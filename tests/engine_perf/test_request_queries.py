@@ -22,10 +22,10 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/deployments/"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 # Token, version with its service, environment, blockers, the target's state (in progress?
-# the version it ran last), the deployment, its history event, the notification
-# subscriptions; and the grants for a user who is not a superuser.
+# the version it ran last, whether anybody subscribed), the deployment, its history event;
+# and the grants for a user who is not a superuser.
 SUPERUSER_CAP = 8
-GRANTED_USER_CAP = 9
+GRANTED_USER_CAP = 8
 # The Deploy page's POST adds the session and its user, and its form's reads: the services
 # and environments the user may view (with the view grants), then the chosen rows.
 PAGE_CAP = 14

@@ -178,6 +178,10 @@ def test_bob_reverts_and_marks_bad_through_the_api(bob: User) -> None:
     revert = Deployment.objects.get(pk=response.json()["id"])
     assert (revert.version, revert.cause) == (s.good, s.second)
     assert BadVersion.objects.active().get().reason == "500s"
+    # The API says what a deployment reverts; a deployment that reverts nothing says null.
+    assert response.json()["cause"] == s.second.pk
+    assert call(bob, f"/api/v1/deployments/{revert.pk}/").json()["cause"] == s.second.pk
+    assert call(bob, f"/api/v1/deployments/{s.second.pk}/").json()["cause"] is None
 
 
 def test_a_revert_without_permission_is_refused_and_changes_nothing(carol: User, bob: User) -> None:
