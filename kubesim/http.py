@@ -21,6 +21,7 @@ from kubesim.errors import ApiError, bad_request, not_found, success_status
 from kubesim.kinds import Kinds, Strategy
 from kubesim.label_selectors import make_filter
 from kubesim.store import Entry, Watcher, dumps
+from kubesim.watch_options import check_list_options, watch_start
 
 JSON = dict[str, Any]
 SubHandler = Callable[["Route", web.Request], Awaitable[web.StreamResponse]]
@@ -383,6 +384,7 @@ class KubeHandlers:
         object_filter = make_filter(query.get("labelSelector"), query.get("fieldSelector"))
         if query.get("watch") in ("true", "1"):
             return await self.watch(request, route, namespace, object_filter)
+        check_list_options(query)
         return self.list(request, route, namespace, object_filter)
 
     def list(
@@ -419,8 +421,9 @@ class KubeHandlers:
         self, request: web.Request, route: Route, namespace: str | None, object_filter: Any
     ) -> web.StreamResponse:
         query = request.query
-        since_text = query.get("resourceVersion")
-        since = int(since_text) if since_text and since_text != "0" else None
+        store = self.cluster.store
+        # Invalid options are an error answer, before the stream starts (as upstream).
+        start = watch_start(query, store.resource_version)
         timeout = float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -428,7 +431,14 @@ class KubeHandlers:
         await response.prepare(request)
         request[STREAMING] = True
         try:
-            watcher = self.cluster.store.watch(route.rtype, namespace, object_filter, since)
+            watcher = store.watch(
+                route.rtype,
+                namespace,
+                object_filter,
+                start.since,
+                initial_events=start.initial_events,
+                initial_events_end=start.end_bookmark,
+            )
         except ApiError as exc:
             await response.write(dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
             return response
@@ -467,12 +477,14 @@ class KubeHandlers:
                 continue
             chunks = []
             while item is not None:
+                kind, event = item
                 chunks.append(
                     _event_line(
-                        item[0],
-                        item[1].raw_object()
-                        if as_table is None
-                        else dumps(tables.table(as_table, [item[1].obj], {})),
+                        kind,
+                        # A bookmark carries only a resourceVersion: never a Table row.
+                        event.raw_object()
+                        if as_table is None or kind == "BOOKMARK"
+                        else dumps(tables.table(as_table, [event.obj], {})),
                     )
                 )
                 if watcher.queue.empty() or len(chunks) >= 200:

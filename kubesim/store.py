@@ -104,6 +104,17 @@ class Watcher:
 Listener = Callable[[ResourceType, WatchEvent], None]
 
 
+def initial_events_end_bookmark(rtype: ResourceType, rv: int) -> WatchEvent:
+    """The BOOKMARK that ends a streaming list's initial events, at the state's version."""
+    annotations = {"k8s.io/initial-events-end": "true"}
+    obj = {
+        "kind": rtype.kind,
+        "apiVersion": rtype.api_version,
+        "metadata": {"resourceVersion": str(rv), "annotations": annotations},
+    }
+    return WatchEvent("BOOKMARK", obj, None, rv)
+
+
 class Store:
     def __init__(self, *, history_size: int = 5000, watch_queue_size: int = 10000) -> None:
         self._rv = 1
@@ -230,15 +241,21 @@ class Store:
         namespace: str | None,
         object_filter: ObjectFilter | None,
         since: int | None,
+        *,
+        initial_events: bool = True,
+        initial_events_end: bool = False,
     ) -> Watcher:
         """Register a watcher. since=None: synthetic ADDED for current objects, then live.
 
+        initial_events=False with since=None starts at the current state without them;
+        initial_events_end queues, right after the initial events and before any change, the
+        BOOKMARK that ends them (the streaming list), carrying the state's resourceVersion.
         Raises ApiError 410 (Expired) when events after `since` were already compacted away.
         """
         watcher = Watcher(rtype, namespace, object_filter, self.watch_queue_size)
         backlog: list[tuple[str, WatchEvent]] = []
         if since is None:
-            for entry in self.entries(rtype, namespace):
+            for entry in self.entries(rtype, namespace) if initial_events else ():
                 event = WatchEvent("ADDED", entry.obj, None, 0, entry._raw)
                 if watcher.event_type(event):
                     backlog.append(("ADDED", event))
@@ -253,6 +270,8 @@ class Store:
                 kind = watcher.event_type(event) if event.rv > since else None
                 if kind:
                     backlog.append((kind, event))
+        if initial_events_end:
+            backlog.append(("BOOKMARK", initial_events_end_bookmark(rtype, self._rv)))
         watcher.limit += len(backlog)
         for item in backlog:
             watcher.queue.put_nowait(item)
