@@ -269,12 +269,8 @@ def _kubectl_once(kubectl: str, kubeconfig: Path, documents: list[dict[str, Any]
     # --force-conflicts: Apollo's field manager owns the fields the runs before set.
     # --validate=false: kubesim serves no OpenAPI schema to validate against.
     apply = [*base, "apply", "--server-side", "--force-conflicts", "--validate=false"]
-    # kubesim takes a watch's sendInitialEvents but never ends the initial events with the
-    # bookmark client-go waits for: kubectl >= 1.35 (its WatchListClient gate, on by default)
-    # would wait in rollout status until its timeout. The list + watch of earlier kubectls.
-    env = {**os.environ, "KUBE_FEATURE_WatchListClient": "false"}
     for command in ([*apply, "-f", manifest.name], [*base, *ROLLOUT_STATUS]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()}")
     elapsed = (time.perf_counter() - start) * 1000
