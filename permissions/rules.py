@@ -214,6 +214,22 @@ def allowed_scopes(
     return partial, whole
 
 
+def allows_somewhere(
+    index: HoldingIndex, services: list[int], environments: list[tuple[int, str]]
+) -> bool:
+    """Whether allowed_scopes would find any allowed pair, stopping at the first one. Services
+    that no holding names are decided alike (allowed_scopes), so one of them stands for all."""
+    named = index.named_services()
+    special = [s for s in services if s in named]
+    plain = next((s for s in services if s not in named), None)
+    candidates = special if plain is None else [plain, *special]
+    return any(
+        allows(index, Target(s, "", e, "", availability))
+        for e, availability in environments
+        for s in candidates
+    )
+
+
 def allowed_pairs(
     index: HoldingIndex, services: list[int], environments: list[tuple[int, str]]
 ) -> tuple[set[tuple[int, int]], set[int]]:

@@ -31,6 +31,7 @@ from permissions.rules import (
     allowed_pairs,
     allowed_scopes,
     allows,
+    allows_somewhere,
     decide,
     sentence,
 )
@@ -161,6 +162,25 @@ def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
         return {(s, e) for s in services for e in environment_ids}
     index, services, environments = _index_and_rows(user, verb)
     return allowed_pairs(index, services, environments)[0]
+
+
+def may_somewhere(user: User | AnonymousUser, verb: Verb) -> bool:
+    """bool(allowed_targets(user, verb)) without spelling out the pairs (the header asks it on
+    every page): one query of the holdings, and for who holds an ALLOW of the verb, one each for
+    services and environments, decided until the first allowed pair."""
+    verb = Verb(verb)
+    if _is_refused_outright(user):
+        return False
+    assert isinstance(user, User)
+    if user.is_superuser:
+        return Service.objects.exists() and Environment.objects.exists()
+    index_holdings = holdings(verb=verb, user=user)
+    # A verb is allowed only where an ALLOW holding applies (rule 5): most readers hold none.
+    if not any(h.effect == Effect.ALLOW for h in index_holdings):
+        return False
+    services = list(Service.objects.values_list("pk", flat=True))
+    environments = list(Environment.objects.values_list("pk", "availability"))
+    return allows_somewhere(HoldingIndex(index_holdings), services, environments)
 
 
 @dataclass(frozen=True)
