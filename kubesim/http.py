@@ -21,7 +21,7 @@ from kubesim.errors import ApiError, bad_request, not_found, success_status
 from kubesim.kinds import Kinds, Strategy
 from kubesim.label_selectors import make_filter
 from kubesim.store import Entry, Watcher, dumps
-from kubesim.watch_options import check_list_options, watch_start
+from kubesim.watch_options import check_list_options, flag, watch_start
 
 JSON = dict[str, Any]
 SubHandler = Callable[["Route", web.Request], Awaitable[web.StreamResponse]]
@@ -425,7 +425,7 @@ class KubeHandlers:
         # Invalid options are an error answer, before the stream starts (as upstream).
         start = watch_start(query, store.resource_version)
         timeout = float(query.get("timeoutSeconds") or 1800)
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = flag(query, "allowWatchBookmarks") is True
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)

@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client
 
 from kubesim.testing import KubesimHandle
-from tests.kubesim.helpers import deployment, pod
+from tests.kubesim.helpers import deployment, pod, wait_for
 
 JSON = dict[str, Any]
 STREAMING_LIST = {
@@ -162,7 +162,7 @@ def test_without_allow_watch_bookmarks_the_initial_events_come_without_the_bookm
 
 
 def test_send_initial_events_false_starts_after_the_current_state(
-    kubesim_api: Any, kubesim_namespace: str
+    kubesim: KubesimHandle, kubesim_api: Any, kubesim_namespace: str
 ) -> None:
     core = client.CoreV1Api(kubesim_api)
     core.create_namespaced_config_map(kubesim_namespace, config_map("before"))
@@ -170,6 +170,8 @@ def test_send_initial_events_false_starts_after_the_current_state(
     response = open_watch(kubesim_api, kubesim_namespace, params)
     try:
         stream = events(response)
+        # Nothing arrives to show the watch is in place: ask the server before the change.
+        wait_for(lambda: kubesim.watches_in(kubesim_namespace) == 1, timeout=30, what="watch")
         core.create_namespaced_config_map(kubesim_namespace, config_map("after"))
         first = next(e for e in stream if e["type"] != "BOOKMARK")
     finally:
