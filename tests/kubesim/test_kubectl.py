@@ -1,4 +1,7 @@
-"""kubectl from PATH against kubesim with the generated kubeconfig; asserts what kubectl prints."""
+"""kubectl against kubesim with the generated kubeconfig; asserts what kubectl prints.
+
+The kubectl is the one built from the project's pinned Kubernetes modules (`make kubectl`:
+var/bin/kubectl); a machine without it uses one on PATH, else these tests are skipped."""
 
 from __future__ import annotations
 
@@ -14,15 +17,21 @@ from kubernetes import client
 from kubesim.testing import KubesimHandle
 from tests.kubesim.helpers import deployment, wait_for
 
+BUILT = Path(__file__).resolve().parents[2] / "var" / "bin" / "kubectl"
+KUBECTL = str(BUILT) if BUILT.exists() else shutil.which("kubectl")
+
 pytestmark = [
     pytest.mark.kubectl,
-    pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH"),
+    pytest.mark.skipif(
+        KUBECTL is None, reason="no kubectl: build var/bin/kubectl with `make kubectl`"
+    ),
 ]
 
 
 class Kubectl:
     def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        self.base = ["kubectl", "--kubeconfig", str(kubeconfig), "-n", namespace]
+        assert KUBECTL is not None
+        self.base = [KUBECTL, "--kubeconfig", str(kubeconfig), "-n", namespace]
 
     def run(
         self, *args: str, timeout: float = 30, check: bool = True, stdin: str | None = None
@@ -133,7 +142,9 @@ def test_delete_scale_restart_and_events(kubectl: Kubectl, tmp_path: Path) -> No
     apply(kubectl, tmp_path, deployment("ops", replicas=2))
     kubectl.run("rollout", "status", "deployment/ops", "--timeout=20s")
     victim = kubectl.run("get", "pods", "-o", "name").stdout.split()[0]
-    assert kubectl.run("delete", victim).stdout.strip() == f'pod "{victim.split("/")[1]}" deleted'
+    # kubectl 1.35+ adds "from <namespace> namespace".
+    deleted = kubectl.run("delete", victim).stdout.strip()
+    assert deleted.startswith(f'pod "{victim.split("/")[1]}" deleted'), deleted
     wait_for(
         lambda: (
             len(kubectl.run("get", "pods", "--no-headers").stdout.splitlines()) == 2
