@@ -72,13 +72,15 @@ class EventFeed:
             ).start()
 
 
-_registry: dict[tuple[int | None, str, str], "_NamespaceEvents"] = {}
+_registry: dict[tuple[int, str, str], "_NamespaceEvents"] = {}
 _registry_lock = threading.Lock()
 
 
 def subscribe(cluster: Cluster, namespace: str, name: str) -> EventFeed:
     """A feed of the Events involving Deployment `name`, from now on (see `covered`)."""
-    key = (cluster.pk, cluster.api_url, namespace)
+    # Keyed by the connection's settings: after a token rotation, new rollouts watch with the
+    # new token (the old watch serves its followers until they leave).
+    key = (*kube.connection_key(cluster), namespace)
     feed = EventFeed(name=name)
     with _registry_lock:
         watch = _registry.get(key)
@@ -93,14 +95,14 @@ def subscribe(cluster: Cluster, namespace: str, name: str) -> EventFeed:
 def watching(cluster: Cluster, namespace: str) -> int:
     """How many feeds the namespace's shared watch serves (0: none open), for tests."""
     with _registry_lock:
-        watch = _registry.get((cluster.pk, cluster.api_url, namespace))
+        watch = _registry.get((*kube.connection_key(cluster), namespace))
         return len(watch.feeds) if watch is not None else 0
 
 
 class _NamespaceEvents(threading.Thread):
     """The shared watch of one namespace's Events."""
 
-    def __init__(self, cluster: Cluster, namespace: str, key: tuple[int | None, str, str]):
+    def __init__(self, cluster: Cluster, namespace: str, key: tuple[int, str, str]):
         super().__init__(daemon=True, name=f"events-{namespace}")
         self.cluster, self.namespace, self.key = cluster, namespace, key
         self.feeds: list[EventFeed] = []

@@ -29,6 +29,7 @@ from environments.kube.client import (
     Obj,
     api_client,
     client_credentials,
+    connection_key,
 )
 from environments.kube.errors import ClusterUnreachable, KubeError, WatchExpired
 from environments.kube.pods import (
@@ -72,6 +73,7 @@ __all__ = [
     "apply",
     "client_credentials",
     "collection_version",
+    "connection_key",
     "delete_pod",
     "list_objects",
     "owned_version",

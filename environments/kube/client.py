@@ -29,7 +29,9 @@ _clients: dict[tuple[int, str], client.ApiClient] = {}
 _lock = threading.Lock()
 
 
-def _cache_key(cluster: Cluster) -> tuple[int, str]:
+def connection_key(cluster: Cluster) -> tuple[int, str]:
+    """What a connection to the cluster is made of (a digest: never a credential in clear); it
+    changes when any setting does, a rotated token included."""
     fingerprint = "|".join(
         [
             cluster.connection,
@@ -51,7 +53,7 @@ def _cache_key(cluster: Cluster) -> tuple[int, str]:
 
 def api_client(cluster: Cluster) -> client.ApiClient:
     """A client for the cluster, shared by threads and rebuilt when the cluster changes."""
-    key = _cache_key(cluster)
+    key = connection_key(cluster)
     with _lock:
         cached = _clients.get(key)
         if cached is None:

@@ -3,6 +3,7 @@ hands each rollout the Events that involve it, closes when its last follower lea
 on for the others when one follower fails. Watches are counted in the test's own namespace
 only, through kubesim's view."""
 
+import copy
 import time
 import uuid
 from collections.abc import Callable
@@ -143,4 +144,23 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
         )
     )
     healthy.close()
+    assert _until(lambda: kubesim.watches_in(ns) == 0)
+
+
+def test_after_a_token_rotation_new_rollouts_watch_with_the_new_connection(
+    kubesim: KubesimHandle, staging: Environment
+) -> None:
+    ns = staging.namespace
+    before = event_watch.subscribe(staging.cluster, ns, "web")
+    rotated = copy.copy(staging.cluster)
+    rotated.token_ciphertext = rotated.token_ciphertext + "-rotated"  # another connection
+    after = event_watch.subscribe(rotated, ns, "api")
+    try:
+        assert before._watch is not after._watch
+        # Each connection's watch serves its own follower.
+        assert event_watch.watching(staging.cluster, ns) == 1
+        assert event_watch.watching(rotated, ns) == 1
+    finally:
+        before.close()
+        after.close()
     assert _until(lambda: kubesim.watches_in(ns) == 0)
