@@ -94,6 +94,9 @@ MIDDLEWARE = [
     "apollo_site.errors.FriendlyNotFoundMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A request's permission questions share one read of the user's holdings (and nothing
+    # outlives the request: a revoked grant holds from the next one).
+    "permissions.middleware.SharedPermissionReadsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as axes asks: turns a locked-out log-in into permissions.throttling's refusal.

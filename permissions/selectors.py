@@ -12,10 +12,13 @@ the given environment (or in at least one environment).
 """
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache, cached_property
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.db.models import F, Q, QuerySet, Value
@@ -38,6 +41,36 @@ from permissions.rules import (
 from permissions.verbs import IMPLIES_VIEW, Effect, Verb
 
 Pair = tuple[int, int]
+T = TypeVar("T")
+
+# The reads a request shares between its questions (its visibility filter and the header's
+# deploy check ask the same user's holdings, services and environments): set by
+# permissions.middleware for one request only, so a grant revoked takes effect on the next
+# request. None outside a request (commands, consumers, direct calls): nothing is shared.
+_request_reads: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar(
+    "apollo_permission_reads", default=None
+)
+
+
+@contextmanager
+def reads_shared_for_one_request() -> Iterator[None]:
+    token = _request_reads.set({})
+    try:
+        yield
+    finally:
+        _request_reads.reset(token)
+
+
+def _read_once(key: tuple[object, ...], load: Callable[[], T]) -> T:
+    """load() once per request (callers must not mutate what it returns); every time outside."""
+    reads = _request_reads.get()
+    if reads is None:
+        return load()
+    if key not in reads:
+        reads[key] = load()
+    result: T = reads[key]
+    return result
+
 
 _SCOPE_FIELDS = {
     "grant_id": F("content_object_id"),
@@ -67,9 +100,17 @@ def _verb_filter(verb: Verb) -> Q:
 
 
 def _user_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
+    return _user_rows_of(_verb_filter(verb) & condition, {})
+
+
+def _group_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
+    return _group_rows_of(_verb_filter(verb) & condition, {})
+
+
+def _user_rows_of(condition: Q, extra: dict[str, F]) -> "QuerySet[Any]":
     rows: QuerySet[Any] = (
-        GrantUserObjectPermission.objects.filter(_verb_filter(verb), condition)
-        .values(**_SCOPE_FIELDS)
+        GrantUserObjectPermission.objects.filter(condition)
+        .values(**_SCOPE_FIELDS, **extra)
         .annotate(
             holder_kind=Value("user"), holder_id=F("user_id"), holder_name=F("user__username")
         )
@@ -77,10 +118,10 @@ def _user_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
     return rows
 
 
-def _group_rows(verb: Verb, condition: Q) -> "QuerySet[Any]":
+def _group_rows_of(condition: Q, extra: dict[str, F]) -> "QuerySet[Any]":
     rows: QuerySet[Any] = (
-        GrantGroupObjectPermission.objects.filter(_verb_filter(verb), condition)
-        .values(**_SCOPE_FIELDS)
+        GrantGroupObjectPermission.objects.filter(condition)
+        .values(**_SCOPE_FIELDS, **extra)
         .annotate(holder_kind=Value("group"), holder_id=F("group_id"), holder_name=F("group__name"))
     )
     return rows
@@ -133,9 +174,38 @@ def holdings(
     if target is not None:
         scope = target_scope_q(target)
         user_condition, group_condition = user_condition & scope, group_condition & scope
+    if user is not None and group is None and target is None and _request_reads.get() is not None:
+        every_verb = _read_once(("holdings", user.pk), lambda: _holdings_of_every_verb(user))
+        return _of_verb(every_verb, Verb(verb))
     user_rows, group_rows = _holding_queries(Verb(verb))
     rows = user_rows.filter(user_condition).union(group_rows.filter(group_condition), all=True)
     return [Holding(**row) for row in rows]
+
+
+def _holdings_of_every_verb(user: User) -> list[tuple[str, Holding]]:
+    """A user's holdings of every verb, with the verb's codename, in one query: a request asks
+    for several verbs (view for its filter, deploy for the header) and _of_verb picks each."""
+    grant_type = Q(
+        permission__content_type__app_label="permissions",
+        permission__content_type__model="grant",
+    )
+    codename = {"codename": F("permission__codename")}
+    user_rows = _user_rows_of(grant_type & Q(user=user), codename)
+    group_rows = _group_rows_of(grant_type & Q(group__user=user), codename)
+    rows = user_rows.union(group_rows, all=True)
+    return [(row.pop("codename"), Holding(**row)) for row in rows]
+
+
+def _of_verb(every_verb: list[tuple[str, Holding]], verb: Verb) -> list[Holding]:
+    """The rows _verb_filter(verb) would have read (rule 6 for view)."""
+    if verb != Verb.VIEW:
+        return [h for codename, h in every_verb if codename == verb.value]
+    implied = {v.value for v in IMPLIES_VIEW}
+    return [
+        h
+        for codename, h in every_verb
+        if codename == Verb.VIEW.value or (codename in implied and h.effect == Effect.ALLOW)
+    ]
 
 
 def _is_refused_outright(user: User | AnonymousUser) -> bool:
@@ -145,9 +215,18 @@ def _is_refused_outright(user: User | AnonymousUser) -> bool:
 def _index_and_rows(
     user: User, verb: Verb
 ) -> tuple[HoldingIndex, list[int], list[tuple[int, str]]]:
-    services = list(Service.objects.values_list("pk", flat=True))
-    environments = list(Environment.objects.values_list("pk", "availability"))
-    return HoldingIndex(holdings(verb=verb, user=user)), services, environments
+    return HoldingIndex(holdings(verb=verb, user=user)), _service_ids(), _environment_rows()
+
+
+def _service_ids() -> list[int]:
+    return _read_once(("services",), lambda: list(Service.objects.values_list("pk", flat=True)))
+
+
+def _environment_rows() -> list[tuple[int, str]]:
+    return _read_once(
+        ("environments",),
+        lambda: list(Environment.objects.values_list("pk", "availability")),
+    )
 
 
 def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
@@ -178,9 +257,7 @@ def may_somewhere(user: User | AnonymousUser, verb: Verb) -> bool:
     # A verb is allowed only where an ALLOW holding applies (rule 5): most readers hold none.
     if not any(h.effect == Effect.ALLOW for h in index_holdings):
         return False
-    services = list(Service.objects.values_list("pk", flat=True))
-    environments = list(Environment.objects.values_list("pk", "availability"))
-    return allows_somewhere(HoldingIndex(index_holdings), services, environments)
+    return allows_somewhere(HoldingIndex(index_holdings), _service_ids(), _environment_rows())
 
 
 @dataclass(frozen=True)

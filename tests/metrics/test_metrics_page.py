@@ -120,8 +120,9 @@ def test_the_page_takes_as_many_queries_for_many_deployments_as_for_few(alice: U
     assert len(many) == len(few)
 
 
-# The grants read for `view` (the visibility); the header reads `deploy` once for its link.
-VIEW_GRANTS = '"auth_permission"."codename" = \'view\' OR'
+# A read of the reader's grant holdings: one per request, shared by the visibility (`view`) and
+# the header's Deploy link (`deploy`) (permissions.middleware).
+VIEW_GRANTS = 'FROM "permissions_grantuserobjectpermission"'
 
 
 @pytest.mark.parametrize("path", [PAGE, "/api/v1/metrics/"])

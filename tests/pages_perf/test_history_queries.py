@@ -12,8 +12,9 @@ from tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
-# The grants read for `view` (the visibility); the header reads `deploy` once for its link.
-VIEW_GRANTS = '"auth_permission"."codename" = \'view\' OR'
+# A read of the reader's grant holdings: one per request, shared by the visibility (`view`) and
+# the header's Deploy link (`deploy`) (permissions.middleware).
+VIEW_GRANTS = 'FROM "permissions_grantuserobjectpermission"'
 
 
 def _grant_reads(client: object, path: str) -> int:

@@ -1,0 +1,107 @@
+"""A request reads the user's holdings once, shared by its visibility filter and the header's
+Deploy link, and nothing is shared across requests: a grant revoked holds from the next request.
+Outside a request (commands, direct calls) nothing is shared at all."""
+
+import random
+from collections import Counter
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from permissions.models import Grant
+from permissions.selectors import holdings, reads_shared_for_one_request, visibility
+from permissions.services import grant, revoke_grant
+from permissions.verbs import Effect, Verb
+from tests import factories
+from tests.conftest import login
+
+pytestmark = pytest.mark.django_db
+
+HOLDINGS_TABLE = "permissions_grantuserobjectpermission"
+
+
+def _holdings_reads(client: object, path: str) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)  # type: ignore[attr-defined]
+    assert response.status_code == 200
+    reads = [q["sql"] for q in queries.captured_queries if HOLDINGS_TABLE in q["sql"]]
+    return len(reads), response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/history/", "/status/", "/"])
+def test_a_page_reads_bobs_holdings_once(bob: User, path: str) -> None:
+    environment = factories.make_environment("staging-1", availability="staging")
+    factories.make_deployment(
+        service=factories.make_service("checkout"), environment=environment, deployed_by=bob
+    )
+    client = login(bob)
+    reads, page = _holdings_reads(client, path)
+    assert reads == 1
+    assert 'href="/deploy/"' in page
+
+
+def test_a_revoked_grant_holds_from_the_next_request(bob: User, alice: User) -> None:
+    environment = factories.make_environment("staging-1", availability="staging")
+    factories.make_deployment(
+        service=factories.make_service("checkout"),
+        environment=environment,
+        deployed_by=bob,
+        message="the checkout rollout",
+    )
+    client = login(bob)
+    _, page = _holdings_reads(client, "/history/")
+    assert "the checkout rollout" in page
+    assert 'href="/deploy/"' in page
+
+    for held in Grant.objects.filter(user_perms__user=bob).distinct():
+        revoke_grant(actor=alice, grant=held)
+
+    _, page = _holdings_reads(client, "/history/")
+    assert "the checkout rollout" not in page
+    assert 'href="/deploy/"' not in page
+
+
+def test_nothing_is_shared_outside_a_request(bob: User, alice: User) -> None:
+    environment = factories.make_environment("staging-1", availability="staging")
+    assert environment.pk in visibility(bob).environment_ids
+    for held in Grant.objects.filter(user_perms__user=bob).distinct():
+        revoke_grant(actor=alice, grant=held)
+    assert environment.pk not in visibility(bob).environment_ids
+
+
+def test_nothing_is_shared_between_two_requests_in_a_row(bob: User, alice: User) -> None:
+    environment = factories.make_environment("staging-1", availability="staging")
+    with reads_shared_for_one_request():
+        assert environment.pk in visibility(bob).environment_ids
+    for held in Grant.objects.filter(user_perms__user=bob).distinct():
+        revoke_grant(actor=alice, grant=held)
+    with reads_shared_for_one_request():
+        assert environment.pk not in visibility(bob).environment_ids
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_shared_read_gives_each_verb_the_holdings_of_its_own_query(
+    seed: int, mallory: User
+) -> None:
+    rng = random.Random(seed)  # a fixed seed per case: the same grants on every run
+    group = Group.objects.create(name="devs")
+    mallory.groups.add(group)
+    other = factories.make_user("other")
+    service = factories.make_service("checkout")
+    environment = factories.make_environment("staging-1", availability="staging")
+    for _ in range(rng.randint(1, 8)):
+        holder = rng.choice([{"user": mallory}, {"group": group}, {"user": other}])
+        where = rng.choice(
+            [{"service": service}, {"environment": environment}, {"availability": "staging"}]
+        )
+        verbs = rng.sample(list(Verb), rng.randint(1, 3))
+        effect = Effect.DENY if rng.random() < 0.4 else Effect.ALLOW
+        grant(actor=None, verbs=verbs, effect=effect, **holder, **where)  # type: ignore[arg-type]
+    for verb in Verb:
+        alone = Counter(holdings(verb=verb, user=mallory))
+        with reads_shared_for_one_request():
+            holdings(verb=Verb.DEPLOY, user=mallory)  # the read another question made first
+            shared = Counter(holdings(verb=verb, user=mallory))
+        assert shared == alone, (seed, verb)
