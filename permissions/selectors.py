@@ -61,6 +61,16 @@ def reads_shared_for_one_request() -> Iterator[None]:
         _request_reads.reset(token)
 
 
+def forget_shared_reads(**_signal: object) -> None:
+    """Any write to the database during the request drops what it read (connected to every
+    model's post_save, post_delete and m2m_changed in permissions.apps): a request that changes
+    a grant, a group's members, a service or an environment and then asks again is answered
+    from the database, never from what it read before its write."""
+    reads = _request_reads.get()
+    if reads:
+        reads.clear()
+
+
 def _read_once(key: tuple[object, ...], load: Callable[[], T]) -> T:
     """load() once per request (callers must not mutate what it returns); every time outside."""
     reads = _request_reads.get()

@@ -105,3 +105,19 @@ def test_the_shared_read_gives_each_verb_the_holdings_of_its_own_query(
             holdings(verb=Verb.DEPLOY, user=mallory)  # the read another question made first
             shared = Counter(holdings(verb=verb, user=mallory))
         assert shared == alone, (seed, verb)
+
+
+def test_a_write_inside_the_request_drops_what_it_read(bob: User, alice: User) -> None:
+    environment = factories.make_environment("staging-1", availability="staging")
+    with reads_shared_for_one_request():
+        before = holdings(verb=Verb.DEPLOY, user=bob)
+        assert before
+        for held in Grant.objects.filter(user_perms__user=bob).distinct():
+            revoke_grant(actor=alice, grant=held)
+        assert not holdings(verb=Verb.DEPLOY, user=bob)
+        # A new grant, and a group bob joins, are seen at once too.
+        team = Group.objects.create(name="deployers")
+        grant(actor=None, group=team, verbs=[Verb.DEPLOY], environment=environment)
+        assert not holdings(verb=Verb.DEPLOY, user=bob)
+        bob.groups.add(team)
+        assert holdings(verb=Verb.DEPLOY, user=bob)
