@@ -15,8 +15,9 @@ from tests.conftest import login
 pytestmark = pytest.mark.django_db
 
 # Session and user, the filters' environments and groups, the page's services, the cells'
-# window query, their commits, the blockers (bob adds the reads of what he may view). A change that adds a
-# query per row breaks the equality below; one that adds a fixed one raises this on purpose.
+# window query, their commits, the blockers (bob adds the reads of what he may view). A change
+# that adds a query per row breaks the equality below; one that adds a fixed one raises this on
+# purpose.
 MAX_QUERIES = {"alice": 8, "bob": 15}
 
 

@@ -37,14 +37,15 @@ class World:
         self.staging = factories.make_environment("staging-1", availability="staging")
         self.production = factories.make_environment("prod-1", availability="production")
 
-    def give(self, effect: Effect = ALLOW, verbs: list[Verb] = DEPLOY, **where: Any) -> None:
+    def give(self, effect: Effect = ALLOW, verbs: list[Verb] = DEPLOY, **where: Any) -> "World":
         holder: dict[str, Any] = {"user": self.user}
         if where.pop("to_group", False):
             holder = {"group": self.group}
         grant(actor=None, verbs=verbs, effect=effect, **holder, **where)
+        return self  # (so that a case may give several in one lambda)
 
 
-Case = Callable[[World], None]
+Case = Callable[[World], object]
 
 CASES: dict[str, tuple[Case, bool]] = {
     "no grant": (lambda w: None, False),
