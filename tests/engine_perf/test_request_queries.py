@@ -1,5 +1,8 @@
 """The deploy request's SQL budget (issue #16): POST /api/v1/deployments/ answers with a fixed,
-small number of queries, whatever the history of the target holds."""
+small number of queries (at most 8, bob's and an admin's alike), whatever the history of the
+target holds. Whether any notification subscription covers the target is read with the
+target's state, so a target nobody subscribed to costs no outbox lookup, and a subscribed one
+still gets its "requested" message."""
 
 import json
 from typing import Any
@@ -12,6 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Deployment, Service
+from deployments.notifications.models import Delivery, Subscription
+from deployments.notifications.services import save_subscription
 from deployments.status import Status
 from environments.models import Environment
 from tests import factories
@@ -28,7 +33,7 @@ SUPERUSER_CAP = 8
 GRANTED_USER_CAP = 8
 # The Deploy page's POST adds the session and its user, and its form's reads: the services
 # and environments the user may view (with the view grants), then the chosen rows.
-PAGE_CAP = 14
+PAGE_CAP = 13
 
 
 @pytest.fixture
@@ -61,6 +66,18 @@ def _with_history(service: Service, environment: Environment, user: User, count:
             status=Status.DONE,
             finished_at=timezone.now(),
         )
+
+
+def _subscribe(settings: Any, alice: User, **scope: Any) -> Subscription:
+    settings.APOLLO_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    return save_subscription(
+        actor=alice,
+        subscription=Subscription(name="hook", kind=Subscription.Kind.SLACK, **scope),
+        url="http://127.0.0.1:9/hook",
+    )
+
+
+BODY = {"service": "checkout", "environment": "staging", "git_commit_sha": SHA}
 
 
 @pytest.mark.parametrize("history", [0, 20])
@@ -138,3 +155,38 @@ def test_the_deploy_page_answers_bob_within_its_query_cap(
     counted = [q for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     assert len(counted) <= PAGE_CAP, f"{len(counted)} queries"
     assert Deployment.objects.filter(service=checkout, deployed_by=bob).count() == 1
+
+
+def test_a_subscription_to_another_service_costs_bob_no_query(
+    settings: Any, alice: User, bob: User, checkout: Service, staging: Environment
+) -> None:
+    _subscribe(settings, alice, service=factories.make_service("catalog"))
+    factories.make_version(checkout, SHA)
+    response, queries = _post(_client(bob), BODY)
+    assert response.status_code == 201, response.content
+    assert queries <= GRANTED_USER_CAP, f"{queries} queries"
+    assert not Delivery.objects.exists()
+
+
+def test_a_subscriber_of_the_target_still_hears_of_the_request(
+    settings: Any, alice: User, bob: User, checkout: Service, staging: Environment
+) -> None:
+    subscription = _subscribe(settings, alice, environment=staging)
+    factories.make_version(checkout, SHA)
+    response, _ = _post(_client(bob), BODY)
+    assert response.status_code == 201, response.content
+    delivery = Delivery.objects.get()
+    assert (delivery.subscription_id, delivery.event) == (subscription.pk, "requested")
+    assert delivery.deployment_id == response.json()["id"]
+
+
+def test_a_disabled_subscription_hears_nothing(
+    settings: Any, alice: User, bob: User, checkout: Service, staging: Environment
+) -> None:
+    subscription = _subscribe(settings, alice)
+    Subscription.objects.filter(pk=subscription.pk).update(enabled=False)
+    factories.make_version(checkout, SHA)
+    response, queries = _post(_client(bob), BODY)
+    assert response.status_code == 201, response.content
+    assert queries <= GRANTED_USER_CAP, f"{queries} queries"
+    assert not Delivery.objects.exists()
