@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from django.db import connection
+from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -43,6 +43,27 @@ def database_url(*, port: int | None = None) -> str:
         credentials += ":" + quote(db["PASSWORD"], safe="")
     host = db["HOST"] or "localhost"
     return f"postgres://{credentials}@{host}:{port or db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerThread:
+    """One worker loop in a thread of the test process (as a process of its own would run it)."""
+
+    def __init__(self, owner: str) -> None:
+        self.shutdown = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(owner,), daemon=True)
+        self.thread.start()
+
+    def _run(self, owner: str) -> None:
+        from deployments.engine.worker import run_worker
+
+        try:
+            run_worker(shutdown=self.shutdown, poll_interval=0.05, owner=owner)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.shutdown.set()
+        self.thread.join(timeout=30)
 
 
 class WorkerProcess:

@@ -4,13 +4,11 @@ attempts: before, 5 attempts with backoff gave up ~7.5 s into an outage (the soa
 false verdicts "cluster unreachable after 5 attempts"). The private kubesim's outages reach
 no other test."""
 
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
 
 from deployments.engine import worker as worker_module
 from deployments.status import Status
@@ -19,31 +17,16 @@ from kubesim.testing import ControlError, KubesimHandle
 from tests.kubeenv import deploy, wait_until_terminal
 from tests.reliability.conftest import target
 from tests.reliability.helpers import applies_sent, deployment_generation
+from tests.workers import WorkerThread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kubesim_only]
 
 
-class Worker:
-    """One worker loop in a thread (as a process of its own would run it)."""
-
-    def __init__(self, owner: str) -> None:
-        self.shutdown = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(owner,), daemon=True)
-        self.thread.start()
-
-    def _run(self, owner: str) -> None:
-        try:
-            worker_module.run_worker(shutdown=self.shutdown, poll_interval=0.05, owner=owner)
-        finally:
-            connections.close_all()
-
-
 @pytest.fixture
-def worker() -> Iterator[Worker]:
-    started = Worker("worker-a")
+def worker() -> Iterator[WorkerThread]:
+    started = WorkerThread("worker-a")
     yield started
-    started.shutdown.set()
-    started.thread.join(timeout=30)
+    started.stop()
 
 
 def _up(sim: KubesimHandle) -> None:
@@ -69,7 +52,7 @@ def test_an_outage_longer_than_five_attempts_but_within_the_budget_ends_done(
     service, version = target(sim, "outlasting")
     sim.down(15)
     try:
-        started = Worker("worker-a")
+        started = WorkerThread("worker-a")
         outcome = deploy(bob, service, env, version)
         assert outcome.deployment is not None
         done = wait_until_terminal(outcome.deployment, timeout=60)
@@ -89,7 +72,11 @@ def test_an_outage_longer_than_five_attempts_but_within_the_budget_ends_done(
 
 
 def test_an_outage_past_the_budget_fails_with_the_reason_and_applies_nothing(
-    bob: User, env: Environment, sim: KubesimHandle, worker: Worker, monkeypatch: pytest.MonkeyPatch
+    bob: User,
+    env: Environment,
+    sim: KubesimHandle,
+    worker: WorkerThread,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(worker_module, "APPLY_ATTEMPTS", 0)
     monkeypatch.setattr(worker_module, "APPLY_BUDGET", 2.0)
@@ -112,7 +99,11 @@ def test_an_outage_past_the_budget_fails_with_the_reason_and_applies_nothing(
 
 
 def test_the_budget_is_never_longer_than_the_rollout_timeout(
-    bob: User, env: Environment, sim: KubesimHandle, worker: Worker, monkeypatch: pytest.MonkeyPatch
+    bob: User,
+    env: Environment,
+    sim: KubesimHandle,
+    worker: WorkerThread,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(worker_module, "APPLY_ATTEMPTS", 0)
     monkeypatch.setattr(worker_module, "APPLY_BUDGET", 600.0)

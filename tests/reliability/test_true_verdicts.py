@@ -7,7 +7,6 @@ resumed after a long gap was FAILED "rollout did not finish within N s" for the 
 watched. The private kubesim's outages reach no other test.
 """
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
 from django.utils import timezone
 from kubernetes import client
 
@@ -27,33 +25,14 @@ from kubesim.testing import ControlError, KubesimHandle
 from tests.kubeenv import deploy, wait_for, wait_until_terminal
 from tests.reliability.conftest import target
 from tests.reliability.helpers import TcpProxy, applies_sent, deployment_generation, until
+from tests.workers import WorkerThread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kubesim_only]
 
 
-class Worker:
-    """One worker loop in a thread (as a process of its own would run it)."""
-
-    def __init__(self, owner: str) -> None:
-        self.shutdown = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(owner,), daemon=True)
-        self.thread.start()
-
-    def _run(self, owner: str) -> None:
-        try:
-            worker_module.run_worker(shutdown=self.shutdown, poll_interval=0.05, owner=owner)
-        finally:
-            connections.close_all()
-
-    def stop(self) -> None:
-        self.shutdown.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
+def workers() -> Iterator[list[WorkerThread]]:
+    started: list[WorkerThread] = []
     yield started
     for worker in started:
         worker.shutdown.set()
@@ -87,10 +66,10 @@ def _rolled_out(sim: KubesimHandle, name: str, namespace: str) -> bool:
 
 
 def test_a_rollout_that_completed_during_a_long_outage_ends_done_saying_so(
-    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[WorkerThread]
 ) -> None:
     service, version = target(sim, "outage", "slow", seconds=2)
-    workers.append(Worker("worker-a"))
+    workers.append(WorkerThread("worker-a"))
     deployment = deploy(bob, service, env, version).deployment
     wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
     sim.down(5)  # five times the unreachable limit; the pods become ready meanwhile
@@ -104,13 +83,13 @@ def test_a_rollout_that_completed_during_a_long_outage_ends_done_saying_so(
 
 
 def test_a_deployment_resumed_after_a_long_gap_is_judged_on_the_cluster_state(
-    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[WorkerThread]
 ) -> None:
     # A 5 s timeout, a rollout started an hour ago, that completed while no worker watched.
     env.rollout_timeout_seconds = 5
     env.save()
     service, version = target(sim, "gap", "slow", seconds=1)
-    first = Worker("worker-a")
+    first = WorkerThread("worker-a")
     workers.append(first)
     deployment = deploy(bob, service, env, version).deployment
     wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
@@ -120,7 +99,7 @@ def test_a_deployment_resumed_after_a_long_gap_is_judged_on_the_cluster_state(
         started_at=timezone.now() - timedelta(hours=1)
     )
     sim.set_faults(latency_ms=700)  # every call slow while it resumes
-    workers.append(Worker("worker-b"))
+    workers.append(WorkerThread("worker-b"))
     done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
     assert done.status == Status.DONE, done.status_reason
     assert done.status_reason.startswith("resumed: rollout had completed: rollout complete")
@@ -128,14 +107,14 @@ def test_a_deployment_resumed_after_a_long_gap_is_judged_on_the_cluster_state(
 
 
 def test_the_deadline_counts_only_the_time_a_worker_watched(
-    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[WorkerThread]
 ) -> None:
     # Still rolling out when resumed after the gap: it gets the time nobody watched back,
     # and ends DONE when the cluster finishes (after the wall-clock timeout from its start).
     env.rollout_timeout_seconds = 8
     env.save()
     service, version = target(sim, "late", "slow", seconds=6)
-    first = Worker("worker-a")
+    first = WorkerThread("worker-a")
     workers.append(first)
     deployment = deploy(bob, service, env, version).deployment
     wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
@@ -143,19 +122,19 @@ def test_the_deadline_counts_only_the_time_a_worker_watched(
     Deployment.objects.filter(pk=deployment.pk).update(  # type: ignore[union-attr]
         started_at=timezone.now() - timedelta(hours=1)
     )
-    workers.append(Worker("worker-b"))
+    workers.append(WorkerThread("worker-b"))
     done = wait_until_terminal(deployment, timeout=40)  # type: ignore[arg-type]
     assert done.status == Status.DONE, done.status_reason
     assert done.watched_seconds < 8
 
 
 def test_an_outage_that_outlasts_the_deadline_fails_with_an_unknown_outcome(
-    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker]
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[WorkerThread]
 ) -> None:
     env.rollout_timeout_seconds = 3
     env.save()
     service, version = target(sim, "gone", "slow", seconds=5)
-    workers.append(Worker("worker-a"))
+    workers.append(WorkerThread("worker-a"))
     deployment = deploy(bob, service, env, version).deployment
     wait_for(deployment, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
     started = time.monotonic()
@@ -171,7 +150,7 @@ def test_an_outage_that_outlasts_the_deadline_fails_with_an_unknown_outcome(
 
 
 def test_an_apply_whose_answer_was_lost_is_judged_once_the_cluster_answers(
-    bob: User, env: Environment, sim: KubesimHandle, workers: list[Worker], monkeypatch: Any
+    bob: User, env: Environment, sim: KubesimHandle, workers: list[WorkerThread], monkeypatch: Any
 ) -> None:
     # The connection is cut while the API server holds the apply, and stays refused past the
     # apply attempts: before, FAILED "unreachable after N attempts" at once, though the server
@@ -184,7 +163,7 @@ def test_an_apply_whose_answer_was_lost_is_judged_once_the_cluster_answers(
         env.cluster.api_url = f"https://{host}:{proxy.port}"
         env.cluster.save()
         service, version = target(sim, "lost-answer")
-        workers.append(Worker("worker-a"))
+        workers.append(WorkerThread("worker-a"))
         deployment = deploy(bob, service, env, version).deployment
         sim.set_faults(latency_ms=1500)  # the server holds each request 1.5 s, then handles it
         wait_for(deployment, lambda d: bool(applies_sent(d)))  # type: ignore[arg-type]
