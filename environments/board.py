@@ -273,6 +273,10 @@ def _visible(
     services = Service.objects.only("name").order_by("name")
     if not seen.everything:
         environments = environments.filter(pk__in=sorted(seen.environment_ids))
+    # A user who may view every service of some environment may view every service (as
+    # history.forms): then the page's read of services binds no list of every service's id (at
+    # 1,000 services, compiling that list was 7 % of a developer's board).
+    if not (seen.everything or seen.whole_environments):
         services = services.filter(pk__in=sorted(seen.service_ids))
     if filters.environment:
         environments = environments.filter(name=filters.environment)

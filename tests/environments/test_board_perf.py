@@ -9,6 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from deployments.models import Service
 from environments.models import Environment
+from permissions.services import grant
+from permissions.verbs import Verb
 from tests import factories
 from tests.conftest import login
 
@@ -72,3 +74,25 @@ def test_the_environment_filter_still_shows_only_that_column(alice: User) -> Non
     board = login(alice).get("/status/", {"environment": "stage-1"}).context["board"]
     assert [e.name for e in board.environments] == ["stage-1"]
     assert {len(row.cells) for row in board.rows} == {1}
+
+
+def test_bobs_page_of_services_is_read_without_a_list_of_every_services_id(bob: User) -> None:
+    # bob may view every service of staging, so every service: the page's read of services
+    # needs no "id IN (every id)" (compiling it was 7 % of his board at 1,000 services).
+    staging = factories.make_environment(availability="staging")
+    services = [factories.make_service() for _ in range(25)]
+    _deployed(bob, services[:1], [staging])
+    reads = [sql for sql in _queries(bob) if 'FROM "deployments_service"' in sql]
+    assert reads
+    assert all(" IN (" not in sql for sql in reads), reads
+
+
+def test_a_user_granted_one_service_sees_that_row_only(alice: User) -> None:
+    # The other side: someone who sees no environment whole is still filtered by id.
+    dora = factories.make_user("dora")
+    staging = factories.make_environment(availability="staging")
+    shown, hidden = factories.make_service("shown"), factories.make_service("hidden")
+    _deployed(alice, [shown, hidden], [staging])
+    grant(actor=None, user=dora, verbs=[Verb.VIEW], service=shown)
+    board = login(dora).get("/status/").context["board"]
+    assert [row.service for row in board.rows] == ["shown"]
