@@ -121,8 +121,12 @@ class DeployForm(forms.Form):
         )
         if not seen.everything:
             environments = environments.filter(pk__in=seen.environment_ids)
-            services = services.filter(pk__in=seen.service_ids)
             groups = groups.filter(seen.q())
+        # Who may view every service of some environment may view every service (as
+        # history.forms): then no "id IN (every service's id)" is bound, three times a page (a
+        # quarter of the Deploy page for a developer at 1,000 services).
+        if not (seen.everything or seen.whole_environments):
+            services = services.filter(pk__in=seen.service_ids)
         fields["environments"].queryset = environments
         fields["services"].queryset = services
         fields["groups"].queryset = groups

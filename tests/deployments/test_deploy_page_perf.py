@@ -2,6 +2,8 @@
 fixed number of queries whatever the size of the catalogue and the history, and the check
 before a version is chosen deciding only the chosen pairs, as `can` would."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -128,3 +130,23 @@ def test_the_choices_a_user_may_deploy_agree_with_allowed_targets(
     assert closed.pk not in deployable_environments  # the DENY holds for every service
     assert hidden.pk in deployable_environments  # through audit's service grant
     assert ledger.pk in deployable_services  # through the staging grant
+
+
+def test_bobs_page_binds_no_list_of_every_services_id(
+    bob: User, staging: Environment, production: Environment, checkout: Service
+) -> None:
+    # bob may view every service of staging, so every service: the form's services are not
+    # filtered by a list of every id (three such lists were a quarter of his page at 1,000
+    # services); only the chosen one is named.
+    for _ in range(25):
+        factories.make_service()
+    query = {"services": [checkout.pk], "environments": [staging.pk, production.pk]}
+    with CaptureQueriesContext(connection) as captured:
+        assert login(bob).get("/deploy/", query).status_code == 200
+    lists = [
+        ids.split(",")
+        for q in captured.captured_queries
+        for ids in re.findall(r'"deployments_service"\."id" IN \(([^)]*)\)', q["sql"])
+    ]
+    assert lists
+    assert all(len(ids) == 1 for ids in lists), lists
