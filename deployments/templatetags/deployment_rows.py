@@ -7,6 +7,7 @@ same partials and the URLs from the same URL patterns.
 
 from collections.abc import Iterable
 from datetime import datetime
+from html import escape
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from django.template.context import Context
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 from django.utils.timesince import TIME_STRINGS, timesince
 
@@ -52,6 +54,10 @@ def row_url(context: Context, name: str, arg: object) -> str:
     """`{% url name arg %}` for a URL with one argument, reversing the pattern once per page.
     Kept over `{% url %}` for its measured gain: 50 History rows render in 4.9 ms CPU with it,
     6.3 ms with `{% url %}` (same process, interleaved, 2026-11; a 10 ms page target)."""
+    return _row_url(context, name, arg)
+
+
+def _row_url(context: Context, name: str, arg: object) -> str:
     patterns: dict[str, tuple[str, str] | None] = _page_cache(context, "deployment_rows.urls")
     if name not in patterns:
         head, found, tail = reverse(name, args=[SENTINEL]).partition(SENTINEL)
@@ -126,3 +132,55 @@ def with_cells(deployments: Iterable[TableRow]) -> list[tuple[TableRow, Cells]]:
         )
         rows.append((d, cells))
     return rows
+
+
+# One row of deployments/_rows.html (str.format: every value is escaped first).
+ROW = (
+    "\n<tr>\n  {checkbox}\n"
+    '  <td><a href="{detail_url}">#{pk}</a></td>\n'
+    '  <td><a href="{service_url}">{service}</a>{group}</td>\n'
+    "  <td>{environment}</td>\n"
+    '  <td><code title="{sha}">{short_sha}</code></td>\n'
+    "  <td>{badge}</td>\n"
+    "  <td>{deployed_by}</td>\n"
+    '  <td><time datetime="{created_iso}">{age} ago</time></td>\n'
+    '  <td class="message">{message}</td>\n'
+    "</tr>\n"
+)
+CHECKBOX = '<td><input type="checkbox" name="d" value="{pk}" aria-label="Compare #{pk}"></td>'
+
+
+@register.simple_tag(takes_context=True)
+def deployment_rows(
+    context: Context, deployments: Iterable[TableRow], selectable: bool = False
+) -> SafeString:
+    """The rows of a deployment table: ROW filled with escaped values, one row at a time.
+
+    Kept over a {% for %} of the row's fifteen template nodes for its measured gain: History's
+    50 rows took 3.0 ms CPU that way, 2.5 ms with format_html (Django's escape per value is most
+    of it), 1.2 ms here (same process, interleaved, 2026-11; a 10 ms page target). The escape
+    is html.escape, what django.utils.html.escape calls, as in history.forms.QuickSelect."""
+    rows = []
+    for d, cells in with_cells(deployments):
+        pk = str(d["pk"])
+        sha = escape(d["sha"])
+        group = d["group_name"]
+        rows.append(
+            ROW.format(
+                checkbox=CHECKBOX.format(pk=pk) if selectable else "",
+                detail_url=escape(_row_url(context, "deployment-detail", pk)),
+                pk=pk,
+                service_url=escape(_row_url(context, "service-detail", d["service_name"])),
+                service=escape(d["service_name"]),
+                group=f" / {escape(group)}" if group else "",
+                environment=escape(d["environment_name"]),
+                sha=sha,
+                short_sha=escape(d["sha"][:12]),
+                badge=cells["badge"],  # a rendered template (SafeString)
+                deployed_by=escape(d["deployed_by_name"]),
+                created_iso=escape(cells["created_iso"]),
+                age=escape(cells["age"]),
+                message=escape(cells["message"]),
+            )
+        )
+    return mark_safe("".join(rows))  # noqa: S308 -- every value but the badge is escaped above

@@ -62,3 +62,63 @@ def test_ages_read_as_timesince_writes_them_in_every_language(language: str) -> 
         for when, age in zip(created, ages, strict=True):
             assert age in {timesince(when, before), timesince(when, after)}, (when, age)
     assert len(set(ages)) > 20
+
+
+# deployments/_rows.html as a {% for %} of template nodes, before its rows were made in Python.
+TEMPLATE_ROWS = engines["django"].from_string(
+    "{% load deployment_rows l10n %}{% localize off %}"
+    "{% for d, cells in deployments|with_cells %}\n"
+    "<tr>\n"
+    '  {% if selectable %}<td><input type="checkbox" name="d" value="{{ d.pk }}" '
+    'aria-label="Compare #{{ d.pk }}"></td>{% endif %}\n'
+    "  <td><a href=\"{% row_url 'deployment-detail' d.pk %}\">#{{ d.pk }}</a></td>\n"
+    "  <td><a href=\"{% row_url 'service-detail' d.service_name %}\">{{ d.service_name }}</a>"
+    "{% if d.group_name %} / {{ d.group_name }}{% endif %}</td>\n"
+    "  <td>{{ d.environment_name }}</td>\n"
+    '  <td><code title="{{ d.sha }}">{{ d.sha|slice:":12" }}</code></td>\n'
+    "  <td>{{ cells.badge }}</td>\n"
+    "  <td>{{ d.deployed_by_name }}</td>\n"
+    '  <td><time datetime="{{ cells.created_iso }}">{{ cells.age }} ago</time></td>\n'
+    '  <td class="message">{{ cells.message }}</td>\n'
+    "</tr>\n"
+    "{% endfor %}{% endlocalize %}"
+)
+ROWS = engines["django"].from_string(
+    "{% load deployment_rows %}{% deployment_rows deployments selectable %}"
+)
+
+
+@pytest.mark.parametrize("selectable", [True, False])
+def test_the_rows_made_in_python_read_as_the_template_made_them_hostile_names_included(
+    selectable: bool,
+) -> None:
+    now = timezone.now()
+    hostile = "<script>alert('x')</script> & \"quoted\""
+    rows = [
+        TableRow(
+            pk=12345 + i,
+            status=status,
+            message=message,
+            created_at=now - HOUR * i * 7,
+            service_name=service,
+            environment_name=hostile if i == 1 else "staging",
+            sha=("<b>" if i == 2 else "a") * 40,
+            deployed_by_name=hostile if i == 3 else "alice",
+            group_name=group,
+        )
+        for i, (status, message, service, group) in enumerate(
+            [
+                ("DONE", "Fix the basket", "checkout", None),
+                ("FAILED", hostile, "check&out é", "eu<1>"),
+                ("CANCELED", hostile * 5, "checkout", ""),
+                ("STARTED", "", "a'b\"c", "blue"),
+            ]
+        )
+    ]
+    context = {"deployments": rows, "selectable": selectable}
+    made = ROWS.render(context)
+    assert made == TEMPLATE_ROWS.render(context)
+    assert "<script>" not in made
+    assert "&lt;script&gt;" in made
+    assert "<b>" not in made
+    assert "eu&lt;1&gt;" in made
