@@ -127,7 +127,15 @@ TEMPLATES = [
 # Several processes share one SQLite file (web, worker): wait for a lock rather than fail at
 # once, and take the write lock when a transaction begins, so that two transactions that
 # read then write cannot deadlock each other (SQLite would answer "database is locked").
-SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+# mmap_size: reads go through a memory map of the file (the OS's page cache, shared by every
+# connection) rather than a read() into each connection's own 2 MB page cache, which a page
+# of 50 rows found among 1,000 at 100,000 deployments overflowed (History's commit-message
+# search: 16.5 -> 14.5 ms CPU). Up to 256 MB of the file is mapped; the rest is read as before.
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA mmap_size=268435456",
+}
 
 
 def _databases() -> dict[str, Any]:

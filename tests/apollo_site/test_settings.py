@@ -124,7 +124,10 @@ def test_a_sqlite_database_url_waits_for_locks_like_the_default(tmp_path: Path) 
         "s.DATABASES['default']['OPTIONS']",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "{'timeout': 20, 'transaction_mode': 'IMMEDIATE'}"
+    assert result.stdout.strip() == (
+        "{'timeout': 20, 'transaction_mode': 'IMMEDIATE', "
+        "'init_command': 'PRAGMA mmap_size=268435456'}"
+    )
 
 
 def test_env_rate_reads_a_count_per_period_and_refuses_anything_else(
