@@ -365,7 +365,7 @@ def _control_plane_with_namespace(tmp: Path) -> Any:
     return running()
 
 
-def main(cluster_kind: str = "kubesim") -> dict[str, Any]:
+def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[str, Any]:
     BENCH_DB.unlink(missing_ok=True)
     import django
 
@@ -403,7 +403,11 @@ def main(cluster_kind: str = "kubesim") -> dict[str, Any]:
             shutdown.set()
             thread.join(timeout=30)
         applies, rollouts = _baselines(sim, service, environment)
-        side = _side_by_side(sim, key, environment, service) if cluster_kind == "kubesim" else None
+        side = (
+            _side_by_side(sim, key, environment, service)
+            if cluster_kind == "kubesim" and side_by_side
+            else None
+        )
     rows = []
     for poll, samples in runs.items():
         label = f"(poll {poll} s)"
@@ -456,4 +460,10 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="Apollo's deploy latency on a cluster")
     parser.add_argument("--cluster", choices=("kubesim", "kubernetes"), default="kubesim")
-    print(json.dumps(main(parser.parse_args().cluster), indent=2))
+    parser.add_argument(
+        "--no-side-by-side",
+        action="store_true",
+        help="only the instant-pod runs (a quicker before/after of Apollo's own overhead)",
+    )
+    arguments = parser.parse_args()
+    print(json.dumps(main(arguments.cluster, side_by_side=not arguments.no_side_by_side), indent=2))
