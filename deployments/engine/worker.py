@@ -288,6 +288,7 @@ class Run:
             self.resumed = True
             self.note("worker", "resumed by another worker; manifests were applied already")
         result = self.follow(documents, d.version.git_commit_sha)
+        self.remember_seen()
         if result.state == "interrupted":
             return
         self.finish_with_snapshot(
@@ -316,6 +317,7 @@ class Run:
         if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
             return
         result = self.follow(documents, source.git_commit_sha, cancelling=True)
+        self.remember_seen()
         if result.state == "done":
             self.finish_with_snapshot(
                 Status.CANCELED, f"rolled back to {source.git_commit_sha[:12]}"
@@ -397,15 +399,9 @@ class Run:
         cleanly: the one-by-one path checks again and says why), or None when it ended."""
         d = self.deployment
         cluster, namespace = d.environment.cluster, d.environment.namespace
-        # SECURITY: every object's owner is checked before the first apply, as one by one.
-        checks = [_requests(kube.owned_version, cluster, namespace, doc) for doc in documents]
-        wait(checks)
-        if any(check.exception() is not None for check in checks):
+        checked = self.check_owners(documents)
+        if checked is None:
             return documents
-        checked = {
-            (doc["kind"], doc["metadata"]["name"]): check.result()
-            for doc, check in zip(documents, checks, strict=True)
-        }
         self.settle_events_from()
         if not self.may_change_cluster():
             self.note("worker", f"{self.owner} lost its lease before the apply; handed over")
@@ -437,6 +433,44 @@ class Run:
             elif error is not None:
                 raise error
         return left
+
+    def check_owners(
+        self, documents: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], str | None] | None:
+        """Every document's owner check, in concurrent requests: the version each apply is
+        sent with, or None when a check did not answer cleanly.
+
+        SECURITY: every object's owner is checked before the first apply, as one by one. An
+        object this process saw last carrying the document's identity (applied, or watched
+        by the rollout before) is not read again: its version goes with the apply as a
+        precondition, and any change since makes the API server refuse it (kube.known_version)."""
+        d = self.deployment
+        cluster, namespace = d.environment.cluster, d.environment.namespace
+        known = [kube.known_version(cluster, namespace, doc) for doc in documents]
+        checks = [
+            None if version else _requests(kube.owned_version, cluster, namespace, doc)
+            for doc, version in zip(documents, known, strict=True)
+        ]
+        sent = [check for check in checks if check is not None]
+        wait(sent)
+        if any(check.exception() is not None for check in sent):
+            return None
+        return {
+            (doc["kind"], doc["metadata"]["name"]): version if check is None else check.result()
+            for doc, version, check in zip(documents, known, checks, strict=True)
+        }
+
+    def remember_seen(self) -> None:
+        """The Deployment as the rollout's watch saw it last: the next deployment's owner check
+        needs no read when it did not change since (check_owners)."""
+        follower = self.follower
+        if follower is not None and follower.observation.deployment is not None:
+            kube.remember(
+                follower.cluster,
+                follower.namespace,
+                follower.observation.deployment,
+                kind="Deployment",
+            )
 
     def apply_one_by_one(self, documents: list[dict[str, Any]], *, what: str) -> bool:
         d = self.deployment

@@ -18,7 +18,10 @@ from environments.kube.apply import (
     NotOwned,
     apply,
     delete_pod,
+    forget,
+    known_version,
     owned_version,
+    remember,
     restart_deployment,
     scale_deployment,
 )
@@ -75,6 +78,8 @@ __all__ = [
     "collection_version",
     "connection_key",
     "delete_pod",
+    "forget",
+    "known_version",
     "list_objects",
     "owned_version",
     "pod_log_tail",
@@ -82,6 +87,7 @@ __all__ = [
     "read_deployment",
     "read_pod",
     "read_replica_set",
+    "remember",
     "restart_deployment",
     "scale_deployment",
 ]

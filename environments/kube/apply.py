@@ -1,10 +1,18 @@
 """Server-side apply of the manifests Apollo owns (with the ownership and host checks), and
 the pod actions of the environment page (delete a pod, restart or scale a Deployment)."""
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-from environments.kube.client import FIELD_MANAGER, _apis, _call, _plain, api_client
+from environments.kube.client import (
+    FIELD_MANAGER,
+    _apis,
+    _call,
+    _plain,
+    api_client,
+    connection_key,
+)
 from environments.kube.errors import KubeError
 from environments.kube.labels import LABEL_GROUP, LABEL_SERVICE, MANAGED_BY
 from environments.models import Cluster
@@ -48,10 +56,11 @@ def apply(
 
     SECURITY: an object is applied only when it does not exist or carries the identity labels
     of the document (this service's, and group's); otherwise NotOwned, and that document is
-    not applied. `checked` holds what owned_version said of (kind, name) just before (the
-    worker checks every document before the first apply); the others are checked here. The
-    checked resourceVersion goes with the apply: an object replaced since the check makes the
-    API server refuse the apply (409) rather than Apollo take it over.
+    not applied. `checked` holds what owned_version (or known_version) said of (kind, name)
+    just before (the worker checks every document before the first apply); the others are
+    checked here. The checked resourceVersion goes with the apply: an object changed since the
+    check makes the API server refuse the apply (409) rather than Apollo take it over. Each
+    object applied is remembered at the version the answer gives (known_version).
     """
     apis = _apis(cluster)
     applied = []
@@ -62,35 +71,109 @@ def apply(
         version = (
             checked[key] if checked and key in checked else owned_version(cluster, namespace, doc)
         )
-        patch = getattr(apis[path.api], f"patch_namespaced_{path.plural}")
-        for attempt in range(APPLY_CONFLICT_ATTEMPTS):
-            body = doc
-            if version:
-                body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
-            try:
-                result = _call(
-                    patch,
-                    name,
-                    namespace,
-                    body,
-                    field_manager=FIELD_MANAGER,
-                    force=True,
-                    _content_type="application/apply-patch+yaml",
-                )
-                break
-            except KubeError as exc:
-                # On a real cluster the controllers write an object's status between the check
-                # and the apply (a Deployment mid-rollout), which changes its resourceVersion:
-                # 409. SECURITY: check the owner again and apply with the new version; an
-                # object replaced or relabelled by another owner meanwhile is NotOwned.
-                if exc.status != 409 or not version or attempt == APPLY_CONFLICT_ATTEMPTS - 1:
-                    raise
-                version = owned_version(cluster, namespace, doc)
-        applied.append(_plain(api_client(cluster), result))
+        try:
+            result = _apply_one(cluster, namespace, apis[path.api], path, doc, version)
+        except Exception:
+            forget(cluster, namespace, doc)  # the next apply checks its owner again
+            raise
+        answer = _plain(api_client(cluster), result)
+        remember(cluster, namespace, answer, kind=doc["kind"])
+        applied.append(answer)
     return applied
 
 
+def _apply_one(
+    cluster: Cluster, namespace: str, api: Any, path: ApplyPath, doc: Obj, version: str | None
+) -> Any:
+    name = doc["metadata"]["name"]
+    patch = getattr(api, f"patch_namespaced_{path.plural}")
+    for attempt in range(APPLY_CONFLICT_ATTEMPTS):
+        body = doc
+        if version:
+            body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": version}}
+        try:
+            return _call(
+                patch,
+                name,
+                namespace,
+                body,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+            )
+        except KubeError as exc:
+            # On a real cluster the controllers write an object's status between the check
+            # and the apply (a Deployment mid-rollout), which changes its resourceVersion:
+            # 409; so does any change by another field manager since Apollo last saw it
+            # (a remembered version), and a precondition on an object deleted since may be
+            # answered 404. SECURITY: check the owner again and apply with the new version;
+            # an object replaced or relabelled by another owner meanwhile is NotOwned.
+            conflict = exc.status in (404, 409)
+            if not conflict or not version or attempt == APPLY_CONFLICT_ATTEMPTS - 1:
+                raise
+            version = owned_version(cluster, namespace, doc)
+    raise AssertionError("unreachable: the last attempt raises")
+
+
 APPLY_CONFLICT_ATTEMPTS = 5
+
+# The objects Apollo applied or watched, at the last resourceVersion it saw of each (this
+# process's memory): what known_version answers without asking the API server.
+_KNOWN: dict[tuple[object, ...], tuple[str, tuple[object, ...]]] = {}
+_KNOWN_LOCK = threading.Lock()
+KNOWN_LIMIT = 10_000  # objects; past it the memory starts again (each then checked once more)
+
+
+def _known_key(cluster: Cluster, namespace: str, kind: str, name: str) -> tuple[object, ...]:
+    return (connection_key(cluster), namespace, kind, name)
+
+
+def _identity(labels: dict[str, Any]) -> tuple[object, ...]:
+    """The identity labels as _check_owner compares them (a missing label is not "")."""
+    return tuple(labels.get(label) for label in IDENTITY_LABELS)
+
+
+def remember(cluster: Cluster, namespace: str, obj: Obj, *, kind: str) -> None:
+    """Remember an object of `kind` as Apollo saw it from the API server (an apply's answer,
+    the Deployment a rollout's watch saw last): its resourceVersion and identity labels."""
+    meta = obj.get("metadata") or {}
+    version, name = str(meta.get("resourceVersion") or ""), str(meta.get("name") or "")
+    if not version or not name or kind not in APPLY_PATHS:
+        return
+    entry = (version, _identity(meta.get("labels") or {}))
+    with _KNOWN_LOCK:
+        if len(_KNOWN) >= KNOWN_LIMIT:
+            _KNOWN.clear()
+        _KNOWN[_known_key(cluster, namespace, kind, name)] = entry
+
+
+def forget(cluster: Cluster, namespace: str, doc: Obj) -> None:
+    with _KNOWN_LOCK:
+        _KNOWN.pop(_known_key(cluster, namespace, doc["kind"], doc["metadata"]["name"]), None)
+
+
+def known_version(cluster: Cluster, namespace: str, doc: Obj) -> str | None:
+    """What owned_version would say of the document, without asking the API server, when
+    Apollo saw the object last carrying the document's identity labels; None when unknown
+    (then owned_version asks).
+
+    SECURITY: the version goes with the apply as a precondition (apply): an object that any
+    other writer changed, relabelled, replaced or deleted since Apollo saw it does not match
+    it, the API server refuses the apply, and the owner is checked again (409) or the caller
+    checks before it retries (5xx). So the version vouches only for the object Apollo saw,
+    which carried this document's identity. Never for an Ingress: its hosts are checked
+    against other namespaces' Ingresses, which that version does not cover.
+    """
+    if doc["kind"] == "Ingress":
+        return None
+    with _KNOWN_LOCK:
+        entry = _KNOWN.get(_known_key(cluster, namespace, doc["kind"], doc["metadata"]["name"]))
+    if entry is None:
+        return None
+    version, identity = entry
+    if identity != _identity(doc["metadata"].get("labels") or {}):
+        return None
+    return version
 
 
 def owned_version(cluster: Cluster, namespace: str, doc: Obj) -> str | None:
