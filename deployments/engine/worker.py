@@ -159,6 +159,9 @@ class Run:
         self.unwritten: list[dict[str, str]] = []  # timeline entries seen, not written yet
         self.written_at = 0.0  # time.monotonic() of the last timeline write
         self.watched_unwritten = 0.0  # seconds watched, written with the verdict
+        # The claim's STARTED, not sent to the live page yet: sent while the first apply is in
+        # flight (apply_round), not before it (say_started).
+        self.started_unsaid = False
 
     def event_version(self, cluster: Cluster, namespace: str, name: str) -> EventFeed:
         """The Events of Deployment `name` from now on: a share of the namespace's Event watch
@@ -176,20 +179,29 @@ class Run:
         return retrying(call, shutdown=self.shutdown)
 
     def note_many(
-        self, notes: list[tuple[str, str]], *, also: dict[str, Any] | None = None
-    ) -> None:
+        self,
+        notes: list[tuple[str, str]],
+        *,
+        also: dict[str, Any] | None = None,
+        broadcast: bool = True,
+    ) -> list[dict[str, str]]:
         """Append entries to the timeline in one write (after those recorded but not written
-        yet), and send each to the live page. `also`: other columns, written by the same
-        UPDATE."""
+        yet), and send each to the live page (broadcast=False: the caller sends the entries
+        returned, later). `also`: other columns, written by the same UPDATE."""
         self.unwritten += _entries(notes)
         entries, self.unwritten = self.unwritten, []
         if not entries and not also:
-            return
+            return []
         timeline = [*self.deployment.timeline, *entries][-TIMELINE_LIMIT:]
         self.deployment.timeline = timeline
         self.written_at = time.monotonic()
         changes = {**(also or {}), "timeline": timeline}
         self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
+        if broadcast:
+            self.broadcast(entries)
+        return entries
+
+    def broadcast(self, entries: list[dict[str, str]]) -> None:
         for entry in entries:
             live.broadcast_timeline(self.deployment, entry)
 
@@ -257,10 +269,18 @@ class Run:
     # -- the flow --------------------------------------------------------------------------
 
     def drive(self) -> None:
-        live.broadcast_status(self.deployment)
         status = Status(self.deployment.status)
+        if status == Status.STARTED and self.deployment.applied_at is None:
+            # A first apply comes: the live page hears STARTED while it is in flight (each
+            # publish is a round through the channel layer the apply need not wait for).
+            self.started_unsaid = True
+        else:
+            live.broadcast_status(self.deployment)
         if status == Status.STARTED:
-            self.deploy()
+            try:
+                self.deploy()
+            finally:
+                self.say_started()  # (when it ended before any apply was sent)
             if self.shutdown.is_set() or not self.owns_lease():
                 return  # handed over (or taken over): the next owner carries on
             status = self.current_status()
@@ -349,6 +369,12 @@ class Run:
             self.finish(Status.FAILED, "the recorded manifests cannot be decrypted")
         return None
 
+    def say_started(self) -> None:
+        """The claim's STARTED to the live page, once (see started_unsaid)."""
+        if self.started_unsaid:
+            self.started_unsaid = False
+            live.broadcast_status(self.deployment)
+
     def settle_events_from(self) -> None:
         """Where the rollout's Events begin, read before the first apply is sent."""
         pending, self.events_pending = self.events_pending, None
@@ -376,6 +402,7 @@ class Run:
                 return False
         if remaining:
             self.settle_events_from()
+            self.say_started()
             if not self.apply_one_by_one(remaining, what=what):
                 return False
         kinds = ", ".join(f"{doc['kind']}/{doc['metadata']['name']}" for doc in documents)
@@ -407,15 +434,19 @@ class Run:
             self.note("worker", f"{self.owner} lost its lease before the apply; handed over")
             return None
         # Every apply sent is in the timeline, before it is sent (one entry per document).
-        self.note_many(
+        sending = self.note_many(
             [
                 ("worker", f"sending apply of {_named(doc)} ({what}) from {self.owner}")
                 for doc in documents
-            ]
+            ],
+            broadcast=False,
         )
         applies = [
             _requests(kube.apply, cluster, namespace, [doc], checked=checked) for doc in documents
         ]
+        # The live page hears of it while the applies are in flight, not before they are sent.
+        self.say_started()
+        self.broadcast(sending)
         wait(applies)
         left = []
         for doc, sent in zip(documents, applies, strict=True):
