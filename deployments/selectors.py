@@ -41,7 +41,7 @@ from permissions.blockers import in_window
 from permissions.models import Blocker
 from permissions.rules import HoldingIndex, allowed_scopes, decide, sentence
 from permissions.rules import Target as RuleTarget
-from permissions.selectors import Visibility, allowed_targets, holdings, visibility
+from permissions.selectors import Visibility, allowed_targets, catalogue, holdings, visibility
 from permissions.services import explain
 from permissions.verbs import Verb
 
@@ -594,8 +594,8 @@ def _deploy_scopes(index: HoldingIndex) -> tuple[set[int], set[int]]:
     from permissions.rules.allowed_scopes: whole environments and the other pairs, never every
     (service, environment) spelled out (20,000 at 1,000 x 20: allowed_targets was a third of
     the Deploy page's time for a user with a grant)."""
-    services = list(Service.objects.values_list("pk", flat=True))
-    environments = list(Environment.objects.values_list("pk", "availability"))
+    # The rows the request's visibility read already (two queries and 1,000 ids fewer).
+    services, environments = catalogue()
     partial, whole = allowed_scopes(index, services, environments)
     environment_ids = whole | {e for _, e in partial}
     service_ids = (set(services) if whole else set()) | {s for s, _ in partial}

@@ -239,6 +239,13 @@ def _environment_rows() -> list[tuple[int, str]]:
     )
 
 
+def catalogue() -> tuple[list[int], list[tuple[int, str]]]:
+    """Every service's id and every environment's (id, availability), as the rules decide
+    over them: read once per request, shared with the request's visibility (callers must not
+    mutate them)."""
+    return _service_ids(), _environment_rows()
+
+
 def allowed_targets(user: User | AnonymousUser, verb: Verb) -> set[Pair]:
     """Every (service_id, environment_id) where the user may do the verb; three queries."""
     verb = Verb(verb)
