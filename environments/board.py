@@ -259,10 +259,9 @@ def _covers(mark: Mark, service: Service, environment: Environment, group: str) 
 
 def _live_entries(environments: list[Environment]) -> dict[tuple[int, str, str], Obj]:
     entries: dict[tuple[int, str, str], Obj] = {}
-    for environment in environments:
-        state = watcher.shared_state(environment.pk)
-        for entry in (state or {}).get("services", []):
-            entries[(environment.pk, entry["service"], entry["group"])] = entry
+    for environment_id, state in watcher.shared_states([e.pk for e in environments]).items():
+        for entry in state.get("services", []):
+            entries[(environment_id, entry["service"], entry["group"])] = entry
     return entries
 
 

@@ -99,6 +99,25 @@ class Lease:
         return state if isinstance(state, dict) else None
 
 
+def load_states(environment_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The statuses the watching processes keep for these environments, in one round trip
+    (MGET; the status board asks for every environment of its page: 20 GETs were 1.2 ms). None
+    kept, an expired or unreadable one, or no Redis at all: the environment is left out."""
+    url = _redis_url()
+    if url is None or not environment_ids:
+        return {}
+    keys = [f"{_prefix()}:envstate:{environment_id}" for environment_id in environment_ids]
+    states = {}
+    for environment_id, raw in zip(environment_ids, _client(url).mget(keys), strict=True):
+        try:
+            state = json.loads(raw) if raw is not None else None
+        except ValueError:
+            continue
+        if isinstance(state, dict):
+            states[environment_id] = state
+    return states
+
+
 def lease_for(environment_id: int) -> Lease | None:
     """The environment's lease in Redis, or None when Apollo runs without Redis."""
     url = _redis_url()
