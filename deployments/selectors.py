@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections
-from django.db.models import F, Q, QuerySet, Window
+from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
@@ -68,7 +68,7 @@ class TableRow(TypedDict):
 
 
 # TableRow's keys: the deployment's own columns, and the related ones' under their row names. A
-# column the rows start showing must be added to both.
+# column the rows start showing must be added to all three.
 _TABLE_COLUMNS = ("pk", "status", "message", "created_at")
 _TABLE_RELATED = {
     "service_name": F("service__name"),
@@ -79,10 +79,31 @@ _TABLE_RELATED = {
 }
 
 
+def _column_of(model: type[Model], column: str, key: str) -> Subquery:
+    """The related row's column, read by primary key for each row of the page."""
+    return Subquery(model._default_manager.filter(pk=OuterRef(key)).order_by().values(column))
+
+
+# PostgreSQL: one subquery per name rather than five joins. It plans every statement it is sent
+# (Django's statements are not prepared), and the six-table join took longer to plan than to
+# run: History's first page at 100,000 deployments 2.5 ms of planning for 0.4 ms of reading;
+# the subqueries plan in 0.1 ms and read the same rows by primary key. Not on SQLite, which
+# plans joins at no cost and runs the subqueries slower (50 rows: 0.7 -> 2.0 ms).
+_TABLE_RELATED_PG = {
+    "service_name": _column_of(Service, "name", "service_id"),
+    "environment_name": _column_of(Environment, "name", "environment_id"),
+    "sha": _column_of(DeployableVersion, "git_commit_sha", "version_id"),
+    "deployed_by_name": _column_of(User, "username", "deployed_by_id"),
+    "group_name": _column_of(Group, "name", "group_id"),
+}
+
+
 def table_rows(deployments: QuerySet[Deployment]) -> list[TableRow]:
-    """The deployments as table rows, in one query (the joins only: no large text or JSON
-    column, no model instance)."""
-    return list(deployments.values(*_TABLE_COLUMNS, **_TABLE_RELATED))
+    """The deployments as table rows, in one query (no large text or JSON column, no model
+    instance)."""
+    postgresql = connections[deployments.db].vendor == "postgresql"
+    related = _TABLE_RELATED_PG if postgresql else _TABLE_RELATED
+    return list(deployments.values(*_TABLE_COLUMNS, **related))
 
 
 # -- versions -------------------------------------------------------------------------------
