@@ -73,7 +73,9 @@ def deploy(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if request.method == "GET":
         form = DeployForm(initial=_initial(request), user=user)
-        return _deploy_page(request, form, checked=_bound_or_none(request.GET, user))
+        selection = _selection(request.GET, user)
+        checked = _check_selection(selection, user) if selection is not None else None
+        return _deploy_page(request, form, checked=checked, selection=selection)
     form = DeployForm(request.POST, user=user)
     if not form.is_valid():
         return _deploy_page(request, form, checked=None, status=400)
@@ -108,9 +110,15 @@ def _refusal_summary(outcomes: list[DeployOutcome]) -> str:
 def _bound_or_none(data: Any, user: User) -> "list[tuple[DeployOutcome, Any]] | None":
     """The check of a selection given in a query string or posted to the check fragment:
     None when it names no environment and service yet."""
+    selection = _selection(data, user)
+    return None if selection is None else _check_selection(selection, user)
+
+
+def _selection(data: Any, user: User) -> DeployForm | None:
+    """The form bound to a selection that names environments and services; None before."""
     if not (data.getlist("environments") and data.getlist("services")):
         return None
-    return _check_selection(DeployForm(data, user=user), user)
+    return DeployForm(data, user=user)
 
 
 def _check_selection(form: DeployForm, user: User) -> "list[tuple[DeployOutcome, Any]] | None":
@@ -253,13 +261,18 @@ def _deploy_page(
     *,
     checked: "list[tuple[DeployOutcome, Any]] | None",
     status: int = 200,
+    selection: DeployForm | None = None,
 ) -> HttpResponse:
+    """`selection`: the form the check validated for the same choices (the GET's), whose
+    services and environments are then not read again (two queries)."""
     user = _user(request)
     fields: Any = form.fields
     env_choices, service_choices = selectors.deploy_choices(
         user, list(fields["environments"].queryset), fields["services"].queryset
     )
-    services, environments = _chosen(form, "services"), _chosen(form, "environments")
+    chosen_from = form if selection is None else selection
+    services = _chosen(chosen_from, "services")
+    environments = _chosen(chosen_from, "environments")
     # What runs in the chosen targets, read once for the versions and for the check.
     running = selectors.running_versions(services, environments)
     environment_boxes = _boxes(form, "environments", env_choices)
