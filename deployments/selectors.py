@@ -271,6 +271,7 @@ def _day_start(day: date) -> datetime:
 
 
 DENSE = 4000  # matches from which a search walks the newest-first index instead
+PROBE = 200  # the newest deployments a search on PostgreSQL tests first (_pg_text_condition)
 
 
 def _text_condition(text: str, using: str) -> Q:
@@ -309,12 +310,23 @@ def _pg_text_condition(parts: list[Q], using: str) -> Q:
     planner cannot estimate how many rows a prefix search matches (a fixed 2 % of the table
     without statistics on at least 100 words), and from 2,000 it read the whole table in a
     hash join rather than fetch the few matches (14-35 ms for a word in 200 of 100,000
-    deployments; by id: under 1 ms). From DENSE matches, the newest-first walk tests each row."""
+    deployments; by id: under 1 ms). From DENSE matches, the newest-first walk tests each row.
+
+    A common word is recognised first, on the newest PROBE deployments tested row by row
+    (0.6 ms): when a quarter of them match, the walk fills a page within a few hundred rows,
+    whereas reading the index's matches builds its bitmap of every match first (11 ms for a
+    word in every message at 100,000 deployments). The probe only picks the plan: both give
+    the same rows."""
+    anywhere = reduce(operator.or_, parts)
+    deployments = Deployment.objects.using(using)
+    newest = deployments.order_by("-created_at", "-id").values("pk")[:PROBE]
+    if deployments.filter(anywhere, pk__in=newest).count() * 4 >= PROBE:
+        return anywhere
     queries = [Deployment.objects.using(using).filter(c).order_by().values("pk") for c in parts]
     united = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
     rows = list(united[:DENSE])  # a row matching two ways counts twice: DENSE comes sooner
     if len(rows) >= DENSE:
-        return reduce(operator.or_, parts)
+        return anywhere
     if not rows:  # no row has a null id: the page still sends its query (a constant count)
         return Q(pk__isnull=True)
     return Q(pk__in=sorted({row["pk"] for row in rows}))

@@ -3,7 +3,8 @@ never the whole deployments table: the plans of the queries the page sends, read
 (no ANALYZE) on a small table with sequential scans discouraged, as the planner would choose
 them on a large one. A rare word is read through the indexes, then its rows by primary key; a
 word in most messages walks the newest-first index, testing each row's message itself (not a
-hashed list of every match built first).
+hashed list of every match built first); a word in most of the newest messages (the probe of
+deployments.selectors.PROBE rows) does so without reading the GIN index at all.
 
 CI runs this on PostgreSQL (DATABASE_URL); on SQLite (FTS5, its own plans) it is skipped."""
 
@@ -77,8 +78,10 @@ def test_a_rare_word_is_read_through_both_gin_indexes_then_by_primary_key(
 ) -> None:
     _searched(alice, checkout, production, {"message": "Hotfix basket", "commit": "Rework ledger"})
     plans = _plans("/history/?q=hotf", alice)
-    assert len(plans) == 2  # the matches' ids, then the page
-    (found_sql, found), (_, page) = plans
+    assert len(plans) == 3  # the probe of the newest rows, the matches' ids, then the page
+    (_, probe), (found_sql, found), (_, page) = plans
+    assert "deployment_recent_idx" in probe, probe
+    assert "Seq Scan on deployments_deployment" not in probe, probe
     assert "history_deployment_text_idx" in found, found
     assert "history_version_text_idx" in found, found
     # The message is tested on the row itself, not through a second read of the table.
@@ -93,10 +96,27 @@ def test_a_word_in_most_messages_walks_the_newest_first_index_testing_each_row(
     # DENSE chooses the plan (deployments.selectors): 2 makes "deployment" a common word here.
     monkeypatch.setattr("deployments.selectors.DENSE", 2)
     _searched(alice, checkout, production, {"message": "Hotfix", "commit": "Rework"})
-    (_, found), (page_sql, page) = _plans("/history/?q=deployment", alice)
+    # PROBE (the newest rows tested first) is larger than this table: it does not decide.
+    _, (_, found), (page_sql, page) = _plans("/history/?q=deployment", alice)
     assert "history_deployment_text_idx" in found, found
     assert "deployment_recent_idx" in page, page
     assert "to_tsvector('simple'" in page_sql  # the row's own message, tested as it is read
     assert "Seq Scan on deployments_deployment" not in page, page
     assert "Bitmap Heap Scan on deployments_deployment" not in page, page
     assert "history_deployment_text_idx" not in page, page
+
+
+def test_a_word_in_most_of_the_newest_messages_walks_at_once_without_reading_the_index(
+    alice: User, checkout: Service, production: Environment, monkeypatch: Any
+) -> None:
+    # The newest 8 deployments all say "deployment": a common word, found by the probe alone
+    # (reading the GIN index's matches would build its bitmap of every match first).
+    monkeypatch.setattr("deployments.selectors.PROBE", 8)
+    _searched(alice, checkout, production, {"message": "Hotfix", "commit": "Rework"})
+    (probe_sql, probe), (page_sql, page) = _plans("/history/?q=deployment", alice)
+    assert "deployment_recent_idx" in probe, probe
+    assert "LIMIT 8" in probe_sql
+    assert "deployment_recent_idx" in page, page
+    assert "to_tsvector('simple'" in page_sql
+    assert "history_deployment_text_idx" not in probe + page, probe + page
+    assert "Seq Scan on deployments_deployment" not in probe + page, probe + page
