@@ -429,11 +429,10 @@ class Run:
         checked = self.check_owners(documents)
         if checked is None:
             return documents
-        self.settle_events_from()
-        if not self.may_change_cluster():
-            self.note("worker", f"{self.owner} lost its lease before the apply; handed over")
-            return None
         # Every apply sent is in the timeline, before it is sent (one entry per document).
+        # Written while the Event watch is being joined (settle_events_from waits for it): an
+        # entry says an apply may have been sent, and one that was not (the lease lost below)
+        # is found not applied by whoever resumes (sent_before), as after a crash.
         sending = self.note_many(
             [
                 ("worker", f"sending apply of {_named(doc)} ({what}) from {self.owner}")
@@ -441,6 +440,10 @@ class Run:
             ],
             broadcast=False,
         )
+        self.settle_events_from()
+        if not self.may_change_cluster():
+            self.note("worker", f"{self.owner} lost its lease before the apply; handed over")
+            return None
         applies = [
             _requests(kube.apply, cluster, namespace, [doc], checked=checked) for doc in documents
         ]
