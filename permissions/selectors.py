@@ -235,14 +235,19 @@ def _index_and_rows(
     return HoldingIndex(holdings(verb=verb, user=user)), _service_ids(), _environment_rows()
 
 
+# The catalogue in no particular order (.order_by()): the rules treat it as sets, and sorting
+# 1,000 services by name through their name index took PostgreSQL 0.58 ms where the table's
+# scan takes 0.11 (plan and execution), on every developer's page.
 def _service_ids() -> list[int]:
-    return _read_once(("services",), lambda: list(Service.objects.values_list("pk", flat=True)))
+    return _read_once(
+        ("services",), lambda: list(Service.objects.order_by().values_list("pk", flat=True))
+    )
 
 
 def _environment_rows() -> list[tuple[int, str]]:
     return _read_once(
         ("environments",),
-        lambda: list(Environment.objects.values_list("pk", "availability")),
+        lambda: list(Environment.objects.order_by().values_list("pk", "availability")),
     )
 
 
