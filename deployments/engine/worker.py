@@ -34,7 +34,7 @@ from django.utils import timezone
 from apollo_site.ops import context
 from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
-from deployments.engine import event_watch
+from deployments.engine import event_watch, following
 from deployments.engine.database import (
     CONNECTION_ERRORS,
     OUTAGE,
@@ -62,21 +62,22 @@ LEASE = timedelta(seconds=settings.APOLLO_WORKER_LEASE_SECONDS)
 APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS  # 0: the budget alone bounds the retries
 APPLY_BUDGET = float(settings.APOLLO_APPLY_BUDGET_SECONDS)
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
-TIMELINE_LIMIT = 300
+TIMELINE_LIMIT = following.TIMELINE_LIMIT
 # Rollouts one worker drives at once (`rundeployments --parallel`). Each holds a database
-# connection while it follows (its thread's: the cancellation read, the timeline writes), and
+# connection while it follows (its thread's, idle then: following.py reads and writes for all of
+# them; it is used again for the verdict), and
 # the worker a few more (claims, heartbeat, notifications, the wake-up). On PostgreSQL, two
 # workers (deploy/base/worker.yaml) at 32 hold about 72 of the default max_connections (100),
 # leaving room for the web pods and a migration; on SQLite threads are cheap and 32 rollouts
 # already keep its one writer busy. More rollouts wait PENDING, in order, for a free slot; a
 # worker meant to follow 100 at once is given --parallel 100 and a server that allows it.
 DEFAULT_PARALLEL = 32
-STATUS_CHECK_SECONDS = 0.25  # how soon a following rollout sees a cancellation request
+STATUS_CHECK_SECONDS = following.STATUS_SECONDS  # how soon a cancellation is seen
 # What a rollout sees while following is written to its timeline at most this often (and with
 # the verdict, or any other note): one write per rollout and burst of changes cost a worker
 # following 100 rollouts a seventh of its time. A worker killed meanwhile loses at most this
 # much of what it saw (the next worker judges the rollout on the cluster's state anyway).
-TIMELINE_WRITE_SECONDS = 0.5
+TIMELINE_WRITE_SECONDS = following.WRITE_SECONDS
 T = TypeVar("T")
 RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
 
@@ -146,7 +147,6 @@ class Run:
         shutdown: threading.Event,
         heartbeat: Heartbeat | None = None,
     ) -> None:
-        self.deployment = deployment
         self.owner = owner
         self.shutdown = shutdown  # set: hand the deployment over now
         self.heartbeat = heartbeat
@@ -156,12 +156,22 @@ class Run:
         self.event_feed: EventFeed | None = None
         self.events_pending: Future[EventFeed] | None = None  # event_feed, being subscribed
         self.follower: Follower | None = None  # open until its Events are recorded
-        self.unwritten: list[dict[str, str]] = []  # timeline entries seen, not written yet
-        self.written_at = 0.0  # time.monotonic() of the last timeline write
+        # The timeline entries seen, not written yet (written by following.py while the rollout
+        # is followed), and the deployment itself.
+        self.book = following.Followed(deployment)
+        self.followed = False  # the book is with following.py
         self.watched_unwritten = 0.0  # seconds watched, written with the verdict
         # The claim's STARTED, not sent to the live page yet: sent while the first apply is in
         # flight (apply_round), not before it (say_started).
         self.started_unsaid = False
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.book.deployment
+
+    @deployment.setter
+    def deployment(self, deployment: Deployment) -> None:
+        self.book.deployment = deployment
 
     def event_version(self, cluster: Cluster, namespace: str, name: str) -> EventFeed:
         """The Events of Deployment `name` from now on: a share of the namespace's Event watch
@@ -188,15 +198,17 @@ class Run:
         """Append entries to the timeline in one write (after those recorded but not written
         yet), and send each to the live page (broadcast=False: the caller sends the entries
         returned, later). `also`: other columns, written by the same UPDATE."""
-        self.unwritten += _entries(notes)
-        entries, self.unwritten = self.unwritten, []
-        if not entries and not also:
-            return []
-        timeline = [*self.deployment.timeline, *entries][-TIMELINE_LIMIT:]
-        self.deployment.timeline = timeline
-        self.written_at = time.monotonic()
-        changes = {**(also or {}), "timeline": timeline}
-        self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
+        book = self.book
+        with book.write_lock:
+            book.add(_entries(notes))
+            entries = book.take()
+            if not entries and not also:
+                return []
+            timeline = [*self.deployment.timeline, *entries][-TIMELINE_LIMIT:]
+            self.deployment.timeline = timeline
+            book.written_at = time.monotonic()
+            changes = {**(also or {}), "timeline": timeline}
+            self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
         if broadcast:
             self.broadcast(entries)
         return entries
@@ -209,22 +221,28 @@ class Run:
         """The final status (with `also`: other columns, written by the same UPDATE), with
         the timeline entries not written yet, the verdict's own, and the time watched: one
         write between the verdict and DONE."""
-        d = self.deployment
-        entries = [*self.unwritten, *_entries([("worker", f"{status}: {reason}")])]
-        changes = {**(also or {}), "timeline": [*d.timeline, *entries][-TIMELINE_LIMIT:]}
-        if self.watched_unwritten:
-            changes["watched_seconds"] = float(d.watched_seconds or 0) + self.watched_unwritten
-        try:
-            # A transition whose answer was lost with the connection is InvalidTransition on
-            # the retry (the row moved already): re-read, as for a race.
-            self.db(lambda: d.transition_to(status, reason=reason, also=changes))
-        except InvalidTransition:
-            self.db(d.refresh_from_db)
-            logger.warning("deployment %s moved under us: %s", d.pk, reason)
-            self.note_many([])  # what was seen, without the verdict that did not happen
-            return
-        self.unwritten, self.watched_unwritten = [], 0.0
-        self.written_at = time.monotonic()
+        d, book = self.deployment, self.book
+        with book.write_lock:
+            seen = book.take()
+            entries = [*seen, *_entries([("worker", f"{status}: {reason}")])]
+            changes = {**(also or {}), "timeline": [*d.timeline, *entries][-TIMELINE_LIMIT:]}
+            if self.watched_unwritten:
+                changes["watched_seconds"] = float(d.watched_seconds or 0) + self.watched_unwritten
+            try:
+                # A transition whose answer was lost with the connection is InvalidTransition
+                # on the retry (the row moved already): re-read, as for a race.
+                self.db(lambda: d.transition_to(status, reason=reason, also=changes))
+            except InvalidTransition:
+                book.give_back(seen)
+                self.db(d.refresh_from_db)
+                logger.warning("deployment %s moved under us: %s", d.pk, reason)
+                self.note_many([])  # what was seen, without the verdict that did not happen
+                return
+            except BaseException:
+                book.give_back(seen)
+                raise
+            self.watched_unwritten = 0.0
+            book.written_at = time.monotonic()
         for entry in entries:
             live.broadcast_timeline(d, entry)
         logger.info("deployment %s: %s (%s)", self.deployment.pk, status, reason)
@@ -651,22 +669,21 @@ class Run:
         watched = 0.0 if cancelling else float(d.watched_seconds or 0)
         remaining = timeout - watched
         started = timezone.now() if cancelling else (d.started_at or timezone.now())
-        following = time.monotonic()
-
-        status_read = 0.0
+        began, status_read = time.monotonic(), 0.0
 
         def should_stop() -> bool:
             nonlocal status_read
             if self.shutdown.is_set() or not self.renew_lease():
                 return True
             # A cancellation request interrupts a forward rollout (not the rollback itself).
-            # Read at most every STATUS_CHECK_SECONDS, not at every step: with many rollouts
-            # the steps come by the hundred a second, each a query (a third of a worker's time
-            # following 100 rollouts went to this read).
-            if cancelling or time.monotonic() - status_read < STATUS_CHECK_SECONDS:
+            # The status is read every STATUS_CHECK_SECONDS, in the worker by following.py for
+            # every rollout at once (read by each follower, it was a third of a worker's time
+            # following 100 rollouts).
+            if cancelling:
                 return False
-            status_read = time.monotonic()
-            return self.current_status() != Status.STARTED
+            if not self.followed and time.monotonic() - status_read >= STATUS_CHECK_SECONDS:
+                self.book.status, status_read = self.current_status(), time.monotonic()
+            return self.book.status not in ("", Status.STARTED)
 
         follower = Follower(
             cluster=d.environment.cluster,
@@ -683,17 +700,24 @@ class Run:
         )
         self.follower, self.event_feed = follower, None  # (the follower leaves the feed)
         result = RolloutResult("interrupted", "")
+        # In the worker process (a heartbeat), the timeline and the status go through
+        # following.py; a bare Run (a test driving it in its own transaction) does both itself.
+        self.book.status, self.followed = "", self.heartbeat is not None
+        if self.followed:
+            following.join(self.book)
         try:
             result = self.record_progress(follower.follow(keep_watching=True), should_stop)
         finally:
+            following.leave(self.book)
+            self.followed = False
             if cancelling:
                 pass
             elif result.state == "interrupted":  # (no verdict to write it with)
-                self._add_watched(time.monotonic() - following)
+                self._add_watched(time.monotonic() - began)
             else:
-                self.watched_unwritten = time.monotonic() - following
+                self.watched_unwritten = time.monotonic() - began
         # With the verdict (finish): the rollout's last notes.
-        self.unwritten += _entries(follower.take_notes())
+        self.book.add(_entries(follower.take_notes()))
         if result.state == "failed":
             self.explain_failure(follower)
         return result
@@ -723,9 +747,13 @@ class Run:
 
     def record(self, notes: list[Note]) -> None:
         """What the rollout saw, stamped now, written with the next write or when
-        TIMELINE_WRITE_SECONDS have passed since the last one."""
-        self.unwritten += _entries(notes)
-        if self.unwritten and time.monotonic() - self.written_at >= TIMELINE_WRITE_SECONDS:
+        TIMELINE_WRITE_SECONDS have passed since the last one (while it is followed, by
+        following.py: this thread does not wait for the database)."""
+        book = self.book
+        book.add(_entries(notes))
+        if self.followed:
+            return
+        if book.unwritten and time.monotonic() - book.written_at >= TIMELINE_WRITE_SECONDS:
             self.note_many([])
 
     def close_follower(self) -> None:
