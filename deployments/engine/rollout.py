@@ -1,8 +1,8 @@
 """Following one rollout with watches until the health rules say DONE or FAILED.
 
-Three sources feed one queue: watcher threads of the Deployment and of the pods of the new
-commit, and the namespace's Events (subscribed to before the apply, from a watch that the
-worker's rollouts in that namespace share: event_watch.py). The follower re-assesses on every
+Three sources feed one queue, each a watch of the namespace that the worker's rollouts there
+share: the Deployment and the pods of the new commit (object_watch.py), and the Events
+(subscribed to before the apply: event_watch.py). The follower re-assesses on every
 change. Nothing sleeps in a polling loop: the queue wait is bounded only so that deadlines,
 cancellation and the lease are checked while quiet.
 
@@ -26,15 +26,13 @@ a deadline verdict, the Deployment is read once more: it may have completed mean
 import copy
 import logging
 import queue
-import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from apollo_site.ops.metrics import WATCH_RESTARTS
-from deployments.engine import health
+from deployments.engine import health, object_watch
 from deployments.engine.event_watch import EventFeed, involves, subscribe
 from deployments.rendering import LABEL_SHA
 from environments import kube
@@ -42,14 +40,12 @@ from environments.models import Cluster
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
-WATCH_SECONDS = 30
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 MAX_EVENTS = 60  # Events recorded per rollout; a crash loop repeats its own forever
 # After the verdict, Events still on their way are recorded until none came for QUIET seconds
 # (MAX at the most).
 LAST_EVENTS_QUIET, LAST_EVENTS_MAX = 0.1, 1.0
-CLOSE_WAIT_SECONDS = 2.0  # how long closing waits for the watcher threads to end
 
 
 @dataclass
@@ -119,98 +115,6 @@ class RolloutResult:
     reason: str
 
 
-class _Watcher(threading.Thread):
-    """Lists, then watches one kind of object, relisting on 410 and retrying when unreachable."""
-
-    def __init__(
-        self,
-        *,
-        cluster: Cluster,
-        kind: str,
-        namespace: str,
-        selectors: dict[str, str],
-        events: "queue.Queue[tuple[str, Any]]",
-        stop: threading.Event,
-        start_version: str = "",
-    ) -> None:
-        super().__init__(daemon=True, name=f"watch-{kind}")
-        self.cluster, self.kind, self.namespace = cluster, kind, namespace
-        self.selectors, self.events, self.stop = selectors, events, stop
-        # Watch from here without listing first (only what happens after it); a 410 or an
-        # error falls back to list-then-watch.
-        self.start_version = start_version
-        self._stream: kube.WatchStream | None = None
-        # Doubles per failure in a row; back to the start once the cluster answers a list, so
-        # that occasional 5xx over a long rollout do not add up to waits of seconds.
-        self.backoff = 0.2
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """End the open watch now (from the follower's thread), not at its next event.
-
-        An API server may send nothing for a long time: a watcher waiting for its next
-        event would hold its thread and connection up to WATCH_SECONDS after the verdict.
-        """
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            stream.close()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self._list_and_watch()
-            except kube.WatchExpired:
-                WATCH_RESTARTS.labels("rollout").inc()
-                continue  # relist
-            except Exception as exc:
-                if self.stop.is_set():
-                    return  # its stream was closed under it: the end, not a failure
-                if not isinstance(exc, kube.ClusterUnreachable | kube.KubeError):
-                    # A watcher must never die silently.
-                    logger.exception("watcher for %s failed", self.kind)
-                self._retry_later(
-                    str(exc)
-                    if isinstance(exc, kube.ClusterUnreachable | kube.KubeError)
-                    else f"{type(exc).__name__}: {exc}"
-                )
-
-    def _retry_later(self, reason: str) -> None:
-        WATCH_RESTARTS.labels("rollout").inc()
-        self.events.put(("unreachable", reason))
-        self.stop.wait(self.backoff)
-        self.backoff = min(self.backoff * 2, 5.0)
-
-    def _list_and_watch(self) -> None:
-        version, self.start_version = self.start_version, ""
-        if not version:
-            items, version = kube.list_objects(
-                self.cluster, self.kind, self.namespace, **self.selectors
-            )
-            self.backoff = 0.2
-            self.events.put(("list", (self.kind, items)))
-        while not self.stop.is_set():
-            stream = kube.WatchStream(
-                self.cluster,
-                self.kind,
-                self.namespace,
-                resource_version=version,
-                timeout_seconds=WATCH_SECONDS,
-                **self.selectors,
-            )
-            with self._lock:
-                self._stream = stream
-            if self.stop.is_set():  # stopped before close() could see this stream
-                stream.close()
-                return
-            for event in stream.events():
-                version = event.object.get("metadata", {}).get("resourceVersion", version)
-                if event.type != "BOOKMARK":
-                    self.events.put(("event", (self.kind, event)))
-                if self.stop.is_set():
-                    return
-
-
 @dataclass
 class Follower:
     """Follows the rollout of one Deployment object to a verdict."""
@@ -235,8 +139,7 @@ class Follower:
     _outage_seconds: float = 0.0
     _warned: bool = False
     _pending: list[Note] = field(default_factory=list)
-    _stop: threading.Event | None = None
-    _watchers: list[_Watcher] = field(default_factory=list)
+    _watches: list[object_watch.Subscription] | None = None  # None: not following
     _events: "queue.Queue[tuple[str, Any]]" = field(default_factory=queue.Queue)
     _rs_selector: str = ""
 
@@ -271,8 +174,8 @@ class Follower:
     def close(self, *, drain: bool = False) -> list[Note]:
         """Stop the watches; with drain, first take the Events that arrive meanwhile. Returns
         the notes not taken yet."""
-        stop, self._stop = self._stop, None
-        if stop is None:
+        watches, self._watches = self._watches, None
+        if watches is None:
             self._leave_feed()
             return self.take_notes()
         try:
@@ -280,14 +183,8 @@ class Follower:
                 self._last_events(self._events)
         finally:
             self._leave_feed()
-            stop.set()
-            for watcher in self._watchers:
-                watcher.close()
-            # Wait (briefly) for them to end: a worker that exits while a watcher thread still
-            # runs can have the interpreter abort on that thread's last write to stderr.
-            deadline = time.monotonic() + CLOSE_WAIT_SECONDS
-            for watcher in self._watchers:
-                watcher.join(max(0.0, deadline - time.monotonic()))
+            for watch in watches:
+                watch.close()
         return self.take_notes()
 
     def _subscribe(self) -> "queue.Queue[tuple[str, Any]]":
@@ -300,7 +197,6 @@ class Follower:
         return feed.queue
 
     def _run(self) -> "Progress[RolloutResult]":
-        stop = threading.Event()
         deployment = yield from self._read_deployment()
         if isinstance(deployment, RolloutResult):
             return deployment
@@ -315,30 +211,22 @@ class Follower:
             self._note("rollout", first.reason)
             return self._verdict(first.state, first.reason)
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        pod_selector = ",".join(f"{k}={v}" for k, v in {**labels, LABEL_SHA: self.sha}.items())
         self._rs_selector = ",".join(f"{k}={v}" for k, v in labels.items())
         events = self._subscribe()
-        watchers = [
-            _Watcher(
-                cluster=self.cluster,
-                kind="Deployment",
-                namespace=self.namespace,
-                selectors={"field_selector": f"metadata.name={self.name}"},
-                events=events,
-                stop=stop,
+        # The namespace's shared watches (object_watch.py), into the Event feed's queue.
+        self._events = events
+        self._watches = [
+            object_watch.subscribe(
+                self.cluster, self.namespace, "Deployment", object_watch.named(self.name), events
             ),
-            _Watcher(
-                cluster=self.cluster,
-                kind="Pod",
-                namespace=self.namespace,
-                selectors={"label_selector": pod_selector},
-                events=events,
-                stop=stop,
+            object_watch.subscribe(
+                self.cluster,
+                self.namespace,
+                "Pod",
+                object_watch.labelled({**labels, LABEL_SHA: self.sha}),
+                events,
             ),
         ]
-        self._stop, self._watchers, self._events = stop, watchers, events
-        for watcher in watchers:
-            watcher.start()
         return (yield from self._loop(events))
 
     def _leave_feed(self) -> None:
@@ -473,7 +361,9 @@ class Follower:
         if kind == "list":
             object_kind, items = payload
             if object_kind == "Deployment":
-                self._deployment_seen(items[0] if items else None)
+                # Not there: not seen by the shared watch yet (its deletion is an event).
+                if items:
+                    self._deployment_seen(items[0])
             elif object_kind == "Event":
                 for item in items:
                     self._event_seen(item)
@@ -518,7 +408,11 @@ class Follower:
         return seen.new_pods()
 
     def _deployment_seen(self, deployment: Obj | None) -> None:
-        """Keep the Deployment; note each change of its conditions in the timeline."""
+        """Keep the Deployment; note each change of its conditions in the timeline. An older
+        generation than the one kept is ignored: the shared watch may hand over what it kept
+        before the apply that this rollout already read."""
+        if _older(deployment, self.observation.deployment):
+            return
         self.observation.deployment = deployment
         if deployment is None:
             return
@@ -598,6 +492,16 @@ class Follower:
                 return f"{cs.get('name')} {waiting['reason']}"
         ready = all(cs.get("ready") for cs in status.get("containerStatuses") or [{}])
         return f"{status.get('phase', 'Pending')}{', ready' if ready else ''}"
+
+
+def _older(new: Obj | None, kept: Obj | None) -> bool:
+    """Whether `new` is an older generation of the same object (same uid) than `kept`."""
+    if new is None or kept is None:
+        return False
+    new_meta, kept_meta = new.get("metadata") or {}, kept.get("metadata") or {}
+    if new_meta.get("uid") != kept_meta.get("uid"):
+        return False
+    return int(new_meta.get("generation") or 0) < int(kept_meta.get("generation") or 0)
 
 
 def _before(timestamp: Any, moment: datetime) -> bool:

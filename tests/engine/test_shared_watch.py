@@ -1,7 +1,7 @@
 """One Event watch per namespace in a worker, shared by the rollouts that follow it (#16): it
 hands each rollout the Events that involve it, closes when its last follower leaves, and goes
-on for the others when one follower fails. Watches are counted in the test's own namespace
-only, through kubesim's view."""
+on for the others when one follower fails (as the shared Deployment and Pod watches do).
+Watches are counted in the test's own namespace only, through kubesim's view."""
 
 import copy
 import time
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from deployments.engine import event_watch
+from deployments.engine import event_watch, object_watch
 from deployments.engine.rollout import Follower
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
@@ -124,14 +124,15 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
     broken, healthy = _follower(staging, "broken"), _follower(staging, "healthy")
     broken_steps, healthy_steps = broken.follow(), healthy.follow(keep_watching=True)
     next(broken_steps), next(healthy_steps)
-    # Deployment and pod watches of each, one Event watch for both.
-    assert _until(lambda: kubesim.watches_in(ns) == 5)
+    # One Deployment, one Pod and one Event watch for both (object_watch.py, event_watch.py).
+    assert _until(lambda: kubesim.watches_in(ns) == 3)
 
     # What a failure in the worker does to a rollout: an exception where it was following.
     with pytest.raises(RuntimeError):
         broken_steps.throw(RuntimeError("the database went away mid-step"))
-    assert _until(lambda: kubesim.watches_in(ns) == 3)
     assert event_watch.watching(staging.cluster, ns) == 1
+    assert object_watch.watching(staging.cluster, ns, "Deployment") == 1
+    assert object_watch.watching(staging.cluster, ns, "Pod") == 1
 
     _event(kubesim_api, ns, "healthy-6b8c-klmno", "Unhealthy")
     feed = healthy.event_feed
@@ -143,6 +144,7 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
             for kind, payload in list(queued)
         )
     )
+    assert kubesim.watches_in(ns) == 3  # still open for healthy
     healthy.close()
     assert _until(lambda: kubesim.watches_in(ns) == 0)
 

@@ -1,0 +1,165 @@
+"""One Deployment watch and one Pod watch per namespace in a worker, shared by the rollouts that
+follow there (#16, deployments/engine/object_watch.py): each rollout gets its own objects (those
+kept when it subscribes, then their changes), a watch that expired lists again for everyone, a
+dropped one resumes, the last one out closes them, a follower that fails leaves them working
+for the others, and a follower never goes back to an older generation of its Deployment.
+Watches are counted in the test's own namespace only, through kubesim's view."""
+
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from deployments.engine import object_watch
+from deployments.engine.rollout import Follower, Observation
+from environments.models import Environment
+from kubesim.testing import KubesimHandle
+
+Item = tuple[str, Any]
+
+
+def _until(check: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+def _deployment(api: Any, namespace: str, name: str) -> None:
+    labels = {"app": name}
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+    )
+
+
+def _scale(api: Any, namespace: str, name: str, replicas: int) -> None:
+    client.AppsV1Api(api).patch_namespaced_deployment(
+        name, namespace, {"spec": {"replicas": replicas}}
+    )
+
+
+class _Seen:
+    """What a subscription's queue delivered, read as it arrives."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Item] = queue.Queue()
+        self.items: list[Item] = []
+
+    def read(self) -> list[Item]:
+        while not self.queue.empty():
+            self.items.append(self.queue.get_nowait())
+        return self.items
+
+    def lists(self) -> list[list[str]]:
+        return [[o["metadata"]["name"] for o in p[1]] for k, p in self.read() if k == "list"]
+
+    def replicas(self) -> list[int]:
+        return [int(p[1].object["spec"]["replicas"]) for k, p in self.read() if k == "event"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_rollouts_share_one_deployment_watch_each_gets_its_own_and_the_last_out_closes_it(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    ns = staging.namespace
+    for name in ("web", "api"):
+        _deployment(kubesim_api, ns, name)
+    web, api = _Seen(), _Seen()
+    web_sub = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
+    )
+    api_sub = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("api"), api.queue
+    )
+    assert _until(lambda: kubesim.watches_in(ns) == 1)
+    assert object_watch.watching(staging.cluster, ns, "Deployment") == 2
+    # Each first gets its own Deployment as kept, then only its own changes.
+    assert _until(lambda: web.lists() == [["web"]] and api.lists() == [["api"]])
+    _scale(kubesim_api, ns, "web", 3)
+    _scale(kubesim_api, ns, "api", 2)
+    assert _until(lambda: 3 in web.replicas() and 2 in api.replicas())
+    assert 2 not in web.replicas()
+    assert 3 not in api.replicas()
+
+    web_sub.close()
+    _scale(kubesim_api, ns, "api", 4)
+    assert _until(lambda: 4 in api.replicas())
+    assert kubesim.watches_in(ns) == 1  # still open for api
+    api_sub.close()
+    api_sub.close()  # (twice is harmless)
+    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    assert object_watch.watching(staging.cluster, ns, "Deployment") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_watch_resumes_and_an_expired_one_lists_again_for_every_follower(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    ns = staging.namespace
+    _deployment(kubesim_api, ns, "web")
+    web = _Seen()
+    sub = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
+    )
+    try:
+        assert _until(lambda: web.lists() == [["web"]] and kubesim.watches_in(ns) == 1)
+        # Dropped: it resumes from where it was, without listing again.
+        assert kubesim.end_watches() >= 1
+        _scale(kubesim_api, ns, "web", 2)
+        assert _until(lambda: 2 in web.replicas())
+        assert web.lists() == [["web"]]
+        # Expired (410 when it resumes): the namespace listed again, the follower's objects
+        # given again.
+        kubesim.expire_watches(1)
+        assert kubesim.end_watches() >= 1
+        assert _until(lambda: len(web.lists()) == 2)
+        _scale(kubesim_api, ns, "web", 3)
+        assert _until(lambda: 3 in web.replicas())
+    finally:
+        sub.close()
+    assert _until(lambda: kubesim.watches_in(ns) == 0)
+
+
+def _generation(generation: int, uid: str = "u-1", ready: int = 0) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web", "uid": uid, "generation": generation},
+        "status": {"readyReplicas": ready},
+    }
+
+
+def test_a_follower_never_goes_back_to_an_older_generation_of_its_deployment() -> None:
+    follower = Follower(
+        cluster=None,  # type: ignore[arg-type]  # (no cluster: nothing is asked of it)
+        namespace="staging",
+        name="web",
+        sha="a" * 40,
+        deadline=time.monotonic() + 30,
+        timeout_seconds=30,
+        unreachable_limit=10,
+        observation=Observation(),
+    )
+    follower._deployment_seen(_generation(3))
+    # What the shared watch kept before the apply this rollout read: ignored.
+    follower._deployment_seen(_generation(2, ready=2))
+    assert follower.observation.deployment == _generation(3)
+    follower._deployment_seen(_generation(3, ready=1))  # the same generation, newer status
+    assert follower.observation.deployment == _generation(3, ready=1)
+    # Deleted and created again: another object, whatever its generation.
+    follower._deployment_seen(_generation(1, uid="u-2"))
+    assert follower.observation.deployment == _generation(1, uid="u-2")
