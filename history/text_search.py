@@ -151,14 +151,24 @@ def matching_deployments(text: str, vendor: str, *, per_row: bool = False) -> li
 
 def messages_found(text: str, connection: BaseDatabaseWrapper, *, up_to: int) -> int:
     """How many deployment messages have every word, counting no further than up_to (SQLite
-    reads its index's matches as a stream and stops; elsewhere a LIMIT-ed count)."""
+    reads its index's matches as a stream and stops; elsewhere a LIMIT-ed count).
+
+    The whole words are counted first: FTS5 streams one word's matches and stops at the
+    LIMIT, whereas a prefix first merges the lists of every word it begins (4,000 matches of
+    "deployment" in 100,000 messages: 0.2 ms whole, 6.6 ms as a prefix, 3.3 ms even up to
+    200). A message with the whole words has the prefixes too: up_to of those is enough."""
     found = words(text)
     if not found or connection.vendor != "sqlite":
         return 0 if not found else -1  # -1: not counted here
-    query = " ".join(f'"{word}"*' for word in found)
+    whole = " ".join(f'"{word}"' for word in found)
+    prefixes = " ".join(f'"{word}"*' for word in found)  # each word a quoted prefix
     with connection.cursor() as cursor:
-        cursor.execute(SQL[("sqlite", "count")], (query, up_to))
-        return int(cursor.fetchone()[0])
+        cursor.execute(SQL[("sqlite", "count")], (whole, up_to))
+        count = int(cursor.fetchone()[0])
+        if count < up_to:
+            cursor.execute(SQL[("sqlite", "count")], (prefixes, up_to))
+            count = int(cursor.fetchone()[0])
+        return count
 
 
 # The schema statements below interpolate only the table and column names of SQLITE_TABLES
