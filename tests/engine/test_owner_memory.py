@@ -6,14 +6,17 @@ is noticed: the API server refuses the stale version and the owner is checked ag
 another owner's object is never applied over. Through the real worker against kubesim (and the
 real control plane)."""
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from kubernetes import client
 
+from deployments.engine.worker import Run
 from deployments.manifests import render_for
-from deployments.models import Service
+from deployments.models import Deployment, Service
 from deployments.rendering import LABEL_SERVICE
 from deployments.status import Status
 from environments import kube
@@ -28,6 +31,15 @@ SERVICE_TEMPLATE = (
     "apiVersion: v1\nkind: Service\nmetadata: {name: '{{service}}'}\n"
     "spec:\n  selector: {app: '{{service}}'}\n  ports: [{port: 80}]\n"
 )
+
+
+@pytest.fixture
+def failing_cluster(kubesim: KubesimHandle) -> Iterator[KubesimHandle]:
+    """kubesim answering every API request 500 or 503 while the test runs."""
+    try:
+        yield kubesim
+    finally:
+        kubesim.reset_faults()
 
 
 def _deploy(user: User, service: Service, environment: Environment) -> tuple[str, str, str]:
@@ -132,3 +144,28 @@ def test_an_object_deleted_between_two_deploys_is_created_again(
     assert status == Status.DONE, reason
     created = core.read_namespaced_service("deleted", staging.namespace)
     assert created.metadata.labels[LABEL_SERVICE] == "deleted"
+
+
+@pytest.mark.kubesim_only  # (fault injection)
+def test_the_owner_checks_of_objects_it_saw_last_send_no_request(
+    alice: User, staging: Environment, failing_cluster: KubesimHandle
+) -> None:
+    web = factories.make_service("unasked", service_template=SERVICE_TEMPLATE)
+    assert _deploy(alice, web, staging)[0] == Status.DONE
+    run = Run(Deployment.objects.get(service=web), "test", threading.Event())
+    documents = _documents(web, staging)
+    unknown = _documents(factories.make_service("never-applied"), staging)["Deployment"]
+    failing_cluster.set_faults(error_rate=1.0)
+    # What it applied and watched: answered from what it saw, while every request fails.
+    checked = run.check_owners([documents["Deployment"], documents["Service"]])
+    assert checked == {
+        ("Deployment", "unasked"): kube.known_version(
+            staging.cluster, staging.namespace, documents["Deployment"]
+        ),
+        ("Service", "unasked"): kube.known_version(
+            staging.cluster, staging.namespace, documents["Service"]
+        ),
+    }
+    assert all(checked.values())
+    # An object it never saw is read: the check does not answer cleanly (the caller retries).
+    assert run.check_owners([documents["Deployment"], unknown]) is None
