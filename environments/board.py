@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Case, F, Q, QuerySet, Value, When, Window
 from django.db.models.functions import Coalesce, RowNumber
+from django.template import Context
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -33,6 +34,7 @@ from django.utils.text import slugify
 
 from deployments.models import DeployableVersion, Deployment, Group, Service
 from deployments.status import Status
+from deployments.templatetags.deployment_rows import row_url
 from environments.live import watcher
 from environments.models import Environment
 from permissions import blocker_config
@@ -372,9 +374,7 @@ def status_board(
         commits=commits,
         blockers=_blockers(now),
         live=live,
-        environment_urls={
-            e.pk: _e(reverse("environment-detail", args=[e.name])) for e in environments
-        },
+        environment_urls=_environment_urls(environments),
         environment_names={e.pk: _e(e.name) for e in environments},
         deployment_url=reverse("deployment-detail", args=[1]).replace("/1/", "/{}/"),
         now=now,
@@ -399,6 +399,13 @@ def status_board(
     return Board(
         environments=environments, rows=rows, live_environments=shown, next_after=next_after
     )
+
+
+def _environment_urls(environments: list[Environment]) -> dict[int, str]:
+    """Each environment's page, escaped: the pattern reversed once for the page (row_url, as
+    History's rows), not once per environment."""
+    urls = Context()  # row_url keeps the reversed pattern in its render context
+    return {e.pk: _e(row_url(urls, "environment-detail", e.name)) for e in environments}
 
 
 HIDDEN = '<td class="cell hidden-cell"><span class="visually-hidden">hidden</span></td>'
