@@ -35,7 +35,7 @@ from deployments.models import (
 from deployments.services.bad_versions import marks_in_force
 from deployments.status import Status
 from environments.models import Environment
-from history.text_search import matching_deployments, messages_found
+from history.text_search import id_list, matching_deployments, messages_found
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
@@ -289,18 +289,22 @@ def _text_condition(text: str, using: str) -> Q:
     if len(text) >= MIN_PREFIX and HEX_RE.match(text.lower()):
         shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
         others.append(Q(version_id__in=shas.values("pk")))
-    by_text = matching_deployments(text, vendor)
+    parts = matching_deployments(text, vendor) + others
     if vendor == "postgresql":
-        return _pg_text_condition(by_text + others, using)
+        return _pg_text_condition(parts, using)
     # The messages counted on their own index as a stream (SQLite): in a union, the index's
-    # whole list of matches would be read first.
-    counted = messages_found(text, connection, up_to=DENSE)
-    parts = by_text[1:] + others if counted >= 0 else by_text + others
-    ids = [Deployment.objects.using(using).filter(c).order_by().values("pk") for c in parts]
-    matches = ids[0].union(*ids[1:]) if len(ids) > 1 else ids[0]
-    if max(counted, 0) + matches[:DENSE].count() >= DENSE:
-        return reduce(operator.or_, matching_deployments(text, vendor, per_row=True) + others)
-    return Q(pk__in=matches) | by_text[0] if counted > 0 else Q(pk__in=matches)
+    # whole list of matches would be read first, however common the word.
+    if messages_found(text, connection, up_to=DENSE) < DENSE:
+        # Fewer than DENSE messages: every match's id, read once (the union stops at DENSE)
+        # and given to the page as a list. Read as a count, then again as the page's
+        # subquery, the union was compiled and read twice.
+        rows = Deployment.objects.using(using).order_by()
+        ids = [rows.filter(c).values_list("pk", flat=True) for c in parts]
+        united = ids[0].union(*ids[1:]) if len(ids) > 1 else ids[0]
+        found = list(united[:DENSE])
+        if len(found) < DENSE:
+            return Q(pk__in=id_list(found) if vendor == "sqlite" else found)
+    return reduce(operator.or_, matching_deployments(text, vendor, per_row=True) + others)
 
 
 def _pg_text_condition(parts: list[Q], using: str) -> Q:

@@ -23,6 +23,7 @@ drops its triggers with it; recreating what is missing and rebuilding the index 
 search right whatever another app's migrations do. Each statement is idempotent.
 """
 
+import json
 import re
 from typing import Any
 
@@ -96,6 +97,7 @@ SQL = {
     ): "SELECT rowid FROM history_version_text WHERE history_version_text MATCH %s",
     ("sqlite", "count"): "SELECT count(*) FROM (SELECT rowid FROM history_deployment_text "
     "WHERE history_deployment_text MATCH %s LIMIT %s)",
+    ("sqlite", "ids"): "SELECT value FROM json_each(%s)",
     ("postgresql", "commit"): "SELECT id FROM deployments_deployableversion "  # noqa: S608
     f"WHERE {PG_VERSION_TEXT} @@ to_tsquery('simple', %s)",
 }
@@ -147,6 +149,15 @@ def matching_deployments(text: str, vendor: str, *, per_row: bool = False) -> li
         Q(pk__in=RawSQL(SQL[(vendor, "message")], (query,))),  # noqa: S611 -- see SQL
         Q(version_id__in=RawSQL(SQL[(vendor, "commit")], (query,))),  # noqa: S611 -- see SQL
     ]
+
+
+def id_list(ids: list[int]) -> RawSQL:
+    """SQLite: the ids as a subquery of one parameter (a JSON array), for `pk__in`. Given as a
+    list, Django prepares each value of the lookup (a commit-message word's 1,050 ids: the
+    page was slower than with the union as its subquery); json_each reads the array as fast
+    as 1,050 bound parameters (0.78 vs 0.75 ms for the page's rows)."""
+    # SECURITY: a constant statement; the ids (integers read from the database) are a parameter.
+    return RawSQL(SQL[("sqlite", "ids")], (json.dumps(ids),))  # noqa: S611 -- see SQL
 
 
 def messages_found(text: str, connection: BaseDatabaseWrapper, *, up_to: int) -> int:
