@@ -17,8 +17,10 @@ it follows (`wants`) and gets, in its queue:
 
 The kept objects may be a moment behind the cluster (what the watch has not delivered yet):
 the follower reads its Deployment itself first and never goes back to an older generation of
-it (rollout.py). The watch closes with its last subscriber; a subscriber that fails only stops
-reading its queue: nothing it does reaches the shared thread.
+it (rollout.py). The verdict's snapshot of the environment is taken from the kept Deployments
+(`kept`): the watch delivered the change that decided it. The watch closes with its last
+subscriber; a subscriber that fails only stops reading its queue: nothing it does reaches the
+shared thread.
 """
 
 import logging
@@ -95,6 +97,19 @@ def subscribe(
     return subscription
 
 
+def kept(cluster: Cluster, namespace: str, kind: str) -> list[Obj] | None:
+    """The namespace's `kind` objects as its shared watch keeps them now, or None when there
+    is no such watch, it has not listed yet, or its last request failed (they may be old)."""
+    with _registry_lock:
+        watch = _registry.get((*kube.connection_key(cluster), namespace, kind))
+    if watch is None:
+        return None
+    with watch._lock:
+        if watch.kept is None or not watch.answering:
+            return None
+        return list(watch.kept.values())
+
+
 def watching(cluster: Cluster, namespace: str, kind: str) -> int:
     """How many subscriptions the namespace's shared watch of `kind` serves (0: none open)."""
     with _registry_lock:
@@ -110,6 +125,7 @@ class _NamespaceObjects(threading.Thread):
         self.cluster, self.namespace, self.kind, self.key = cluster, namespace, kind, key
         self.subscriptions: list[Subscription] = []
         self.kept: dict[str, Obj] | None = None  # None: not listed yet (or since a 410)
+        self.answering = False  # its last request answered (kept is up to date)
         self._stop = threading.Event()
         self._stream: kube.WatchStream | None = None
         self._lock = threading.Lock()  # subscriptions, kept, and what is put in the queues
@@ -152,6 +168,7 @@ class _NamespaceObjects(threading.Thread):
             try:
                 version = self._watch_from(version) if version else self._list()
             except kube.WatchExpired:
+                self.answering = False
                 WATCH_RESTARTS.labels("rollout").inc()
                 version = ""
             except Exception as exc:
@@ -160,6 +177,7 @@ class _NamespaceObjects(threading.Thread):
                 if not isinstance(exc, kube.ClusterUnreachable | kube.KubeError):
                     logger.exception("the %s watch of %s failed", self.kind, self.namespace)
                 with self._lock:
+                    self.answering = False
                     for subscription in self.subscriptions:
                         subscription.queue.put(("unreachable", str(exc)))
                 WATCH_RESTARTS.labels("rollout").inc()
@@ -171,6 +189,7 @@ class _NamespaceObjects(threading.Thread):
         self.backoff = 0.2
         with self._lock:
             self.kept = {item["metadata"]["name"]: item for item in items}
+            self.answering = True
             for subscription in self.subscriptions:
                 self._put_list(subscription)
         return version
@@ -201,6 +220,7 @@ class _NamespaceObjects(threading.Thread):
     def _dispatch(self, event: kube.WatchEvent) -> None:
         name = str((event.object.get("metadata") or {}).get("name", ""))
         with self._lock:
+            self.answering = True
             if self.kept is not None:
                 if event.type == "DELETED":
                     self.kept.pop(name, None)

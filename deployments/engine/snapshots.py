@@ -7,16 +7,23 @@ from environments import kube
 from environments.models import Environment
 
 
-def take_snapshot(environment: Environment) -> dict[str, Any]:
-    items, _ = kube.list_objects(
-        environment.cluster,
-        "Deployment",
-        environment.namespace,
-        label_selector=f"{MANAGED_BY}=apollo",
-    )
+def take_snapshot(
+    environment: Environment, *, deployments: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """deployments: the namespace's Deployments as a watch of this worker keeps them (no list
+    is asked for then)."""
+    if deployments is None:
+        deployments, _ = kube.list_objects(
+            environment.cluster,
+            "Deployment",
+            environment.namespace,
+            label_selector=f"{MANAGED_BY}=apollo",
+        )
     services: dict[str, Any] = {}
-    for item in items:
+    for item in deployments:
         labels = (item.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY) != "apollo":
+            continue
         template_labels = (
             ((item.get("spec") or {}).get("template") or {}).get("metadata") or {}
         ).get("labels") or {}

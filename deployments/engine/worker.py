@@ -34,7 +34,7 @@ from django.utils import timezone
 from apollo_site.ops import context
 from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
-from deployments.engine import event_watch, following
+from deployments.engine import event_watch, following, object_watch
 from deployments.engine.database import (
     CONNECTION_ERRORS,
     OUTAGE,
@@ -812,7 +812,12 @@ class Run:
             snapshot: dict[str, Any] = {"error": "no snapshot: the cluster was unreachable"}
         else:
             try:
-                snapshot = take_snapshot(d.environment)
+                # From the namespace's shared Deployment watch (object_watch.py) when it is up
+                # to date: it delivered the change that decided the verdict (a list of 100
+                # Deployments at each of 100 verdicts was p95 82 ms between verdict and DONE).
+                env = d.environment
+                kept = object_watch.kept(env.cluster, env.namespace, "Deployment")
+                snapshot = take_snapshot(env, deployments=kept)
             except (kube.ClusterUnreachable, kube.KubeError) as exc:
                 snapshot = {"error": f"snapshot failed: {exc}"}
         # With the status, in one UPDATE: a write less between the verdict and DONE. (A status

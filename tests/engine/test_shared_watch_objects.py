@@ -15,6 +15,8 @@ from kubernetes import client
 
 from deployments.engine import object_watch
 from deployments.engine.rollout import Follower, Observation
+from deployments.engine.snapshots import take_snapshot
+from environments.kube.labels import LABEL_SERVICE, LABEL_SHA, MANAGED_BY
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
 
@@ -163,3 +165,43 @@ def test_a_follower_never_goes_back_to_an_older_generation_of_its_deployment() -
     # Deleted and created again: another object, whatever its generation.
     follower._deployment_seen(_generation(1, uid="u-2"))
     assert follower.observation.deployment == _generation(1, uid="u-2")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_snapshot_at_a_verdict_is_taken_from_the_kept_deployments_without_a_list(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    ns = staging.namespace
+    assert object_watch.kept(staging.cluster, ns, "Deployment") is None  # no watch: a list
+    sha = "b" * 40
+    labels = {MANAGED_BY: "apollo", LABEL_SERVICE: "web", LABEL_SHA: sha}
+    client.AppsV1Api(kubesim_api).create_namespaced_deployment(
+        ns,
+        {
+            "metadata": {"name": "web", "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web", **labels}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+                },
+            },
+        },
+    )
+    _deployment(kubesim_api, ns, "by-hand")  # not Apollo's: not in the snapshot
+    web = _Seen()
+    sub = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
+    )
+    try:
+        assert _until(lambda: web.lists() == [["web"]])
+        kept = object_watch.kept(staging.cluster, ns, "Deployment")
+        assert kept is not None
+        assert sorted(obj["metadata"]["name"] for obj in kept) == ["by-hand", "web"]
+        snapshot = take_snapshot(staging, deployments=kept)
+        assert snapshot == take_snapshot(staging)  # what a list says
+        assert list(snapshot["services"]) == ["web"]
+        assert snapshot["services"]["web"]["sha"] == sha
+    finally:
+        sub.close()
