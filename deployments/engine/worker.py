@@ -326,13 +326,15 @@ class Run:
             self.resumed = True
             self.note("worker", "resumed by another worker; manifests were applied already")
         result = self.follow(documents, d.version.git_commit_sha)
-        self.remember_seen()
+        follower = self.follower
         if result.state == "interrupted":
+            self.remember_seen(follower)
             return
         self.finish_with_snapshot(
             Status.DONE if result.state == "done" else Status.FAILED, result.reason
         )
         self.close_follower()
+        self.remember_seen(follower)  # with what its watch saw until it closed
 
     def roll_back(self) -> None:
         d = self.deployment
@@ -355,7 +357,7 @@ class Run:
         if documents is None or not self.apply(documents, what=f"{source.git_commit_sha[:12]}"):
             return
         result = self.follow(documents, source.git_commit_sha, cancelling=True)
-        self.remember_seen()
+        self.remember_seen(self.follower)
         if result.state == "done":
             self.finish_with_snapshot(
                 Status.CANCELED, f"rolled back to {source.git_commit_sha[:12]}"
@@ -512,10 +514,9 @@ class Run:
             for doc, version, check in zip(documents, known, checks, strict=True)
         }
 
-    def remember_seen(self) -> None:
+    def remember_seen(self, follower: Follower | None) -> None:
         """The Deployment as the rollout's watch saw it last: the next deployment's owner check
         needs no read when it did not change since (check_owners)."""
-        follower = self.follower
         if follower is not None and follower.observation.deployment is not None:
             kube.remember(
                 follower.cluster,
