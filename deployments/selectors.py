@@ -35,7 +35,7 @@ from deployments.models import (
 from deployments.services.bad_versions import marks_in_force
 from deployments.status import Status
 from environments.models import Environment
-from history.text_search import id_list, matching_deployments, messages_found
+from history.text_search import AmongIds, matching_deployments, messages_found
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
@@ -303,18 +303,19 @@ def _text_condition(text: str, using: str) -> Q:
         united = ids[0].union(*ids[1:]) if len(ids) > 1 else ids[0]
         found = list(united[:DENSE])
         if len(found) < DENSE:
-            return Q(pk__in=id_list(found) if vendor == "sqlite" else found)
+            return Q(AmongIds(found))
     return reduce(operator.or_, matching_deployments(text, vendor, per_row=True) + others)
 
 
 def _pg_text_condition(parts: list[Q], using: str) -> Q:
     """PostgreSQL: the ids of the matches, read from each one's index (UNION ALL: it stops at
     DENSE rows, where a UNION would first read and deduplicate every match), then the page
-    reads those rows by primary key. The ids are given as a list, not as a subquery: the
-    planner cannot estimate how many rows a prefix search matches (a fixed 2 % of the table
-    without statistics on at least 100 words), and from 2,000 it read the whole table in a
-    hash join rather than fetch the few matches (14-35 ms for a word in 200 of 100,000
-    deployments; by id: under 1 ms). From DENSE matches, the newest-first walk tests each row.
+    reads those rows by primary key. The ids are given as a list (one array: AmongIds), not
+    as a subquery: the planner cannot estimate how many rows a prefix search matches (a fixed
+    2 % of the table without statistics on at least 100 words), and from 2,000 it read the
+    whole table in a hash join rather than fetch the few matches (14-35 ms for a word in 200
+    of 100,000 deployments; by id: under 1 ms). From DENSE matches, the newest-first walk
+    tests each row.
 
     A common word is recognised first, on the newest PROBE deployments tested row by row
     (0.6 ms): when a quarter of them match, the walk fills a page within a few hundred rows,
@@ -326,14 +327,13 @@ def _pg_text_condition(parts: list[Q], using: str) -> Q:
     newest = deployments.order_by("-created_at", "-id").values("pk")[:PROBE]
     if deployments.filter(anywhere, pk__in=newest).count() * 4 >= PROBE:
         return anywhere
-    queries = [Deployment.objects.using(using).filter(c).order_by().values("pk") for c in parts]
+    rows = deployments.order_by()
+    queries = [rows.filter(c).values_list("pk", flat=True) for c in parts]
     united = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
-    rows = list(united[:DENSE])  # a row matching two ways counts twice: DENSE comes sooner
-    if len(rows) >= DENSE:
+    found = list(united[:DENSE])  # a row matching two ways counts twice: DENSE comes sooner
+    if len(found) >= DENSE:
         return anywhere
-    if not rows:  # no row has a null id: the page still sends its query (a constant count)
-        return Q(pk__isnull=True)
-    return Q(pk__in=sorted({row["pk"] for row in rows}))
+    return Q(AmongIds(sorted(set(found))))
 
 
 def filtered_history(
