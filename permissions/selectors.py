@@ -26,7 +26,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 
 from deployments.models import Service
 from environments.models import Environment
-from permissions.models import Grant, GrantGroupObjectPermission, GrantUserObjectPermission
+from permissions.models import GrantGroupObjectPermission, GrantUserObjectPermission
 from permissions.rules import (
     Decision,
     Holding,
@@ -199,15 +199,22 @@ def _every_verb_queries() -> "tuple[QuerySet[Any], QuerySet[Any]]":
     once per process and cloned by each call, as _holding_queries: building them (ten joined
     columns each) was a third of the holdings' read, which every developer's page pays once.
 
-    The scope's names are read by a subquery each and the grant type by its content type's id
-    (_holdings_of_every_verb), not by joining the services, environments and content types:
+    The scope's names and the grant type's content type are read by a subquery each, not by
+    joining the services, environments and content types:
     PostgreSQL planned the seven-table join on every developer's page."""
     extra: dict[str, F | Subquery] = {
         "codename": F("permission__codename"),
         "service_name": _name_of(Service, "content_object__service_id"),
         "environment_name": _name_of(Environment, "content_object__environment_id"),
     }
-    return _user_rows_of(Q(), extra), _group_rows_of(Q(), extra)
+    # The codename alone is not unique across apps; pin it to Grant's content type, its id by
+    # a subquery (no join, and no id kept in the process: a test database is made again).
+    grant_type = Q(
+        permission__content_type_id=Subquery(
+            ContentType.objects.filter(app_label="permissions", model="grant").values("pk")
+        )
+    )
+    return _user_rows_of(grant_type, extra), _group_rows_of(grant_type, extra)
 
 
 def _name_of(model: type[Service] | type[Environment], column: str) -> Subquery:
@@ -218,12 +225,7 @@ def _holdings_of_every_verb(user: User) -> list[tuple[str, Holding]]:
     """A user's holdings of every verb, with the verb's codename, in one query: a request asks
     for several verbs (view for its filter, deploy for the header) and _of_verb picks each."""
     user_rows, group_rows = _every_verb_queries()
-    # The codename alone is not unique across apps; pin it to Grant's content type (its id from
-    # Django's content type cache, read once per process: a query joined on every page).
-    grant_type = Q(permission__content_type_id=ContentType.objects.get_for_model(Grant).pk)
-    rows = user_rows.filter(grant_type, user=user).union(
-        group_rows.filter(grant_type, group__user=user), all=True
-    )
+    rows = user_rows.filter(user=user).union(group_rows.filter(group__user=user), all=True)
     return [(row.pop("codename"), Holding(**row)) for row in rows]
 
 
