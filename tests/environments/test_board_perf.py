@@ -2,10 +2,12 @@
 services, environments and deployments per cell, for alice and for a user who sees part of it
 (bob); and the environments read once per request."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from deployments.models import Service
 from environments.models import Environment
@@ -96,3 +98,22 @@ def test_a_user_granted_one_service_sees_that_row_only(alice: User) -> None:
     grant(actor=None, user=dora, verbs=[Verb.VIEW], service=shown)
     board = login(dora).get("/status/").context["board"]
     assert [row.service for row in board.rows] == ["shown"]
+
+
+@pytest.mark.parametrize(
+    ("zone", "title"),
+    [("UTC", "2026-01-05 23:07 UTC"), ("Europe/Berlin", "2026-01-06 00:07 CET")],
+)
+def test_a_cells_time_is_titled_in_the_current_time_zone_to_the_minute(
+    alice: User, zone: str, title: str
+) -> None:
+    finished = datetime(2026, 1, 5, 23, 7, 59, 999999, tzinfo=UTC)
+    factories.make_deployment(
+        service=factories.make_service("checkout"),
+        environment=factories.make_environment("staging-1"),
+        deployed_by=alice,
+        finished_at=finished,
+    )
+    with override_settings(TIME_ZONE=zone):
+        page = login(alice).get("/status/").content.decode()
+    assert f'<time datetime="{finished.isoformat()}" title="{title}">' in page
