@@ -75,6 +75,7 @@ class _Seen:
         return [int(p[1].object["spec"]["replicas"]) for k, p in self.read() if k == "event"]
 
 
+@pytest.mark.kubesim_only  # (kubesim counts the watches and drops them)
 @pytest.mark.django_db(transaction=True)
 def test_two_rollouts_share_one_deployment_watch_each_gets_its_own_and_the_last_out_closes_it(
     kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
@@ -109,6 +110,7 @@ def test_two_rollouts_share_one_deployment_watch_each_gets_its_own_and_the_last_
     assert object_watch.watching(staging.cluster, ns, "Deployment") == 0
 
 
+@pytest.mark.kubesim_only  # (kubesim counts the watches and drops them)
 @pytest.mark.django_db(transaction=True)
 def test_a_dropped_watch_resumes_and_an_expired_one_lists_again_for_every_follower(
     kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
