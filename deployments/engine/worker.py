@@ -63,14 +63,13 @@ APPLY_ATTEMPTS = settings.APOLLO_APPLY_ATTEMPTS  # 0: the budget alone bounds th
 APPLY_BUDGET = float(settings.APOLLO_APPLY_BUDGET_SECONDS)
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = following.TIMELINE_LIMIT
-# Rollouts one worker drives at once (`rundeployments --parallel`). Each holds a database
-# connection while it follows (its thread's, idle then: following.py reads and writes for all of
-# them; it is used again for the verdict), and
-# the worker a few more (claims, heartbeat, notifications, the wake-up). On PostgreSQL, two
-# workers (deploy/base/worker.yaml) at 32 hold about 72 of the default max_connections (100),
-# leaving room for the web pods and a migration; on SQLite threads are cheap and 32 rollouts
-# already keep its one writer busy. More rollouts wait PENDING, in order, for a free slot; a
-# worker meant to follow 100 at once is given --parallel 100 and a server that allows it.
+# Rollouts one worker drives at once (`rundeployments --parallel`). On PostgreSQL a rollout
+# holds a database connection while it is claimed, applied and judged, not while it follows
+# (following.py reads and writes for every rollout), and the worker a few more (claims,
+# heartbeat, its locks, following, the wake-up): a worker following 100 rollouts holds a handful
+# of the server's max_connections (100 by default), not 100. On SQLite threads are cheap and
+# 32 rollouts already keep its one writer busy. More rollouts wait PENDING, in order, for a free
+# slot.
 DEFAULT_PARALLEL = 32
 STATUS_CHECK_SECONDS = following.STATUS_SECONDS  # how soon a cancellation is seen
 # What a rollout sees while following is written to its timeline at most this often (and with
@@ -706,6 +705,13 @@ class Run:
         self.book.status, self.followed = "", self.heartbeat is not None
         if self.followed:
             following.join(self.book)
+            if connections["default"].vendor != "sqlite":
+                # Nothing is asked of the database while following (following.py asks for
+                # every rollout): on PostgreSQL, where a connection is one of the server's
+                # slots, this thread's is given back for the rollout's length and opened again
+                # for the verdict (a connect: ~ms), so that following 100 rollouts does not
+                # hold 100 of them. SQLite's are files of this process: kept.
+                connections.close_all()
         try:
             result = self.record_progress(follower.follow(keep_watching=True), should_stop)
         finally:
