@@ -14,9 +14,10 @@ the DONE became visible to a reader (committed), polled every POLL seconds by th
 finished_at figure is kept beside it. The worker's CPU seconds over the run and its peak RSS
 (VmHWM) come from /proc, beside its idle RSS measured in the same run.
 
-Its own SQLite database under var/ (BENCH_DATABASE_URL overrides; with PostgreSQL mind
-max_connections: the worker holds a connection per rollout thread, 100 here, so the server
-must allow about 110).
+Its own SQLite database under var/ (BENCH_DATABASE_URL overrides, e.g. an empty PostgreSQL
+database, created again before each run: the results go to scale-100-postgresql.json; a
+following rollout holds no connection there, and at 100 rollouts the bench and the worker held
+at most 40 of the server's connections, while rollouts were being claimed and applied).
 """
 
 import os
