@@ -4,7 +4,7 @@ from typing import Any, TypedDict
 
 from django.template.loader import render_to_string
 
-from apollo_site.ops.publish import publish
+from apollo_site.ops.publish import publish_many
 from deployments.models import Deployment
 
 
@@ -74,15 +74,23 @@ def status_payload(deployment: Deployment) -> StatusPayload:
 def broadcast_status(deployment: Deployment) -> None:
     """Send the deployment's status to every open page. Call after commit, never inside.
     Best effort (apollo_site.publish): a channel layer that is down never fails the caller."""
-    publish(
-        group_name(deployment.pk),
-        {"type": "deployment.status", "payload": status_payload(deployment)},
-    )
+    broadcast(deployment, [], status=True)
 
 
 def broadcast_timeline(deployment: Deployment, entry: dict[str, Any]) -> None:
     """Send one new timeline entry to every open page of the deployment (best effort)."""
-    publish(
-        group_name(deployment.pk),
-        {"type": "deployment.status", "payload": {"type": "deployment.timeline", **entry}},
-    )
+    broadcast(deployment, [entry])
+
+
+def broadcast(
+    deployment: Deployment, entries: list[dict[str, Any]], *, status: bool = False
+) -> None:
+    """Send new timeline entries, then (status=True) the deployment's status, to every open
+    page of the deployment in one round through the channel layer (best effort, in order)."""
+    messages = [
+        {"type": "deployment.status", "payload": {"type": "deployment.timeline", **entry}}
+        for entry in entries
+    ]
+    if status:
+        messages.append({"type": "deployment.status", "payload": status_payload(deployment)})
+    publish_many(group_name(deployment.pk), messages)

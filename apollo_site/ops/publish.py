@@ -81,13 +81,26 @@ async def _send(group: str, message: dict[str, Any]) -> None:
         await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT_SECONDS)
 
 
+async def _send_all(group: str, messages: list[dict[str, Any]]) -> None:
+    for message in messages:
+        await _send(group, message)
+
+
 def publish(group: str, message: dict[str, Any]) -> bool:
     """Send ``message`` to the channel-layer ``group`` from sync code (a worker, a view's
     on_commit). True when it was sent; False when it was dropped. Never raises."""
-    if not breaker.allows():
-        return False
+    return publish_many(group, [message])
+
+
+def publish_many(group: str, messages: list[dict[str, Any]]) -> bool:
+    """Send ``messages`` to ``group`` in order, in one round from sync code (async_to_sync
+    starts an event loop and a thread per call: 0.3 ms of CPU each, three times a worker's
+    verdict otherwise). Each send has its own deadline; after a failure the rest are dropped
+    (the page reads the database when it reconnects). True when all were sent. Never raises."""
+    if not messages or not breaker.allows():
+        return not messages
     try:
-        async_to_sync(_send)(group, message)
+        async_to_sync(_send_all)(group, messages)
     except Exception as exc:
         breaker.failed(group, exc)
         return False

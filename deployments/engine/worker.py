@@ -213,8 +213,7 @@ class Run:
         return entries
 
     def broadcast(self, entries: list[dict[str, str]]) -> None:
-        for entry in entries:
-            live.broadcast_timeline(self.deployment, entry)
+        live.broadcast(self.deployment, entries)
 
     def finish(self, status: Status, reason: str, *, also: dict[str, Any] | None = None) -> None:
         """The final status (with `also`: other columns, written by the same UPDATE), with
@@ -242,13 +241,12 @@ class Run:
                 raise
             self.watched_unwritten = 0.0
             book.written_at = time.monotonic()
-        for entry in entries:
-            live.broadcast_timeline(d, entry)
         logger.info("deployment %s: %s (%s)", self.deployment.pk, status, reason)
         if self.deployment.started_at is not None:  # the verdict of a rollout that started
             elapsed = (timezone.now() - self.deployment.started_at).total_seconds()
             ROLLOUT_DURATION.labels(str(status)).observe(elapsed)
-        live.broadcast_status(self.deployment)
+        # The entries, then the status: one round through the channel layer.
+        live.broadcast(d, entries, status=True)
 
     def current_status(self) -> Status:
         status = Deployment.objects.filter(pk=self.deployment.pk).values_list("status", flat=True)

@@ -1,0 +1,82 @@
+"""A verdict's live updates (#16): the timeline entries not sent yet, then the status, reach the
+deployment's page in order, sent in one round through the channel layer (live.broadcast)."""
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+
+from apollo_site.asgi import application
+from apollo_site.ops import publish
+from deployments import consumers, live
+from deployments.models import Deployment
+from deployments.status import Status
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _page(user: User, deployment: Deployment) -> WebsocketCommunicator:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"origin", b"http://127.0.0.1"),
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+    ]
+    return WebsocketCommunicator(application, f"/ws/deployments/{deployment.pk}/", headers=headers)
+
+
+def _started(user: User) -> Deployment:
+    deployment = factories.make_deployment(
+        service=factories.make_service(),
+        environment=factories.make_environment(),
+        deployed_by=user,
+        status="PENDING",
+    )
+    deployment.transition_to(Status.STARTED, reason="applying manifests")
+    return deployment
+
+
+async def test_a_verdict_s_entries_then_its_status_reach_the_page_in_order(
+    alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page hears only the channel layer here (its database follow would repeat the row).
+    monkeypatch.setattr(consumers, "DB_FOLLOW_SECONDS", 3600)
+    deployment = await sync_to_async(_started)(alice)
+    page = await sync_to_async(_page)(alice, deployment)
+    assert (await page.connect())[0]
+    assert (await page.receive_json_from(timeout=30))["status"] == "STARTED"
+    entries = [
+        {"at": "2026-11-30T17:00:00+00:00", "source": "kubernetes", "message": "pod web-1 ready"},
+        {"at": "2026-11-30T17:00:01+00:00", "source": "worker", "message": "DONE: complete"},
+    ]
+
+    def verdict() -> None:
+        deployment.transition_to(Status.DONE, reason="complete")
+        live.broadcast(deployment, entries, status=True)
+
+    await sync_to_async(verdict)()
+    received: list[dict[str, Any]] = [await page.receive_json_from(timeout=30) for _ in range(3)]
+    assert [m["type"] for m in received] == [
+        "deployment.timeline",
+        "deployment.timeline",
+        "deployment.status",
+    ]
+    assert [m["message"] for m in received[:2]] == ["pod web-1 ready", "DONE: complete"]
+    assert (received[2]["status"], received[2]["status_reason"]) == ("DONE", "complete")
+    await page.disconnect()
+
+
+def test_while_the_layer_is_known_down_a_round_is_dropped_and_an_empty_one_is_sent() -> None:
+    publish.breaker.failed("deployment.0", ConnectionError("refused"))
+    try:
+        assert publish.publish_many("deployment.0", [{"type": "deployment.status"}]) is False
+        assert publish.publish_many("deployment.0", []) is True
+    finally:
+        publish.breaker.reset()
