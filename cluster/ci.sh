@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 TESTS="
 tests/cluster
 tests/deployments/test_worker.py
+tests/engine/test_owner_memory.py
+tests/engine/test_shared_watch_objects.py
 tests/deployments/test_deploy_service.py
 tests/deployments/test_deployments_api.py
 tests/deployments/test_apply_ownership.py
