@@ -26,8 +26,9 @@ message when there is none). The figure is the difference of the medians: what A
 the moment kubectl would say the rollout is complete. Both sides run in the same loaded
 process and machine, alternating, so that the noise falls on both.
 
-Runs kubesim embedded (or starts the control plane) and the worker in a thread, on its own
-SQLite database under var/ (BENCH_DATABASE_URL overrides), never on the database DATABASE_URL names.
+Runs kubesim embedded (or starts the control plane) and the worker in a thread, DEBUG off as in
+production, on its own SQLite database under var/ (BENCH_DATABASE_URL overrides), never on the
+database DATABASE_URL names.
 """
 
 import os
@@ -371,7 +372,12 @@ def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[st
 
     django.setup()
     from django.conf import settings
+    from django.test.utils import override_settings
 
+    # As in production: with DEBUG on (the settings' default for development) Django logs every
+    # query of the POST and the worker (its debug cursor: 0.75 ms of the isolated POST's
+    # 12.7 ms of CPU), which production does not pay.
+    override_settings(DEBUG=False).enable()
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # The worker thread and the requests write at once: wait for the lock, like the app.
         settings.DATABASES["default"].setdefault("OPTIONS", {}).update(
