@@ -51,8 +51,9 @@ def status_badge(context: Context, status: str) -> str:
 
 @register.simple_tag(takes_context=True)
 def row_url(context: Context, name: str, arg: object) -> str:
-    """`{% url name arg %}` for a URL with one argument, reversing the pattern once per page.
-    Kept over `{% url %}` for its measured gain: 50 History rows render in 4.9 ms CPU with it,
+    """`{% url name arg %}` for a URL with one argument, reversing the pattern once per page
+    (the status board's and environment table's links; deployment_rows fills its rows with it).
+    Kept over `{% url %}` for its measured gain: 50 History rows rendered in 4.9 ms CPU with it,
     6.3 ms with `{% url %}` (same process, interleaved, 2026-11; a 10 ms page target)."""
     return _row_url(context, name, arg)
 
