@@ -4,8 +4,6 @@ status, however many rollouts; the follower's own thread asks nothing of the dat
 verdict written meanwhile is never overwritten by an older timeline; a cancellation is seen."""
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,15 +15,7 @@ from deployments.engine.following import Followed
 from deployments.models import Deployment
 from deployments.status import Status
 from tests import factories
-
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
+from tests.workers import until
 
 
 def _entry(message: str) -> dict[str, str]:
@@ -59,11 +49,11 @@ def test_a_followed_rollouts_notes_reach_the_database_without_its_thread_writing
     following.join(book)
     try:
         book.add([_entry("web-1: Running, ready")])
-        assert _until(lambda: _timeline(deployment) == ["web-1: Running, ready"])
+        until(lambda: _timeline(deployment) == ["web-1: Running, ready"])
         assert book.unwritten == []
     finally:
         following.leave(book)
-    assert _until(lambda: book not in following.following())
+    until(lambda: book not in following.following())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,11 +62,11 @@ def test_a_cancellation_requested_while_following_is_seen_by_the_rollout(alice: 
     book = Followed(deployment)
     following.join(book)
     try:
-        assert _until(lambda: book.status == Status.STARTED)
+        until(lambda: book.status == Status.STARTED)
         Deployment(pk=deployment.pk, status=Status.STARTED).transition_to(
             Status.PENDING_CANCELLATION, reason="bob cancelled"
         )
-        assert _until(lambda: book.status == Status.PENDING_CANCELLATION)
+        until(lambda: book.status == Status.PENDING_CANCELLATION)
     finally:
         following.leave(book)
 

@@ -3,9 +3,6 @@ following thread reads and writes for every rollout, so a worker following many 
 a handful of the server's connections, not one per rollout. Counted in the test's own database
 (pg_stat_activity), against the same count before the worker started."""
 
-import time
-from collections.abc import Callable
-
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -16,22 +13,13 @@ from environments.models import Environment
 from kubesim.testing import KubesimHandle
 from tests import factories
 from tests.kubeenv import deploy
-from tests.workers import WorkerThread
+from tests.workers import WorkerThread, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kubesim_only]
 ROLLOUTS = 8
 # The worker's own: its claims, heartbeat, advisory locks, following thread and wake-up (5
 # measured, 2 to spare; one per rollout would be 13).
 WORKER_OWN = 7
-
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def _connections() -> int:
@@ -60,9 +48,12 @@ def test_a_worker_following_many_rollouts_holds_no_connection_per_rollout(
             assert outcome.deployment is not None
             pks.append(outcome.deployment.pk)
         applied = Deployment.objects.filter(pk__in=pks, applied_at__isnull=False)
-        assert _until(lambda: applied.count() == ROLLOUTS)
+        until(lambda: applied.count() == ROLLOUTS)
         # (Each thread gives its connection back as its rollout begins following.)
-        assert _until(lambda: _connections() - before <= WORKER_OWN), _connections() - before
+        until(
+            lambda: _connections() - before <= WORKER_OWN,
+            what="at most the worker's own connections",
+        )
         statuses = Deployment.objects.filter(pk__in=pks).values_list("status", flat=True)
         assert set(statuses) == {Status.STARTED}  # all still following
     finally:

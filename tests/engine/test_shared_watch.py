@@ -6,7 +6,6 @@ Watches are counted in the test's own namespace only, through kubesim's view."""
 import copy
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,17 +15,9 @@ from deployments.engine import event_watch, object_watch
 from deployments.engine.rollout import Follower
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
+from tests.workers import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def _event(api: Any, namespace: str, pod: str, reason: str) -> None:
@@ -59,7 +50,7 @@ def test_two_rollouts_share_one_watch_each_gets_its_own_events_and_the_last_out_
     api = event_watch.subscribe(staging.cluster, ns, "api")
     assert web.covered
     assert api.covered
-    assert _until(lambda: kubesim.watches_in(ns) == 1)
+    until(lambda: kubesim.watches_in(ns) == 1)
 
     _event(kubesim_api, ns, "web-7d9f-abcde", "BackOff")
     _event(kubesim_api, ns, "api-55c4-fghij", "Pulled")
@@ -70,17 +61,17 @@ def test_two_rollouts_share_one_watch_each_gets_its_own_events_and_the_last_out_
         got["api"] += _reasons(api)
         return bool(got["web"] and got["api"])
 
-    assert _until(both_arrived)
+    until(both_arrived)
     assert got == {"web": ["BackOff"], "api": ["Pulled"]}
 
     web.close()
     _event(kubesim_api, ns, "api-55c4-fghij", "Started")
-    assert _until(lambda: "Started" in _reasons(api))
+    until(lambda: "Started" in _reasons(api))
     assert kubesim.watches_in(ns) == 1  # still open for api
 
     api.close()
     api.close()  # (twice is harmless)
-    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    until(lambda: kubesim.watches_in(ns) == 0)
     assert event_watch.watching(staging.cluster, ns) == 0
 
 
@@ -125,7 +116,7 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
     broken_steps, healthy_steps = broken.follow(), healthy.follow(keep_watching=True)
     next(broken_steps), next(healthy_steps)
     # One Deployment, one Pod and one Event watch for both (object_watch.py, event_watch.py).
-    assert _until(lambda: kubesim.watches_in(ns) == 3)
+    until(lambda: kubesim.watches_in(ns) == 3)
 
     # What a failure in the worker does to a rollout: an exception where it was following.
     with pytest.raises(RuntimeError):
@@ -138,7 +129,7 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
     feed = healthy.event_feed
     assert feed is not None
     queued = feed.queue.queue  # (read in place: the follower reads it when stepped)
-    assert _until(
+    until(
         lambda: any(
             kind == "event" and payload[1].object.get("reason") == "Unhealthy"
             for kind, payload in list(queued)
@@ -146,7 +137,7 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
     )
     assert kubesim.watches_in(ns) == 3  # still open for healthy
     healthy.close()
-    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    until(lambda: kubesim.watches_in(ns) == 0)
 
 
 def test_after_a_token_rotation_new_rollouts_watch_with_the_new_connection(
@@ -165,4 +156,4 @@ def test_after_a_token_rotation_new_rollouts_watch_with_the_new_connection(
     finally:
         before.close()
         after.close()
-    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    until(lambda: kubesim.watches_in(ns) == 0)

@@ -7,7 +7,6 @@ Watches are counted in the test's own namespace only, through kubesim's view."""
 
 import queue
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,17 +18,9 @@ from deployments.engine.snapshots import take_snapshot
 from environments.kube.labels import LABEL_SERVICE, LABEL_SHA, MANAGED_BY
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
+from tests.workers import until
 
 Item = tuple[str, Any]
-
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def _deployment(api: Any, namespace: str, name: str) -> None:
@@ -90,23 +81,23 @@ def test_two_rollouts_share_one_deployment_watch_each_gets_its_own_and_the_last_
     api_sub = object_watch.subscribe(
         staging.cluster, ns, "Deployment", object_watch.named("api"), api.queue
     )
-    assert _until(lambda: kubesim.watches_in(ns) == 1)
+    until(lambda: kubesim.watches_in(ns) == 1)
     assert object_watch.watching(staging.cluster, ns, "Deployment") == 2
     # Each first gets its own Deployment as kept, then only its own changes.
-    assert _until(lambda: web.lists() == [["web"]] and api.lists() == [["api"]])
+    until(lambda: web.lists() == [["web"]] and api.lists() == [["api"]])
     _scale(kubesim_api, ns, "web", 3)
     _scale(kubesim_api, ns, "api", 2)
-    assert _until(lambda: 3 in web.replicas() and 2 in api.replicas())
+    until(lambda: 3 in web.replicas() and 2 in api.replicas())
     assert 2 not in web.replicas()
     assert 3 not in api.replicas()
 
     web_sub.close()
     _scale(kubesim_api, ns, "api", 4)
-    assert _until(lambda: 4 in api.replicas())
+    until(lambda: 4 in api.replicas())
     assert kubesim.watches_in(ns) == 1  # still open for api
     api_sub.close()
     api_sub.close()  # (twice is harmless)
-    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    until(lambda: kubesim.watches_in(ns) == 0)
     assert object_watch.watching(staging.cluster, ns, "Deployment") == 0
 
 
@@ -122,22 +113,22 @@ def test_a_dropped_watch_resumes_and_an_expired_one_lists_again_for_every_follow
         staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
     )
     try:
-        assert _until(lambda: web.lists() == [["web"]] and kubesim.watches_in(ns) == 1)
+        until(lambda: web.lists() == [["web"]] and kubesim.watches_in(ns) == 1)
         # Dropped: it resumes from where it was, without listing again.
         assert kubesim.end_watches() >= 1
         _scale(kubesim_api, ns, "web", 2)
-        assert _until(lambda: 2 in web.replicas())
+        until(lambda: 2 in web.replicas())
         assert web.lists() == [["web"]]
         # Expired (410 when it resumes): the namespace listed again, the follower's objects
         # given again.
         kubesim.expire_watches(1)
         assert kubesim.end_watches() >= 1
-        assert _until(lambda: len(web.lists()) == 2)
+        until(lambda: len(web.lists()) == 2)
         _scale(kubesim_api, ns, "web", 3)
-        assert _until(lambda: 3 in web.replicas())
+        until(lambda: 3 in web.replicas())
     finally:
         sub.close()
-    assert _until(lambda: kubesim.watches_in(ns) == 0)
+    until(lambda: kubesim.watches_in(ns) == 0)
 
 
 def _generation(generation: int, uid: str = "u-1", ready: int = 0) -> dict[str, Any]:
@@ -197,7 +188,7 @@ def test_the_snapshot_at_a_verdict_is_taken_from_the_kept_deployments_without_a_
         staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
     )
     try:
-        assert _until(lambda: web.lists() == [["web"]])
+        until(lambda: web.lists() == [["web"]])
         kept = object_watch.kept(staging.cluster, ns, "Deployment")
         assert kept is not None
         assert sorted(obj["metadata"]["name"] for obj in kept) == ["by-hand", "web"]
