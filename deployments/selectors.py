@@ -10,7 +10,7 @@ import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
-from functools import reduce
+from functools import cache, reduce
 from typing import Any, NamedTuple, TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -684,16 +684,24 @@ def running_versions(
     deployment of each, with its version, in one query (a window function)."""
     if not services or not environments:
         return {}
+    rows = _last_done().filter(service__in=services, environment__in=environments)
+    return {(d.service_id, d.environment_id, d.group_key): d for d in rows if d.rank == 1}  # type: ignore[attr-defined]
+
+
+@cache
+def _last_done() -> "QuerySet[Deployment]":
+    """running_versions' query without the chosen services and environments, built once per
+    process and cloned with them (building the window, the joins and the columns was a third
+    of running_versions' time on the Deploy page), as environments.board._ranked. The lists'
+    filter lands in the same WHERE as the status, before the window ranks the rows."""
     order = [F(name[1:]).desc() for name in LAST_DONE_ORDER]
     rank = Window(
         RowNumber(),
         partition_by=[F("service_id"), F("environment_id"), F("group_key")],
         order_by=order,
     )
-    rows = (
-        Deployment.objects.filter(
-            service__in=services, environment__in=environments, status=Status.DONE
-        )
+    return (
+        Deployment.objects.filter(status=Status.DONE)
         .select_related("version", "environment")
         .only(
             "service_id",
@@ -708,7 +716,6 @@ def running_versions(
         )
         .annotate(rank=rank)
     )
-    return {(d.service_id, d.environment_id, d.group_key): d for d in rows if d.rank == 1}  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
