@@ -1,6 +1,7 @@
 """The history page's filters: validated and turned into selectors.HistoryFilters."""
 
 import html
+from functools import lru_cache
 from typing import Any
 
 from django import forms
@@ -25,30 +26,55 @@ class QuickSelect(forms.Select):
     # The options as (value, label) strings, when set: shown as they are, without the
     # normalisation Django's `choices` setter applies (40 % of the form's construction at 550
     # options). The field still validates against its own choices or queryset.
-    option_rows: list[tuple[str, str]] | None = None
+    option_rows: tuple[tuple[str, str], ...] | None = None
 
     def render(
         self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
     ) -> SafeString:
         chosen = {str(v) for v in self.format_value(value)}
-        rows = self.option_rows if self.option_rows is not None else self.choices
-        # html.escape (what django.utils.html.escape calls, without its lazy-string wrapper),
-        # once when the label is the value (names): 550 options' escapes were 4 % of the page.
-        options = []
-        for option, label in rows:
-            value_text, label_text = str(option), str(label)
-            shown = html.escape(value_text)
-            options.append(
-                f'<option value="{shown}"{SELECTED if value_text in chosen else ""}>'
-                f"{shown if label_text == value_text else html.escape(label_text)}</option>"
-            )
+        if self.option_rows is not None:
+            options = _with_chosen(self.option_rows, chosen)
+        else:
+            options = [
+                _option(str(option), str(label), str(option) in chosen)
+                for option, label in self.choices
+            ]
         final_attrs = flatatt(self.build_attrs(self.attrs, attrs))
         return format_html(
             '<select name="{}"{}>{}</select>',
             name,
             final_attrs,
-            mark_safe("".join(options)),  # noqa: S308 -- every value and label is escaped above
+            mark_safe("".join(options)),  # noqa: S308 -- every value and label is escaped
         )
+
+
+def _option(value_text: str, label_text: str, selected: bool) -> str:
+    # html.escape (what django.utils.html.escape calls, without its lazy-string wrapper),
+    # once when the label is the value (names): 550 options' escapes were 4 % of the page.
+    shown = html.escape(value_text)
+    label = shown if label_text == value_text else html.escape(label_text)
+    return f'<option value="{shown}"{SELECTED if selected else ""}>{label}</option>'
+
+
+@lru_cache(maxsize=64)
+def _unselected(rows: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], dict[str, list[int]]]:
+    """The options' markup, none selected, and where each value is. Keyed by the rows
+    themselves (the names the request read), so never stale: a service added or renamed is a
+    new key. Kept for its measured gain: the service select's 500 options rendered in 0.18 ms
+    CPU, 0.03 ms from here (same process, 2026-11); a few readers' subsets in 64 entries."""
+    positions: dict[str, list[int]] = {}
+    for i, (value_text, _) in enumerate(rows):
+        positions.setdefault(value_text, []).append(i)
+    return tuple(_option(v, label, False) for v, label in rows), positions
+
+
+def _with_chosen(rows: tuple[tuple[str, str], ...], chosen: set[str]) -> list[str]:
+    markup, positions = _unselected(rows)
+    options = list(markup)
+    for value_text in chosen:
+        for i in positions.get(value_text, ()):
+            options[i] = _option(value_text, rows[i][1], True)
+    return options
 
 
 SELECTED = mark_safe(" selected")
@@ -122,7 +148,7 @@ class HistoryFilterForm(forms.Form):
         # widgets would otherwise build a model instance per option.
         for field, rows in ((service, services), (environment, environments)):
             names = rows.order_by("name").values_list("name", flat=True)
-            field.widget.option_rows = [("", "any"), *((n, n) for n in names)]
+            field.widget.option_rows = (("", "any"), *((n, n) for n in names))
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()
