@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from deployments.models import Service
 from deployments.selectors import pair_refusals
 from environments.models import Environment
+from permissions.models import Blocker
 from permissions.selectors import allowed_targets
 from permissions.services import can, grant
 from permissions.verbs import Effect, Verb
@@ -170,3 +171,22 @@ def test_bobs_page_reads_the_catalogue_once(
         )
     ]
     assert sorted(whole_tables) == sorted(set(whole_tables)), whole_tables
+
+
+def test_a_blocker_closes_an_environment_for_everyone_but_the_users_it_exempts(
+    alice: User, bob: User, carol: User, staging: Environment
+) -> None:
+    # environment_blockers excludes the user's exemptions as a subquery of blocker ids, on a
+    # query built once per process: the exemption must stay the signed-in user's own.
+    exempted = Blocker.objects.create(name="not-for-bob", kind="unconditional")
+    exempted.exempt_users.add(bob, carol)
+    Blocker.objects.create(name="for-carol-too", kind="unconditional", availability="staging")
+    notes = {}
+    for user in (alice, bob, carol):
+        page = login(user).get("/deploy/")
+        notes[user.username] = {c.name: c.note for _, c in page.context["environment_boxes"]}
+    assert notes["alice"]["staging"] == (
+        "blocked by 'for-carol-too' until it is lifted; blocked by 'not-for-bob' until it is lifted"
+    )
+    assert notes["bob"].get("staging", "") == notes["carol"].get("staging", "")
+    assert notes["carol"]["staging"] == "blocked by 'for-carol-too' until it is lifted"
