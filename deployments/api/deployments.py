@@ -406,15 +406,17 @@ def _resolve(
         sha = normalise_sha(data["git_commit_sha"])
     except VersionError as exc:
         sha, bad_sha = "", ValidationError({exc.field: [exc.message]})
+    # Unordered, first rows: (service, sha) and an environment's name are unique, so the
+    # models' orderings (first() sorts by them) would only cost compiling and sorting.
+    versions = DeployableVersion.objects.select_related("service").order_by()
     version = (
-        DeployableVersion.objects.select_related("service")
-        .filter(service__name=data["service"], git_commit_sha=sha)
-        .first()
+        next(iter(versions.filter(service__name=data["service"], git_commit_sha=sha)[:1]), None)
         if bad_sha is None
         else None
     )
     service = version.service if version is not None else _service(data["service"])
-    environment = Environment.objects.filter(name=data["environment"]).first()
+    environments = Environment.objects.filter(name=data["environment"]).order_by()[:1]
+    environment = next(iter(environments), None)
     if environment is None:
         raise ValidationError({"environment": [f"Unknown environment '{data['environment']}'."]})
     if bad_sha is not None:
