@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from environments.board import BoardChoices, BoardFilters, filter_choices, status_board
+from history.forms import QuickSelect
 from permissions.selectors import visibility
 
 
@@ -20,8 +21,10 @@ class BoardFilterForm(forms.Form):
     service = forms.CharField(
         required=False, max_length=200, widget=forms.TextInput(attrs={"type": "search"})
     )
-    environment = forms.ChoiceField(required=False)
-    group = forms.ChoiceField(required=False)
+    # History's <select> built in Python: Django's Select renders a template per option (the
+    # form and its fields took 1.14 ms CPU a board at 20 environments, 0.35 with these).
+    environment = forms.ChoiceField(required=False, widget=QuickSelect)
+    group = forms.ChoiceField(required=False, widget=QuickSelect)
     # The next-page link's cursor (a service name), not a filter the form shows.
     after = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 

@@ -2,9 +2,11 @@
 services, environments and deployments per cell, for alice and for a user who sees part of it
 (bob); and the environments read once per request."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
+from django import forms
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
@@ -117,3 +119,20 @@ def test_a_cells_time_is_titled_in_the_current_time_zone_to_the_minute(
     with override_settings(TIME_ZONE=zone):
         page = login(alice).get("/status/").content.decode()
     assert f'<time datetime="{finished.isoformat()}" title="{title}">' in page
+
+
+def test_the_filters_selects_are_the_markup_djangos_select_would_write(alice: User) -> None:
+    # The board's filters use history's QuickSelect (built in Python, not a template per
+    # option): the same options, values, labels and selection as Django's Select, whitespace
+    # between the tags aside; names escaped.
+    factories.make_environment("staging")
+    factories.make_environment('qa-"<b>"')
+    page = login(alice).get("/status/", {"environment": "staging"})
+    form = page.context["form"]
+    for name in ("environment", "group"):
+        field = form[name]
+        django_select = forms.Select(attrs=field.field.widget.attrs)
+        django_select.choices = field.field.choices
+        expected = django_select.render(field.html_name, field.value(), {"id": field.auto_id})
+        assert re.sub(r">\s+<", "><", str(field)) == re.sub(r">\s+<", "><", expected)
+    assert "&lt;b&gt;" in page.content.decode()
