@@ -25,13 +25,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from apollo_site.ops.metrics import WATCH_RESTARTS
+from deployments.engine.namespace_watch import NamespaceWatch
 from environments import kube
 from environments.models import Cluster
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
-WATCH_SECONDS = 30
 READY_SECONDS = 5.0  # how long subscribing waits for the watch's starting point
 Item = tuple[str, Any]  # what a follower's queue carries: ("event"|"list", ("Event", ...))
 
@@ -99,46 +98,29 @@ def watching(cluster: Cluster, namespace: str) -> int:
         return len(watch.feeds) if watch is not None else 0
 
 
-class _NamespaceEvents(threading.Thread):
-    """The shared watch of one namespace's Events."""
+class _NamespaceEvents(NamespaceWatch[EventFeed]):
+    """The shared watch of one namespace's Events (the loop: namespace_watch.py)."""
 
     def __init__(self, cluster: Cluster, namespace: str, key: tuple[int, str, str]):
-        super().__init__(daemon=True, name=f"events-{namespace}")
-        self.cluster, self.namespace, self.key = cluster, namespace, key
-        self.feeds: list[EventFeed] = []
+        super().__init__(
+            cluster,
+            namespace,
+            "Event",
+            key,
+            registry=_registry,
+            registry_lock=_registry_lock,
+            name=f"events-{namespace}",
+        )
         self.ready = threading.Event()  # started_from is known (or could not be read)
         self.started_from = ""
-        self._stop = threading.Event()
-        self._stream: kube.WatchStream | None = None
-        self._lock = threading.Lock()
-        self.backoff = 0.2
 
-    # -- subscribers (called with _registry_lock held, or from the feed) ---------------------
+    @property
+    def feeds(self) -> list[EventFeed]:
+        return self.members
 
     def join_feed(self, feed: EventFeed) -> None:
         feed._watch = self
-        with self._lock:
-            self.feeds.append(feed)
-
-    def leave(self, feed: EventFeed) -> None:
-        with _registry_lock:
-            with self._lock:
-                if feed in self.feeds:
-                    self.feeds.remove(feed)
-                last = not self.feeds
-            if last and _registry.get(self.key) is self:
-                del _registry[self.key]
-        if last:
-            self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            stream = self._stream
-        if stream is not None:
-            stream.close()  # now, not at the next Event (a quiet namespace sends none)
-
-    # -- the watch -----------------------------------------------------------------------
+        self.add(feed)
 
     def run(self) -> None:
         try:
@@ -147,32 +129,19 @@ class _NamespaceEvents(threading.Thread):
             logger.debug("Events of %s: no starting point (%s)", self.namespace, exc)
         finally:
             self.ready.set()
-        version = self.started_from
-        while not self._stop.is_set():
-            try:
-                version = self._watch_from(version) if version else self._relist()
-            except kube.WatchExpired:
-                WATCH_RESTARTS.labels("rollout").inc()
-                version = ""
-            except Exception as exc:
-                if self._stop.is_set():
-                    return  # its stream was closed under it: the end, not a failure
-                if not isinstance(exc, kube.ClusterUnreachable | kube.KubeError):
-                    logger.exception("the Event watch of %s failed", self.namespace)
-                # Each follower hears of it, as from its own watches (the unreachable limit).
-                with self._lock:
-                    feeds = list(self.feeds)
-                for feed in feeds:
-                    feed.queue.put(("unreachable", str(exc)))
-                WATCH_RESTARTS.labels("rollout").inc()
-                self._stop.wait(self.backoff)
-                self.backoff = min(self.backoff * 2, 5.0)
+        self.follow_from(self.started_from)
 
-    def _relist(self) -> str:
-        items, version = kube.list_objects(self.cluster, "Event", self.namespace)
-        self.backoff = 0.2
+    def tell_unreachable(self, message: str) -> None:
+        # Each follower hears of it, as from its own watches (the unreachable limit).
         with self._lock:
-            feeds = list(self.feeds)
+            feeds = list(self.members)
+        for feed in feeds:
+            feed.queue.put(("unreachable", message))
+
+    def relist(self) -> str:
+        items, version = kube.list_objects(self.cluster, "Event", self.namespace)
+        with self._lock:
+            feeds = list(self.members)
         for feed in feeds:
             self._put_list(feed, items)
         return version
@@ -191,28 +160,10 @@ class _NamespaceEvents(threading.Thread):
         if mine:
             feed.queue.put(("list", ("Event", mine)))
 
-    def _watch_from(self, version: str) -> str:
-        stream = kube.WatchStream(
-            self.cluster,
-            "Event",
-            self.namespace,
-            resource_version=version,
-            timeout_seconds=WATCH_SECONDS,
-        )
+    def dispatch(self, event: kube.WatchEvent) -> None:
+        if event.type == "DELETED":
+            return  # (an Event expiring: nothing to record)
         with self._lock:
-            self._stream = stream
-        if self._stop.is_set():  # stopped before stop() could see this stream
-            stream.close()
-            return version
-        for event in stream.events():
-            version = event.object.get("metadata", {}).get("resourceVersion", version)
-            self.backoff = 0.2
-            if event.type in ("BOOKMARK", "DELETED"):
-                continue
-            with self._lock:
-                feeds = [feed for feed in self.feeds if involves(event.object, feed.name)]
-            for feed in feeds:
-                feed.queue.put(("event", ("Event", event)))
-            if self._stop.is_set():
-                break
-        return version
+            feeds = [feed for feed in self.members if involves(event.object, feed.name)]
+        for feed in feeds:
+            feed.queue.put(("event", ("Event", event)))

@@ -23,20 +23,17 @@ subscriber; a subscriber that fails only stops reading its queue: nothing it doe
 shared thread.
 """
 
-import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from apollo_site.ops.metrics import WATCH_RESTARTS
+from deployments.engine.namespace_watch import NamespaceWatch
 from environments import kube
 from environments.models import Cluster
 
-logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
-WATCH_SECONDS = 30
 KINDS = ("Deployment", "Pod")
 
 
@@ -117,107 +114,61 @@ def watching(cluster: Cluster, namespace: str, kind: str) -> int:
         return len(watch.subscriptions) if watch is not None else 0
 
 
-class _NamespaceObjects(threading.Thread):
-    """The shared watch of one namespace's objects of one kind, and the objects as last seen."""
+class _NamespaceObjects(NamespaceWatch[Subscription]):
+    """The shared watch of one namespace's objects of one kind, and the objects as last seen
+    (the loop: namespace_watch.py)."""
 
     def __init__(self, cluster: Cluster, namespace: str, kind: str, key: tuple[Any, ...]):
-        super().__init__(daemon=True, name=f"watch-{kind}-{namespace}")
-        self.cluster, self.namespace, self.kind, self.key = cluster, namespace, kind, key
-        self.subscriptions: list[Subscription] = []
+        super().__init__(
+            cluster,
+            namespace,
+            kind,
+            key,
+            registry=_registry,
+            registry_lock=_registry_lock,
+            name=f"watch-{kind}-{namespace}",
+        )
         self.kept: dict[str, Obj] | None = None  # None: not listed yet (or since a 410)
         self.answering = False  # its last request answered (kept is up to date)
-        self._stop = threading.Event()
-        self._stream: kube.WatchStream | None = None
-        self._lock = threading.Lock()  # subscriptions, kept, and what is put in the queues
-        self.backoff = 0.2
 
-    # -- subscribers -----------------------------------------------------------------------
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return self.members
 
     def join_subscription(self, subscription: Subscription) -> None:
         subscription._watch = self
         with self._lock:
-            self.subscriptions.append(subscription)
+            self.members.append(subscription)
             if self.kept is not None:  # (else the list to come gives it its objects)
                 self._put_list(subscription)
-
-    def leave(self, subscription: Subscription) -> None:
-        with _registry_lock:
-            with self._lock:
-                if subscription in self.subscriptions:
-                    self.subscriptions.remove(subscription)
-                last = not self.subscriptions
-            if last and _registry.get(self.key) is self:
-                del _registry[self.key]
-        if last:
-            self._stop.set()
-            with self._lock:
-                stream = self._stream
-            if stream is not None:
-                stream.close()  # now, not at the next change (a quiet namespace sends none)
 
     def _put_list(self, subscription: Subscription) -> None:
         assert self.kept is not None
         mine = [obj for obj in self.kept.values() if subscription.wants(obj)]
         subscription.queue.put(("list", (self.kind, mine)))
 
-    # -- the watch -------------------------------------------------------------------------
-
     def run(self) -> None:
-        version = ""
-        while not self._stop.is_set():
-            try:
-                version = self._watch_from(version) if version else self._list()
-            except kube.WatchExpired:
-                self.answering = False
-                WATCH_RESTARTS.labels("rollout").inc()
-                version = ""
-            except Exception as exc:
-                if self._stop.is_set():
-                    return  # its stream was closed under it: the end, not a failure
-                if not isinstance(exc, kube.ClusterUnreachable | kube.KubeError):
-                    logger.exception("the %s watch of %s failed", self.kind, self.namespace)
-                with self._lock:
-                    self.answering = False
-                    for subscription in self.subscriptions:
-                        subscription.queue.put(("unreachable", str(exc)))
-                WATCH_RESTARTS.labels("rollout").inc()
-                self._stop.wait(self.backoff)
-                self.backoff = min(self.backoff * 2, 5.0)
+        self.follow_from("")
 
-    def _list(self) -> str:
+    def expired(self) -> None:
+        self.answering = False
+
+    def tell_unreachable(self, message: str) -> None:
+        with self._lock:
+            self.answering = False
+            for subscription in self.members:
+                subscription.queue.put(("unreachable", message))
+
+    def relist(self) -> str:
         items, version = kube.list_objects(self.cluster, self.kind, self.namespace)
-        self.backoff = 0.2
         with self._lock:
             self.kept = {item["metadata"]["name"]: item for item in items}
             self.answering = True
-            for subscription in self.subscriptions:
+            for subscription in self.members:
                 self._put_list(subscription)
         return version
 
-    def _watch_from(self, version: str) -> str:
-        stream = kube.WatchStream(
-            self.cluster,
-            self.kind,
-            self.namespace,
-            resource_version=version,
-            timeout_seconds=WATCH_SECONDS,
-        )
-        with self._lock:
-            self._stream = stream
-        if self._stop.is_set():  # stopped before leave() could see this stream
-            stream.close()
-            return version
-        for event in stream.events():
-            version = event.object.get("metadata", {}).get("resourceVersion", version)
-            self.backoff = 0.2
-            if event.type == "BOOKMARK":
-                continue
-            self._dispatch(event)
-            if self._stop.is_set():
-                break
-        return version
-
-    def _dispatch(self, event: kube.WatchEvent) -> None:
+    def dispatch(self, event: kube.WatchEvent) -> None:
         name = str((event.object.get("metadata") or {}).get("name", ""))
         with self._lock:
             self.answering = True
@@ -226,6 +177,6 @@ class _NamespaceObjects(threading.Thread):
                     self.kept.pop(name, None)
                 else:
                     self.kept[name] = event.object
-            for subscription in self.subscriptions:
+            for subscription in self.members:
                 if subscription.wants(event.object):
                     subscription.queue.put(("event", (self.kind, event)))

@@ -15,6 +15,7 @@ from deployments.engine import event_watch, object_watch
 from deployments.engine.rollout import Follower
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
+from tests.engine.cluster_objects import create_deployment
 from tests.workers import until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,24 +76,6 @@ def test_two_rollouts_share_one_watch_each_gets_its_own_events_and_the_last_out_
     assert event_watch.watching(staging.cluster, ns) == 0
 
 
-def _deployment(api: Any, namespace: str, name: str) -> None:
-    labels = {"app": name}
-    client.AppsV1Api(api).create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-                },
-            },
-        },
-    )
-
-
 def _follower(environment: Environment, name: str) -> Follower:
     return Follower(
         cluster=environment.cluster,
@@ -111,7 +94,7 @@ def test_a_follower_that_fails_leaves_the_shared_watch_working_for_the_others(
 ) -> None:
     ns = staging.namespace
     for name in ("broken", "healthy"):
-        _deployment(kubesim_api, ns, name)
+        create_deployment(kubesim_api, ns, name)
     broken, healthy = _follower(staging, "broken"), _follower(staging, "healthy")
     broken_steps, healthy_steps = broken.follow(), healthy.follow(keep_watching=True)
     next(broken_steps), next(healthy_steps)
@@ -157,3 +140,23 @@ def test_after_a_token_rotation_new_rollouts_watch_with_the_new_connection(
         before.close()
         after.close()
     until(lambda: kubesim.watches_in(ns) == 0)
+
+
+def test_a_shared_watch_that_closed_reports_itself_ended_rather_than_failing_when_asked(
+    kubesim: KubesimHandle, staging: Environment
+) -> None:
+    # Its stop flag once shadowed threading.Thread._stop, which is_alive() and join() call on
+    # an ended thread: asking whether it had ended raised "'Event' object is not callable".
+    ns = staging.namespace
+    feed = event_watch.subscribe(staging.cluster, ns, "web")
+    objects = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), feed.queue
+    )
+    threads = [feed._watch, objects._watch]
+    until(lambda: kubesim.watches_in(ns) == 2)
+    feed.close()
+    objects.close()
+    for thread in threads:
+        assert thread is not None
+        thread.join(timeout=30)
+        assert not thread.is_alive()

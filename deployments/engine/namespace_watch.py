@@ -1,0 +1,139 @@
+"""The thread that watches one kind of a namespace for the rollouts a worker follows there,
+shared by event_watch.py (the Events) and object_watch.py (the Deployments and the Pods).
+
+What they share is the loop: list, then watch from the list's resourceVersion; a watch that
+ends (its timeout) resumes from the last resourceVersion seen; one that expired (410) lists
+again; a failed request is told to every member, then retried after a backoff (0.2 s doubling
+to 5 s, back to 0.2 s at the next answer); the thread ends when its last member leaves, its
+stream closed at once (a quiet namespace sends nothing that would wake it). What each does
+with a list and a change (whom it hands them to) is its own: `relist`, `dispatch`,
+`tell_unreachable`, `expired`.
+"""
+
+import logging
+import threading
+from typing import Any, Generic, TypeVar
+
+from apollo_site.ops.metrics import WATCH_RESTARTS
+from environments import kube
+from environments.models import Cluster
+
+logger = logging.getLogger(__name__)
+WATCH_SECONDS = 30
+M = TypeVar("M")  # a member: an Event feed, an object subscription
+
+
+class NamespaceWatch(threading.Thread, Generic[M]):
+    """The shared watch of one namespace's objects of one kind, registered under `key` in
+    `registry` (its module's, guarded by `registry_lock`) while it has members."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        namespace: str,
+        kind: str,
+        key: tuple[Any, ...],
+        *,
+        registry: dict[tuple[Any, ...], Any],
+        registry_lock: threading.Lock,
+        name: str,
+    ):
+        super().__init__(daemon=True, name=name)
+        self.cluster, self.namespace, self.kind, self.key = cluster, namespace, kind, key
+        self.registry, self.registry_lock = registry, registry_lock
+        self.members: list[M] = []
+        # (not `_stop`: threading.Thread has a method of that name, which is_alive() and join()
+        # call once the thread has ended)
+        self._stopping = threading.Event()
+        self._stream: kube.WatchStream | None = None
+        self._lock = threading.Lock()  # members, what the subclass keeps, and its queues
+        self.backoff = 0.2
+
+    # -- members -------------------------------------------------------------------------
+
+    def add(self, member: M) -> None:
+        with self._lock:
+            self.members.append(member)
+
+    def leave(self, member: M) -> None:
+        """Remove `member`; the last to leave closes the watch (and unregisters it)."""
+        with self.registry_lock:
+            with self._lock:
+                if member in self.members:
+                    self.members.remove(member)
+                last = not self.members
+            if last and self.registry.get(self.key) is self:
+                del self.registry[self.key]
+        if last:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            stream = self._stream
+        if stream is not None:
+            stream.close()  # now, not at the next change (a quiet namespace sends none)
+
+    # -- what each kind of shared watch does -----------------------------------------------
+
+    def relist(self) -> str:
+        """List the namespace, hand the list to the members; the list's resourceVersion."""
+        raise NotImplementedError
+
+    def dispatch(self, event: kube.WatchEvent) -> None:
+        """Hand one change (not a BOOKMARK) to the members it concerns."""
+        raise NotImplementedError
+
+    def tell_unreachable(self, message: str) -> None:
+        """Tell every member that a request failed (as their own watches would)."""
+        raise NotImplementedError
+
+    def expired(self) -> None:
+        """The watch expired (410): what was kept may be old until the list that follows."""
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def follow_from(self, version: str) -> None:
+        """Watch (or list first, when `version` is "") until the last member leaves."""
+        while not self._stopping.is_set():
+            try:
+                version = self._watch_from(version) if version else self._answered(self.relist())
+            except kube.WatchExpired:
+                self.expired()
+                WATCH_RESTARTS.labels("rollout").inc()
+                version = ""
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return  # its stream was closed under it: the end, not a failure
+                if not isinstance(exc, kube.ClusterUnreachable | kube.KubeError):
+                    logger.exception("the %s watch of %s failed", self.kind, self.namespace)
+                self.tell_unreachable(str(exc))
+                WATCH_RESTARTS.labels("rollout").inc()
+                self._stopping.wait(self.backoff)
+                self.backoff = min(self.backoff * 2, 5.0)
+
+    def _answered(self, version: str) -> str:
+        self.backoff = 0.2
+        return version
+
+    def _watch_from(self, version: str) -> str:
+        stream = kube.WatchStream(
+            self.cluster,
+            self.kind,
+            self.namespace,
+            resource_version=version,
+            timeout_seconds=WATCH_SECONDS,
+        )
+        with self._lock:
+            self._stream = stream
+        if self._stopping.is_set():  # stopped before stop() could see this stream
+            stream.close()
+            return version
+        for event in stream.events():
+            version = event.object.get("metadata", {}).get("resourceVersion", version)
+            self.backoff = 0.2
+            if event.type != "BOOKMARK":
+                self.dispatch(event)
+            if self._stopping.is_set():
+                break
+        return version
