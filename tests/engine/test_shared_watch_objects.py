@@ -18,27 +18,10 @@ from deployments.engine.snapshots import take_snapshot
 from environments.kube.labels import LABEL_SERVICE, LABEL_SHA, MANAGED_BY
 from environments.models import Environment
 from kubesim.testing import KubesimHandle
+from tests.engine.cluster_objects import create_deployment
 from tests.workers import until
 
 Item = tuple[str, Any]
-
-
-def _deployment(api: Any, namespace: str, name: str) -> None:
-    labels = {"app": name}
-    client.AppsV1Api(api).create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-                },
-            },
-        },
-    )
 
 
 def _scale(api: Any, namespace: str, name: str, replicas: int) -> None:
@@ -73,7 +56,7 @@ def test_two_rollouts_share_one_deployment_watch_each_gets_its_own_and_the_last_
 ) -> None:
     ns = staging.namespace
     for name in ("web", "api"):
-        _deployment(kubesim_api, ns, name)
+        create_deployment(kubesim_api, ns, name)
     web, api = _Seen(), _Seen()
     web_sub = object_watch.subscribe(
         staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
@@ -107,7 +90,7 @@ def test_a_dropped_watch_resumes_and_an_expired_one_lists_again_for_every_follow
     kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
 ) -> None:
     ns = staging.namespace
-    _deployment(kubesim_api, ns, "web")
+    create_deployment(kubesim_api, ns, "web")
     web = _Seen()
     sub = object_watch.subscribe(
         staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
@@ -182,7 +165,7 @@ def test_the_snapshot_at_a_verdict_is_taken_from_the_kept_deployments_without_a_
             },
         },
     )
-    _deployment(kubesim_api, ns, "by-hand")  # not Apollo's: not in the snapshot
+    create_deployment(kubesim_api, ns, "by-hand")  # not Apollo's: not in the snapshot
     web = _Seen()
     sub = object_watch.subscribe(
         staging.cluster, ns, "Deployment", object_watch.named("web"), web.queue
