@@ -35,7 +35,7 @@ from deployments.models import (
 from deployments.services.bad_versions import marks_in_force
 from deployments.status import Status
 from environments.models import Environment
-from history.text_search import AmongIds, matching_deployments, messages_found
+from history.text_search import AmongIds, matching_deployments, matching_ids, messages_found
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
@@ -285,26 +285,31 @@ def _text_condition(text: str, using: str) -> Q:
     index's list of 100,000 matches first took 20 ms)."""
     connection = connections[using]
     vendor = connection.vendor
-    others = [Q(deployed_by_id__in=User.objects.filter(username__icontains=text).values("pk"))]
-    if len(text) >= MIN_PREFIX and HEX_RE.match(text.lower()):
-        shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
-        others.append(Q(version_id__in=shas.values("pk")))
-    parts = matching_deployments(text, vendor) + others
+    sha_prefix = len(text) >= MIN_PREFIX and bool(HEX_RE.match(text.lower()))
     if vendor == "postgresql":
+        parts = matching_deployments(text, vendor) + _other_matches(text, sha_prefix=sha_prefix)
         return _pg_text_condition(parts, using)
     # The messages counted on their own index as a stream (SQLite): in a union, the index's
     # whole list of matches would be read first, however common the word.
-    if messages_found(text, connection, up_to=DENSE) < DENSE:
+    if vendor == "sqlite" and messages_found(text, connection, up_to=DENSE) < DENSE:
         # Fewer than DENSE messages: every match's id, read once (the union stops at DENSE)
-        # and given to the page as a list. Read as a count, then again as the page's
+        # and given to the page as one JSON array. Read as a count, then again as the page's
         # subquery, the union was compiled and read twice.
-        rows = Deployment.objects.using(using).order_by()
-        ids = [rows.filter(c).values_list("pk", flat=True) for c in parts]
-        united = ids[0].union(*ids[1:]) if len(ids) > 1 else ids[0]
-        found = list(united[:DENSE])
-        if len(found) < DENSE:
-            return Q(AmongIds(found))
-    return reduce(operator.or_, matching_deployments(text, vendor, per_row=True) + others)
+        count, ids = matching_ids(text, connection, sha_prefix=sha_prefix, up_to=DENSE)
+        if count < DENSE:
+            return Q(AmongIds(ids))
+    per_row = matching_deployments(text, vendor, per_row=True)
+    return reduce(operator.or_, per_row + _other_matches(text, sha_prefix=sha_prefix))
+
+
+def _other_matches(text: str, *, sha_prefix: bool) -> list[Q]:
+    """Who deployed it (part of a user name) and, with `sha_prefix`, its commit's sha prefix
+    (history.text_search.matching_ids reads the same on SQLite)."""
+    others = [Q(deployed_by_id__in=User.objects.filter(username__icontains=text).values("pk"))]
+    if sha_prefix:
+        shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
+        others.append(Q(version_id__in=shas.values("pk")))
+    return others
 
 
 def _pg_text_condition(parts: list[Q], using: str) -> Q:

@@ -101,6 +101,21 @@ SQL = {
     f"WHERE {PG_VERSION_TEXT} @@ to_tsquery('simple', %s)",
 }
 
+# SQLite: the ids of every match of a search, each way it may match (a UNION: one id once),
+# read up to a limit and returned as their count and one JSON array (for AmongIds).
+SQLITE_MATCHES = {
+    "message": "SELECT rowid AS id FROM history_deployment_text "
+    "WHERE history_deployment_text MATCH %s",
+    "commit": 'SELECT id FROM "deployments_deployment" WHERE version_id IN '
+    "(SELECT rowid FROM history_version_text WHERE history_version_text MATCH %s)",
+    # Django's icontains and startswith on SQLite: LIKE (case-insensitive), \\ escaping % and _.
+    "user": 'SELECT id FROM "deployments_deployment" WHERE deployed_by_id IN '
+    "(SELECT id FROM auth_user WHERE username LIKE %s ESCAPE '\\')",
+    "sha": 'SELECT id FROM "deployments_deployment" WHERE version_id IN '
+    "(SELECT id FROM deployments_deployableversion WHERE git_commit_sha LIKE %s ESCAPE '\\')",
+}
+SQLITE_IDS = "SELECT count(*), coalesce(json_group_array(id), '[]') FROM ({} LIMIT %s)"
+
 
 def words(text: str) -> list[str]:
     return WORD.findall(text.lower())[:MAX_WORDS]
@@ -161,7 +176,8 @@ class AmongIds(Func):
     output_field = BooleanField()
     template = "%(expressions)s = ANY(%%s)"
 
-    def __init__(self, ids: list[int]) -> None:
+    def __init__(self, ids: list[int] | str) -> None:
+        """`ids`: a list, or (SQLite) a JSON array of them (matching_ids)."""
         super().__init__(F("pk"))
         self.ids = ids
 
@@ -176,7 +192,8 @@ class AmongIds(Func):
     ) -> tuple[str, tuple[Any, ...]]:
         ids: Any = self.ids
         if connection.vendor == "sqlite":
-            template, ids = "%(expressions)s IN (SELECT value FROM json_each(%%s))", json.dumps(ids)
+            template = "%(expressions)s IN (SELECT value FROM json_each(%%s))"
+            ids = ids if isinstance(ids, str) else json.dumps(ids)
         else:
             # The array typed as the id column: psycopg sends small ints as integer[], and
             # bigint = ANY(integer[]) is tested element by element (not hashed), so the planner
@@ -189,6 +206,34 @@ class AmongIds(Func):
         )
         # SECURITY: the ids (integers read from the database) travel as a parameter.
         return sql, (*params, ids)
+
+
+def matching_ids(
+    text: str, connection: BaseDatabaseWrapper, *, sha_prefix: bool, up_to: int
+) -> tuple[int, str]:
+    """SQLite: how many deployments a search matches, counting no further than up_to, and
+    their ids as one JSON array (for AmongIds): each way a deployment may match, read from its
+    index (its message, its commit's message and branch: FTS5; who deployed it: part of the
+    user name; with `sha_prefix`, its commit's sha starting with the text), united.
+
+    The conditions of the per-row plan (matching_deployments and the selector's others),
+    written as one fixed statement: built as Django querysets and compiled each request,
+    united and read back as ints to be written again as JSON, the same ids cost 1.9 ms of
+    Python for 0.2 ms of SQLite (a word in 200 messages, loaded machine)."""
+    found = words(text)
+    query = " ".join(f'"{word}"*' for word in found)  # each word a quoted prefix
+    like = connection.ops.prep_for_like_query(text)
+    ways = [("user", f"%{like}%")]
+    if found:
+        ways = [("message", query), ("commit", query), *ways]
+    if sha_prefix:
+        ways.append(("sha", f"{like.lower()}%"))
+    union = " UNION ".join(SQLITE_MATCHES[way] for way, _ in ways)
+    with connection.cursor() as cursor:
+        # SECURITY: the statement is this module's constants; the text travels as parameters.
+        cursor.execute(SQLITE_IDS.format(union), (*(value for _, value in ways), up_to))
+        count, ids = cursor.fetchone()
+    return int(count), str(ids)
 
 
 def messages_found(text: str, connection: BaseDatabaseWrapper, *, up_to: int) -> int:
