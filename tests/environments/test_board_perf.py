@@ -80,6 +80,27 @@ def test_the_environment_filter_still_shows_only_that_column(alice: User) -> Non
     assert {len(row.cells) for row in board.rows} == {1}
 
 
+def test_boards_of_the_same_shape_each_show_their_own_cells(alice: User) -> None:
+    # The cells' SQL is compiled once per number of environments and services (board._ranked_sql):
+    # two boards of one environment and two services each bind their own ids.
+    services = [factories.make_service("api"), factories.make_service("web")]
+    for name in ("stage-1", "stage-2"):
+        environment = factories.make_environment(name, availability="staging")
+        for service in services:
+            version = factories.make_version(service, commit_message=f"On {name} {service.name}")
+            factories.make_deployment(
+                service=service, environment=environment, deployed_by=alice, version=version
+            )
+    client = login(alice)
+    for name, other in (("stage-1", "stage-2"), ("stage-2", "stage-1"), ("stage-1", "stage-2")):
+        page = client.get("/status/", {"environment": name}).content.decode()
+        assert f"On {name} api" in page
+        assert f"On {name} web" in page
+        assert f"On {other}" not in page
+    every = client.get("/status/").content.decode()
+    assert all(f"On {n} {s.name}" in every for n in ("stage-1", "stage-2") for s in services)
+
+
 def test_bobs_page_of_services_is_read_without_a_list_of_every_services_id(bob: User) -> None:
     # bob may view every service of staging, so every service: the page's read of services
     # needs no "id IN (every id)" (compiling it was 7 % of his board at 1,000 services).
