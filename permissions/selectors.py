@@ -261,10 +261,31 @@ def _service_ids() -> list[int]:
 
 
 def _environment_rows() -> list[tuple[int, str]]:
+    return [(pk, availability) for pk, availability, _ in _environment_catalogue()]
+
+
+def _environment_catalogue() -> list[tuple[int, str, str]]:
+    """Every environment's (id, availability, name): the names too, so that a page listing the
+    environments a user may view needs no second read of them (viewable_environments)."""
     return _read_once(
         ("environments",),
-        lambda: list(Environment.objects.order_by().values_list("pk", "availability")),
+        lambda: list(Environment.objects.order_by().values_list("pk", "availability", "name")),
     )
+
+
+def viewable_environments(seen: "Visibility") -> list[Environment] | None:
+    """The environments of `seen` (a user's visibility) from the catalogue it was decided on,
+    read once per request: no query of its own. Instances holding the id, name and
+    availability only (as .only("name", "availability") reads them), in no order. None for a
+    superuser's visibility, which reads no catalogue: the caller then queries them."""
+    if seen.everything:
+        return None
+    fields = ["id", "name", "availability"]  # Environment.from_db takes them in model order
+    return [
+        Environment.from_db(Environment.objects.db, fields, (pk, name, availability))
+        for pk, availability, name in _environment_catalogue()
+        if pk in seen.environment_ids
+    ]
 
 
 def catalogue() -> tuple[list[int], list[tuple[int, str]]]:

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
 # that adds a query per row breaks the equality below; one that adds a fixed one raises this on
 # purpose.
 MAX_QUERIES = {"alice": 8, "bob": 15}
+ENVIRONMENTS_READ = re.compile(r'FROM "environments_environment"(?! U\d)')
 
 
 def _deployed(deployer: User, services: list[Service], environments: list[Environment]) -> None:
@@ -62,12 +63,36 @@ def test_the_first_page_costs_the_same_queries_for_more_cells_and_a_longer_histo
     assert len(many) == len(few) <= MAX_QUERIES[persona]
 
 
-def test_the_environments_are_read_once_per_request(alice: User) -> None:
+@pytest.mark.parametrize("persona", ["alice", "bob"])
+def test_the_environments_are_read_once_per_request(
+    persona: str, request: pytest.FixtureRequest, alice: User
+) -> None:
+    # bob's columns come from the catalogue his visibility read (with the names), not from a
+    # second read of the environments he may view.
+    user: User = request.getfixturevalue(persona)
     staging = factories.make_environment("stage-1", availability="staging")
+    factories.make_environment("prod-1", availability="production")
     _deployed(alice, [factories.make_service()], [staging])
-    for path in ("/status/", "/status/?environment=stage-1"):
-        reads = [sql for sql in _queries(alice, path) if 'FROM "environments_environment"' in sql]
+    for path, columns in (
+        ("/status/", ["prod-1", "stage-1"]),
+        ("/status/?environment=stage-1", ["stage-1"]),
+    ):
+        board = login(user).get(path).context["board"]
+        assert [e.name for e in board.environments] == columns
+        # Not the holdings' subquery of an environment's name (aliased U0).
+        reads = [sql for sql in _queries(user, path) if ENVIRONMENTS_READ.search(sql)]
         assert len(reads) == 1, (path, reads)
+
+
+def test_a_user_who_may_view_one_environment_has_that_column_only(alice: User) -> None:
+    dora = factories.make_user("dora")
+    staging = factories.make_environment("stage-1", availability="staging")
+    production = factories.make_environment("prod-1", availability="production")
+    _deployed(alice, [factories.make_service("api")], [staging, production])
+    grant(actor=None, user=dora, verbs=[Verb.VIEW], environment=staging)
+    board = login(dora).get("/status/").context["board"]
+    assert [(e.name, e.availability) for e in board.environments] == [("stage-1", "staging")]
+    assert "prod-1" not in login(dora).get("/status/").content.decode()
 
 
 def test_the_environment_filter_still_shows_only_that_column(alice: User) -> None:
