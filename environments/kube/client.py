@@ -3,13 +3,18 @@ its errors translated (errors.py) and the answer as plain dicts."""
 
 import hashlib
 import os
+import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
 from django.conf import settings
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3 import poolmanager
+from urllib3.connection import HTTPConnection
+from urllib3.util.wait import wait_for_read
 
 from apollo_site.ops.metrics import KUBE_ERRORS, count_kube_call
 from environments.kube import incluster
@@ -110,7 +115,94 @@ def _configured_client(cluster: Cluster) -> client.ApiClient:
         configuration.verify_ssl = cluster.verify_tls
         if cluster.ca_certificate:
             configuration.ssl_ca_cert = _ca_file(cluster.ca_certificate)
-    return client.ApiClient(configuration)
+    api = client.ApiClient(configuration)
+    manager = api.rest_client.pool_manager
+    if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:  # (not SOCKS)
+        manager.pool_classes_by_scheme = {"http": _Reopening, "https": _HTTPSPool}
+    return api
+
+
+# Opens again the connections that came back closed (_Reopening), off the request path.
+_REOPEN = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-reopen")
+
+
+class _Reopening(urllib3.HTTPConnectionPool):
+    """A pool whose connections that come back closed are opened again before they are idle.
+
+    A watch is stopped by closing its response (a rollout's watches at its verdict, read.py):
+    its connection came back closed, on top of urllib3's LIFO pool, and the next request took
+    it and opened it again on its way: each deployment's watches cost the next one's owner
+    checks, applies and first reads three TLS handshakes (~10 ms of its apply round on a
+    loaded worker) while open connections waited below. Such a connection is opened again in
+    _REOPEN and given back to the pool then; until it is, a request takes another one, or
+    opens one as before when none is idle. One that cannot be opened (the cluster is down)
+    is given back closed: the request that takes it connects and reports why it cannot.
+
+    A watch closed from another thread may give its connection back twice (the closing
+    thread and the reading one both release it: urllib3's release_conn is not atomic): the
+    second is ignored, never a second copy in the pool that two requests would share.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._giving_back = threading.Lock()
+        self._reopening: set[HTTPConnection] = set()
+
+    def _put_conn(self, conn: HTTPConnection | None) -> None:  # type: ignore[override]
+        with self._giving_back:
+            if conn is not None and self._held(conn):
+                return  # given back already
+            if conn is not None and conn.is_closed and self.pool is not None:
+                self._reopening.add(conn)
+                _REOPEN.submit(self._reopen, conn)
+                return
+            super()._put_conn(conn)
+
+    def _held(self, conn: HTTPConnection) -> bool:
+        if conn in self._reopening:
+            return True
+        idle = self.pool
+        return idle is not None and any(held is conn for held in list(idle.queue))
+
+    def _reopen(self, conn: HTTPConnection) -> None:
+        try:
+            conn.connect()
+            if not _settled(conn.sock):
+                conn.close()
+        except Exception:  # (urllib3's and the socket's errors alike: the next request's now)
+            conn.close()
+        with self._giving_back:
+            self._reopening.discard(conn)
+            super()._put_conn(conn)
+
+
+class _HTTPSPool(_Reopening, urllib3.HTTPSConnectionPool):
+    pass
+
+
+TICKET_WAIT_SECONDS = 0.5  # for a TLS 1.3 server's session tickets after the handshake
+
+
+def _settled(sock: Any) -> bool:
+    """Whether a connection just opened is idle, once the session tickets a TLS 1.3 server
+    sends after the handshake are read (False: closed, or it sent what nobody asked for).
+
+    Unread, they make the socket readable, which urllib3 takes for a connection the server
+    dropped: it would close it and open another on the request's path. Read here, off it."""
+    if not isinstance(sock, ssl.SSLSocket) or sock.version() != "TLSv1.3":
+        return True
+    timeout, wait = sock.gettimeout(), TICKET_WAIT_SECONDS
+    sock.setblocking(False)
+    try:
+        while wait_for_read(sock, timeout=wait):
+            try:
+                sock.recv(1)  # b"" (closed) or data: not an idle connection
+                return False
+            except ssl.SSLWantReadError:  # a ticket read, no data: another may follow
+                wait = 0.05
+        return True
+    finally:
+        sock.settimeout(timeout)
 
 
 def _ca_file(pem: str) -> str:
