@@ -86,13 +86,14 @@ def _deep_cursor() -> str:
 
 
 def _plan(path: str, client: Any) -> list[str]:
-    """The plan of the page query (the one reading deployments_deployment)."""
+    """The plan of the page query: the one reading the rows' names (a search's statement of ids
+    and the reader's grants come before it)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
         client.get(path)
-    sql = next(q["sql"] for q in queries if 'FROM "deployments_deployment"' in q["sql"])
+    sql = next(q["sql"] for q in queries if 'AS "deployed_by_name"' in q["sql"])
     with connection.cursor() as cursor:
         cursor.execute(
             ("EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN ") + sql

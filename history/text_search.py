@@ -4,7 +4,8 @@ a full-text index instead of a LIKE scan of every deployment (issue #16: a rare 
 
 - SQLite: two FTS5 tables with external content (`history_deployment_text` over
   deployments_deployment.message, `history_version_text` over deployments_deployableversion's
-  commit_message and branch), kept current by triggers on those tables.
+  commit_message and branch), kept current by triggers on those tables. A search with few
+  matches reads their ids in one fixed statement (matching_ids).
 - PostgreSQL: GIN indexes on `to_tsvector('simple', <the text, punctuation turned to spaces>)`;
   the queries repeat the indexed expression exactly, so the planner uses the index. The
   deployment's message is tested on the row itself (MessageMatches), never as `id IN (SELECT id
