@@ -34,7 +34,7 @@ from django.utils import timezone
 from apollo_site.ops import context
 from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
-from deployments.engine import event_watch, following, object_watch
+from deployments.engine import event_watch, following, object_watch, verdicts
 from deployments.engine.database import (
     CONNECTION_ERRORS,
     OUTAGE,
@@ -227,9 +227,11 @@ class Run:
             if self.watched_unwritten:
                 changes["watched_seconds"] = float(d.watched_seconds or 0) + self.watched_unwritten
             try:
-                # A transition whose answer was lost with the connection is InvalidTransition
-                # on the retry (the row moved already): re-read, as for a race.
-                self.db(lambda: d.transition_to(status, reason=reason, also=changes))
+                # With the verdicts of other rollouts waiting at the same moment, in one
+                # transaction (verdicts.py). A transition whose answer was lost with the
+                # connection is InvalidTransition on the retry (the row moved already):
+                # re-read, as for a race.
+                verdicts.commit(d, status, reason=reason, also=changes, shutdown=self.shutdown)
             except InvalidTransition:
                 book.give_back(seen)
                 self.db(d.refresh_from_db)

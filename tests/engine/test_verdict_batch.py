@@ -1,0 +1,152 @@
+"""Verdicts waiting at the same moment are committed in one transaction (#16, verdicts.py):
+each with its own guard (a deployment that moved meanwhile keeps its status and the others
+commit), its outbox rows once, and a lone verdict written at once by its own thread."""
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from deployments.engine import verdicts
+from deployments.models import Deployment, InvalidTransition
+from deployments.notifications.models import Delivery, Event, Subscription
+from deployments.notifications.services import save_subscription
+from deployments.status import Status
+from tests import factories
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WAIT = 30.0
+
+
+def _started(alice: User, count: int) -> list[Deployment]:
+    environment = factories.make_environment()
+    return [
+        factories.make_deployment(
+            service=factories.make_service(),
+            environment=environment,
+            deployed_by=alice,
+            status=Status.STARTED,
+        )
+        for _ in range(count)
+    ]
+
+
+def _verdicts(deployments: list[Deployment]) -> list[verdicts.Verdict]:
+    return [
+        verdicts.Verdict(d, Status.DONE, "rollout complete", {"environment_snapshot": {"n": d.pk}})
+        for d in deployments
+    ]
+
+
+def _transactions(count: int, alice: User) -> tuple[int, int]:
+    batch = _verdicts(_started(alice, count))
+    with CaptureQueriesContext(connection) as queries:
+        verdicts.write_batch(batch, shutdown=threading.Event())
+    begins = [q for q in queries if q["sql"].upper().startswith("BEGIN")]
+    assert all(v.error is None and v.written and v.batch == count for v in batch)
+    return len(begins), len(queries)
+
+
+def test_a_batch_of_verdicts_is_one_transaction_whatever_its_size(alice: User) -> None:
+    begins_5, queries_5 = _transactions(5, alice)
+    begins_10, queries_10 = _transactions(10, alice)
+    assert begins_5 == begins_10 == 1
+    assert queries_10 - queries_5 == (queries_5 - 1) // 5 * 5  # the same statements per verdict
+    assert set(Deployment.objects.values_list("status", flat=True)) == {Status.DONE}
+
+
+def test_verdicts_waiting_while_another_is_written_are_committed_together(alice: User) -> None:
+    deployments = _started(alice, 4)
+    done: list[verdicts.Verdict] = []
+    errors: list[BaseException] = []
+
+    def judge(d: Deployment) -> None:
+        try:
+            done.append(
+                verdicts.commit(
+                    d, Status.DONE, reason="rollout complete", also={}, shutdown=threading.Event()
+                )
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=judge, args=(d,)) for d in deployments]
+    with verdicts.busy() as held:  # a verdict of another rollout being written
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + WAIT
+        while held.waiting() < len(deployments):
+            assert time.monotonic() < deadline, "the verdicts did not queue"
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(WAIT)
+    assert errors == []
+    assert [v.batch for v in done] == [4, 4, 4, 4]
+    assert set(Deployment.objects.values_list("status", flat=True)) == {Status.DONE}
+
+
+def test_a_lone_verdict_is_written_at_once_by_its_own_thread(alice: User) -> None:
+    (deployment,) = _started(alice, 1)
+    with CaptureQueriesContext(connection) as queries:  # (this thread's connection)
+        verdict = verdicts.commit(
+            deployment, Status.FAILED, reason="crash loop", also={}, shutdown=threading.Event()
+        )
+    assert verdict.batch == 1
+    assert any(q["sql"].startswith('UPDATE "deployments_deployment"') for q in queries)
+    deployment.refresh_from_db()
+    assert deployment.status == Status.FAILED
+    assert deployment.status_reason == "crash loop"
+
+
+def test_a_deployment_cancelled_meanwhile_keeps_its_status_and_the_others_commit_once(
+    alice: User, settings: Any
+) -> None:
+    deployments = _started(alice, 3)
+    settings.APOLLO_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    save_subscription(
+        actor=alice,
+        subscription=Subscription(name="hook", kind=Subscription.Kind.SLACK),
+        url="http://127.0.0.1:9/hook",
+    )
+    cancelled = deployments[1]
+    Deployment(pk=cancelled.pk, status=Status.STARTED).transition_to(
+        Status.PENDING_CANCELLATION, reason="bob cancelled"
+    )
+    batch = _verdicts(deployments)
+    verdicts.write_batch(batch, shutdown=threading.Event())
+    assert isinstance(batch[1].error, InvalidTransition)
+    assert batch[0].error is None
+    assert batch[2].error is None
+    statuses = dict(
+        Deployment.objects.filter(pk__in=[d.pk for d in deployments]).values_list("pk", "status")
+    )
+    assert statuses == {
+        deployments[0].pk: Status.DONE,
+        cancelled.pk: Status.PENDING_CANCELLATION,
+        deployments[2].pk: Status.DONE,
+    }
+    assert Deployment.objects.get(pk=cancelled.pk).environment_snapshot in (None, {})
+    done_events = Delivery.objects.filter(
+        deployment_id__in=[d.pk for d in deployments], event=Event.DONE
+    )
+    assert sorted(done_events.values_list("deployment_id", flat=True)) == sorted(
+        [deployments[0].pk, deployments[2].pk]
+    )
+
+
+def test_the_caller_of_a_verdict_that_lost_its_race_gets_invalid_transition(
+    alice: User,
+) -> None:
+    (deployment,) = _started(alice, 1)
+    Deployment(pk=deployment.pk, status=Status.STARTED).transition_to(
+        Status.PENDING_CANCELLATION, reason="bob cancelled"
+    )
+    with pytest.raises(InvalidTransition):
+        verdicts.commit(
+            deployment, Status.DONE, reason="rollout complete", also={}, shutdown=threading.Event()
+        )
+    assert deployment.status == Status.STARTED  # as the worker saw it: it re-reads
