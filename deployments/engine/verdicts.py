@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import transaction
 
+from deployments.engine import writes
 from deployments.engine.database import CONNECTION_ERRORS, retrying
 from deployments.models import Deployment
 from deployments.status import Status
@@ -133,7 +134,7 @@ def write_batch(batch: list[Verdict], *, shutdown: threading.Event) -> None:
         for verdict, status in seen:
             verdict.deployment.status = status  # (an aborted attempt may have moved it)
             verdict.error = None
-        with transaction.atomic():
+        with writes.turn(first=True), transaction.atomic():
             for verdict in batch:
                 _write_one(verdict)
 

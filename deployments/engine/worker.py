@@ -34,7 +34,7 @@ from django.utils import timezone
 from apollo_site.ops import context
 from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
-from deployments.engine import event_watch, following, object_watch, verdicts
+from deployments.engine import event_watch, following, object_watch, verdicts, writes
 from deployments.engine.database import (
     CONNECTION_ERRORS,
     OUTAGE,
@@ -207,10 +207,15 @@ class Run:
             self.deployment.timeline = timeline
             book.written_at = time.monotonic()
             changes = {**(also or {}), "timeline": timeline}
-            self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
+            self.db(lambda: self._write(**changes))
         if broadcast:
             self.broadcast(entries)
         return entries
+
+    def _write(self, **changes: Any) -> int:
+        """One UPDATE of this deployment, in the worker's turn (writes.py)."""
+        with writes.turn():
+            return Deployment.objects.filter(pk=self.deployment.pk).update(**changes)
 
     def broadcast(self, entries: list[dict[str, str]]) -> None:
         live.broadcast(self.deployment, entries)
@@ -730,13 +735,8 @@ class Run:
         return result
 
     def _add_watched(self, seconds: float) -> None:
-        pk = self.deployment.pk
         with contextlib.suppress(DatabaseUnavailable):
-            self.db(
-                lambda: Deployment.objects.filter(pk=pk).update(
-                    watched_seconds=F("watched_seconds") + seconds
-                )
-            )
+            self.db(lambda: self._write(watched_seconds=F("watched_seconds") + seconds))
 
     def record_progress(
         self, steps: Progress[RolloutResult], should_stop: Callable[[], bool]
