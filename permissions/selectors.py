@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.contrib.contenttypes.models import ContentType
+from django.db import connections
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 
 from deployments.models import Service
@@ -221,11 +222,35 @@ def _name_of(model: type[Service] | type[Environment], column: str) -> Subquery:
     return Subquery(model.objects.filter(pk=OuterRef(column)).order_by().values("name"))
 
 
+@cache
+def _every_verb_sql() -> tuple[str, tuple[Any, ...], frozenset[int]]:
+    """_holdings_of_every_verb's SQL, compiled by Django once per process: (the SQL, its
+    parameters, the positions of the user's id among them). Compiling the union (its joins and
+    subqueries) took 0.66 of the 1.08 ms this read cost every developer's page.
+
+    The user's id is located by compiling with a stand-in no user has (-1): should the query
+    ever bind it otherwise than twice (the user's own grants, their groups'), this fails on the
+    first read rather than read someone else's."""
+    user_rows, group_rows = _every_verb_queries()
+    stand_in = -1
+    rows = user_rows.filter(user=stand_in).union(group_rows.filter(group__user=stand_in), all=True)
+    sql, params = rows.query.sql_with_params()
+    holes = frozenset(i for i, value in enumerate(params) if value == stand_in)
+    if len(holes) != 2:
+        raise RuntimeError("the holdings' query binds the user's id in an unexpected way")
+    return sql, tuple(params), holes
+
+
 def _holdings_of_every_verb(user: User) -> list[tuple[str, Holding]]:
     """A user's holdings of every verb, with the verb's codename, in one query: a request asks
-    for several verbs (view for its filter, deploy for the header) and _of_verb picks each."""
-    user_rows, group_rows = _every_verb_queries()
-    rows = user_rows.filter(user=user).union(group_rows.filter(group__user=user), all=True)
+    for several verbs (view for its filter, deploy for the header) and _of_verb picks each.
+    The query is _every_verb_sql's, with this user's id; its columns are the rows' keys."""
+    sql, params, holes = _every_verb_sql()
+    bound = [user.pk if i in holes else value for i, value in enumerate(params)]
+    with connections[GrantUserObjectPermission.objects.db].cursor() as cursor:
+        cursor.execute(sql, bound)
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return [(row.pop("codename"), Holding(**row)) for row in rows]
 
 
