@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 
 from deployments import selectors
@@ -73,6 +74,30 @@ def _choice_errors(what: str) -> dict[str, str]:
     }
 
 
+Offered = tuple[QuerySet[Environment], QuerySet[Service], QuerySet[Group]]
+
+
+def _offered(user: User | AnonymousUser) -> Offered:
+    """The environments, services and groups a DeployForm offers the user."""
+    # SECURITY: what the user may view is offered (the page says why a choice is not
+    # deployable); what they may not view cannot even be named.
+    seen = visibility(user)
+    environments = Environment.objects.order_by("name")
+    services = Service.objects.order_by("name")
+    groups = Group.objects.select_related("service", "environment").order_by(
+        "environment__name", "service__name", "name"
+    )
+    if not seen.everything:
+        environments = environments.filter(pk__in=seen.environment_ids)
+        groups = groups.filter(seen.q())
+    # Who may view every service of some environment may view every service (as
+    # history.forms): then no "id IN (every service's id)" is bound, three times a page (a
+    # quarter of the Deploy page for a developer at 1,000 services).
+    if not (seen.everything or seen.whole_environments):
+        services = services.filter(pk__in=seen.service_ids)
+    return environments, services, groups
+
+
 class DeployForm(forms.Form):
     """Environment(s), service(s), one version (picked, typed as a sha prefix, or the latest on
     a branch), optional groups and a message. Every environment and service the user may view
@@ -108,28 +133,30 @@ class DeployForm(forms.Form):
     message = forms.CharField(required=False, max_length=5000, widget=forms.Textarea({"rows": 2}))
     override_reason = forms.CharField(required=False, max_length=2000)
 
-    def __init__(self, *args: Any, user: User | AnonymousUser, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        user: User | AnonymousUser,
+        offered_like: "DeployForm | None" = None,
+        **kwargs: Any,
+    ) -> None:
+        """`offered_like`: a form made for the same user in this request, whose choices this
+        one takes rather than building them again (the Deploy page's GET binds a second form
+        to the query string: its three filtered querysets took 0.9 ms for a developer)."""
         super().__init__(*args, **kwargs)
-        # SECURITY: what the user may view is offered (the page says why a choice is not
-        # deployable); what they may not view cannot even be named.
-        seen = visibility(user)
+        self.offered_to = user
+        if offered_like is None:
+            self.offered = _offered(user)
+        else:
+            # SECURITY: another user's choices would let this one name what they may not view.
+            if offered_like.offered_to != user:
+                raise ValueError("a DeployForm takes the choices of a form of the same user only")
+            self.offered = offered_like.offered
         fields: Any = self.fields
-        environments = Environment.objects.order_by("name")
-        services = Service.objects.order_by("name")
-        groups = Group.objects.select_related("service", "environment").order_by(
-            "environment__name", "service__name", "name"
-        )
-        if not seen.everything:
-            environments = environments.filter(pk__in=seen.environment_ids)
-            groups = groups.filter(seen.q())
-        # Who may view every service of some environment may view every service (as
-        # history.forms): then no "id IN (every service's id)" is bound, three times a page (a
-        # quarter of the Deploy page for a developer at 1,000 services).
-        if not (seen.everything or seen.whole_environments):
-            services = services.filter(pk__in=seen.service_ids)
-        fields["environments"].queryset = environments
-        fields["services"].queryset = services
-        fields["groups"].queryset = groups
+        for name, queryset in zip(
+            ("environments", "services", "groups"), self.offered, strict=True
+        ):
+            fields[name].queryset = queryset
         self.items: list[Target] = []
 
     def clean_version(self) -> str:

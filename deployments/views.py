@@ -73,7 +73,7 @@ def deploy(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     if request.method == "GET":
         form = DeployForm(initial=_initial(request), user=user)
-        selection = _selection(request.GET, user)
+        selection = _selection(request.GET, user, offered_like=form)
         checked = _check_selection(selection, user) if selection is not None else None
         return _deploy_page(request, form, checked=checked, selection=selection)
     form = DeployForm(request.POST, user=user)
@@ -114,11 +114,13 @@ def _bound_or_none(data: Any, user: User) -> "list[tuple[DeployOutcome, Any]] | 
     return None if selection is None else _check_selection(selection, user)
 
 
-def _selection(data: Any, user: User) -> DeployForm | None:
+def _selection(
+    data: Any, user: User, *, offered_like: DeployForm | None = None
+) -> DeployForm | None:
     """The form bound to a selection that names environments and services; None before."""
     if not (data.getlist("environments") and data.getlist("services")):
         return None
-    return DeployForm(data, user=user)
+    return DeployForm(data, user=user, offered_like=offered_like)
 
 
 def _check_selection(form: DeployForm, user: User) -> "list[tuple[DeployOutcome, Any]] | None":

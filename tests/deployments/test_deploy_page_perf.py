@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from deployments.forms import DeployForm
 from deployments.models import Service
 from deployments.selectors import pair_refusals
 from environments.models import Environment
@@ -190,3 +191,31 @@ def test_a_blocker_closes_an_environment_for_everyone_but_the_users_it_exempts(
     )
     assert notes["bob"].get("staging", "") == notes["carol"].get("staging", "")
     assert notes["carol"]["staging"] == "blocked by 'for-carol-too' until it is lifted"
+
+
+def test_a_form_takes_the_choices_of_a_form_of_its_own_user_only(
+    alice: User, mallory: User, staging: Environment
+) -> None:
+    # The page's GET binds its selection form with the page form's choices (built once).
+    alices = DeployForm(initial={}, user=alice)
+    with pytest.raises(ValueError, match="same user"):
+        DeployForm({"environments": [staging.pk]}, user=mallory, offered_like=alices)
+    again = DeployForm({"environments": [staging.pk]}, user=alice, offered_like=alices)
+    assert list(again.offered[0]) == [staging]
+
+
+def test_a_hidden_environment_named_in_the_query_string_is_still_refused(
+    bob: User, staging: Environment
+) -> None:
+    # bob's selection form takes his page form's choices: production is among them (he views
+    # it), an environment nobody granted him is not.
+    production = factories.make_environment("prod-1", availability="production")
+    hidden = factories.make_environment("secret-1", availability="secret")
+    checkout = factories.make_service("checkout")
+    client = login(bob)
+    for environment, offered in ((staging, True), (production, True), (hidden, False)):
+        page = client.get(
+            "/deploy/", {"services": [checkout.pk], "environments": [environment.pk]}
+        ).content.decode()
+        assert (f'value="{environment.pk}" id="env-{environment.pk}"' in page) is offered
+        assert (environment.name in page) is offered
