@@ -1,11 +1,14 @@
 """The API client of a cluster: credentials, a pooled client per cluster, one call with
 its errors translated (errors.py) and the answer as plain dicts."""
 
+import functools
 import hashlib
+import logging
 import os
+import queue
 import ssl
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -21,6 +24,7 @@ from environments.kube import incluster
 from environments.kube.errors import ClusterUnreachable, _describe, _translate
 from environments.models import Cluster
 
+logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 # (connect, read) seconds for every non-streaming call. Well under the worker's lease (30 s
 # by default; tests/reliability checks it): a worker whose apply hangs hears so before another
@@ -122,8 +126,36 @@ def _configured_client(cluster: Cluster) -> client.ApiClient:
     return api
 
 
+class _Background:
+    """Runs the jobs given to it in two daemon threads, started at the first: a process that
+    exits does not wait for a connection being opened again (a ThreadPoolExecutor's threads
+    are joined at exit, each queued job run first: seconds against a cluster that hangs)."""
+
+    def __init__(self, name: str, threads: int = 2) -> None:
+        self.name, self.threads = name, threads
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._started:
+                for _ in range(self.threads):
+                    threading.Thread(target=self._run, name=self.name, daemon=True).start()
+                self._started = True
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # (a job handles its own errors; this thread must not die)
+                logger.exception("%s: a background job failed", self.name)
+
+
 # Opens again the connections that came back closed (_Reopening), off the request path.
-_REOPEN = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kube-reopen")
+_REOPEN = _Background("kube-reopen")
 
 
 class _Reopening(urllib3.HTTPConnectionPool):
@@ -154,7 +186,7 @@ class _Reopening(urllib3.HTTPConnectionPool):
                 return  # given back already
             if conn is not None and conn.is_closed and self.pool is not None:
                 self._reopening.add(conn)
-                _REOPEN.submit(self._reopen, conn)
+                _REOPEN.submit(functools.partial(self._reopen, conn))
                 return
             super()._put_conn(conn)
 
