@@ -10,7 +10,8 @@ Here the verdicts queue in the process (a group commit): a verdict that finds no
 written writes itself at once, in its own thread (no added delay for a lone verdict); the
 verdicts that arrive meanwhile are written by the first of them as soon as that write ends,
 all in **one** transaction. So the worker asks for the writer's lock once per burst of
-verdicts, not once per verdict.
+verdicts, not once per verdict. A lone verdict is written with the statements of before
+(transition_to's own transaction, no savepoint).
 
 Each verdict keeps its guards: it is `Deployment.transition_to` (conditional on the status the
 worker saw) in a savepoint of its own, so that one that lost a race (a cancel, a hand-over:
@@ -134,9 +135,15 @@ def write_batch(batch: list[Verdict], *, shutdown: threading.Event) -> None:
         for verdict, status in seen:
             verdict.deployment.status = status  # (an aborted attempt may have moved it)
             verdict.error = None
-        with writes.turn(first=True), transaction.atomic():
-            for verdict in batch:
-                _write_one(verdict)
+        with writes.turn(first=True):
+            if len(batch) == 1:
+                # A lone verdict: transition_to's own transaction, the statements of before
+                # (no savepoint around it).
+                _write_one(batch[0])
+                return
+            with transaction.atomic():
+                for verdict in batch:
+                    _write_one(verdict)
 
     try:
         retrying(attempt, shutdown=shutdown)

@@ -96,7 +96,10 @@ def test_a_lone_verdict_is_written_at_once_by_its_own_thread(alice: User) -> Non
             deployment, Status.FAILED, reason="crash loop", also={}, shutdown=threading.Event()
         )
     assert verdict.batch == 1
-    assert any(q["sql"].startswith('UPDATE "deployments_deployment"') for q in queries)
+    statements = [q["sql"].split(" ", 1)[0].upper() for q in queries]
+    assert statements.count("UPDATE") == 1
+    assert statements.count("BEGIN") == 1
+    assert "SAVEPOINT" not in statements  # the statements of a verdict before batches
     deployment.refresh_from_db()
     assert deployment.status == Status.FAILED
     assert deployment.status_reason == "crash loop"
