@@ -45,6 +45,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Value,
 )
 from django.utils import timezone
 
@@ -266,8 +267,13 @@ def compute(scope: "QuerySet[Deployment] | Q", period: Period) -> Metrics:
         bound = Q(lead_seconds__lt=upper.total_seconds()) if upper is not None else Q()
         buckets[f"bucket{i}"] = Count("pk", filter=Q(lead_seconds__gte=lower) & bound)
         lower = int(upper.total_seconds()) if upper is not None else lower
+    # Times in ms pass 2**31: typed as bigint, or psycopg's server-side binding would send
+    # them as Django's default for an int (int4) and PostgreSQL would read them wrapped.
+    start_ms, slot_ms = Value(begin, BigIntegerField()), Value(slot, BigIntegerField())
     grouped = (
-        rows.annotate(slot=ExpressionWrapper((F("finished_ms") - begin) / slot, BigIntegerField()))
+        rows.annotate(
+            slot=ExpressionWrapper((F("finished_ms") - start_ms) / slot_ms, BigIntegerField())
+        )
         .values("slot")
         .annotate(
             counted=Count("pk", filter=~Q(outcome=Outcome.NOT_RUN)),
