@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
 from django.forms.utils import flatatt
+from django.forms.widgets import Input
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -85,6 +86,42 @@ def _with_chosen(names: tuple[str, ...], chosen: set[str]) -> list[str]:
 SELECTED = mark_safe(" selected")
 
 
+def _input(widget: Input, name: str, value: Any, attrs: dict[str, Any] | None) -> SafeString:
+    """What Django's input.html renders for the widget, built in Python: the form's five
+    inputs through the template engine were ~0.6 ms of a History page (CPU, 2026-11)."""
+    shown = widget.format_value(value)
+    final_attrs = widget.build_attrs(widget.attrs, attrs)
+    markup = "".join(_attribute(k, v) for k, v in final_attrs.items())
+    return format_html(
+        '<input type="{}" name="{}"{}{}>',
+        widget.input_type,
+        name,
+        "" if shown is None else format_html(' value="{}"', shown),
+        mark_safe(markup),  # noqa: S308 -- each name and value escaped by format_html
+    )
+
+
+def _attribute(name: str, value: Any) -> str:
+    # As django/forms/widgets/attrs.html, in the widget's order (flatatt would sort them).
+    if value is False:
+        return ""
+    return format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
+
+
+class QuickTextInput(forms.TextInput):
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        return _input(self, name, value, attrs)
+
+
+class QuickDateInput(forms.DateInput):
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        return _input(self, name, value, attrs)
+
+
 KIND_CHOICES = [
     ("", "deployments"),
     (ALL_EVENTS, "every change and action"),
@@ -108,21 +145,24 @@ class HistoryFilterForm(forms.Form):
         empty_label="any",
         widget=QuickSelect,
     )
-    group = forms.CharField(required=False, max_length=40, label="Group")
-    user = forms.CharField(required=False, max_length=150, label="Deployed by")
+    group = forms.CharField(required=False, max_length=40, label="Group", widget=QuickTextInput)
+    user = forms.CharField(
+        required=False, max_length=150, label="Deployed by", widget=QuickTextInput
+    )
     status = forms.ChoiceField(
         choices=[("", "any"), *Status.choices], required=False, widget=QuickSelect
     )
     since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="From", widget=QuickDateInput(attrs={"type": "date"})
     )
     until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="To", widget=QuickDateInput(attrs={"type": "date"})
     )
     q = forms.CharField(
         required=False,
         max_length=200,
         label="Search",
+        widget=QuickTextInput,
         help_text="Words of the deployment or commit message, a branch, a user name, or a sha "
         "prefix (4+ hex digits).",
     )
