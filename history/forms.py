@@ -122,6 +122,29 @@ class QuickDateInput(forms.DateInput):
         return _input(self, name, value, attrs)
 
 
+class NameChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    """A choice by name answered from the (name, id) pairs the form read for its options, when
+    it read them: the same pairs as the select offers, so the same visibility, and no second
+    query for the one chosen (Django's ModelChoiceField reads it again by name). The chosen
+    row comes back as `.only("name")` would give it: its id and name, the rest deferred."""
+
+    ids_by_name: dict[str, int] | None = None
+
+    def to_python(self, value: Any) -> Any:
+        if self.ids_by_name is None or value in self.empty_values:
+            return super().to_python(value)
+        self.validate_no_null_characters(value)
+        pk = self.ids_by_name.get(str(value))
+        if pk is None:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": value},
+            )
+        rows: Any = self.queryset
+        return rows.model.from_db(rows.db, ["id", "name"], [pk, str(value)])
+
+
 KIND_CHOICES = [
     ("", "deployments"),
     (ALL_EVENTS, "every change and action"),
@@ -131,14 +154,14 @@ KIND_CHOICES = [
 
 class HistoryFilterForm(forms.Form):
     kind = forms.ChoiceField(choices=KIND_CHOICES, required=False, label="Show", widget=QuickSelect)
-    service = forms.ModelChoiceField(
+    service = NameChoiceField(
         Service.objects.only("name"),
         to_field_name="name",
         required=False,
         empty_label="any",
         widget=QuickSelect,
     )
-    environment = forms.ModelChoiceField(
+    environment = NameChoiceField(
         Environment.objects.only("name"),
         to_field_name="name",
         required=False,
@@ -189,11 +212,14 @@ class HistoryFilterForm(forms.Form):
         service.queryset = services
         environment: Any = self.fields["environment"]
         environment.queryset = environments
-        # The options as plain names (the fields still validate against their querysets): the
-        # widgets would otherwise build a model instance per option.
+        # The options as plain names (the widgets would otherwise build a model instance per
+        # option), and the choice answered from the same rows.
+        # SECURITY: these pairs come from the querysets above: a name the reader may not view
+        # is not among them and is refused as any unknown name.
         for field, rows in ((service, services), (environment, environments)):
-            names = rows.order_by("name").values_list("name", flat=True)
-            field.widget.names = tuple(names)
+            pairs = list(rows.order_by("name").values_list("name", "pk"))
+            field.widget.names = tuple(name for name, _ in pairs)
+            field.ids_by_name = dict(pairs)
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()
