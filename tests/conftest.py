@@ -16,10 +16,20 @@ from permissions.verbs import Verb
 from tests import factories
 from tests.cluster import control_plane
 from tests.live import LiveServer, start_live_server
+from tests.thread_connections import close_other_threads_connections, remember_connections
 
 # kubesim (the simulated cluster) as session fixtures: kubesim, kubesim_api, kubesim_namespace;
 # tests.kubeenv: Apollo in front of it (staging environment, running worker).
 pytest_plugins = ["kubesim.pytest_plugin", "tests.kubeenv"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's test database, and before it is dropped, the connections that threads
+    outliving their tests still hold closed (tests/thread_connections.py)."""
+    remember_connections()
+    yield
+    close_other_threads_connections()
 
 
 @pytest.fixture(autouse=True)
