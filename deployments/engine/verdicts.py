@@ -6,12 +6,13 @@ writer's lock at once, and SQLite's busy handler lets the waiters sleep up to 10
 two tries, so that a verdict waited behind every newer one (#16: BEGIN IMMEDIATE waited a
 median 180 ms and up to 4.7 s, the statements themselves under 1 ms).
 
-Here the verdicts queue in the process (a group commit): a verdict that finds no other being
-written writes itself at once, in its own thread (no added delay for a lone verdict); the
-verdicts that arrive meanwhile are written by the first of them as soon as that write ends,
-all in **one** transaction. So the worker asks for the writer's lock once per burst of
-verdicts, not once per verdict. A lone verdict is written with the statements of before
-(transition_to's own transaction, no savepoint).
+Here, on SQLite, the verdicts queue in the process (a group commit): a verdict that finds no
+other being written writes itself at once, in its own thread (no added delay for a lone
+verdict); the verdicts that arrive meanwhile are written by the first of them as soon as that
+write ends, all in **one** transaction. So the worker asks for the writer's lock once per
+burst of verdicts, not once per verdict. A lone verdict is written with the statements of
+before (transition_to's own transaction, no savepoint). On PostgreSQL each verdict is written
+at once on its own connection, as before.
 
 Each verdict keeps its guards: it is `Deployment.transition_to` (conditional on the status the
 worker saw) in a savepoint of its own, so that one that lost a race (a cancel, a hand-over:
@@ -27,7 +28,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 
 from deployments.engine import writes
 from deployments.engine.database import CONNECTION_ERRORS, retrying
@@ -118,6 +119,13 @@ def commit(
     (InvalidTransition: the deployment moved meanwhile; DatabaseUnavailable: the worker
     stopped while the database was away)."""
     verdict = Verdict(deployment, status, reason, also)
+    if connections["default"].vendor != "sqlite":
+        # PostgreSQL writes the verdicts of different rows side by side, each on its rollout's
+        # connection: queued here, each would wait for the others' statements for nothing.
+        write_batch([verdict], shutdown=shutdown)
+        if verdict.error is not None:
+            raise verdict.error
+        return verdict
     _DESK.commit(verdict, shutdown=shutdown)
     return verdict
 
