@@ -145,6 +145,23 @@ class NameChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
         return rows.model.from_db(rows.db, ["id", "name"], [pk, str(value)])
 
 
+class FixedChoiceField(forms.ChoiceField):
+    """A ChoiceField whose choices, set once when the module loads, every form shares rather
+    than deep-copies: they are held as a tuple (of tuples of strings), so nothing can change
+    them in place, and a form that wants others assigns new ones to its own field. The form's
+    deep copy of its fields took 0.150 ms CPU, 0.115 with these shared (2026-11): small, but
+    paid on every History page."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._choices = self.widget.choices = tuple(self._choices)  # type: ignore[has-type]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # Field's copy (widget, validators, messages), without ChoiceField's of the choices.
+        field_copy: Any = super(forms.ChoiceField, self).__deepcopy__  # type: ignore[misc]
+        return field_copy(memo)
+
+
 KIND_CHOICES = [
     ("", "deployments"),
     (ALL_EVENTS, "every change and action"),
@@ -153,7 +170,7 @@ KIND_CHOICES = [
 
 
 class HistoryFilterForm(forms.Form):
-    kind = forms.ChoiceField(choices=KIND_CHOICES, required=False, label="Show", widget=QuickSelect)
+    kind = FixedChoiceField(choices=KIND_CHOICES, required=False, label="Show", widget=QuickSelect)
     service = NameChoiceField(
         Service.objects.only("name"),
         to_field_name="name",
@@ -172,7 +189,7 @@ class HistoryFilterForm(forms.Form):
     user = forms.CharField(
         required=False, max_length=150, label="Deployed by", widget=QuickTextInput
     )
-    status = forms.ChoiceField(
+    status = FixedChoiceField(
         choices=[("", "any"), *Status.choices], required=False, widget=QuickSelect
     )
     since = forms.DateField(
