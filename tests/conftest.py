@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from deployments.engine import namespace_watch
 from deployments.models import Service
 from environments.models import Environment
 from kubesim.testing import run_kubesim
@@ -30,6 +31,15 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     remember_connections()
     yield
     close_other_threads_connections()
+
+
+@pytest.fixture(autouse=True)
+def _no_lingering_rollout_watches() -> Iterator[None]:
+    # A rollout's namespace watches stay open a few seconds for the next rollout there
+    # (deployments/engine/namespace_watch.py): not into the next test, whose faults injected
+    # into kubesim's watches (global: the next N watches expire) they could take.
+    yield
+    namespace_watch.close_unused()
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,9 @@ Events once and hands each to the rollouts it involves (`involves`), in their ow
   where it begins (the collection's resourceVersion, read when it starts), so every Event the
   apply causes comes after it. Where the watch could not tell (the cluster did not answer),
   the feed is not `covered` and the follower lists the namespace's Events once (`backfill`).
-- The watch closes when its last subscriber leaves (the follower's close, whatever ended it:
-  a verdict, a failure, a handover). A subscriber that fails only stops reading its queue:
+- The watch closes a few seconds after its last subscriber leaves (the follower's close,
+  whatever ended it: a verdict, a failure, a handover), unless another joins meanwhile
+  (namespace_watch.py). A subscriber that fails only stops reading its queue:
   nothing it does reaches the shared thread, which goes on for the others.
 - A failed request is told to every subscriber ("unreachable", as their own watches do).
 - A dropped watch resumes from the last resourceVersion seen; an expired one (410) lists the

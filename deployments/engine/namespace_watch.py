@@ -4,14 +4,18 @@ shared by event_watch.py (the Events) and object_watch.py (the Deployments and t
 What they share is the loop: list, then watch from the list's resourceVersion; a watch that
 ends (its timeout) resumes from the last resourceVersion seen; one that expired (410) lists
 again; a failed request is told to every member, then retried after a backoff (0.2 s doubling
-to 5 s, back to 0.2 s at the next answer); the thread ends when its last member leaves, its
-stream closed at once (a quiet namespace sends nothing that would wake it). What each does
+to 5 s, back to 0.2 s at the next answer); the thread ends LINGER_SECONDS after its last member
+left if none joined meanwhile, its stream closed at once (a quiet namespace sends nothing that
+would wake it). The linger is for the next rollout in the namespace (a group's, a sequence of
+deploys): it joins a watch that is up, with its objects kept, instead of opening three new
+connections and listing the namespace again before its first apply and its follow. What each does
 with a list and a change (whom it hands them to) is its own: `relist`, `dispatch`,
 `tell_unreachable`, `expired`.
 """
 
 import logging
 import threading
+import weakref
 from typing import Any, Generic, TypeVar
 
 from apollo_site.ops.metrics import WATCH_RESTARTS
@@ -20,7 +24,22 @@ from environments.models import Cluster
 
 logger = logging.getLogger(__name__)
 WATCH_SECONDS = 30
+LINGER_SECONDS = 3.0  # how long a watch with no member stays open for the next one
 M = TypeVar("M")  # a member: an Event feed, an object subscription
+_open: "weakref.WeakSet[NamespaceWatch[Any]]" = weakref.WeakSet()  # every watch not closed
+_open_lock = threading.Lock()
+
+
+def close_unused() -> int:
+    """Close now the watches that have no member (lingering for the next rollout), rather
+    than at the end of their linger: at a worker's end, and after each test (a test's
+    lingering watches must not take the next one's injected faults). How many were closed."""
+    closed = 0
+    with _open_lock:
+        watches = list(_open)
+    for watch in watches:
+        closed += watch._close_if_unused(None)
+    return closed
 
 
 class NamespaceWatch(threading.Thread, Generic[M]):
@@ -48,6 +67,9 @@ class NamespaceWatch(threading.Thread, Generic[M]):
         self._stream: kube.WatchStream | None = None
         self._lock = threading.Lock()  # members, what the subclass keeps, and its queues
         self.backoff = 0.2
+        self._emptied = 0  # how many times its last member left (the linger's generation)
+        with _open_lock:
+            _open.add(self)
 
     # -- members -------------------------------------------------------------------------
 
@@ -56,19 +78,39 @@ class NamespaceWatch(threading.Thread, Generic[M]):
             self.members.append(member)
 
     def leave(self, member: M) -> None:
-        """Remove `member`; the last to leave closes the watch (and unregisters it)."""
+        """Remove `member`; when it was the last, the watch closes (and is unregistered)
+        LINGER_SECONDS later unless another joins meanwhile."""
+        with self._lock:
+            if member not in self.members:
+                return  # (left already: leaving is idempotent)
+            self.members.remove(member)
+            if self.members:
+                return
+            self._emptied += 1
+            emptied = self._emptied
+        closing = threading.Timer(LINGER_SECONDS, self._close_if_unused, args=(emptied,))
+        closing.daemon = True
+        closing.name = f"{self.name}-linger"
+        closing.start()
+
+    def _close_if_unused(self, emptied: int | None) -> bool:
+        # Under the registry's lock: a subscriber finds the watch registered and joins it (then
+        # it stays open), or finds it gone and opens a new one; never a closing one.
         with self.registry_lock:
             with self._lock:
-                if member in self.members:
-                    self.members.remove(member)
-                last = not self.members
-            if last and self.registry.get(self.key) is self:
+                if self.members or self._stopping.is_set():
+                    return False
+                if emptied is not None and self._emptied != emptied:
+                    return False  # joined since and left again: that leave's timer decides
+            if self.registry.get(self.key) is self:
                 del self.registry[self.key]
-        if last:
-            self.stop()
+        self.stop()
+        return True
 
     def stop(self) -> None:
         self._stopping.set()
+        with _open_lock:
+            _open.discard(self)
         with self._lock:
             stream = self._stream
         if stream is not None:

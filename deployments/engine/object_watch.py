@@ -18,9 +18,9 @@ it follows (`wants`) and gets, in its queue:
 The kept objects may be a moment behind the cluster (what the watch has not delivered yet):
 the follower reads its Deployment itself first and never goes back to an older generation of
 it (rollout.py). The verdict's snapshot of the environment is taken from the kept Deployments
-(`kept`): the watch delivered the change that decided it. The watch closes with its last
-subscriber; a subscriber that fails only stops reading its queue: nothing it does reaches the
-shared thread.
+(`kept`): the watch delivered the change that decided it. The watch closes a few seconds
+after its last subscriber leaves, unless another joins meanwhile (namespace_watch.py); a
+subscriber that fails only stops reading its queue: nothing it does reaches the shared thread.
 """
 
 import queue

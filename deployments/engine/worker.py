@@ -34,7 +34,14 @@ from django.utils import timezone
 from apollo_site.ops import context
 from apollo_site.ops.metrics import ROLLOUT_DURATION
 from deployments import live
-from deployments.engine import event_watch, following, object_watch, verdicts, writes
+from deployments.engine import (
+    event_watch,
+    following,
+    namespace_watch,
+    object_watch,
+    verdicts,
+    writes,
+)
 from deployments.engine.database import (
     CONNECTION_ERRORS,
     OUTAGE,
@@ -1023,6 +1030,7 @@ def run_worker(
     finally:
         heartbeat.stop()
         connections.close_all()
+        namespace_watch.close_unused()  # (those lingering for a next rollout: none will come)
 
 
 def _finish_or_hand_over(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from deployments.engine import object_watch
+from deployments.engine import namespace_watch, object_watch
 from deployments.engine.rollout import Follower, Observation
 from deployments.engine.snapshots import take_snapshot
 from environments.kube.labels import LABEL_SERVICE, LABEL_SHA, MANAGED_BY
@@ -181,3 +181,82 @@ def test_the_snapshot_at_a_verdict_is_taken_from_the_kept_deployments_without_a_
         assert snapshot["services"]["web"]["sha"] == sha
     finally:
         sub.close()
+
+
+@pytest.mark.kubesim_only  # (kubesim counts the watches)
+@pytest.mark.django_db(transaction=True)
+def test_the_next_rollout_in_a_namespace_joins_the_watch_the_last_one_left_open_behind_it(
+    kubesim: KubesimHandle,
+    kubesim_api: Any,
+    staging: Environment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ns = staging.namespace
+    create_deployment(kubesim_api, ns, "web")
+    monkeypatch.setattr(namespace_watch, "LINGER_SECONDS", 60.0)  # (long: no race to join)
+    first = _Seen()
+    sub = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), first.queue
+    )
+    until(lambda: first.lists() == [["web"]])
+    lingering = sub._watch
+    sub.close()
+    assert object_watch.watching(staging.cluster, ns, "Deployment") == 0
+    assert kubesim.watches_in(ns) == 1  # left open for the next one
+
+    # The next one joins it: its objects at once, from what the watch keeps, and their changes.
+    second = _Seen()
+    again = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), second.queue
+    )
+    assert again._watch is lingering
+    assert second.lists() == [["web"]]  # put while subscribing: no list request to wait for
+    _scale(kubesim_api, ns, "web", 2)
+    until(lambda: 2 in second.replicas())
+    assert kubesim.watches_in(ns) == 1
+
+    # Left with nobody to join it, it closes once the linger is over.
+    monkeypatch.setattr(namespace_watch, "LINGER_SECONDS", 0.05)
+    again.close()
+    until(lambda: kubesim.watches_in(ns) == 0)
+    assert lingering is not None
+    lingering.join(timeout=30)
+    assert not lingering.is_alive()
+    # A subscriber after that opens a new watch, never the closed one.
+    third = _Seen()
+    fresh = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), third.queue
+    )
+    try:
+        assert fresh._watch is not lingering
+        until(lambda: third.lists() == [["web"]])
+    finally:
+        fresh.close()
+    until(lambda: kubesim.watches_in(ns) == 0)
+
+
+@pytest.mark.kubesim_only  # (kubesim counts the watches)
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_stops_closes_the_watches_left_open_for_a_next_rollout_at_once(
+    kubesim: KubesimHandle,
+    kubesim_api: Any,
+    staging: Environment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ns = staging.namespace
+    create_deployment(kubesim_api, ns, "web")
+    monkeypatch.setattr(namespace_watch, "LINGER_SECONDS", 60.0)
+    seen, kept = _Seen(), _Seen()
+    left = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), seen.queue
+    )
+    busy = object_watch.subscribe(staging.cluster, ns, "Pod", object_watch.named("x"), kept.queue)
+    until(lambda: seen.lists() == [["web"]] and kubesim.watches_in(ns) == 2)
+    left.close()
+    # What run_worker does when it ends: the unused one closes now, the one in use stays.
+    assert namespace_watch.close_unused() >= 1
+    until(lambda: kubesim.watches_in(ns) == 1)
+    assert object_watch.watching(staging.cluster, ns, "Pod") == 1
+    busy.close()
+    assert namespace_watch.close_unused() >= 1
+    until(lambda: kubesim.watches_in(ns) == 0)

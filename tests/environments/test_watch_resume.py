@@ -31,6 +31,13 @@ async def test_a_watch_answered_410_gone_is_resumed_by_listing_again(
     watcher = live.registry.get(staging.pk)
     assert watcher is not None
     relists = watcher.relists
+    # Only the page's watches (one a kind) may take the faults: the rollout's own, left open a
+    # few seconds for a next rollout (deployments/engine/namespace_watch.py), have closed.
+    assert await asyncio.to_thread(
+        live.wait_for,
+        lambda: kubesim_faults.watches_in(staging.namespace) == len(live.KINDS),
+        30,
+    )
 
     # The next watch of each kind (Deployments, Pods) starts from a version the server has
     # compacted away: it answers an ERROR event holding a 410 Expired Status.
