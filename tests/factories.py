@@ -84,6 +84,21 @@ def make_deployment(
     )
 
 
+def make_started_deployments(user: User, count: int) -> list[Deployment]:
+    """`count` deployments STARTED by `user`, each of a service of its own, in one new
+    environment (rollouts a worker would be following side by side)."""
+    environment = make_environment()
+    return [
+        make_deployment(
+            service=make_service(),
+            environment=environment,
+            deployed_by=user,
+            status="STARTED",
+        )
+        for _ in range(count)
+    ]
+
+
 def token_for(user: User, name: str = "test") -> str:
     """Issue an API token for user and return its key (the only time it is available)."""
     from permissions.tokens import issue_token

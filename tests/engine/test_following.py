@@ -22,19 +22,6 @@ def _entry(message: str) -> dict[str, str]:
     return {"at": "2026-11-30T16:00:00+00:00", "source": "pod", "message": message}
 
 
-def _started(user: User, count: int) -> list[Deployment]:
-    environment = factories.make_environment()
-    return [
-        factories.make_deployment(
-            service=factories.make_service(),
-            environment=environment,
-            deployed_by=user,
-            status=Status.STARTED,
-        )
-        for _ in range(count)
-    ]
-
-
 def _timeline(deployment: Deployment) -> list[str]:
     deployment.refresh_from_db()
     return [entry["message"] for entry in deployment.timeline]
@@ -44,7 +31,7 @@ def _timeline(deployment: Deployment) -> list[str]:
 def test_a_followed_rollouts_notes_reach_the_database_without_its_thread_writing(
     alice: User,
 ) -> None:
-    (deployment,) = _started(alice, 1)
+    (deployment,) = factories.make_started_deployments(alice, 1)
     book = Followed(deployment)
     following.join(book)
     try:
@@ -58,7 +45,7 @@ def test_a_followed_rollouts_notes_reach_the_database_without_its_thread_writing
 
 @pytest.mark.django_db(transaction=True)
 def test_a_cancellation_requested_while_following_is_seen_by_the_rollout(alice: User) -> None:
-    (deployment,) = _started(alice, 1)
+    (deployment,) = factories.make_started_deployments(alice, 1)
     book = Followed(deployment)
     following.join(book)
     try:
@@ -76,7 +63,7 @@ def test_a_cancellation_requested_while_following_is_seen_by_the_rollout(alice: 
 def test_every_timeline_is_one_update_and_every_status_one_select(
     alice: User, rollouts: int
 ) -> None:
-    deployments = _started(alice, rollouts)
+    deployments = factories.make_started_deployments(alice, rollouts)
     books = [Followed(deployment, joined=True) for deployment in deployments]
     for index, book in enumerate(books):
         book.add([_entry(f"web-{index}: Pending"), _entry(f"web-{index}: Running")])
@@ -91,7 +78,7 @@ def test_every_timeline_is_one_update_and_every_status_one_select(
 
 @pytest.mark.django_db
 def test_a_rollout_that_left_or_ended_is_not_written_over(alice: User) -> None:
-    left, ended = _started(alice, 2)
+    left, ended = factories.make_started_deployments(alice, 2)
     books = [Followed(left), Followed(ended, joined=True)]
     for book in books:
         book.add([_entry("seen before the verdict")])
@@ -105,7 +92,7 @@ def test_a_rollout_that_left_or_ended_is_not_written_over(alice: User) -> None:
 
 @pytest.mark.django_db
 def test_a_rollout_writing_its_own_timeline_is_left_for_the_next_time(alice: User) -> None:
-    (deployment,) = _started(alice, 1)
+    (deployment,) = factories.make_started_deployments(alice, 1)
     book = Followed(deployment, joined=True)
     book.add([_entry("web-1: Running")])
     with book.write_lock:  # (the verdict being written)

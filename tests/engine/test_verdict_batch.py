@@ -22,19 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 30.0
 
 
-def _started(alice: User, count: int) -> list[Deployment]:
-    environment = factories.make_environment()
-    return [
-        factories.make_deployment(
-            service=factories.make_service(),
-            environment=environment,
-            deployed_by=alice,
-            status=Status.STARTED,
-        )
-        for _ in range(count)
-    ]
-
-
 def _verdicts(deployments: list[Deployment]) -> list[verdicts.Verdict]:
     return [
         verdicts.Verdict(d, Status.DONE, "rollout complete", {"environment_snapshot": {"n": d.pk}})
@@ -43,7 +30,7 @@ def _verdicts(deployments: list[Deployment]) -> list[verdicts.Verdict]:
 
 
 def _transactions(count: int, alice: User) -> tuple[int, int]:
-    batch = _verdicts(_started(alice, count))
+    batch = _verdicts(factories.make_started_deployments(alice, count))
     with CaptureQueriesContext(connection) as queries:
         verdicts.write_batch(batch, shutdown=threading.Event())
     begins = [q for q in queries if q["sql"].upper().startswith("BEGIN")]
@@ -64,7 +51,7 @@ def test_a_batch_of_verdicts_is_one_transaction_whatever_its_size(alice: User) -
     reason="SQLite's one writer only: PostgreSQL writes each verdict on its own connection",
 )
 def test_verdicts_waiting_while_another_is_written_are_committed_together(alice: User) -> None:
-    deployments = _started(alice, 4)
+    deployments = factories.make_started_deployments(alice, 4)
     done: list[verdicts.Verdict] = []
     errors: list[BaseException] = []
 
@@ -94,7 +81,7 @@ def test_verdicts_waiting_while_another_is_written_are_committed_together(alice:
 
 
 def test_a_lone_verdict_is_written_at_once_by_its_own_thread(alice: User) -> None:
-    (deployment,) = _started(alice, 1)
+    (deployment,) = factories.make_started_deployments(alice, 1)
     with CaptureQueriesContext(connection) as queries:  # (this thread's connection)
         verdict = verdicts.commit(
             deployment, Status.FAILED, reason="crash loop", also={}, shutdown=threading.Event()
@@ -112,7 +99,7 @@ def test_a_lone_verdict_is_written_at_once_by_its_own_thread(alice: User) -> Non
 def test_a_deployment_cancelled_meanwhile_keeps_its_status_and_the_others_commit_once(
     alice: User, settings: Any
 ) -> None:
-    deployments = _started(alice, 3)
+    deployments = factories.make_started_deployments(alice, 3)
     settings.APOLLO_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     save_subscription(
         actor=alice,
@@ -148,7 +135,7 @@ def test_a_deployment_cancelled_meanwhile_keeps_its_status_and_the_others_commit
 def test_the_caller_of_a_verdict_that_lost_its_race_gets_invalid_transition(
     alice: User,
 ) -> None:
-    (deployment,) = _started(alice, 1)
+    (deployment,) = factories.make_started_deployments(alice, 1)
     Deployment(pk=deployment.pk, status=Status.STARTED).transition_to(
         Status.PENDING_CANCELLATION, reason="bob cancelled"
     )
