@@ -17,13 +17,13 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-_opened: "weakref.WeakSet[BaseDatabaseWrapper]" = weakref.WeakSet()
+_opened: "weakref.WeakKeyDictionary[BaseDatabaseWrapper, int]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
 def _remember(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     with _lock:
-        _opened.add(connection)
+        _opened[connection] = threading.get_ident()  # (the thread that opened it)
 
 
 def remember_connections() -> None:
@@ -31,11 +31,17 @@ def remember_connections() -> None:
     connection_created.connect(_remember, dispatch_uid="tests.thread_connections")
 
 
-def close_other_threads_connections() -> int:
-    """Close the connections other threads opened and still hold; how many were open."""
+def close_other_threads_connections(*, opened_by: int | None = None) -> int:
+    """Close the connections other threads opened and still hold (only thread `opened_by`'s
+    when given); how many were open. Each wrapper is left to connect again at its next use
+    in its own thread, as after a connection Django found unusable."""
     own = set(connections.all(initialized_only=True))
     with _lock:
-        others = [wrapper for wrapper in _opened if wrapper not in own]
+        others = [
+            wrapper
+            for wrapper, thread in _opened.items()
+            if wrapper not in own and opened_by in (None, thread)
+        ]
     closed = 0
     for wrapper in others:
         raw = wrapper.connection
@@ -44,5 +50,6 @@ def close_other_threads_connections() -> int:
         if raw is None or getattr(raw, "closed", True):
             continue
         raw.close()
+        wrapper.connection = None  # (its thread opens a new one when it next needs one)
         closed += 1
     return closed
