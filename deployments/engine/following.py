@@ -20,7 +20,6 @@ longer timeline. This thread never writes the timeline of a rollout that left, o
 deployment that ended (the UPDATE is conditional on a status in progress).
 """
 
-import contextlib
 import logging
 import threading
 import time
@@ -29,7 +28,6 @@ from dataclasses import dataclass, field
 from django.db import connections
 
 from deployments import live
-from deployments.engine import writes
 from deployments.engine.database import CONNECTION_ERRORS, OUTAGE, drop_connection
 from deployments.models import Deployment
 from deployments.status import Status
@@ -149,43 +147,36 @@ def read_statuses(followed: list[Followed]) -> None:
 def write_timelines(followed: list[Followed]) -> None:
     """One UPDATE: the new entries of every followed deployment that has some, each after
     those written before (a rollout writing its own timeline now is left for the next time),
-    then each entry sent to the live page.
-
-    The worker's turn to write (writes.py) is taken before the rollouts' write_locks: a
-    verdict waiting for its rollout's lock must not wait for this thread's turn (it did: up
-    to 1.2 s behind the rollouts' own timeline writes, while its verdict was decided)."""
-    with contextlib.ExitStack() as locks:
-        with writes.turn():
-            held = [each for each in followed if each.write_lock.acquire(blocking=False)]
-            for each in held:
-                locks.callback(each.write_lock.release)
-            batch = []
-            for each in held:
-                # Read once its lock is held: one that left before writes itself once it has
-                # the lock; one that leaves after waits for this write.
-                if not each.joined:
-                    continue
-                entries = each.take()
-                if entries:
-                    timeline = [*each.deployment.timeline, *entries][-TIMELINE_LIMIT:]
-                    batch.append((each, entries, timeline))
-            if not batch:
-                return
-            rows = [
-                Deployment(pk=each.deployment.pk, timeline=timeline) for each, _, timeline in batch
-            ]
-            try:
-                Deployment.objects.filter(status__in=Status.in_progress()).bulk_update(
-                    rows, ["timeline"]
-                )
-            except BaseException:
-                for each, entries, _ in batch:
-                    each.give_back(entries)
-                raise
+    then each entry sent to the live page."""
+    held = [each for each in followed if each.write_lock.acquire(blocking=False)]
+    try:
+        batch = []
+        for each in held:
+            # Read once its lock is held: one that left before writes itself once it has the
+            # lock; one that leaves after waits for this write.
+            if not each.joined:
+                continue
+            entries = each.take()
+            if entries:
+                timeline = [*each.deployment.timeline, *entries][-TIMELINE_LIMIT:]
+                batch.append((each, entries, timeline))
+        if not batch:
+            return
+        rows = [Deployment(pk=each.deployment.pk, timeline=timeline) for each, _, timeline in batch]
+        try:
+            Deployment.objects.filter(status__in=Status.in_progress()).bulk_update(
+                rows, ["timeline"]
+            )
+        except BaseException:
+            for each, entries, _ in batch:
+                each.give_back(entries)
+            raise
         now = time.monotonic()
         for each, _, timeline in batch:
             each.deployment.timeline, each.written_at = timeline, now
-        # (Sent with the rollouts' locks held: before any verdict's entries.)
         for each, entries, _ in batch:
             for entry in entries:
                 live.broadcast_timeline(each.deployment, entry)
+    finally:
+        for each in held:
+            each.write_lock.release()

@@ -28,7 +28,6 @@ from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from deployments.engine import writes
 from deployments.engine.database import CONNECTION_ERRORS, OUTAGE, drop_connection
 from deployments.models import Deployment, WorkerHeartbeat
 
@@ -228,22 +227,20 @@ class Heartbeat:
                         "pk", flat=True
                     )
                 )
-                with writes.turn():
-                    Deployment.objects.filter(pk__in=ours, lease_owner=self.owner).update(
-                        lease_expires_at=now + self.lease
-                    )
+                Deployment.objects.filter(pk__in=ours, lease_owner=self.owner).update(
+                    lease_expires_at=now + self.lease
+                )
                 self._mark_lost(held - ours, "its lease was taken over")
         self._renewed = time.monotonic()
-        with writes.turn():
-            WorkerHeartbeat.objects.update_or_create(
-                name=self.owner,
-                defaults={"seen_at": now, "stopped_at": None, "driving": self.driving()},
-                create_defaults={
-                    "started_at": self.started,
-                    "seen_at": now,
-                    "driving": self.driving(),
-                },
-            )
+        WorkerHeartbeat.objects.update_or_create(
+            name=self.owner,
+            defaults={"seen_at": now, "stopped_at": None, "driving": self.driving()},
+            create_defaults={
+                "started_at": self.started,
+                "seen_at": now,
+                "driving": self.driving(),
+            },
+        )
         OUTAGE.answered()
 
     def _keep_locks(self) -> None:

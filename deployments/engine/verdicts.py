@@ -30,7 +30,6 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from deployments.engine import writes
 from deployments.engine.database import CONNECTION_ERRORS, retrying
 from deployments.models import Deployment
 from deployments.status import Status
@@ -143,15 +142,14 @@ def write_batch(batch: list[Verdict], *, shutdown: threading.Event) -> None:
         for verdict, status in seen:
             verdict.deployment.status = status  # (an aborted attempt may have moved it)
             verdict.error = None
-        with writes.turn(first=True):
-            if len(batch) == 1:
-                # A lone verdict: transition_to's own transaction, the statements of before
-                # (no savepoint around it).
-                _write_one(batch[0])
-                return
-            with transaction.atomic():
-                for verdict in batch:
-                    _write_one(verdict)
+        if len(batch) == 1:
+            # A lone verdict: transition_to's own transaction, the statements of before
+            # (no savepoint around it).
+            _write_one(batch[0])
+            return
+        with transaction.atomic():
+            for verdict in batch:
+                _write_one(verdict)
 
     try:
         retrying(attempt, shutdown=shutdown)

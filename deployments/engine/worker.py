@@ -40,7 +40,6 @@ from deployments.engine import (
     namespace_watch,
     object_watch,
     verdicts,
-    writes,
 )
 from deployments.engine.database import (
     CONNECTION_ERRORS,
@@ -214,15 +213,10 @@ class Run:
             self.deployment.timeline = timeline
             book.written_at = time.monotonic()
             changes = {**(also or {}), "timeline": timeline}
-            self.db(lambda: self._write(**changes))
+            self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
         if broadcast:
             self.broadcast(entries)
         return entries
-
-    def _write(self, **changes: Any) -> int:
-        """One UPDATE of this deployment, in the worker's turn (writes.py)."""
-        with writes.turn():
-            return Deployment.objects.filter(pk=self.deployment.pk).update(**changes)
 
     def broadcast(self, entries: list[dict[str, str]]) -> None:
         live.broadcast(self.deployment, entries)
@@ -742,8 +736,13 @@ class Run:
         return result
 
     def _add_watched(self, seconds: float) -> None:
+        pk = self.deployment.pk
         with contextlib.suppress(DatabaseUnavailable):
-            self.db(lambda: self._write(watched_seconds=F("watched_seconds") + seconds))
+            self.db(
+                lambda: Deployment.objects.filter(pk=pk).update(
+                    watched_seconds=F("watched_seconds") + seconds
+                )
+            )
 
     def record_progress(
         self, steps: Progress[RolloutResult], should_stop: Callable[[], bool]
