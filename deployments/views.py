@@ -269,10 +269,12 @@ def _deploy_page(
     services and environments are then not read again (two queries)."""
     user = _user(request)
     fields: Any = form.fields
-    env_choices, service_choices = selectors.deploy_choices(
-        user, list(fields["environments"].queryset), fields["services"].queryset
-    )
     chosen_from = form if selection is None else selection
+    # The selection's environments are the form's (offered_like), listed once: its
+    # validation picked the chosen ones from this list.
+    env_choices, service_choices = selectors.deploy_choices(
+        user, chosen_from.listed_environments(), fields["services"].queryset
+    )
     services = _chosen(chosen_from, "services")
     environments = _chosen(chosen_from, "environments")
     # What runs in the chosen targets, read once for the versions and for the check.

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 # The chosen page's queries today (session and user, the form's choices, the blockers, the
 # versions picker, what runs, the check): a change that adds one per row breaks the equality
 # below, one that adds a fixed one must raise this on purpose.
-MAX_QUERIES = {"alice": 13, "bob": 16}
+MAX_QUERIES = {"alice": 12, "bob": 15}
 
 
 @pytest.fixture
@@ -219,3 +219,57 @@ def test_a_hidden_environment_named_in_the_query_string_is_still_refused(
         ).content.decode()
         assert (f'value="{environment.pk}" id="env-{environment.pk}"' in page) is offered
         assert (environment.name in page) is offered
+
+
+@pytest.mark.parametrize("persona", ["alice", "bob"])
+def test_the_chosen_environments_are_read_with_the_listed_ones_not_again(
+    persona: str,
+    request: pytest.FixtureRequest,
+    staging: Environment,
+    production: Environment,
+    checkout: Service,
+) -> None:
+    # The page lists every environment the user may view; the selection's validation picks
+    # the chosen ones from that list rather than reading them again.
+    user: User = request.getfixturevalue(persona)
+    for _ in range(5):
+        factories.make_environment(availability="staging")
+    query = {"services": [checkout.pk], "environments": [staging.pk, production.pk]}
+    with CaptureQueriesContext(connection) as captured:
+        page = login(user).get("/deploy/", query)
+    assert page.status_code == 200
+    assert [(c.environment.name, c.service.name) for c in page.context["checks"]] == [
+        ("production", "checkout"),
+        ("staging", "checkout"),
+    ]
+    environment_rows = [
+        q["sql"]
+        for q in captured.captured_queries
+        if ' FROM "environments_environment"' in q["sql"]
+        and '"environments_environment"."namespace"' in q["sql"]
+    ]
+    assert len(environment_rows) == 1, environment_rows
+
+
+def test_the_selection_refuses_a_hidden_or_unknown_environment_among_listed_ones(
+    bob: User, staging: Environment, checkout: Service
+) -> None:
+    # SECURITY: validated against the list of what bob may view, an environment he may not
+    # view is refused in the same words as one that does not exist, and "0<id>" is not <id>.
+    hidden = factories.make_environment("secret-1", availability="secret")
+    page_form = DeployForm(initial={}, user=bob)
+    for wrong in (hidden.pk, hidden.pk + 1000, f"0{staging.pk}"):
+        form = DeployForm(
+            {"services": [checkout.pk], "environments": [staging.pk, wrong]},
+            user=bob,
+            offered_like=page_form,
+        )
+        assert not form.is_valid()
+        assert form.errors["environments"] == [f"There is no environment {wrong} that you may see."]
+    form = DeployForm(
+        {"services": [checkout.pk], "environments": [staging.pk, "x"]},
+        user=bob,
+        offered_like=page_form,
+    )
+    assert not form.is_valid()
+    assert form.errors["environments"] == ["“x” is not a environment id."]
