@@ -1,14 +1,10 @@
 """The API client of a cluster: credentials, a pooled client per cluster, one call with
 its errors translated (errors.py) and the answer as plain dicts."""
 
-import functools
 import hashlib
 import logging
 import os
-import queue
-import ssl
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -17,7 +13,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3 import poolmanager
 from urllib3.connection import HTTPConnection
-from urllib3.util.wait import wait_for_read
 
 from apollo_site.ops.metrics import KUBE_ERRORS, count_kube_call
 from environments.kube import incluster
@@ -122,119 +117,32 @@ def _configured_client(cluster: Cluster) -> client.ApiClient:
     api = client.ApiClient(configuration)
     manager = api.rest_client.pool_manager
     if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:  # (not SOCKS)
-        manager.pool_classes_by_scheme = {"http": _Reopening, "https": _HTTPSPool}
+        manager.pool_classes_by_scheme = {"http": _GivenBackOnce, "https": _HTTPSPool}
     return api
 
 
-class _Background:
-    """Runs the jobs given to it in two daemon threads, started at the first: a process that
-    exits does not wait for a connection being opened again (a ThreadPoolExecutor's threads
-    are joined at exit, each queued job run first: seconds against a cluster that hangs)."""
+class _GivenBackOnce(urllib3.HTTPConnectionPool):
+    """A pool that takes a connection back once.
 
-    def __init__(self, name: str, threads: int = 2) -> None:
-        self.name, self.threads = name, threads
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._started = False
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if not self._started:
-                for _ in range(self.threads):
-                    threading.Thread(target=self._run, name=self.name, daemon=True).start()
-                self._started = True
-        self._jobs.put(job)
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                job()
-            except Exception:  # (a job handles its own errors; this thread must not die)
-                logger.exception("%s: a background job failed", self.name)
-
-
-# Opens again the connections that came back closed (_Reopening), off the request path.
-_REOPEN = _Background("kube-reopen")
-
-
-class _Reopening(urllib3.HTTPConnectionPool):
-    """A pool whose connections that come back closed are opened again before they are idle.
-
-    A watch is stopped by closing its response (a rollout's watches at its verdict, read.py):
-    its connection came back closed, on top of urllib3's LIFO pool, and the next request took
-    it and opened it again on its way: each deployment's watches cost the next one's owner
-    checks, applies and first reads three TLS handshakes (~10 ms of its apply round on a
-    loaded worker) while open connections waited below. Such a connection is opened again in
-    _REOPEN and given back to the pool then; until it is, a request takes another one, or
-    opens one as before when none is idle. One that cannot be opened (the cluster is down)
-    is given back closed: the request that takes it connects and reports why it cannot.
-
-    A watch closed from another thread may give its connection back twice (the closing
-    thread and the reading one both release it: urllib3's release_conn is not atomic): the
-    second is ignored, never a second copy in the pool that two requests would share.
-    """
+    read.py closes a watch from another thread (to stop it at once), and urllib3's
+    release_conn is not atomic: the closing thread and the reading one may both give the
+    connection back. The second is ignored: otherwise the connection sits in the pool twice
+    and two requests share it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._giving_back = threading.Lock()
-        self._reopening: set[HTTPConnection] = set()
 
     def _put_conn(self, conn: HTTPConnection | None) -> None:  # type: ignore[override]
         with self._giving_back:
-            if conn is not None and self._held(conn):
+            idle = self.pool
+            if conn is not None and idle is not None and any(c is conn for c in list(idle.queue)):
                 return  # given back already
-            if conn is not None and conn.is_closed and self.pool is not None:
-                self._reopening.add(conn)
-                _REOPEN.submit(functools.partial(self._reopen, conn))
-                return
-            super()._put_conn(conn)
-
-    def _held(self, conn: HTTPConnection) -> bool:
-        if conn in self._reopening:
-            return True
-        idle = self.pool
-        return idle is not None and any(held is conn for held in list(idle.queue))
-
-    def _reopen(self, conn: HTTPConnection) -> None:
-        try:
-            conn.connect()
-            if not _settled(conn.sock):
-                conn.close()
-        except Exception:  # (urllib3's and the socket's errors alike: the next request's now)
-            conn.close()
-        with self._giving_back:
-            self._reopening.discard(conn)
             super()._put_conn(conn)
 
 
-class _HTTPSPool(_Reopening, urllib3.HTTPSConnectionPool):
+class _HTTPSPool(_GivenBackOnce, urllib3.HTTPSConnectionPool):
     pass
-
-
-TICKET_WAIT_SECONDS = 0.5  # for a TLS 1.3 server's session tickets after the handshake
-
-
-def _settled(sock: Any) -> bool:
-    """Whether a connection just opened is idle, once the session tickets a TLS 1.3 server
-    sends after the handshake are read (False: closed, or it sent what nobody asked for).
-
-    Unread, they make the socket readable, which urllib3 takes for a connection the server
-    dropped: it would close it and open another on the request's path. Read here, off it."""
-    if not isinstance(sock, ssl.SSLSocket) or sock.version() != "TLSv1.3":
-        return True
-    timeout, wait = sock.gettimeout(), TICKET_WAIT_SECONDS
-    sock.setblocking(False)
-    try:
-        while wait_for_read(sock, timeout=wait):
-            try:
-                sock.recv(1)  # b"" (closed) or data: not an idle connection
-                return False
-            except ssl.SSLWantReadError:  # a ticket read, no data: another may follow
-                wait = 0.05
-        return True
-    finally:
-        sock.settimeout(timeout)
 
 
 def _ca_file(pem: str) -> str:
