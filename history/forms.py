@@ -15,7 +15,7 @@ from deployments.models import Service
 from deployments.selectors import HistoryFilters
 from deployments.status import Status
 from environments.models import Environment
-from history.selectors import ALL_EVENTS, KINDS, EventFilters
+from history.selectors import ALL_EVENTS, KINDS, EventFilters, filter_options
 from permissions.selectors import Visibility, visibility
 
 
@@ -230,20 +230,39 @@ class HistoryFilterForm(forms.Form):
         environment: Any = self.fields["environment"]
         environment.queryset = environments
         # The options as plain names (the widgets would otherwise build a model instance per
-        # option), and the choice answered from the same rows.
+        # option), and the choice answered from the same rows; the user filter's name resolved
+        # in the same statement (filter_options).
         # SECURITY: these pairs come from the querysets above: a name the reader may not view
         # is not among them and is refused as any unknown name.
-        for field, rows in ((service, services), (environment, environments)):
-            pairs = list(rows.order_by("name").values_list("name", "pk"))
+        self._username = self._username_to_find()
+        options = filter_options(services, environments, username=self._username)
+        for field, pairs in ((service, options.services), (environment, options.environments)):
             field.widget.names = tuple(name for name, _ in pairs)
             field.ids_by_name = dict(pairs)
+        self._user_id = options.user_id
+
+    def _username_to_find(self) -> str | None:
+        """The user filter's name as clean_user will see it, when it may be looked up with the
+        options (a bound form, a value the field will accept); None otherwise."""
+        if not self.is_bound:
+            return None
+        raw = self.fields["user"].widget.value_from_datadict(self.data, self.files, "user")
+        username = str(raw or "").strip()
+        # The field refuses longer names and NUL (which PostgreSQL refuses in a parameter).
+        if not username or len(username) > 150 or "\x00" in username:
+            return None
+        return username
 
     def clean_user(self) -> int | None:
         username = str(self.cleaned_data["user"]).strip()
         if not username:
             return None
-        # Resolved to an id here so that the page query filters on deployment_user_idx.
-        user_id = User.objects.filter(username=username).values_list("pk", flat=True).first()
+        # Resolved to an id here so that the page query filters on deployment_user_idx: read
+        # with the options when the form could (the same name), else now.
+        if username == self._username:
+            user_id = self._user_id
+        else:
+            user_id = User.objects.filter(username=username).values_list("pk", flat=True).first()
         if user_id is None:
             raise forms.ValidationError(f"No user is called '{username}'.")
         return user_id

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 
 from deployments.models import Service
@@ -41,6 +41,42 @@ KINDS: dict[str, tuple[str, Q]] = {
     "user": ("users", Q(action__startswith="user.")),
 }
 ALL_EVENTS = "events"  # the kind filter's value for every kind of event
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    services: list[tuple[str, int]]  # (name, id), by name
+    environments: list[tuple[str, int]]  # (name, id), by name
+    user_id: int | None  # the user named, when one was asked for and exists
+
+
+# Which list each row of filter_options' statement is for: a text constant, because an integer
+# one (an IntegerField) is converted in Python row by row (550 rows: 0.5 ms on SQLite).
+SERVICE, ENVIRONMENT, USER = "s", "e", "u"
+
+
+def filter_options(
+    services: QuerySet[Service], environments: QuerySet[Environment], *, username: str | None
+) -> FilterOptions:
+    """The filter form's reads in one statement (UNION ALL): the services' and environments'
+    (name, id) pairs the reader may choose from, by name, and the id of the user named.
+
+    On PostgreSQL every statement is a round trip, a parse and a plan: as three statements
+    (two option lists and a user looked up by name) they were a fixed cost of every History
+    page (#16)."""
+    parts: list[Any] = [
+        rows.order_by().annotate(part=Value(part)).values_list("part", "name", "pk")
+        for part, rows in ((SERVICE, services), (ENVIRONMENT, environments))
+    ]
+    if username is not None:
+        user = User.objects.filter(username=username)
+        parts.append(user.annotate(part=Value(USER)).values_list("part", "username", "pk"))
+    read: dict[str, list[tuple[str, int]]] = {SERVICE: [], ENVIRONMENT: [], USER: []}
+    # By name across the lists (one sort), each list keeping that order.
+    for part, name, pk in parts[0].union(*parts[1:], all=True).order_by("name"):
+        read[part].append((name, pk))
+    found = read[USER]
+    return FilterOptions(read[SERVICE], read[ENVIRONMENT], found[0][1] if found else None)
 
 
 def visible_events(
