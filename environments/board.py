@@ -215,12 +215,38 @@ class Commit:
     author: str  # " · author", or ""
 
 
-def _commits(version_ids: set[int]) -> dict[int, Commit]:
-    """The commits of what runs, read after the ranking: joined inside the window query, every
-    deployment of the page's cells would be joined to its version before being ranked."""
-    rows = DeployableVersion.objects.filter(pk__in=sorted(version_ids)).values_list(
+@lru_cache(maxsize=64)
+def _commits_sql(versions: int) -> tuple[str, list[Any], list[Any]]:
+    """_commits' SQL for this many versions, compiled by Django once per process and count:
+    (the SQL, the parameters before the ids, those after them), as _ranked_sql. Compiling it
+    was about a third of the board's compilation left after _ranked_sql (0.38 ms of a
+    developer's board under load).
+
+    The ids are located by compiling with stand-ins no id can be (negative numbers): should
+    Django ever bind them otherwise than as one run in this order, this fails on the first
+    board rather than reading other versions."""
+    stand_ins = [-n for n in range(1, versions + 1)]
+    query = DeployableVersion.objects.filter(pk__in=stand_ins).values_list(
         "pk", "git_commit_sha", "commit_message", "commit_author"
     )
+    sql, bound = query.query.sql_with_params()
+    start = list(bound).index(stand_ins[0])
+    end = start + len(stand_ins)
+    if list(bound[start:end]) != stand_ins or set(stand_ins) & set(bound[end:]):
+        raise RuntimeError("the board's commits query binds its ids in an unexpected order")
+    return sql, list(bound[:start]), list(bound[end:])
+
+
+def _commits(version_ids: set[int]) -> dict[int, Commit]:
+    """The commits of what runs, read after the ranking: joined inside the window query, every
+    deployment of the page's cells would be joined to its version before being ranked. The
+    SQL is _commits_sql's, with these ids; the columns are text (no conversion to apply)."""
+    if not version_ids:
+        return {}  # as Django's "IN ()": nothing to ask
+    sql, before, after = _commits_sql(len(version_ids))
+    with connections[DeployableVersion.objects.db].cursor() as cursor:
+        cursor.execute(sql, [*before, *sorted(version_ids), *after])
+        rows = cursor.fetchall()
     commits = {}
     for pk, sha, message, author in rows:
         line = (message or "").split("\n", 1)[0]

@@ -182,3 +182,28 @@ def test_the_filters_selects_are_the_markup_djangos_select_would_write(alice: Us
         expected = django_select.render(field.html_name, field.value(), {"id": field.auto_id})
         assert re.sub(r">\s+<", "><", str(field)) == re.sub(r">\s+<", "><", expected)
     assert "&lt;b&gt;" in page.content.decode()
+
+
+def test_boards_running_as_many_versions_each_show_their_own_commits(alice: User) -> None:
+    # The commits' SQL is compiled once per number of versions (board._commits_sql): two
+    # services' boards that run as many versions each bind their own versions' ids, and a
+    # board that runs more versions is compiled for its count.
+    staging = factories.make_environment("stage-1", availability="staging")
+    production = factories.make_environment("prod-1", availability="production")
+    for name in ("api", "web"):
+        service = factories.make_service(name)
+        for environment in (staging, production):
+            version = factories.make_version(
+                service, commit_message=f"{name} on {environment.name}"
+            )
+            factories.make_deployment(
+                service=service, environment=environment, deployed_by=alice, version=version
+            )
+    client = login(alice)
+    for name, other in (("api", "web"), ("web", "api"), ("api", "web")):
+        page = client.get("/status/", {"service": name}).content.decode()
+        assert f"{name} on stage-1" in page
+        assert f"{name} on prod-1" in page
+        assert f"{other} on" not in page
+    every = client.get("/status/").content.decode()
+    assert all(f"{s} on {e}" in every for s in ("api", "web") for e in ("stage-1", "prod-1"))
