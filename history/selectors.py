@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connections
 from django.db.models import Q, QuerySet, Value
 from django.utils import timezone
 
@@ -58,23 +59,31 @@ SERVICE, ENVIRONMENT, USER = "s", "e", "u"
 def filter_options(
     services: QuerySet[Service], environments: QuerySet[Environment], *, username: str | None
 ) -> FilterOptions:
-    """The filter form's reads in one statement (UNION ALL): the services' and environments'
-    (name, id) pairs the reader may choose from, by name, and the id of the user named.
+    """The filter form's reads: the services' and environments' (name, id) pairs the reader may
+    choose from, by name, and the id of the user named.
 
-    On PostgreSQL every statement is a round trip, a parse and a plan: as three statements
-    (two option lists and a user looked up by name) they were a fixed cost of every History
-    page (#16)."""
-    parts: list[Any] = [
-        rows.order_by().annotate(part=Value(part)).values_list("part", "name", "pk")
-        for part, rows in ((SERVICE, services), (ENVIRONMENT, environments))
-    ]
+    On PostgreSQL in one statement (UNION ALL): every statement is a round trip, a parse and a
+    plan there, and as three (two option lists and a user looked up by name) they were a fixed
+    cost of every History page (#16). SQLite has no round trip to save: one by one, each list
+    comes in its unique index's order, where the union's sort of every name cost 0.3 ms."""
+    reads: dict[str, tuple[QuerySet[Any], str]] = {
+        SERVICE: (services, "name"),
+        ENVIRONMENT: (environments, "name"),
+    }
     if username is not None:
-        user = User.objects.filter(username=username)
-        parts.append(user.annotate(part=Value(USER)).values_list("part", "username", "pk"))
+        reads[USER] = (User.objects.filter(username=username), "username")
     read: dict[str, list[tuple[str, int]]] = {SERVICE: [], ENVIRONMENT: [], USER: []}
-    # By name across the lists (one sort), each list keeping that order.
-    for part, name, pk in parts[0].union(*parts[1:], all=True).order_by("name"):
-        read[part].append((name, pk))
+    if connections[services.db].vendor != "postgresql":
+        for part, (rows, name) in reads.items():
+            read[part] = list(rows.order_by(name).values_list(name, "pk"))
+    else:
+        parts: list[Any] = [
+            rows.order_by().annotate(part=Value(part)).values_list("part", name, "pk")
+            for part, (rows, name) in reads.items()
+        ]
+        # By name across the lists (one sort), each list keeping that order.
+        for part, name, pk in parts[0].union(*parts[1:], all=True).order_by("name"):
+            read[part].append((name, pk))
     found = read[USER]
     return FilterOptions(read[SERVICE], read[ENVIRONMENT], found[0][1] if found else None)
 
