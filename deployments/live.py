@@ -1,5 +1,6 @@
 """Live updates of a deployment: the payload and its channel-layer group."""
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from django.template.loader import render_to_string
@@ -71,10 +72,12 @@ def status_payload(deployment: Deployment) -> StatusPayload:
     }
 
 
-def broadcast_status(deployment: Deployment) -> None:
-    """Send the deployment's status to every open page. Call after commit, never inside.
-    Best effort (apollo_site.publish): a channel layer that is down never fails the caller."""
-    broadcast(deployment, [], status=True)
+def broadcast_status(deployment: Deployment, *, then: Sequence[dict[str, Any]] = ()) -> None:
+    """Send the deployment's status, then the timeline entries `then`, to every open page, in
+    one round through the channel layer. Call after commit, never inside. Best effort
+    (apollo_site.publish): a channel layer that is down never fails the caller."""
+    messages = [{"type": "deployment.status", "payload": status_payload(deployment)}]
+    publish_many(group_name(deployment.pk), [*messages, *_timeline_messages(then)])
 
 
 def broadcast_timeline(deployment: Deployment, entry: dict[str, Any]) -> None:
@@ -87,10 +90,14 @@ def broadcast(
 ) -> None:
     """Send new timeline entries, then (status=True) the deployment's status, to every open
     page of the deployment in one round through the channel layer (best effort, in order)."""
-    messages = [
-        {"type": "deployment.status", "payload": {"type": "deployment.timeline", **entry}}
-        for entry in entries
-    ]
+    messages = _timeline_messages(entries)
     if status:
         messages.append({"type": "deployment.status", "payload": status_payload(deployment)})
     publish_many(group_name(deployment.pk), messages)
+
+
+def _timeline_messages(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"type": "deployment.status", "payload": {"type": "deployment.timeline", **entry}}
+        for entry in entries
+    ]

@@ -394,11 +394,14 @@ class Run:
             self.finish(Status.FAILED, "the recorded manifests cannot be decrypted")
         return None
 
-    def say_started(self) -> None:
-        """The claim's STARTED to the live page, once (see started_unsaid)."""
+    def say_started(self, entries: list[dict[str, str]] | None = None) -> None:
+        """The claim's STARTED to the live page, once (see started_unsaid), then `entries`
+        (new timeline entries), in one round through the channel layer."""
         if self.started_unsaid:
             self.started_unsaid = False
-            live.broadcast_status(self.deployment)
+            live.broadcast_status(self.deployment, then=entries or [])
+        elif entries:
+            self.broadcast(entries)
 
     def settle_events_from(self) -> None:
         """Where the rollout's Events begin, read before the first apply is sent."""
@@ -472,9 +475,10 @@ class Run:
         applies = [
             _requests(kube.apply, cluster, namespace, [doc], checked=checked) for doc in documents
         ]
-        # The live page hears of it while the applies are in flight, not before they are sent.
-        self.say_started()
-        self.broadcast(sending)
+        # The live page hears of it while the applies are in flight, not before they are sent:
+        # the claim's STARTED and these entries in one round (each round is an event loop and
+        # a thread of async_to_sync).
+        self.say_started(sending)
         wait(applies)
         left = []
         for doc, sent in zip(documents, applies, strict=True):

@@ -1,5 +1,7 @@
-"""A verdict's live updates (#16): the timeline entries not sent yet, then the status, reach the
-deployment's page in order, sent in one round through the channel layer (live.broadcast)."""
+"""A deployment's live updates (#16): the verdict's timeline entries not sent yet, then its
+status, reach the page in order, sent in one round through the channel layer (live.broadcast);
+the claim's STARTED goes in the same round as the first apply's "sending apply" entries (each
+round is an event loop and a thread of async_to_sync)."""
 
 from typing import Any
 
@@ -15,7 +17,9 @@ from apollo_site.ops import publish
 from deployments import consumers, live
 from deployments.models import Deployment
 from deployments.status import Status
+from environments.models import Environment
 from tests import factories
+from tests.kubeenv import deploy, wait_until_terminal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,6 +45,53 @@ def _started(user: User) -> Deployment:
     )
     deployment.transition_to(Status.STARTED, reason="applying manifests")
     return deployment
+
+
+SERVICE_TEMPLATE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{service}}
+spec:
+  selector: {app: {{service}}}
+  ports:
+    - port: 80
+"""
+
+
+@pytest.fixture
+def rounds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each round the live updates make through the channel layer: (group, payloads), sent on
+    (publish_many called through)."""
+    sent: list[tuple[str, list[dict[str, Any]]]] = []
+    original = publish.publish_many
+
+    def recording(group: str, messages: list[dict[str, Any]]) -> bool:
+        sent.append((group, [m["payload"] for m in messages]))
+        return original(group, messages)
+
+    monkeypatch.setattr(live, "publish_many", recording)
+    return sent
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_claim_s_started_and_the_first_apply_s_entries_are_one_round(
+    bob: User, staging: Environment, rounds: list[tuple[str, list[dict[str, Any]]]]
+) -> None:
+    service = factories.make_service("oneround", service_template=SERVICE_TEMPLATE)
+    deployment = deploy(bob, service, staging, factories.make_version(service)).deployment
+    assert deployment is not None
+    assert wait_until_terminal(deployment).status == "DONE"
+    mine = [payloads for group, payloads in list(rounds) if group == live.group_name(deployment.pk)]
+    started = [p for p in mine if any(m.get("status") == "STARTED" for m in p)]
+    assert len(started) == 1, mine
+    assert started[0][0]["status"] == "STARTED"  # the status first, then what is being sent
+    assert sorted(m["message"].split(" (")[0] for m in started[0][1:]) == [
+        "sending apply of Deployment/oneround",
+        "sending apply of Service/oneround",
+    ]
+    sending = [m for p in mine for m in p if m.get("message", "").startswith("sending apply")]
+    assert len(sending) == 2  # (said once)
 
 
 async def test_a_verdict_s_entries_then_its_status_reach_the_page_in_order(
