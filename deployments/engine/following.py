@@ -18,6 +18,14 @@ A rollout's own writes (the verdict, the notes after it) take its `write_lock`, 
 thread holds while it writes that rollout's timeline: whichever writes second writes the
 longer timeline. This thread never writes the timeline of a rollout that left, or of a
 deployment that ended (the UPDATE is conditional on a status in progress).
+
+What is written goes to the live page after the write, with no rollout's lock held (`send`):
+this thread sent each entry in its own round through the channel layer with every rollout's
+lock held, and a verdict decided meanwhile waited for all of them before its UPDATE (#16: the
+lag before finished_at was stamped, in a burst of 100 completions). The entries of a rollout
+go out in the order they were written, the verdict's after those written before it: each
+written entry is queued (`unsent`) under the rollout's write_lock, and the queue is emptied in
+one round under its `send_lock`.
 """
 
 import logging
@@ -52,6 +60,8 @@ class Followed:
     # writes its notes alone).
     write_lock: threading.RLock = field(default_factory=threading.RLock)
     notes_lock: threading.Lock = field(default_factory=threading.Lock)  # guards `unwritten`
+    unsent: list[Entry] = field(default_factory=list)  # written, not sent to the page yet
+    send_lock: threading.Lock = field(default_factory=threading.Lock)  # one round at a time
 
     def add(self, entries: list[Entry]) -> None:
         with self.notes_lock:
@@ -66,6 +76,21 @@ class Followed:
         """Entries whose write failed: first again at the next write."""
         with self.notes_lock:
             self.unwritten[:0] = entries
+
+    def written(self, entries: list[Entry]) -> None:
+        """Entries just written (under write_lock): queued for the live page, in order."""
+        with self.notes_lock:
+            self.unsent += entries
+
+    def send(self, *, status: bool = False) -> None:
+        """The written entries not sent yet (then, with status, the deployment's status) to
+        the live page in one round, after those queued before them. Call with no write_lock
+        held (a round through the channel layer must not delay a write)."""
+        with self.send_lock:
+            with self.notes_lock:
+                entries, self.unsent = self.unsent, []
+            if entries or status:
+                live.broadcast(self.deployment, entries, status=status)
 
 
 class _Desk:
@@ -147,7 +172,13 @@ def read_statuses(followed: list[Followed]) -> None:
 def write_timelines(followed: list[Followed]) -> None:
     """One UPDATE: the new entries of every followed deployment that has some, each after
     those written before (a rollout writing its own timeline now is left for the next time),
-    then each entry sent to the live page."""
+    then the entries sent to the live page, one round per rollout, once every lock is free."""
+    for each in _write_timelines(followed):
+        each.send()
+
+
+def _write_timelines(followed: list[Followed]) -> list[Followed]:
+    """The UPDATE of write_timelines: the rollouts written, their entries queued to send."""
     held = [each for each in followed if each.write_lock.acquire(blocking=False)]
     try:
         batch = []
@@ -161,7 +192,7 @@ def write_timelines(followed: list[Followed]) -> None:
                 timeline = [*each.deployment.timeline, *entries][-TIMELINE_LIMIT:]
                 batch.append((each, entries, timeline))
         if not batch:
-            return
+            return []
         rows = [Deployment(pk=each.deployment.pk, timeline=timeline) for each, _, timeline in batch]
         try:
             Deployment.objects.filter(status__in=Status.in_progress()).bulk_update(
@@ -172,11 +203,11 @@ def write_timelines(followed: list[Followed]) -> None:
                 each.give_back(entries)
             raise
         now = time.monotonic()
-        for each, _, timeline in batch:
+        for each, entries, timeline in batch:
             each.deployment.timeline, each.written_at = timeline, now
-        for each, entries, _ in batch:
-            for entry in entries:
-                live.broadcast_timeline(each.deployment, entry)
+            # (Queued with the rollout's lock held: before any verdict's entries.)
+            each.written(entries)
+        return [each for each, _, _ in batch]
     finally:
         for each in held:
             each.write_lock.release()

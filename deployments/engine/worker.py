@@ -214,12 +214,17 @@ class Run:
             book.written_at = time.monotonic()
             changes = {**(also or {}), "timeline": timeline}
             self.db(lambda: Deployment.objects.filter(pk=self.deployment.pk).update(**changes))
+            if broadcast:
+                book.written(entries)
         if broadcast:
-            self.broadcast(entries)
+            book.send()
         return entries
 
     def broadcast(self, entries: list[dict[str, str]]) -> None:
-        live.broadcast(self.deployment, entries)
+        """Entries written earlier (note_many with broadcast=False) to the live page, after
+        those written before them."""
+        self.book.written(entries)
+        self.book.send()
 
     def finish(self, status: Status, reason: str, *, also: dict[str, Any] | None = None) -> None:
         """The final status (with `also`: other columns, written by the same UPDATE), with
@@ -249,12 +254,14 @@ class Run:
                 raise
             self.watched_unwritten = 0.0
             book.written_at = time.monotonic()
+            book.written(entries)
         logger.info("deployment %s: %s (%s)", self.deployment.pk, status, reason)
         if self.deployment.started_at is not None:  # the verdict of a rollout that started
             elapsed = (timezone.now() - self.deployment.started_at).total_seconds()
             ROLLOUT_DURATION.labels(str(status)).observe(elapsed)
-        # The entries, then the status: one round through the channel layer.
-        live.broadcast(d, entries, status=True)
+        # The entries (after those the following thread wrote before them), then the status:
+        # one round through the channel layer.
+        book.send(status=True)
 
     def current_status(self) -> Status:
         status = Deployment.objects.filter(pk=self.deployment.pk).values_list("status", flat=True)
