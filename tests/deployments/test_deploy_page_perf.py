@@ -273,3 +273,62 @@ def test_the_selection_refuses_a_hidden_or_unknown_environment_among_listed_ones
     )
     assert not form.is_valid()
     assert form.errors["environments"] == ["“x” is not a environment id."]
+
+
+def test_pages_of_the_same_shape_each_show_what_runs_in_their_own_targets(
+    alice: User, staging: Environment, production: Environment
+) -> None:
+    # What runs is read by SQL compiled once per number of environments and services
+    # (selectors._last_done_sql): two pages of one service and two environments each bind
+    # their own ids, and get the last DONE deployment of each target, its version whole
+    # enough to compare (its registration time an aware datetime, as Django reads it).
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.selectors import running_versions
+
+    now = timezone.now()
+    expected = {}
+    for name in ("api", "web"):
+        service = factories.make_service(name)
+        for environment in (staging, production):
+            for age, status in ((3, "DONE"), (2, "DONE"), (1, "FAILED")):
+                version = factories.make_version(
+                    service, commit_message=f"{name} {environment.name} {age}"
+                )
+                deployment = factories.make_deployment(
+                    service=service,
+                    environment=environment,
+                    deployed_by=alice,
+                    version=version,
+                    status=status,
+                    finished_at=now - timedelta(minutes=age),
+                )
+                if age == 2:
+                    expected[(service.pk, environment.pk, "")] = (deployment, version)
+    client = login(alice)
+    for name, other in (("api", "web"), ("web", "api"), ("api", "web")):
+        service = Service.objects.get(name=name)
+        query = {"services": [service.pk], "environments": [staging.pk, production.pk]}
+        page = client.get("/deploy/", query)
+        assert page.status_code == 200
+        [(_, rows)] = page.context["recent"]
+        runs = {row.version.commit_message: row.runs_in for row in rows if row.runs_in}
+        assert runs == {f"{name} staging 2": ["staging"], f"{name} production 2": ["production"]}
+        assert other not in " ".join(runs)
+    running = running_versions(list(Service.objects.all()), [staging, production])
+    assert set(running) == set(expected)
+    for key, (deployment, version) in expected.items():
+        found = running[key]
+        assert (found.pk, found.finished_at, found.environment.name) == (
+            deployment.pk,
+            deployment.finished_at,
+            deployment.environment.name,
+        )
+        assert (found.version.pk, found.version.created_at, found.version.git_commit_sha) == (
+            version.pk,
+            version.created_at,
+            version.git_commit_sha,
+        )
+        assert found.version.created_at.tzinfo is not None
