@@ -274,7 +274,7 @@ DENSE = 4000  # matches from which a search walks the newest-first index instead
 PROBE = 200  # the newest deployments a search on PostgreSQL tests first (_pg_text_condition)
 
 
-def _text_condition(text: str, using: str) -> Q:
+def _text_condition(text: str, using: str) -> tuple[Q, bool]:
     """The deployment's message, the commit's message and branch (words, through the full-text
     index of history.text_search), who deployed it (part of a user name) and a sha prefix.
 
@@ -282,13 +282,16 @@ def _text_condition(text: str, using: str) -> Q:
     from each one's index, united, then sorted (a word found once in 100,000 deployments must
     not walk them all: 22 -> 0.6 ms); many are found by walking the newest-first index, where a
     page fills after a few rows, testing each row (on SQLite by regular expression: reading the
-    index's list of 100,000 matches first took 20 ms)."""
+    index's list of 100,000 matches first took 20 ms).
+
+    Also whether the condition is SQLite's list of the matches' ids (few: the page sorts them).
+    """
     connection = connections[using]
     vendor = connection.vendor
     sha_prefix = len(text) >= MIN_PREFIX and bool(HEX_RE.match(text.lower()))
     if vendor == "postgresql":
         parts = matching_deployments(text, vendor) + _other_matches(text, sha_prefix=sha_prefix)
-        return _pg_text_condition(parts, using)
+        return _pg_text_condition(parts, using), False
     # The messages counted on their own index as a stream (SQLite): in a union, the index's
     # whole list of matches would be read first, however common the word.
     if vendor == "sqlite" and messages_found(text, connection, up_to=DENSE) < DENSE:
@@ -297,9 +300,9 @@ def _text_condition(text: str, using: str) -> Q:
         # subquery, the union was compiled and read twice.
         count, ids = matching_ids(text, connection, sha_prefix=sha_prefix, up_to=DENSE)
         if count < DENSE:
-            return Q(AmongIds(ids))
+            return Q(AmongIds(ids)), True
     per_row = matching_deployments(text, vendor, per_row=True)
-    return reduce(operator.or_, per_row + _other_matches(text, sha_prefix=sha_prefix))
+    return reduce(operator.or_, per_row + _other_matches(text, sha_prefix=sha_prefix)), False
 
 
 def _other_matches(text: str, *, sha_prefix: bool) -> list[Q]:
@@ -349,7 +352,15 @@ def filtered_history(
     Each single-column filter is served by its (column, -created_at) index, which also yields
     the newest-first order, so a page stops after PAGE_SIZE rows instead of sorting the table.
     """
+    return _filtered_history(filters, user=user, seen=seen)[0]
+
+
+def _filtered_history(
+    filters: HistoryFilters, *, user: User | AnonymousUser, seen: Visibility | None
+) -> tuple[DeploymentQuerySet, bool]:
+    """filtered_history, and whether its search is SQLite's list of the matches' ids."""
     rows = visible_deployments(user, seen=seen)
+    by_ids = False
     if filters.service is not None:
         rows = rows.filter(service=filters.service)
     if filters.environment is not None:
@@ -365,8 +376,9 @@ def filtered_history(
     if filters.until is not None:  # the whole day "until" is included
         rows = rows.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
     if filters.text:
-        rows = rows.filter(_text_condition(filters.text, rows.db))
-    return rows.order_by("-created_at", "-id")
+        condition, by_ids = _text_condition(filters.text, rows.db)
+        rows = rows.filter(condition)
+    return rows.order_by("-created_at", "-id"), by_ids
 
 
 def history_page(
@@ -382,12 +394,21 @@ def history_page(
     Keyset pagination on (created_at, id): the cost of a page does not grow with how deep
     the reader has paged, unlike OFFSET.
     """
-    rows = filtered_history(filters, user=user, seen=seen)
+    rows, by_ids = _filtered_history(filters, user=user, seen=seen)
     if cursor is not None:
         when, pk = cursor
         # "<= when, minus the ties at or after pk" rather than an OR: SQLite turns the
         # created_at bound into an index range, so a deep page starts where the cursor is.
         rows = rows.filter(created_at__lte=when).exclude(created_at=when, id__gte=pk)
+    if by_ids:
+        # SQLite, a search's few matches: the page's ids are sorted first (a subquery reading
+        # the deployment table only), then only those rows are joined to their names. Joined
+        # before the sort, every match was: a commit-message word in 1,050 deployments at
+        # 100,000, page query 1.45 -> 0.78 ms. (A walk of the newest-first index instead was
+        # up to 10x slower when the matches are few or old.)
+        # SECURITY: the subquery holds every condition, the reader's visibility included.
+        ids = rows.values("pk")[: size + 1]
+        rows = Deployment.objects.using(rows.db).filter(pk__in=ids).order_by("-created_at", "-id")
     page = table_rows(rows[: size + 1])
     if len(page) <= size:
         return page, ""
