@@ -207,3 +207,29 @@ def test_boards_running_as_many_versions_each_show_their_own_commits(alice: User
         assert f"{other} on" not in page
     every = client.get("/status/").content.decode()
     assert all(f"{s} on {e}" in every for s in ("api", "web") for e in ("stage-1", "prod-1"))
+
+
+def test_a_blockers_config_read_by_the_once_compiled_sql_is_the_one_in_force(
+    alice: User,
+) -> None:
+    # The active blockers are read by SQL compiled once per process (board._active_blockers_sql),
+    # their config decoded as Django decodes it: a change between two boards shows on the
+    # second, and a broken config still marks every cell it scopes (fails closed).
+    from permissions.models import Blocker
+
+    production = factories.make_environment("prod-1", availability="production")
+    services = [factories.make_service("api"), factories.make_service("web")]
+    _deployed(alice, services, [production])
+    freeze = Blocker.objects.create(
+        name="freeze", kind="unconditional", config={"except_services": ["web"]}
+    )
+    client = login(alice)
+    marked = 'title="Blockers in scope: freeze"'
+    assert client.get("/status/").content.decode().count(marked) == 1
+    freeze.config = {"except_services": []}
+    freeze.save()
+    assert client.get("/status/").content.decode().count(marked) == 2
+    Blocker.objects.filter(pk=freeze.pk).update(config=["not", "an", "object"])
+    assert client.get("/status/").content.decode().count(marked) == 2
+    Blocker.objects.filter(pk=freeze.pk).update(active=False)
+    assert marked not in client.get("/status/").content.decode()
