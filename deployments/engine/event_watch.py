@@ -36,6 +36,10 @@ READY_SECONDS = 5.0  # how long subscribing waits for the watch's starting point
 Item = tuple[str, Any]  # what a follower's queue carries: ("event"|"list", ("Event", ...))
 
 
+# The mark put in a feed's queue when a newer rollout of the same Deployment subscribes.
+SUCCESSOR = "successor"
+
+
 def involves(event: Obj, name: str) -> bool:
     """Whether an Event is about the Deployment `name`, one of its ReplicaSets or their pods
     (named after it, as the deployment controller names them)."""
@@ -120,8 +124,16 @@ class _NamespaceEvents(NamespaceWatch[EventFeed]):
         return self.members
 
     def join_feed(self, feed: EventFeed) -> None:
+        """Serve `feed` from now on. The feeds of the same Deployment already here (an
+        earlier rollout, still taking its last Events after its verdict) get a SUCCESSOR
+        mark first: what follows it in their queue may be the new rollout's, whose apply
+        comes after this subscription."""
         feed._watch = self
-        self.add(feed)
+        with self._lock:
+            for other in self.members:
+                if other.name == feed.name:
+                    other.queue.put((SUCCESSOR, None))
+            self.members.append(feed)
 
     def run(self) -> None:
         try:

@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from deployments.engine import health, object_watch
-from deployments.engine.event_watch import EventFeed, involves, subscribe
+from deployments.engine.event_watch import SUCCESSOR, EventFeed, involves, subscribe
 from deployments.rendering import LABEL_SHA
 from environments import kube
 from environments.models import Cluster
@@ -235,13 +235,16 @@ class Follower:
 
     def _last_events(self, events: "queue.Queue[tuple[str, Any]]") -> None:
         """Record the Events already delivered when the verdict came (a fast rollout ends
-        with some still queued), waiting a moment for those in flight. Nothing else changes
-        the verdict now."""
+        with some still queued), waiting a moment for those in flight, until a newer rollout
+        of the Deployment subscribes (its Events would follow: they are its own story).
+        Nothing else changes the verdict now."""
         deadline = time.monotonic() + LAST_EVENTS_MAX
         while time.monotonic() < deadline:
             try:
                 kind, payload = events.get(timeout=LAST_EVENTS_QUIET)
             except queue.Empty:
+                return
+            if kind == SUCCESSOR:
                 return
             if kind == "list" and payload[0] == "Event":
                 for item in sorted(payload[1], key=_event_order):
@@ -330,6 +333,8 @@ class Follower:
                 # Watchers blocked in a connect or a read send nothing: the limit still holds.
                 self._unreachable_too_long()
                 continue
+            if kind == SUCCESSOR:
+                continue  # (a newer rollout's start: this one is judged by its own objects)
             self._absorb(kind, payload)
             if self.observation.deployment is None or kind == "unreachable":
                 continue

@@ -160,3 +160,57 @@ def test_a_shared_watch_that_closed_reports_itself_ended_rather_than_failing_whe
         assert thread is not None
         thread.join(timeout=30)
         assert not thread.is_alive()
+
+
+def _queued(feed: event_watch.EventFeed, reason: str) -> bool:
+    return any(
+        kind == "event" and payload[1].object.get("reason") == reason
+        for kind, payload in list(feed.queue.queue)  # (read in place, not taken)
+    )
+
+
+def test_a_rollouts_last_events_stop_where_the_next_rollout_of_its_deployment_subscribes(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    """After its verdict a rollout takes the Events still on their way (close(drain=True));
+    those delivered once a newer rollout of the same Deployment has subscribed (before its
+    apply) are the newer one's story, not the older one's timeline."""
+    ns = staging.namespace
+    create_deployment(kubesim_api, ns, "web")
+    first = _follower(staging, "web")
+    steps = first.follow(keep_watching=True)
+    next(steps)
+    feed = first.event_feed
+    assert feed is not None
+    _event(kubesim_api, ns, "web-1111-aaaaa", "Pulled")
+    until(lambda: _queued(feed, "Pulled"))
+
+    successor = event_watch.subscribe(staging.cluster, ns, "web")
+    _event(kubesim_api, ns, "web-2222-bbbbb", "Scheduled")
+    until(lambda: _queued(successor, "Scheduled") and _queued(feed, "Scheduled"))
+
+    notes = [message for _, message in first.close(drain=True)]
+    assert any("Pulled Pod/web-1111-aaaaa" in message for message in notes), notes
+    assert not any("web-2222" in message for message in notes), notes
+    successor.close()
+    until(lambda: event_watch.watching(staging.cluster, ns) == 0)
+
+
+def test_a_rollout_still_followed_when_the_next_one_subscribes_goes_on_following(
+    kubesim: KubesimHandle, kubesim_api: Any, staging: Environment
+) -> None:
+    ns = staging.namespace
+    with kubesim.settings(startup_delay=600):  # (its pods stay unready: no verdict meanwhile)
+        create_deployment(kubesim_api, ns, "web")
+        first = _follower(staging, "web")
+        steps = first.follow()
+        next(steps)
+        feed = first.event_feed
+        assert feed is not None
+        successor = event_watch.subscribe(staging.cluster, ns, "web")
+        assert (event_watch.SUCCESSOR, None) in list(feed.queue.queue)
+        while (event_watch.SUCCESSOR, None) in list(feed.queue.queue):
+            steps.send(False)  # (one queued item a step; the mark is taken in its turn)
+        steps.close()
+        successor.close()
+    until(lambda: event_watch.watching(staging.cluster, ns) == 0)
