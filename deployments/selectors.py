@@ -672,9 +672,7 @@ def environment_blockers(user: User, environments: list[Environment]) -> dict[in
     query. The full check (every kind, per target and version) is check_targets'."""
     now = timezone.now()
     found: dict[int, list[str]] = {}
-    exempt = Blocker.exempt_users.through.objects.filter(user_id=user.pk).values("blocker_id")
-    rows = _closing_blockers().exclude(pk__in=exempt)
-    for blocker in rows:
+    for blocker in _closing_blockers_of(user):
         try:
             config = blocker_config.parse(blocker.kind, blocker.config)
         except blocker_config.ConfigError:
@@ -706,6 +704,54 @@ def _closing_blockers() -> "QuerySet[Blocker]":
         .filter(kind__in=[Blocker.Kind.UNCONDITIONAL, Blocker.Kind.TIME_WINDOW])
         .order_by("name")
     )
+
+
+def _closing_blockers_of(user: User) -> list[Blocker]:
+    """_closing_blockers() without the user's exemptions, by _closing_blockers_sql with the
+    user's id: Blocker instances holding the columns environment_blockers reads, the config
+    decoded by its field as Django decodes it."""
+    sql, params, hole, names = _closing_blockers_sql()
+    db = Blocker.objects.db
+    connection = connections[db]
+    config: Any = Blocker._meta.get_field("config")  # its from_db_value, as Django calls it
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.pk if i == hole else value for i, value in enumerate(params)])
+        rows = cursor.fetchall()
+    return [
+        Blocker.from_db(
+            db,
+            names,
+            [
+                config.from_db_value(value, None, connection) if name == "config" else value
+                for name, value in zip(names, row, strict=True)
+            ],
+        )
+        for row in rows
+    ]
+
+
+_CLOSING_FIELDS = ("id", "name", "kind", "config", "environment_id", "availability")
+
+
+@cache
+def _closing_blockers_sql() -> tuple[str, list[Any], int, list[str]]:
+    """environment_blockers' query compiled by Django once per process, as
+    permissions.selectors._every_verb_sql: (the SQL, its parameters, the position of the
+    user's id among them, the columns' names in the model's order). Compiling it (the
+    exemptions' subquery) was 0.6 ms of a developer's Deploy page under load.
+
+    The user's id is located by compiling with a stand-in no user has (-1): should the query
+    ever bind it otherwise than once, this fails on the first page rather than excluding
+    another user's exemptions."""
+    stand_in = -1
+    exempt = Blocker.exempt_users.through.objects.filter(user_id=stand_in).values("blocker_id")
+    fields = [f for f in Blocker._meta.concrete_fields if f.attname in _CLOSING_FIELDS]
+    query = _closing_blockers().exclude(pk__in=exempt).values_list(*(f.name for f in fields))
+    sql, params = query.query.sql_with_params()
+    holes = [i for i, value in enumerate(params) if value == stand_in]
+    if len(holes) != 1:
+        raise RuntimeError("the closing blockers' query binds the user's id in an unexpected way")
+    return sql, list(params), holes[0], [f.attname for f in fields]
 
 
 RunningKey = tuple[int, int, str]  # service id, environment id, group name ("" for none)

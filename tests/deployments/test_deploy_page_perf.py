@@ -3,6 +3,7 @@ fixed number of queries whatever the size of the catalogue and the history, and 
 before a version is chosen deciding only the chosen pairs, as `can` would."""
 
 import re
+from datetime import UTC
 
 import pytest
 from django.contrib.auth.models import User
@@ -332,3 +333,40 @@ def test_pages_of_the_same_shape_each_show_what_runs_in_their_own_targets(
             version.git_commit_sha,
         )
         assert found.version.created_at.tzinfo is not None
+
+
+def test_the_closing_blockers_are_read_with_their_config_in_force(
+    alice: User, staging: Environment
+) -> None:
+    # The closing blockers are read by SQL compiled once per process with the user's id
+    # (selectors._closing_blockers_sql), their config decoded as Django decodes it: an open
+    # window names its end, and a change of config between two pages shows on the second.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now().astimezone(UTC)
+    window = Blocker.objects.create(
+        name="lunch",
+        kind="time_window",
+        availability="staging",
+        config={
+            "days": list(range(7)),
+            "start": f"{now - timedelta(hours=1):%H:%M}",
+            "end": f"{now + timedelta(hours=1):%H:%M}",
+            "timezone": "UTC",
+        },
+    )
+    client = login(alice)
+
+    def note() -> str:
+        page = client.get("/deploy/")
+        return str({c.name: c.note for _, c in page.context["environment_boxes"]}["staging"])
+
+    assert note() == f"blocked by 'lunch' until {now + timedelta(hours=1):%H:%M} UTC"
+    Blocker.objects.filter(pk=window.pk).update(
+        kind="unconditional", config={"except_services": ["checkout"]}
+    )
+    assert note() == ""  # an unconditional blocker with exceptions does not close it all
+    Blocker.objects.filter(pk=window.pk).update(config={})
+    assert note() == "blocked by 'lunch' until it is lifted"
