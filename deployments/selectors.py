@@ -35,7 +35,13 @@ from deployments.models import (
 from deployments.services.bad_versions import marks_in_force
 from deployments.status import Status
 from environments.models import Environment
-from history.text_search import AmongIds, matching_deployments, matching_ids, messages_found
+from history.text_search import (
+    AmongIds,
+    matching_deployments,
+    matching_ids,
+    messages_found,
+    pg_matching_ids,
+)
 from permissions import blocker_config
 from permissions.blockers import in_window
 from permissions.models import Blocker
@@ -290,8 +296,7 @@ def _text_condition(text: str, using: str) -> tuple[Q, bool]:
     vendor = connection.vendor
     sha_prefix = len(text) >= MIN_PREFIX and bool(HEX_RE.match(text.lower()))
     if vendor == "postgresql":
-        parts = matching_deployments(text, vendor) + _other_matches(text, sha_prefix=sha_prefix)
-        return _pg_text_condition(parts, using), False
+        return _pg_text_condition(text, using), False
     # The messages counted on their own index as a stream (SQLite): in a union, the index's
     # whole list of matches would be read first, however common the word.
     if vendor == "sqlite" and messages_found(text, connection, up_to=DENSE) < DENSE:
@@ -315,7 +320,7 @@ def _other_matches(text: str, *, sha_prefix: bool) -> list[Q]:
     return others
 
 
-def _pg_text_condition(parts: list[Q], using: str) -> Q:
+def _pg_text_condition(text: str, using: str) -> Q:
     """PostgreSQL: the ids of the matches, read from each one's index (UNION ALL: it stops at
     DENSE rows, where a UNION would first read and deduplicate every match), then the page
     reads those rows by primary key. The ids are given as a list (one array: AmongIds), not
@@ -329,19 +334,22 @@ def _pg_text_condition(parts: list[Q], using: str) -> Q:
     (0.6 ms): when a quarter of them match, the walk fills a page within a few hundred rows,
     whereas reading the index's matches builds its bitmap of every match first (11 ms for a
     word in every message at 100,000 deployments). The probe only picks the plan: both give
-    the same rows."""
-    anywhere = reduce(operator.or_, parts)
-    deployments = Deployment.objects.using(using)
-    newest = deployments.order_by("-created_at", "-id").values("pk")[:PROBE]
-    if deployments.filter(anywhere, pk__in=newest).count() * 4 >= PROBE:
-        return anywhere
-    rows = deployments.order_by()
-    queries = [rows.filter(c).values_list("pk", flat=True) for c in parts]
-    united = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
-    found = list(united[:DENSE])  # a row matching two ways counts twice: DENSE comes sooner
-    if len(found) >= DENSE:
-        return anywhere
-    return Q(AmongIds(sorted(set(found))))
+    the same rows.
+
+    The probe and the ids are one fixed statement (history.text_search.pg_matching_ids): the
+    ids are read only when the probe finds the word rare, and come back as one array in text,
+    given back as is."""
+    connection = connections[using]
+    sha_prefix = len(text) >= MIN_PREFIX and bool(HEX_RE.match(text.lower()))
+    probed, found, ids = pg_matching_ids(
+        text, connection, sha_prefix=sha_prefix, probe=PROBE, up_to=DENSE
+    )
+    if probed * 4 >= PROBE or found >= DENSE:
+        parts = matching_deployments(text, "postgresql") + _other_matches(
+            text, sha_prefix=sha_prefix
+        )
+        return reduce(operator.or_, parts)
+    return Q(AmongIds(ids))
 
 
 def filtered_history(

@@ -1,0 +1,132 @@
+"""PostgreSQL: a search's probe and its ids are one fixed statement
+(history.text_search.pg_matching_ids) rather than two statements built from querysets (issue
+#16: a round trip and the compilation saved, the ids no longer read back as Python ints). It
+reads exactly what Django's lookups read: the full-text conditions of matching_deployments, a
+user name containing the text (icontains, with % _ and \\ taken literally) and a sha starting
+with it; the probe counts the matches among the newest deployments, and the ids are read only
+when the probe finds the word rare. On SQLite (history.text_search.matching_ids) it is skipped."""
+
+import json
+import operator
+from functools import reduce
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
+
+from deployments.models import DeployableVersion, Deployment, Service
+from environments.models import Environment
+from history.text_search import matching_deployments, pg_matching_ids
+from tests import factories
+from tests.conftest import login
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's statement of ids"),
+]
+
+SHA = "abcdef" + "0" * 34
+
+
+@pytest.fixture
+def made(alice: User, checkout: Service, production: Environment) -> None:
+    odd = factories.make_user("dev_ops%1")  # a name with LIKE's wildcards in it
+    slash = factories.make_user("back\\slash")
+    for user, message, commit, branch, sha in (
+        (alice, "Fix the basket", "Faster search", "feature/speed", SHA),
+        (odd, "Tidy the ledger", "Reworks the ledger", "main", None),
+        (slash, "deployment 7", "Commit 7", "release-7", None),
+        (alice, "hotfix", "", "", None),
+    ):
+        version = factories.make_version(checkout, sha, commit_message=commit, branch=branch)
+        factories.make_deployment(
+            service=checkout,
+            environment=production,
+            deployed_by=user,
+            version=version,
+            message=message,
+        )
+
+
+def _conditions(text: str, *, sha_prefix: bool) -> list[Q]:
+    conditions = matching_deployments(text, "postgresql")
+    conditions.append(Q(deployed_by__username__icontains=text))
+    if sha_prefix:
+        shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
+        conditions.append(Q(version_id__in=shas.values("pk")))
+    return conditions
+
+
+def _django_reads(text: str, *, sha_prefix: bool) -> list[int]:
+    """Each way's matches, a row once per way it matches (UNION ALL)."""
+    return [
+        pk
+        for condition in _conditions(text, sha_prefix=sha_prefix)
+        for pk in Deployment.objects.filter(condition).values_list("pk", flat=True)
+    ]
+
+
+@pytest.mark.usefixtures("made")
+@pytest.mark.parametrize(
+    ("text", "sha_prefix"),
+    [
+        ("basket", False),
+        ("bask", False),
+        ("feature/speed", False),
+        ("the ledger", False),
+        ("ali", False),  # a user name
+        ("dev_ops", False),
+        ("v_o", False),
+        ("%", False),
+        ("s%1", False),
+        ("_", False),
+        ("k\\s", False),
+        ("abcd", True),
+        ("ABCDEF", True),
+        ("abcf", True),
+        ("!!", False),  # no word: the user names only
+        ("nothing", False),
+    ],
+)
+def test_the_statement_reads_what_djangos_lookups_read(text: str, sha_prefix: bool) -> None:
+    expected = _django_reads(text, sha_prefix=sha_prefix)
+    anywhere = reduce(operator.or_, _conditions(text, sha_prefix=sha_prefix))
+    among_newest = Deployment.objects.filter(anywhere).count()  # the newest 10**6: all of them
+    probed, found, ids = pg_matching_ids(
+        text, connection, sha_prefix=sha_prefix, probe=10**6, up_to=100
+    )
+    assert probed == among_newest
+    assert found == len(expected)
+    assert json.loads(ids.replace("{", "[").replace("}", "]")) == sorted(set(expected))
+
+
+@pytest.mark.usefixtures("made")
+def test_the_probe_counts_the_newest_only_and_a_common_word_reads_no_ids() -> None:
+    newest = Deployment.objects.order_by("-created_at", "-id")[:2]
+    by_alice = [d for d in newest if d.deployed_by.username == "alice"]
+    probed, found, ids = pg_matching_ids("alice", connection, sha_prefix=False, probe=2, up_to=100)
+    assert probed == len(by_alice) == 1  # "hotfix" by alice, "deployment 7" by back\slash
+    assert (found, ids) == (0, "{}")  # a quarter of the newest match: no ids read
+
+
+@pytest.mark.usefixtures("made")
+def test_the_statement_counts_no_further_than_its_limit() -> None:
+    probed, found, ids = pg_matching_ids("e", connection, sha_prefix=False, probe=10**6, up_to=2)
+    assert probed == 3  # deployed by alice (twice) and dev_ops%1: an e in the name
+    assert found == 2
+    assert len(ids.strip("{}").split(",")) == 2
+
+
+@pytest.mark.usefixtures("made")
+def test_a_rare_word_costs_one_statement_more_than_the_page_without_a_search(alice: User) -> None:
+    """The probe and the ids were two statements before pg_matching_ids."""
+    client = login(alice)
+    with CaptureQueriesContext(connection) as plain:
+        assert client.get("/history/").status_code == 200
+    with CaptureQueriesContext(connection) as searched:
+        response = client.get("/history/", {"q": "ledger"})
+    assert response.status_code == 200
+    assert len(response.context["deployments"]) == 1
+    assert len(searched) == len(plain) + 1
