@@ -125,6 +125,14 @@ def use_bench_database(name: str) -> Path:
     return path
 
 
+def remove_sqlite_database(path: Path) -> None:
+    """The bench's SQLite file with its WAL and shared-memory files: a stale WAL beside a new
+    database file of the same name is replayed into it (a run stopped before its last
+    connection checkpointed leaves one)."""
+    for leftover in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
+
+
 def _refuse_a_real_database(bench_url: str, real_url: str | None) -> None:
     """The bench drops and recreates a server database: only one whose name says it is a
     bench's, and never the one DATABASE_URL names."""
@@ -155,7 +163,7 @@ def fresh_site(path: Path, populate: Callable[[], Any]) -> Any:
     from django.db import connection
 
     if connection.vendor == "sqlite":
-        path.unlink(missing_ok=True)
+        remove_sqlite_database(path)
     else:
         _recreate_server_database()
     call_command("migrate", verbosity=0, interactive=False)

@@ -367,7 +367,9 @@ def _control_plane_with_namespace(tmp: Path) -> Any:
 
 
 def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[str, Any]:
-    BENCH_DB.unlink(missing_ok=True)
+    from bench.common import remove_sqlite_database
+
+    remove_sqlite_database(BENCH_DB)
     import django
 
     django.setup()

@@ -425,7 +425,9 @@ def main() -> dict[str, Any]:
     import logging
 
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
-    BENCH_DB.unlink(missing_ok=True)
+    from bench.common import remove_sqlite_database
+
+    remove_sqlite_database(BENCH_DB)
     import django
 
     django.setup()

@@ -176,10 +176,9 @@ def _request_all(key: str, versions: list[Any]) -> dict[int, str]:
 
 
 def main(rollouts: int = DEFAULT_ROLLOUTS) -> dict[str, Any]:
-    # With its WAL and shared-memory files: a stale WAL beside a new database file makes it
-    # "malformed" (a run stopped before its worker checkpointed).
-    for leftover in (BENCH_DB, *(BENCH_DB.with_name(BENCH_DB.name + s) for s in ("-wal", "-shm"))):
-        leftover.unlink(missing_ok=True)
+    from bench.common import remove_sqlite_database
+
+    remove_sqlite_database(BENCH_DB)
     import django
 
     django.setup()

@@ -328,7 +328,9 @@ def _judge(deployment: Any, fate: str, sim: Any) -> tuple[bool, bool]:
 
 
 def main(total: int, workers_count: int, seed: int) -> dict[str, Any]:
-    BENCH_DB.unlink(missing_ok=True)
+    from bench.common import remove_sqlite_database
+
+    remove_sqlite_database(BENCH_DB)
     # The channel layer on a Redis of the bench's own, so that its outages are among the faults
     # (the workers and this process publish live updates there).
     redis = Redis() if shutil.which("redis-server") else None

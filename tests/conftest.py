@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,6 +174,19 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
 # real control plane of cluster/ instead (started once per session from var/bin/apollo-kubernetes,
 # see tests/cluster/control_plane.py); tests that need kubesim's own controls (faults, settings,
 # outages, the limited token, logs and exec) are marked `kubesim_only` and skipped there.
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # SQLite runs in WAL mode (settings.SQLITE_OPTIONS): a run that ended with connections still
+    # open in its threads leaves the test database's -wal and -shm beside it, and a stale WAL
+    # beside the new test database of the same name would be replayed into it.
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    name = (database.get("TEST") or {}).get("NAME")
+    if database["ENGINE"].endswith("sqlite3") and name:
+        for suffix in ("-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def pytest_configure(config: Any) -> None:

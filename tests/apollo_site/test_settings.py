@@ -118,7 +118,9 @@ def test_bad_values_stop_the_start(name: str, value: str, message: str) -> None:
     assert message in result.stderr
 
 
-def test_a_sqlite_database_url_waits_for_locks_like_the_default(tmp_path: Path) -> None:
+def test_a_sqlite_database_url_waits_for_locks_and_writes_ahead_like_the_default(
+    tmp_path: Path,
+) -> None:
     result = _settings_in_subprocess(
         {"DATABASE_URL": f"sqlite:///{tmp_path}/apollo.sqlite3", "SECRET_KEY": "x" * 50},
         "s.DATABASES['default']['OPTIONS']",
@@ -126,7 +128,7 @@ def test_a_sqlite_database_url_waits_for_locks_like_the_default(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "{'timeout': 20, 'transaction_mode': 'IMMEDIATE', "
-        "'init_command': 'PRAGMA mmap_size=268435456'}"
+        "'init_command': 'PRAGMA mmap_size=268435456; PRAGMA journal_mode=WAL'}"
     )
 
 

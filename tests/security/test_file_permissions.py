@@ -48,3 +48,32 @@ def test_an_existing_world_readable_var_is_tightened(tmp_path: Path) -> None:
     _open_the_database(var_dir)
     assert _mode(var_dir) == 0o700
     assert _mode(var_dir / "apollo.sqlite3") == 0o600
+
+
+def test_the_databases_write_ahead_log_and_shared_memory_are_the_owners_only_too(
+    tmp_path: Path,
+) -> None:
+    """SQLite runs in WAL mode (settings.SQLITE_OPTIONS): recent writes sit in apollo.sqlite3-wal,
+    beside its index apollo.sqlite3-shm, until they are checkpointed into the file."""
+    var_dir = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(APOLLO_VAR_DIR=str(var_dir), DEBUG="true")
+    code = (
+        "import os, stat; os.umask(0o022); import django; "
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'apollo_site.settings'; django.setup(); "
+        "from django.db import connection; cursor = connection.cursor(); "
+        "cursor.execute('CREATE TABLE probe (id integer)'); "
+        "print(cursor.execute('PRAGMA journal_mode').fetchone()[0]); "
+        "print(*(oct(stat.S_IMODE(os.stat(os.path.join(os.environ['APOLLO_VAR_DIR'], f)).st_mode)) "
+        "for f in ('apollo.sqlite3-wal', 'apollo.sqlite3-shm')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.split() == ["wal", "0o600", "0o600"]
