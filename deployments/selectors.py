@@ -43,7 +43,7 @@ from history.text_search import (
     pg_matching_ids,
 )
 from permissions import blocker_config
-from permissions.blockers import in_window
+from permissions.blockers import in_window, read_by_sql
 from permissions.models import Blocker
 from permissions.rules import HoldingIndex, allowed_scopes, decide, sentence
 from permissions.rules import Target as RuleTarget
@@ -719,23 +719,9 @@ def _closing_blockers_of(user: User) -> list[Blocker]:
     user's id: Blocker instances holding the columns environment_blockers reads, the config
     decoded by its field as Django decodes it."""
     sql, params, hole, names = _closing_blockers_sql()
-    db = Blocker.objects.db
-    connection = connections[db]
-    config: Any = Blocker._meta.get_field("config")  # its from_db_value, as Django calls it
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [user.pk if i == hole else value for i, value in enumerate(params)])
-        rows = cursor.fetchall()
-    return [
-        Blocker.from_db(
-            db,
-            names,
-            [
-                config.from_db_value(value, None, connection) if name == "config" else value
-                for name, value in zip(names, row, strict=True)
-            ],
-        )
-        for row in rows
-    ]
+    return read_by_sql(
+        sql, [user.pk if i == hole else value for i, value in enumerate(params)], names
+    )
 
 
 _CLOSING_FIELDS = ("id", "name", "kind", "config", "environment_id", "availability")

@@ -39,7 +39,7 @@ from deployments.templatetags.deployment_rows import row_url
 from environments.live import watcher
 from environments.models import Environment
 from permissions import blocker_config
-from permissions.blockers import in_window
+from permissions.blockers import in_window, read_by_sql
 from permissions.models import Blocker
 from permissions.selectors import Visibility, viewable_environments, visibility
 
@@ -321,23 +321,7 @@ def _read_blockers() -> list[Blocker]:
     process (_active_blockers_sql): the instances hold the same columns, the config decoded by
     its field as Django decodes it."""
     sql, params, names = _active_blockers_sql()
-    db = Blocker.objects.db
-    connection = connections[db]
-    config: Any = Blocker._meta.get_field("config")  # its from_db_value, as Django calls it
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [
-        Blocker.from_db(
-            db,
-            names,
-            [
-                config.from_db_value(value, None, connection) if name == "config" else value
-                for name, value in zip(names, row, strict=True)
-            ],
-        )
-        for row in rows
-    ]
+    return read_by_sql(sql, params, names)
 
 
 @cache

@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -391,3 +391,26 @@ def delete_blocker(
         data={"before": before, "after": None, **({"reason": reason} if reason else {})},
     )
     blocker.delete()
+
+
+def read_by_sql(sql: str, params: list[Any], names: list[str]) -> list[Blocker]:
+    """The Blockers that `sql` (a Blocker query compiled once per process, its columns `names`
+    in the model's order) reads with `params`: instances holding those columns, the config
+    decoded by its field as Django decodes it (from_db_value)."""
+    db = Blocker.objects.db
+    connection = connections[db]
+    config: Any = Blocker._meta.get_field("config")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        Blocker.from_db(
+            db,
+            names,
+            [
+                config.from_db_value(value, None, connection) if name == "config" else value
+                for name, value in zip(names, row, strict=True)
+            ],
+        )
+        for row in rows
+    ]

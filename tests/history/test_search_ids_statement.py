@@ -11,47 +11,25 @@ from functools import reduce
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Q
 
-from deployments.models import DeployableVersion, Deployment, Service
+from deployments.models import Deployment, Service
 from environments.models import Environment
-from history.text_search import matching_deployments, matching_ids
-from tests import factories
+from history.text_search import matching_ids
+from tests.history.searchable import lookup_conditions, make_searchable
 
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's statement of ids"),
 ]
 
-SHA = "abcdef" + "0" * 34
-
 
 @pytest.fixture
 def made(alice: User, checkout: Service, production: Environment) -> None:
-    odd = factories.make_user("dev_ops%1")  # a name with LIKE's wildcards in it
-    slash = factories.make_user("back\\slash")
-    for user, message, commit, branch, sha in (
-        (alice, "Fix the basket", "Faster search", "feature/speed", SHA),
-        (odd, "Tidy the ledger", "Reworks the ledger", "main", None),
-        (slash, "deployment 7", "Commit 7", "release-7", None),
-        (alice, "hotfix", "", "", None),
-    ):
-        version = factories.make_version(checkout, sha, commit_message=commit, branch=branch)
-        factories.make_deployment(
-            service=checkout,
-            environment=production,
-            deployed_by=user,
-            version=version,
-            message=message,
-        )
+    make_searchable(alice, checkout, production)
 
 
 def _django_reads(text: str, *, sha_prefix: bool) -> set[int]:
-    conditions = matching_deployments(text, "sqlite")
-    conditions.append(Q(deployed_by__username__icontains=text))
-    if sha_prefix:
-        shas = DeployableVersion.objects.filter(git_commit_sha__startswith=text.lower())
-        conditions.append(Q(version_id__in=shas.values("pk")))
+    conditions = lookup_conditions(text, "sqlite", sha_prefix=sha_prefix)
     return set(
         Deployment.objects.filter(reduce(operator.or_, conditions)).values_list("pk", flat=True)
     )

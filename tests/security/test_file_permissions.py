@@ -18,16 +18,27 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _open_the_database(var_dir: Path) -> None:
+def _open_the_database(var_dir: Path, *, then: str = "") -> str:
+    """Apollo's settings in a process of their own under umask 022, a table created, then the
+    code `then` (`cursor` in hand, the connection still open); what it printed."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(APOLLO_VAR_DIR=str(var_dir), DEBUG="true")
     code = (
         "import os; os.umask(0o022); import django; "
         "os.environ['DJANGO_SETTINGS_MODULE'] = 'apollo_site.settings'; django.setup(); "
-        "from django.db import connection; "
-        "connection.cursor().execute('CREATE TABLE probe (id integer)')"
+        "from django.db import connection; cursor = connection.cursor(); "
+        "cursor.execute('CREATE TABLE probe (id integer)'); " + then
     )
-    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
 
 
 def test_var_the_secret_key_and_the_database_are_the_owners_only(tmp_path: Path) -> None:
@@ -55,25 +66,13 @@ def test_the_databases_write_ahead_log_and_shared_memory_are_the_owners_only_too
 ) -> None:
     """SQLite runs in WAL mode (settings.SQLITE_OPTIONS): recent writes sit in apollo.sqlite3-wal,
     beside its index apollo.sqlite3-shm, until they are checkpointed into the file."""
-    var_dir = tmp_path / "var"
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(APOLLO_VAR_DIR=str(var_dir), DEBUG="true")
-    code = (
-        "import os, stat; os.umask(0o022); import django; "
-        "os.environ['DJANGO_SETTINGS_MODULE'] = 'apollo_site.settings'; django.setup(); "
-        "from django.db import connection; cursor = connection.cursor(); "
-        "cursor.execute('CREATE TABLE probe (id integer)'); "
-        "print(cursor.execute('PRAGMA journal_mode').fetchone()[0]); "
-        "print(*(oct(stat.S_IMODE(os.stat(os.path.join(os.environ['APOLLO_VAR_DIR'], f)).st_mode)) "
-        "for f in ('apollo.sqlite3-wal', 'apollo.sqlite3-shm')))"
+    printed = _open_the_database(
+        tmp_path / "var",
+        then=(
+            "import stat; print(cursor.execute('PRAGMA journal_mode').fetchone()[0]); "
+            "var = os.environ['APOLLO_VAR_DIR']; "
+            "print(*(oct(stat.S_IMODE(os.stat(os.path.join(var, f)).st_mode)) "
+            "for f in ('apollo.sqlite3-wal', 'apollo.sqlite3-shm')))"
+        ),
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=60,
-        capture_output=True,
-        text=True,
-    )
-    assert done.stdout.split() == ["wal", "0o600", "0o600"]
+    assert printed.split() == ["wal", "0o600", "0o600"]
