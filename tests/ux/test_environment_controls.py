@@ -65,6 +65,8 @@ async def test_carol_sees_logs_and_no_control_she_may_never_use(
 ) -> None:
     await sync_to_async(deployed)(alice, staging, "web", replicas=1)
     page = await _page(carol, staging)
+    # (focusable: at phone width it scrolls sideways, and may hold no link to reach it by)
+    assert '<table class="pods" tabindex="0" aria-label="Pods of web">' in page
     assert "Logs of all pods</a>" in page
     assert "Logs</a>" in page
     for hidden in ("Rolling restart", ">Restart<", "Shell", "Scale", "disabled"):
