@@ -245,18 +245,28 @@ def matching_ids(
     Python for 0.2 ms of SQLite (a word in 200 messages, loaded machine)."""
     found = words(text)
     query = " ".join(f'"{word}"*' for word in found)  # each word a quoted prefix
-    like = connection.ops.prep_for_like_query(text)
-    ways = [("user", f"%{like}%")]
-    if found:
-        ways = [("message", query), ("commit", query), *ways]
-    if sha_prefix:
-        ways.append(("sha", f"{like.lower()}%"))
+    ways = _ways(text, query if found else None, connection, sha_prefix=sha_prefix)
     union = " UNION ".join(SQLITE_MATCHES[way] for way, _ in ways)
     with connection.cursor() as cursor:
         # SECURITY: the statement is this module's constants; the text travels as parameters.
         cursor.execute(SQLITE_IDS.format(union), (*(value for _, value in ways), up_to))
         count, ids = cursor.fetchone()
     return int(count), str(ids)
+
+
+def _ways(
+    text: str, query: str | None, connection: BaseDatabaseWrapper, *, sha_prefix: bool
+) -> list[tuple[str, str]]:
+    """The ways a search matches, each with its parameter: the message's and the commit's
+    full-text `query` (None: the text has no word), a user name containing the text and,
+    with `sha_prefix`, a sha starting with it (LIKE's wildcards taken literally)."""
+    like = connection.ops.prep_for_like_query(text)
+    ways = [("user", f"%{like}%")]
+    if query is not None:
+        ways = [("message", query), ("commit", query), *ways]
+    if sha_prefix:
+        ways.append(("sha", f"{like.lower()}%"))
+    return ways
 
 
 def pg_matching_ids(
@@ -272,12 +282,7 @@ def pg_matching_ids(
     of Python more, and the ids came back as Python ints to be sent back."""
     found = words(text)
     query = " & ".join(f"{word}:*" for word in found)
-    like = connection.ops.prep_for_like_query(text)
-    ways = [("user", f"%{like}%")]
-    if found:
-        ways = [("message", query), ("commit", query), *ways]
-    if sha_prefix:
-        ways.append(("sha", f"{like.lower()}%"))
+    ways = _ways(text, query if found else None, connection, sha_prefix=sha_prefix)
     conditions = [PG_MATCHES[way] for way, _ in ways]
     values = [value for _, value in ways]
     each = " UNION ALL ".join(

@@ -13,6 +13,27 @@ from tests import factories
 
 SHA = "abcdef" + "0" * 34
 
+# (text, whether it may be a sha prefix): words, prefixes, LIKE's wildcards, a backslash, shas,
+# no word at all, nothing found.
+TEXTS = [
+    ("basket", False),
+    ("bask", False),
+    ("feature/speed", False),
+    ("the ledger", False),
+    ("ali", False),  # a user name
+    ("dev_ops", False),
+    ("v_o", False),
+    ("%", False),
+    ("s%1", False),
+    ("_", False),
+    ("k\\s", False),
+    ("abcd", True),
+    ("ABCDEF", True),
+    ("abcf", True),
+    ("!!", False),  # no word: the user names only
+    ("nothing", False),
+]
+
 
 def make_searchable(alice: User, checkout: Service, production: Environment) -> None:
     odd = factories.make_user("dev_ops%1")  # a name with LIKE's wildcards in it

@@ -20,7 +20,7 @@ from deployments.models import Deployment, Service
 from environments.models import Environment
 from history.text_search import pg_matching_ids
 from tests.conftest import login
-from tests.history.searchable import lookup_conditions, make_searchable
+from tests.history.searchable import TEXTS, lookup_conditions, make_searchable
 
 pytestmark = [
     pytest.mark.django_db,
@@ -47,27 +47,7 @@ def _django_reads(text: str, *, sha_prefix: bool) -> list[int]:
 
 
 @pytest.mark.usefixtures("made")
-@pytest.mark.parametrize(
-    ("text", "sha_prefix"),
-    [
-        ("basket", False),
-        ("bask", False),
-        ("feature/speed", False),
-        ("the ledger", False),
-        ("ali", False),  # a user name
-        ("dev_ops", False),
-        ("v_o", False),
-        ("%", False),
-        ("s%1", False),
-        ("_", False),
-        ("k\\s", False),
-        ("abcd", True),
-        ("ABCDEF", True),
-        ("abcf", True),
-        ("!!", False),  # no word: the user names only
-        ("nothing", False),
-    ],
-)
+@pytest.mark.parametrize(("text", "sha_prefix"), TEXTS)
 def test_the_statement_reads_what_djangos_lookups_read(text: str, sha_prefix: bool) -> None:
     expected = _django_reads(text, sha_prefix=sha_prefix)
     anywhere = reduce(operator.or_, _conditions(text, sha_prefix=sha_prefix))
