@@ -312,6 +312,10 @@ class Deployment(models.Model):
             models.Index(fields=["service", "-created_at"], name="deployment_service_idx"),
             models.Index(fields=["deployed_by", "-created_at"], name="deployment_user_idx"),
             models.Index(fields=["status", "-created_at"], name="deployment_status_idx"),
+            # History filtered by environment and deployer (deployments migration 0012).
+            models.Index(
+                fields=["environment", "deployed_by", "-created_at"], name="deployment_env_user_idx"
+            ),
             # Delivery metrics (history.metrics): "the next DONE of this target", "reverted by
             # a later deployment of this target".
             models.Index(
