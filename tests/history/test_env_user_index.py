@@ -3,6 +3,9 @@ deployment_env_user_idx (deployments migration 0012) on SQLite too: the environm
 would read every row of the environment to keep the deployer's (tests/pg_plans has
 PostgreSQL's plan)."""
 
+import importlib
+from types import SimpleNamespace
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -31,3 +34,18 @@ def test_an_environment_and_a_deployer_are_read_from_their_pair_index(
         cursor.execute("EXPLAIN QUERY PLAN " + sql)
         plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
     assert "USING INDEX deployment_env_user_idx (environment_id=? AND deployed_by_id=?)" in plan
+
+
+def test_a_database_with_statistics_gets_the_new_index_s_too(
+    alice: User, checkout: Service, production: Environment
+) -> None:
+    # Without them, next to the other indexes' statistics, SQLite read the unfiltered page
+    # through this index, every environment's rows joined then sorted (migration 0012).
+    migration = importlib.import_module("deployments.migrations.0012_deployment_env_user_idx")
+    factories.make_deployment(service=checkout, environment=production, deployed_by=alice)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute("DELETE FROM sqlite_stat1 WHERE idx = %s", [migration.INDEX])
+        migration.analyze(None, SimpleNamespace(connection=connection))
+        cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE idx = %s", [migration.INDEX])
+        assert cursor.fetchone()[0] == 1
