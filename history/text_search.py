@@ -204,6 +204,14 @@ class AmongIds(Func):
         super().__init__(F("pk"))
         self.ids = ids
 
+    @staticmethod
+    def parameter(ids: list[int] | str, connection: BaseDatabaseWrapper) -> Any:
+        """What the condition binds for `ids` on the connection's database: a JSON array on
+        SQLite, the list elsewhere."""
+        if connection.vendor == "sqlite":
+            return ids if isinstance(ids, str) else json.dumps(ids)
+        return ids
+
     def as_sql(
         self,
         compiler: SQLCompiler,
@@ -213,10 +221,9 @@ class AmongIds(Func):
         arg_joiner: str | None = None,
         **extra_context: Any,
     ) -> tuple[str, tuple[Any, ...]]:
-        ids: Any = self.ids
+        ids = self.parameter(self.ids, connection)
         if connection.vendor == "sqlite":
             template = "%(expressions)s IN (SELECT value FROM json_each(%%s))"
-            ids = ids if isinstance(ids, str) else json.dumps(ids)
         else:
             # The array typed as the id column: psycopg sends small ints as integer[], and
             # bigint = ANY(integer[]) is tested element by element (not hashed), so the planner

@@ -1,7 +1,6 @@
-"""The History filter form reads its options and the user it filters by in one statement on
-PostgreSQL: the user filter costs the page no query of its own there (issue #16: every
-statement is a round trip, a parse and a plan). On every database a name it cannot use is
-still refused with a clear message."""
+"""The History filter form reads its options and the user it filters by in one statement: the
+user filter costs the page no query of its own (issue #16: on PostgreSQL every statement is a
+round trip, a parse and a plan). A name it cannot use is still refused with a clear message."""
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,11 +12,6 @@ from tests import factories
 from tests.conftest import login
 
 pytestmark = pytest.mark.django_db
-
-# SQLite reads the lists one by one (no round trip to save; history.selectors.filter_options).
-on_postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="one statement on PostgreSQL only (CI runs it there)"
-)
 
 
 def _queries(user: User, path: str) -> tuple[list[str], str]:
@@ -40,7 +34,6 @@ def deployed(alice: User, bob: User, production: Environment) -> Environment:
     return production
 
 
-@on_postgresql
 @pytest.mark.parametrize("persona", ["alice", "carol", "bob"])
 def test_filtering_by_environment_and_user_costs_no_query_more_than_the_first_page(
     request: pytest.FixtureRequest, deployed: Environment, persona: str
@@ -54,7 +47,6 @@ def test_filtering_by_environment_and_user_costs_no_query_more_than_the_first_pa
     assert len(filtered) == len(first)
 
 
-@on_postgresql
 def test_the_options_and_the_user_are_read_in_one_statement(
     carol: User, deployed: Environment
 ) -> None:
