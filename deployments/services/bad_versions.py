@@ -44,20 +44,6 @@ class Marked:
     created: bool  # False: the version was bad already (that mark is returned)
 
 
-def marks_in_force(
-    *, services: list[Service], environments: list[Environment], shas: list[str]
-) -> list[BadVersion]:
-    """The marks in force on these versions in these environments, in one query."""
-    if not services or not environments or not shas:
-        return []
-    return list(
-        BadVersion.objects.active()
-        .filter(service__in=services, environment__in=environments, sha__in=shas)
-        .select_related("marked_by", "environment")
-        .order_by("environment__name")
-    )
-
-
 def in_force(*, service: Service, environment: Environment, sha: str) -> QuerySet[BadVersion]:
     """The mark in force on this version here (at most one; the partial unique index serves it)."""
     return BadVersion.objects.active().filter(service=service, environment=environment, sha=sha)
