@@ -19,7 +19,7 @@ from deployments.models import (
 )
 from deployments.services.deploy import MAX_TARGETS, Target, fan_out
 from environments.models import Environment, dns_label
-from permissions.selectors import visibility
+from permissions.selectors import service_rows, visibility
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 HEX = re.compile(r"^[0-9a-f]+$")
@@ -191,6 +191,16 @@ class DeployForm(forms.Form):
             fields[name].queryset = queryset
         fields["environments"].listed = offered_like is not None
         self.items: list[Target] = []
+
+    def offered_service_rows(self) -> list[tuple[int, str, bool]]:
+        """The services the form offers as (id, name, deployed per group), in name order: the
+        request's read of every service's row (permissions.selectors.service_rows), filtered
+        as _offered filters the services' queryset."""
+        seen = visibility(self.offered_to)
+        rows = service_rows()
+        if seen.everything or seen.whole_environments:
+            return rows
+        return [row for row in rows if row[0] in seen.service_ids]
 
     def listed_environments(self) -> list[Environment]:
         """Every environment the form offers, read once (its validation reads the same rows

@@ -604,19 +604,17 @@ class Choice(NamedTuple):
 
 
 def deploy_choices(
-    user: User, environments: list[Environment], services: "QuerySet[Service]"
+    user: User, environments: list[Environment], service_rows: list[tuple[int, str, bool]]
 ) -> tuple[dict[int, Choice], dict[int, Choice]]:
     """The Deploy page's choices, by id: every visible environment and service, each marked
-    deployable when the user may deploy at least one service there (or it somewhere). The
-    services are read as (id, name, deployed per group) only: at 1,000 services, making
-    model instances was most of this function's time.
+    deployable when the user may deploy at least one service there (or it somewhere).
+    `service_rows`: the visible services as (id, name, deployed per group), in name order
+    (DeployForm.offered_service_rows): at 1,000 services, making model instances was most of
+    this function's time.
 
-    Three queries whatever the number of choices (none for a superuser): the user's deploy
-    holdings, read once to decide where they may deploy and to explain the refusals in memory
-    (permissions.rules), and the ids of every service and environment."""
-    service_rows: list[tuple[int, str, bool]] = list(
-        services.values_list("pk", "name", "deployed_per_group")
-    )
+    Queries whatever the number of choices (none for a superuser): the user's deploy holdings,
+    read once to decide where they may deploy and to explain the refusals in memory
+    (permissions.rules), and the catalogue the request's visibility read."""
     if user.is_active and user.is_superuser:
         # Every choice is deployable: no need to spell out services x environments (20,000
         # pairs at 1,000 x 20, most of this function's 7 ms).

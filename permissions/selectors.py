@@ -303,8 +303,28 @@ def _index_and_rows(
 # 1,000 services by name through their name index took PostgreSQL 0.58 ms where the table's
 # scan takes 0.11 (plan and execution), on every developer's page.
 def _service_ids() -> list[int]:
+    reads = _request_reads.get()
+    rows = reads.get(_SERVICE_ROWS) if reads else None
+    if rows is not None:
+        return _read_once(("services",), lambda: [pk for pk, _, _ in rows])
     return _read_once(
         ("services",), lambda: list(Service.objects.order_by().values_list("pk", flat=True))
+    )
+
+
+_SERVICE_ROWS = ("service rows",)
+
+
+def service_rows() -> list[tuple[int, str, bool]]:
+    """Every service's (id, name, deployed per group) in name order, read once per request
+    (callers must not mutate them). A page that lists every service (the Deploy page) reads
+    them before it asks what the user may view: the catalogue then takes its ids from these
+    rows instead of reading them again (one query and 1,000 rows fewer)."""
+    return _read_once(
+        _SERVICE_ROWS,
+        lambda: list(
+            Service.objects.order_by("name").values_list("pk", "name", "deployed_per_group")
+        ),
     )
 
 

@@ -112,3 +112,25 @@ def test_the_group_boxes_name_their_service_and_environment_and_keep_the_checked
             f'<label for="id_groups_' in text
         )
         assert f"checkout / staging / {group.name}</label>" in text
+
+
+@pytest.mark.parametrize("query", [{}, "chosen"])
+def test_a_developers_deploy_page_reads_every_service_once(
+    query: Any, bob: User, staging: Environment, checkout: Service
+) -> None:
+    """The page lists every service; what bob may view is decided on the ids of those same
+    rows (permissions.selectors.service_rows), not on a second read of every service."""
+    _add_services(5, staging=staging)
+    client = login(bob)
+    if query == "chosen":
+        query = {"services": [checkout.pk], "environments": [staging.pk]}
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/deploy/", query)
+    assert response.status_code == 200
+    every_service = [
+        q["sql"]
+        for q in captured.captured_queries
+        if 'FROM "deployments_service"' in q["sql"] and "WHERE" not in q["sql"]
+    ]
+    assert len(every_service) == 1, every_service
+    assert 'FROM "deployments_service" ORDER BY' in every_service[0]
