@@ -1,6 +1,7 @@
 """Forms of the deployment pages. They validate and normalise; the services decide and write."""
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -19,7 +20,7 @@ from deployments.models import (
 )
 from deployments.services.deploy import MAX_TARGETS, Target, fan_out
 from environments.models import Environment, dns_label
-from permissions.selectors import service_rows, visibility
+from permissions.selectors import every_environment, service_rows, visibility
 
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 HEX = re.compile(r"^[0-9a-f]+$")
@@ -59,20 +60,19 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
 
 
 class ListedChoiceField(IdsChoiceField):
-    """With `listed` set, validates against the rows of its queryset as a page lists them
-    (read once, by whichever asks first), not by a query of its own: the Deploy page's GET
-    listed the visible environments and read the chosen ones again to validate them (one
+    """With `listed` set, validates against the rows it returns, the ones a page lists (the
+    rows of its queryset, read once per request), not by a query of its own: the Deploy page's
+    GET listed the visible environments and read the chosen ones again to validate them (one
     query of the thirteen to sixteen the page made). Without it, as IdsChoiceField (a POST,
     the check fragment: nothing lists every choice there)."""
 
-    listed = False
+    listed: "Callable[[], list[Any]] | None" = None
 
     def _check_values(self, value: Any) -> Any:
-        if not self.listed:
+        if self.listed is None:
             return super()._check_values(value)  # type: ignore[misc]  # not in the stubs
         # clean() has refused the ids that are not plain numbers in range; `value` is a list.
-        offered: Any = self.queryset
-        listed: list[Any] = list(offered)  # evaluated once, by whoever asks first
+        listed = self.listed()
         chosen = {str(pk) for pk in value}
         known = {str(row.pk) for row in listed}
         for pk in value:
@@ -189,7 +189,8 @@ class DeployForm(forms.Form):
             ("environments", "services", "groups"), self.offered, strict=True
         ):
             fields[name].queryset = queryset
-        fields["environments"].listed = offered_like is not None
+        if offered_like is not None:
+            fields["environments"].listed = offered_like.listed_environments
         self.items: list[Target] = []
 
     def offered_service_rows(self) -> list[tuple[int, str, bool]]:
@@ -203,9 +204,12 @@ class DeployForm(forms.Form):
         return [row for row in rows if row[0] in seen.service_ids]
 
     def listed_environments(self) -> list[Environment]:
-        """Every environment the form offers, read once (its validation reads the same rows
-        when they are listed)."""
-        return list(self.fields["environments"].queryset)  # type: ignore[attr-defined]
+        """Every environment the form offers, in name order: the request's read of every
+        environment (permissions.selectors.every_environment), filtered as _offered filters
+        the environments' queryset (its validation takes the same rows when they are listed)."""
+        seen = visibility(self.offered_to)
+        rows = every_environment()
+        return rows if seen.everything else [e for e in rows if e.pk in seen.environment_ids]
 
     def clean_version(self) -> str:
         value: str = self.cleaned_data["version"].strip().lower()

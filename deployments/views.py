@@ -40,7 +40,7 @@ from deployments.services.deploy import (
 )
 from deployments.status import Status
 from environments.models import Environment
-from permissions.selectors import allowed_targets, service_rows, visibility
+from permissions.selectors import allowed_targets, every_environment, service_rows, visibility
 from permissions.services import can, explain
 from permissions.verbs import Verb
 
@@ -72,9 +72,10 @@ def deploy(request: HttpRequest) -> HttpResponse:
     page; several: the batch page), or this page again listing every refusal."""
     user = _user(request)
     if request.method == "GET":
-        # Every service's row, read before the form asks what the user may view: that read
-        # then takes the services' ids from these rows (one query fewer than reading both).
+        # Every service's and environment's row, read before the form asks what the user may
+        # view: that read then takes its ids from these rows (two queries fewer than both).
         service_rows()
+        every_environment()
         form = DeployForm(initial=_initial(request), user=user)
         selection = _selection(request.GET, user, offered_like=form)
         checked = _check_selection(selection, user) if selection is not None else None

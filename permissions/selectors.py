@@ -335,10 +335,25 @@ def _environment_rows() -> list[tuple[int, str]]:
 def _environment_catalogue() -> list[tuple[int, str, str]]:
     """Every environment's (id, availability, name): the names too, so that a page listing the
     environments a user may view needs no second read of them (viewable_environments)."""
+    reads = _request_reads.get()
+    rows = reads.get(_EVERY_ENVIRONMENT) if reads else None
+    if rows is not None:
+        return _read_once(("environments",), lambda: [(e.pk, e.availability, e.name) for e in rows])
     return _read_once(
         ("environments",),
         lambda: list(Environment.objects.order_by().values_list("pk", "availability", "name")),
     )
+
+
+_EVERY_ENVIRONMENT = ("every environment",)
+
+
+def every_environment() -> list[Environment]:
+    """Every environment, in name order, read once per request (callers must not mutate them).
+    A page that lists the environments with all they say (the Deploy page) reads them before
+    it asks what the user may view: the catalogue then takes its rows from these instead of
+    reading them again (one query fewer)."""
+    return _read_once(_EVERY_ENVIRONMENT, lambda: list(Environment.objects.order_by("name")))
 
 
 def viewable_environments(seen: "Visibility") -> list[Environment] | None:

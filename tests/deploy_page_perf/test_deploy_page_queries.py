@@ -115,11 +115,11 @@ def test_the_group_boxes_name_their_service_and_environment_and_keep_the_checked
 
 
 @pytest.mark.parametrize("query", [{}, "chosen"])
-def test_a_developers_deploy_page_reads_every_service_once(
-    query: Any, bob: User, staging: Environment, checkout: Service
+def test_a_developers_deploy_page_reads_every_service_and_environment_once(
+    query: Any, bob: User, staging: Environment, production: Environment, checkout: Service
 ) -> None:
-    """The page lists every service; what bob may view is decided on the ids of those same
-    rows (permissions.selectors.service_rows), not on a second read of every service."""
+    """The page lists every service and environment; what bob may view is decided on those
+    same rows (permissions.selectors.service_rows, every_environment), not on a second read."""
     _add_services(5, staging=staging)
     client = login(bob)
     if query == "chosen":
@@ -134,3 +134,11 @@ def test_a_developers_deploy_page_reads_every_service_once(
     ]
     assert len(every_service) == 1, every_service
     assert 'FROM "deployments_service" ORDER BY' in every_service[0]
+    environments = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith('SELECT "environments_environment".')
+    ]
+    assert len(environments) == 1, environments
+    # bob views production, where he may not deploy: listed, its box disabled.
+    assert f'id="env-{production.pk}" disabled' in response.content.decode()
