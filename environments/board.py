@@ -200,7 +200,11 @@ def _deployments(
         if row.latest_rank == 1:
             latest[row.key] = row
         if row.done_rank == 1 and row.state == Status.DONE:
-            done[row.key] = row._replace(when=_moment(row.when))
+            # PostgreSQL gives the date as an aware datetime already: the tuple is rebuilt for
+            # SQLite's text only (400 _replace calls were 0.4-0.9 ms of a board under load).
+            done[row.key] = (
+                row if isinstance(row.when, datetime) else row._replace(when=_moment(row.when))
+            )
     return latest, done, _commits({row.version_id for row in done.values()})
 
 
