@@ -12,6 +12,8 @@ a full-text index instead of a LIKE scan of every deployment (issue #16: a rare 
   FROM deployments_deployment WHERE ...)`: that self-join read the whole table (a hash join
   over a sequential scan, 14 ms at 100,000 deployments for a word in 200 of them), and, on a
   walk of the newest-first index, hashed every match first (40 ms for a word in every message).
+  The deployments of the versions found are read as ids from a covering index
+  (PG_COVERING_INDEXES), not from their rows.
 
 A search is the words of the text (letters, digits, underscore), each a prefix, all required in
 the deployment's message, or all in the commit's message and branch: "feature/speed" finds the
