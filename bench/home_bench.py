@@ -19,6 +19,8 @@ ENVIRONMENTS = 50
 SERVICES = 500
 DEPLOYMENTS = 100_000
 REPEAT = 200
+# The site's layout around no content (bench/urls.py): the fixed cost of a signed-in page.
+EMPTY = "/bench/empty/"
 
 
 def _populate() -> tuple[Any, Any]:
@@ -71,7 +73,9 @@ def main() -> dict[str, Any]:
     for who, user in (("superuser", admin), ("reader with a grant", reader)):
         with signed_in(user) as client:
             queries[who] = count_queries(partial(client.get, "/"))
-            for r in time_pages(client, {f"home page ({who})": "/"}, repeat=REPEAT):
+            queries[f"empty page ({who})"] = count_queries(partial(client.get, EMPTY))
+            pages = {f"home page ({who})": "/", f"signed-in empty page ({who})": EMPTY}
+            for r in time_pages(client, pages, repeat=REPEAT):
                 rows.append(r)
     result = {
         "name": "home",

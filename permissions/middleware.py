@@ -1,4 +1,5 @@
-"""One read of the permission rows per request, shared by the request's questions.
+"""Per-request reads of the gate: the signed-in user with the session's own statement, and one
+read of the permission rows per request, shared by the request's questions.
 
 A page asks its visibility filter (view) and the header's Deploy link (deploy) about the same
 user: permissions.selectors reads that user's holdings of every verb, the services and the
@@ -11,8 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
+from permissions import sessions
 from permissions.selectors import reads_shared_for_one_request
 
 
@@ -36,3 +40,18 @@ class SharedPermissionReadsMiddleware:
         with reads_shared_for_one_request():
             response: Awaitable[HttpResponse] = self.get_response(request)
             return await response
+
+
+class SessionUserAuthenticationMiddleware(AuthenticationMiddleware):
+    """django.contrib.auth's middleware, with request.user read by the session's own statement
+    (permissions.sessions). request.auser (async views) is Django's, unchanged."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)  # Django's checks, and request.auser
+        request.user = SimpleLazyObject(lambda: _cached_user(request))  # type: ignore[assignment]
+
+
+def _cached_user(request: HttpRequest) -> object:
+    if not hasattr(request, "_cached_user"):
+        request._cached_user = sessions.get_user(request)  # type: ignore[attr-defined]
+    return request._cached_user  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from deployments.models import Service
 from environments.models import Environment, dns_label
+from permissions.sessions import UserSession  # noqa: F401 - registered with this app's models
 from permissions.verbs import Effect, Verb
 
 RULE_HELP = (
