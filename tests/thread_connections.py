@@ -49,7 +49,10 @@ def close_other_threads_connections(*, opened_by: int | None = None) -> int:
         # not wait for its readers.)
         if raw is None or getattr(raw, "closed", True):
             continue
+        pool = getattr(raw, "_pool", None)  # (psycopg's: the pool it was taken from, if any)
         raw.close()
+        if pool is not None:
+            pool.putconn(raw)  # its slot back to the pool (which replaces a closed connection)
         wrapper.connection = None  # (its thread opens a new one when it next needs one)
         closed += 1
     return closed

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, connections
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,3 +94,32 @@ def retrying(call: Callable[[], T], *, shutdown: threading.Event) -> T:
             continue
         OUTAGE.answered()
         return result
+
+
+# On PostgreSQL the worker process takes its connections from a pool (psycopg_pool through
+# Django's OPTIONS["pool"]). A following rollout gives its connection back (worker.Run.follow)
+# and needs one again for its verdict: 100 rollouts completing together each opened a new one
+# at once (a fork and authentication on the server each), and the verdicts waited for that
+# storm (#16). From the pool the verdict takes one already open. max_size bounds the worker's
+# connections (the server's max_connections, 100 by default, is shared by every process); those
+# opened beyond min_size close after 10 idle minutes (psycopg_pool's max_idle). Nothing may leave
+# session state on a pooled connection: the advisory locks (heartbeat.LockSession) and the
+# LISTEN (wakeup._PostgresListener) have connections of their own, outside the pool. Only the
+# worker: a pool's slot is lost for good when a thread ends without closing its connection, and
+# every thread of the worker closes its own (the web's threads were not all audited for it: the
+# whole suite on PostgreSQL exhausted a process-wide pool).
+POOL = {"min_size": 2, "max_size": 20}
+
+
+def use_pool() -> None:
+    """From now on this process's connections come from a pool, on PostgreSQL (elsewhere it
+    does nothing). Call it first thing in the worker process, before its threads start."""
+    connections.close_all()
+    db = connections["default"].settings_dict  # (the dict every thread's wrapper reads)
+    if not db["ENGINE"].endswith("postgresql"):
+        return
+    db["CONN_MAX_AGE"] = 0  # (the pool keeps them; Django refuses both)
+    # Checked as it is taken (an empty query): one the server ended meanwhile (a restart, a
+    # terminated backend) is replaced there, not handed to a verdict that would fail on it.
+    db["CONN_HEALTH_CHECKS"] = True
+    db["OPTIONS"] = {**db.get("OPTIONS", {}), "pool": dict(POOL)}

@@ -70,11 +70,12 @@ APPLY_BUDGET = float(settings.APOLLO_APPLY_BUDGET_SECONDS)
 UNREACHABLE_LIMIT = float(settings.APOLLO_UNREACHABLE_SECONDS)
 TIMELINE_LIMIT = following.TIMELINE_LIMIT
 # Rollouts one worker drives at once (`rundeployments --parallel`). On PostgreSQL a rollout
-# holds a database connection while it is claimed, applied and judged, not while it follows
-# (following.py reads and writes for every rollout), and the worker a few more (claims,
-# heartbeat, its locks, following, the wake-up): a worker following 100 rollouts holds a handful
-# of the server's max_connections (100 by default), not 100. On SQLite threads are cheap and
-# 32 rollouts already keep its one writer busy. More rollouts wait PENDING, in order, for a free
+# takes a connection from the worker process's pool (database.use_pool) while it is claimed,
+# applied and judged, not while it follows (following.py reads and writes for every rollout);
+# the worker holds a few more (claims, heartbeat, following; its locks and the wake-up outside
+# the pool): a worker following 100 rollouts holds at most the pool's max_size and two of the
+# server's max_connections (100 by default), not 100. On SQLite threads are cheap and 32
+# rollouts already keep its one writer busy. More rollouts wait PENDING, in order, for a free
 # slot.
 DEFAULT_PARALLEL = 32
 STATUS_CHECK_SECONDS = following.STATUS_SECONDS  # how soon a cancellation is seen
@@ -725,9 +726,10 @@ class Run:
             if connections["default"].vendor != "sqlite":
                 # Nothing is asked of the database while following (following.py asks for
                 # every rollout): on PostgreSQL, where a connection is one of the server's
-                # slots, this thread's is given back for the rollout's length and opened again
-                # for the verdict (a connect: ~ms), so that following 100 rollouts does not
-                # hold 100 of them. SQLite's are files of this process: kept.
+                # slots, this thread's is given back to the worker process's pool for the
+                # rollout's length (database.use_pool) and taken again, open, for the verdict, so
+                # that following 100 rollouts does not hold 100 of them. SQLite's are files
+                # of this process: kept.
                 connections.close_all()
         try:
             result = self.record_progress(follower.follow(keep_watching=True), should_stop)
@@ -971,6 +973,11 @@ class _ApplyRetry:
     def wait(self, run: Run, left: float, stopping: str) -> bool:
         """Wait before the next attempt, never past what is `left` of the bound: False (and
         noted) when the worker is stopping meanwhile."""
+        if run.heartbeat is not None and connections["default"].vendor != "sqlite":
+            # The wait holds no database connection: on PostgreSQL they come from the
+            # worker process's pool (database.use_pool), and rollouts waiting out an unreachable
+            # cluster must not keep the others' verdicts waiting for one.
+            connections.close_all()
         if run.shutdown.wait(max(min(self.delay, left), 0.05)):
             run.note("worker", f"worker stopping {stopping}")
             return False

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from prometheus_client import start_http_server
 
+from deployments.engine.database import use_pool
 from deployments.engine.worker import DEFAULT_PARALLEL, run_worker, worker_name
 from deployments.notifications.delivery import start_deliverer
 
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        use_pool()  # (PostgreSQL: before any thread of the worker opens a connection)
         shutdown = threading.Event()
 
         def stop(*_: object) -> None:
