@@ -170,7 +170,12 @@ def _databases() -> dict[str, Any]:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
     if parsed["ENGINE"].endswith("sqlite3"):
         parsed["OPTIONS"] = {**SQLITE_OPTIONS, **parsed.get("OPTIONS", {})}
-    # PostgreSQL keeps Django's client-side binding. Server-side binding with psycopg's
+    if parsed["ENGINE"].endswith("postgresql"):
+        # The few statements read through apollo_site.prepared_sql are prepared at their first
+        # run on a connection; Django's own cursors bind on the client and never prepare.
+        threshold = 0 if env_bool("APOLLO_DATABASE_PREPARED_STATEMENTS", default=True) else None
+        parsed["OPTIONS"] = {"prepare_threshold": threshold, **parsed.get("OPTIONS", {})}
+    # PostgreSQL otherwise keeps Django's client-side binding. Server-side binding with psycopg's
     # prepared statements ({"server_side_binding": True, "prepare_threshold": 5}) was measured
     # (#16, session 8) in one process, alternating blocks of requests on the history bench's
     # 100,000 deployments: the history, home and status board pages took 0.98-1.24x as long,

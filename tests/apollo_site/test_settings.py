@@ -132,6 +132,20 @@ def test_a_sqlite_database_url_waits_for_locks_and_writes_ahead_like_the_default
     )
 
 
+@pytest.mark.parametrize(("switch", "threshold"), [(None, "0"), ("1", "0"), ("0", "None")])
+def test_postgresql_prepares_at_first_run_unless_turned_off(
+    switch: str | None, threshold: str
+) -> None:
+    """apollo_site.prepared_sql's statements: prepared at their first run on a connection, or
+    never (Django's default) behind a pooler that cannot keep prepared statements."""
+    env = {"DATABASE_URL": "postgres://apollo@db.example.com:5432/apollo", "SECRET_KEY": "x" * 50}
+    if switch is not None:
+        env["APOLLO_DATABASE_PREPARED_STATEMENTS"] = switch
+    result = _settings_in_subprocess(env, "s.DATABASES['default']['OPTIONS']")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{{'prepare_threshold': {threshold}}}"
+
+
 def test_env_rate_reads_a_count_per_period_and_refuses_anything_else(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
