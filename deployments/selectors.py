@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apollo_site.prepared_sql import prepared_cursor
 from deployments.controls import Control, batch_controls
 from deployments.models import (
     LAST_DONE_ORDER,
@@ -121,7 +122,7 @@ def recent_versions(services: list[Service], limit: int = RECENT_VERSIONS) -> li
     sql, before, after = _recent_sql(limit)
     db = DeployableVersion.objects.db
     recent = []
-    with connections[db].cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         for service in services:
             cursor.execute(sql, [*before, service.pk, *after])
             versions = [
@@ -787,7 +788,7 @@ def running_versions(
         return {}
     sql, before, after = _last_done_sql(len(environment_ids), len(service_ids))
     db = Deployment.objects.db
-    with connections[db].cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, [*before, *environment_ids, *service_ids, *after])
         rows = cursor.fetchall()
     running = {}
@@ -924,7 +925,7 @@ def marks_in_force(
     sql, before, after = _marks_sql(len(environment_ids), len(service_ids), len(unique_shas))
     values: list[Any] = [*before, *environment_ids, *service_ids, *unique_shas, *after]
     db = BadVersion.objects.db
-    with connections[db].cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, values)
         rows = cursor.fetchall()
     marks = []

@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import connections
 from django.db.models import Case, CharField, F, Q, QuerySet, Value, When, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.template import Context
@@ -33,6 +32,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 
+from apollo_site.prepared_sql import prepared_cursor
 from deployments.models import DeployableVersion, Deployment, Group, Service
 from deployments.status import Status
 from deployments.templatetags.deployment_rows import row_url
@@ -191,7 +191,7 @@ def _deployments(
         return {}, {}, {}  # as Django's "IN ()": nothing to ask
     sql, before, after = _ranked_sql(len(environments), len(services))
     ids = [e.pk for e in environments] + [s.pk for s in services]
-    with connections[_ranked().db].cursor() as cursor:
+    with prepared_cursor(_ranked().db) as cursor:
         cursor.execute(sql, [*before, *ids, *after])
         rows = cursor.fetchall()
     latest: dict[Key, Cell] = {}
@@ -248,7 +248,7 @@ def _commits(version_ids: set[int]) -> dict[int, Commit]:
     if not version_ids:
         return {}  # as Django's "IN ()": nothing to ask
     sql, before, after = _commits_sql(len(version_ids))
-    with connections[DeployableVersion.objects.db].cursor() as cursor:
+    with prepared_cursor(DeployableVersion.objects.db) as cursor:
         cursor.execute(sql, [*before, *sorted(version_ids), *after])
         rows = cursor.fetchall()
     commits = {}
