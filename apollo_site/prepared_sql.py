@@ -74,12 +74,32 @@ def _backend() -> tuple[Any, Any]:
 @cache
 def _cursor_class() -> Any:
     class PreparingCursor(_backend()[0].ServerBindingCursor):  # type: ignore[misc]
-        """Django's server-binding cursor, which also records the statement it sends prepared:
-        Django's query log (DEBUG, tests capturing queries) reads the cursor's last query, which
-        psycopg records for a statement sent unprepared only (its text with $1, $2... here)."""
+        """Django's server-binding cursor, whose last query reads as a client-binding cursor's:
+        Django's query log (DEBUG, tests capturing queries) takes a statement's text from the
+        cursor's last query, which psycopg records for a statement sent unprepared only, and
+        then with $1, $2... in place of its values. Here it is the statement with its values,
+        composed as Django composes them for server-side binding, when the log reads it: so
+        a logged statement can be run again (the benches EXPLAIN them)."""
 
-        def _send_query_prepared(self, name: bytes, pgq: Any, **kwargs: Any) -> None:
-            self._query = pgq
-            super()._send_query_prepared(name, pgq, **kwargs)
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            try:
+                return super().execute(query, params, **kwargs)
+            finally:
+                self._query = _Composed(self.connection, query, params)
 
     return PreparingCursor
+
+
+class _Composed:
+    """A statement and its values, as a client-binding cursor's last query: `.query` is the
+    statement with its values in it (bytes), composed when asked."""
+
+    def __init__(self, connection: Any, query: Any, params: Any) -> None:
+        self.connection, self.statement, self.params = connection, query, params
+
+    @property
+    def query(self) -> bytes:
+        from psycopg import ClientCursor
+
+        with ClientCursor(self.connection) as cursor:
+            return str(cursor.mogrify(self.statement, self.params)).encode()

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from deployments.models import BadVersion, Service
 from environments.models import Environment
@@ -110,6 +111,21 @@ def test_the_boards_fixed_reads_are_prepared_once_and_reused(
     assert prepared["grants"] == (RUNS, 1)
     assert prepared["what runs"] == (RUNS, 1)
     assert prepared["recent versions"] == (RUNS, 1)
+
+
+def test_the_logged_statements_run_again_as_the_benches_explain_them(
+    bob: User, staging: Environment, checkout: Service, running: str
+) -> None:
+    client = login(bob)
+    with CaptureQueriesContext(connection) as captured:
+        _deploy_page(client, checkout, staging)
+        assert client.get("/status/").status_code == 200
+    logged = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len([sql for sql in logged if sql.startswith(("SELECT", "(SELECT"))]) >= 10
+    with connection.cursor() as cursor:
+        for sql in logged:
+            cursor.execute("EXPLAIN " + sql)  # with its values in it: no "$1" left to bind
+            assert cursor.fetchall()
 
 
 def test_with_prepared_statements_off_the_pages_read_the_same(
