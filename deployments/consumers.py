@@ -147,7 +147,10 @@ class BatchConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.accept()
         self.last = state
         await self.send_json(state)
-        finished = all(row["finished"] for row in state["rows"])
+        # A change published between the read above and joining the groups reached nobody
+        # (a verdict landing as the page opens): read again now that every later change will
+        # be heard, and send the rows if they changed.
+        finished = await self._send_if_changed()
         if _layer_is_process_local() and not finished:
             self.follower = asyncio.create_task(self._follow_database())
 

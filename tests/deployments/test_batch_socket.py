@@ -2,11 +2,14 @@
 (with what each persona may do), and a new state when a deployment of the batch changes."""
 
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import User
+from django.test import override_settings
 
 from deployments.models import Deployment, Group
 from deployments.services.deploy import cancel_deployment, request_deployment
@@ -94,6 +97,52 @@ async def test_a_change_of_one_deployment_sends_the_rows_again(bob: User) -> Non
     state = await receive_until(socket, eu_cancelled)
     assert state["summary"] == {"CANCELED": 1, "PENDING": 1}
     await socket.disconnect()
+
+
+class SharedLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """Stands in for Redis, a layer the worker's process shares: the consumer then follows
+    published changes only (no database follower, as for the in-memory layer). Before the
+    first group it joins, `before_join` runs: a change that lands between the consumer's first
+    read and its joining the groups, whose publish reaches nobody."""
+
+    before_join: ClassVar[Callable[[], Awaitable[None]] | None] = None
+
+    async def group_add(self, group: str, channel: str) -> None:
+        hook, SharedLayer.before_join = SharedLayer.before_join, None
+        if hook is not None:
+            await hook()
+        await super().group_add(group, channel)
+
+
+async def test_a_change_published_as_the_socket_opens_still_reaches_the_page(bob: User) -> None:
+    """CI, 2026-12-01: a batch page stayed on "Started" for a deployment whose verdict was
+    published while its socket was opening (the browser journey of two services)."""
+    batch, deployments = await sync_to_async(_batch)(bob)
+
+    async def verdict_in_the_window() -> None:
+        await sync_to_async(cancel_deployment)(user=bob, deployment=deployments[0])
+
+    SharedLayer.before_join = verdict_in_the_window
+    shared = {"default": {"BACKEND": f"{__name__}.SharedLayer"}}
+    try:
+        with override_settings(CHANNEL_LAYERS=shared):
+            socket = await communicator(_path(batch), bob)
+            assert (await socket.connect(timeout=10))[0]
+            first = await socket.receive_json_from(timeout=10)
+            # Read before the change landed, and the change's own publish reached nobody.
+            assert {r["group"]: r["status"] for r in first["rows"]} == {
+                "eu": "PENDING",
+                "us": "PENDING",
+            }
+
+            def eu_cancelled(message: dict[str, Any]) -> bool:
+                statuses = {r["group"]: r["status"] for r in message["rows"]}
+                return statuses == {"eu": "CANCELED", "us": "PENDING"}
+
+            await receive_until(socket, eu_cancelled, timeout=10)
+            await socket.disconnect()
+    finally:
+        SharedLayer.before_join = None
 
 
 def test_the_batch_page_points_at_its_socket(bob: User) -> None:
