@@ -10,10 +10,12 @@ ms to plan and 0.08 to run (PostgreSQL 15, the board bench's data, 2026-12). Rea
 PostgreSQL keeps the generic plan it made (plan_cache_mode auto): a web process keeps its
 connections (CONN_MAX_AGE), so from its sixth page a process only binds and runs it.
 
-psycopg prepares through the extended protocol (no extra round trip) and keeps its own account
-of what is prepared: a rollback, a DISCARD ALL or a schema change makes it forget and deallocate
-them, and a connection made again starts empty. Only a server-binding cursor prepares: Django's
-client-binding cursors ignore the connection's threshold, so they are unchanged.
+psycopg prepares through the extended protocol (the first run on a connection waits for the
+Parse: one more round trip, once) and keeps its own account of what is prepared: a rollback or
+a DISCARD ALL makes it forget and deallocate them, and a connection made again starts empty;
+PostgreSQL plans a prepared statement again when a table it reads changes. Only a
+server-binding cursor prepares: Django's client-binding cursors ignore the connection's
+threshold, so they are unchanged.
 
 `APOLLO_DATABASE_PREPARED_STATEMENTS=0` turns it off (the database's OPTIONS
 `prepare_threshold` None, Django's default), for a transaction-mode pooler that cannot keep
