@@ -481,12 +481,18 @@ class Visibility:
 
 
 def visibility(user: User | AnonymousUser) -> Visibility:
-    """What the user may view, in three queries (none but two for superusers)."""
+    """What the user may view, in three queries (none but two for superusers). Decided once
+    per request: a page asks it from its forms, its filters and its tables (a developer's
+    Deploy page four times), and each answer walks every service and environment."""
     if _is_refused_outright(user):
         return Visibility(everything=False)
     assert isinstance(user, User)
     if user.is_superuser:
         return Visibility(everything=True)
+    return _read_once(("visibility", user.pk), lambda: _visibility_of(user))
+
+
+def _visibility_of(user: User) -> Visibility:
     index, services, environments = _index_and_rows(user, Verb.VIEW)
     partial, whole = allowed_scopes(index, services, environments)
     # The environments and services of the pairs, without a pass over every pair: a whole

@@ -142,3 +142,42 @@ def test_the_catalogue_is_read_unsorted(bob: User) -> None:
     ]
     assert catalogue
     assert not [sql for sql in catalogue if "ORDER BY" in sql]
+
+
+def test_a_request_decides_what_bob_may_view_once(bob: User, alice: User) -> None:
+    environment = factories.make_environment("staging-1", availability="staging")
+    with reads_shared_for_one_request():
+        first = visibility(bob)
+        assert visibility(bob) is first
+        # A write inside the request decides it again, from the database.
+        for held in Grant.objects.filter(user_perms__user=bob).distinct():
+            revoke_grant(actor=alice, grant=held)
+        again = visibility(bob)
+        assert again is not first
+        assert environment.pk in first.environment_ids
+        assert environment.pk not in again.environment_ids
+    # Two requests never share it.
+    with reads_shared_for_one_request():
+        assert visibility(bob) is not visibility(alice)
+
+
+def test_the_deploy_page_with_a_choice_decides_visibility_once(
+    bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page's two forms, its service list and its environment list each ask: one answer.
+    import permissions.selectors as selectors
+
+    environment = factories.make_environment("staging-1", availability="staging")
+    service = factories.make_service("checkout")
+    decided: list[int] = []
+    real = selectors._visibility_of
+
+    def counted(user: User) -> selectors.Visibility:
+        decided.append(user.pk)
+        return real(user)
+
+    monkeypatch.setattr(selectors, "_visibility_of", counted)
+    page = login(bob).get(f"/deploy/?services={service.pk}&environments={environment.pk}")
+    assert page.status_code == 200
+    assert "checkout" in page.content.decode()
+    assert decided == [bob.pk]
