@@ -2,11 +2,13 @@
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
 
 from deployments.engine import namespace_watch
@@ -155,6 +157,20 @@ def login(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@contextmanager
+def prepared_statements_off() -> Iterator[None]:
+    """This connection as with APOLLO_DATABASE_PREPARED_STATEMENTS=0 (PostgreSQL only): psycopg
+    prepares nothing, so apollo_site.prepared_sql's reads go through Django's usual cursor."""
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from deployments.models import BadVersion, Service
 from environments.models import Environment
 from tests import factories
-from tests.conftest import login
+from tests.conftest import login, prepared_statements_off
 
 pytestmark = [
     pytest.mark.django_db,
@@ -134,14 +134,9 @@ def test_with_prepared_statements_off_the_pages_read_the_same(
     client = login(bob)
     prepared_page = _deploy_page(client, checkout, staging)
     prepared_board = client.get("/status/").content.decode()
-    connection.ensure_connection()
-    raw = connection.connection
-    raw.prepare_threshold = None
-    try:
+    with prepared_statements_off():
         plain_page = _deploy_page(client, checkout, staging)
         plain_board = client.get("/status/").content.decode()
-    finally:
-        raw.prepare_threshold = 0
     assert _without_tokens(plain_page) == _without_tokens(prepared_page)
     assert _without_tokens(plain_board) == _without_tokens(prepared_board)
 

@@ -4,8 +4,6 @@ parsed once, then planned generically, and still counted in Django's query log. 
 statements off (APOLLO_DATABASE_PREPARED_STATEMENTS=0: OPTIONS prepare_threshold None) it runs
 through Django's usual cursor. Either way, and after a rollback, the holdings are the query's."""
 
-from collections.abc import Iterator
-
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
@@ -16,6 +14,7 @@ from permissions.selectors import holdings, reads_shared_for_one_request
 from permissions.services import grant
 from permissions.verbs import Effect, Verb
 from tests import factories
+from tests.conftest import prepared_statements_off
 
 pytestmark = [
     pytest.mark.django_db,
@@ -69,18 +68,6 @@ def _from_the_query(user: User, verb: Verb) -> set[tuple[int, str, str]]:
     return {(h.grant_id, h.holder_kind, h.effect) for h in holdings(verb=verb, user=user)}
 
 
-@pytest.fixture
-def prepared_statements_off() -> Iterator[None]:
-    connection.ensure_connection()
-    raw = connection.connection
-    threshold = raw.prepare_threshold
-    raw.prepare_threshold = None
-    try:
-        yield
-    finally:
-        raw.prepare_threshold = threshold
-
-
 def test_the_grants_read_is_prepared_once_and_then_planned_generically() -> None:
     dora = _developer()
     expected = {verb: _from_the_query(dora, verb) for verb in Verb}
@@ -105,14 +92,13 @@ def test_the_grants_read_is_prepared_once_and_then_planned_generically() -> None
     assert generic >= runs - 5
 
 
-def test_with_prepared_statements_off_the_grants_are_read_as_before(
-    prepared_statements_off: None,
-) -> None:
+def test_with_prepared_statements_off_the_grants_are_read_as_before() -> None:
     dora = _developer()
     expected = {verb: _from_the_query(dora, verb) for verb in Verb}
-    for _ in range(3):
-        assert _every_verb_in_a_request(dora) == expected
-    assert _prepared_grant_reads() == []
+    with prepared_statements_off():
+        for _ in range(3):
+            assert _every_verb_in_a_request(dora) == expected
+        assert _prepared_grant_reads() == []
 
 
 def _prepare_then_roll_back(user: User, expected: set[tuple[int, str, str]]) -> None:
