@@ -144,7 +144,18 @@ def _proc(pid: int) -> tuple[float, float, float]:
 
 def _start_worker(parallel: int, log: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "manage.py", "rundeployments", "--parallel", str(parallel)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "APOLLO_WORKER_METRICS_PORT": "0"}
+    from django.conf import settings
+
+    # As in production, DEBUG off: with it on (the settings' default for development) Django
+    # keeps every statement with its values in the query log. The bench's key, so that the
+    # worker decrypts the cluster's token the bench stored.
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "APOLLO_WORKER_METRICS_PORT": "0",
+        "DEBUG": "0",
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
     with log.open("wb") as out:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
