@@ -723,14 +723,11 @@ class Run:
         self.book.status, self.followed = "", self.heartbeat is not None
         if self.followed:
             following.join(self.book)
-            if connections["default"].vendor != "sqlite":
-                # Nothing is asked of the database while following (following.py asks for
-                # every rollout): on PostgreSQL, where a connection is one of the server's
-                # slots, this thread's is given back to the worker process's pool for the
-                # rollout's length (database.use_pool) and taken again, open, for the verdict, so
-                # that following 100 rollouts does not hold 100 of them. SQLite's are files
-                # of this process: kept.
-                connections.close_all()
+            # Nothing is asked of the database while following (following.py asks for every
+            # rollout): on PostgreSQL the connection goes back to the pool for the rollout's
+            # length and is taken again, open, for the verdict, so that following 100
+            # rollouts does not hold 100 of them.
+            _give_connection_back()
         try:
             result = self.record_progress(follower.follow(keep_watching=True), should_stop)
         finally:
@@ -788,6 +785,12 @@ class Run:
         follower, self.follower = self.follower, None
         try:
             if follower is not None:
+                if self.heartbeat is not None:
+                    # The drain waits for the cluster (at least rollout.LAST_EVENTS_QUIET) with the
+                    # verdict committed: on PostgreSQL the connection goes back to the pool
+                    # meanwhile. Held through the drain, 100 verdicts at once ran the pool's
+                    # 20 out, and a verdict waited up to 69 ms for a connection.
+                    _give_connection_back()
                 self.record(follower.close(drain=True))
             self.note_many([])  # whatever is still unwritten
         finally:
@@ -938,6 +941,16 @@ def _requests(call: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
     return _REQUESTS.submit(
         contextvars.copy_context().run, _no_connection_kept, call, *args, **kwargs
     )
+
+
+def _give_connection_back() -> None:
+    """On PostgreSQL, this thread's connection back to the worker process's pool
+    (database.use_pool), before a wait on the cluster alone; its next query takes one again,
+    open. A connection is one of the server's slots and one of the pool's 20. SQLite's
+    connections are files of this process: kept. Never inside a transaction."""
+    connection = connections["default"]
+    if connection.vendor != "sqlite" and not connection.in_atomic_block:
+        connections.close_all()
 
 
 def _no_connection_kept(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -61,3 +61,55 @@ def test_a_connection_given_back_stays_open_for_the_next_thread(pooled: Any) -> 
     thread.start()
     thread.join(30)
     assert pids[1] in open_now  # (the verdict's thread: a session that was open already)
+
+
+def test_a_verdicts_last_events_are_awaited_without_a_connection(
+    pooled: Any, kubesim: Any, kubesim_api: Any, staging: Any, alice: Any
+) -> None:
+    """After its verdict a rollout waits for the Events still on their way (at least
+    rollout.LAST_EVENTS_QUIET): its connection goes back to the pool first (#16: held through
+    that wait, 100 verdicts at once ran the pool out, and a verdict waited up to 69 ms for a
+    connection). The drain is run here in this thread, as the rollout's thread runs it."""
+    import time
+    from datetime import timedelta
+
+    from deployments.engine import event_watch
+    from deployments.engine.heartbeat import Heartbeat
+    from deployments.engine.rollout import Follower
+    from deployments.engine.worker import Run
+    from tests import factories
+    from tests.engine.cluster_objects import create_deployment
+
+    ns = staging.namespace
+    create_deployment(kubesim_api, ns, "web")
+    deployment = factories.make_deployment(
+        service=factories.make_service("web"), environment=staging, deployed_by=alice
+    )
+    run = Run(
+        deployment,
+        "test-worker",
+        threading.Event(),
+        Heartbeat(owner="test-worker", lease=timedelta(seconds=30)),
+    )
+    follower = Follower(
+        cluster=staging.cluster,
+        namespace=ns,
+        name="web",
+        sha="a" * 40,
+        deadline=time.monotonic() + 30,
+        timeout_seconds=30,
+        unreachable_limit=10,
+        event_feed=event_watch.subscribe(staging.cluster, ns, "web"),
+    )
+    steps = follower.follow(keep_watching=True)
+    next(steps)  # (its watches started: the drain has Events to wait for)
+    run.follower = follower
+    connection.ensure_connection()  # (the verdict's connection, taken from the pool)
+    assert connection.connection is not None
+    in_use = pooled.get_stats().get("requests_num", 0)
+
+    run.close_follower()
+
+    assert connection.connection is None  # given back, and nothing left to write
+    assert pooled.get_stats().get("requests_num", 0) == in_use
+    steps.close()
