@@ -180,11 +180,17 @@ def analyze_server_database(*, full: bool = False) -> None:
     and the GIN indexes' pending lists as autovacuum leaves them (a table never analyzed would
     measure the planner guessing); with `full`, the tables rewritten compact, as rows that were
     only ever inserted leave them (a bench that rewrote every row, e.g. to spread created_at,
-    would otherwise read twice the pages through bloated indexes)."""
+    would otherwise read twice the pages through bloated indexes), then vacuumed once more:
+    VACUUM FULL leaves the visibility map empty (PostgreSQL 15: relallvisible 0 of 834 pages
+    after it, 834 after a plain VACUUM), and until autovacuum came by (within a minute or
+    not) the index-only scans of a page visited the table's pages instead (a commit word's
+    1,050 deployments: 1,050 heap pages)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM (FULL, ANALYZE)" if full else "VACUUM ANALYZE")
+        if full:
+            cursor.execute("VACUUM (FULL, ANALYZE)")
+        cursor.execute("VACUUM ANALYZE")
 
 
 def _recreate_server_database() -> None:
