@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections
-from django.db.models import CharField, F, Model, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.urls import reverse
@@ -116,12 +116,13 @@ def _table_related_pg_sql(using: str) -> dict[str, RawSQL]:
     compiler = query.get_compiler(using=using)
     compiled = {}
     for name in _TABLE_RELATED_PG:
-        sql, params = compiler.compile(query.annotations[name])
+        subquery = query.annotations[name]
+        sql, params = compiler.compile(subquery)
         # RawSQL puts the parentheses of its subquery back.
         if not (sql.startswith("(") and sql.endswith(")")):
             raise RuntimeError(f"unexpected SQL for the {name} column: {sql}")
         # SECURITY: Django's own compilation of _TABLE_RELATED_PG (constants), no input.
-        compiled[name] = RawSQL(sql[1:-1], params, output_field=CharField())  # noqa: S611
+        compiled[name] = RawSQL(sql[1:-1], params, output_field=subquery.output_field)  # noqa: S611
     return compiled
 
 

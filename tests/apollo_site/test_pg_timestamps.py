@@ -35,7 +35,8 @@ VALUES = [
 OUT_OF_RANGE = ["infinity", "-infinity", "10000-01-01 00:00:00+00", "0001-01-01 00:00:00+00 BC"]
 
 
-def _text_loader() -> Any:  # (the class the connection reads timestamptz with)
+def _text_loader() -> Any:
+    """The loader class this connection reads timestamptz (text format) with."""
     from psycopg.pq import Format
 
     connection.ensure_connection()
