@@ -4,7 +4,9 @@
 reads exactly what Django's lookups read: the full-text conditions of matching_deployments, a
 user name containing the text (icontains, with % _ and \\ taken literally) and a sha starting
 with it; the probe counts the matches among the newest deployments, and the ids are read only
-when the probe finds the word rare. On SQLite (history.text_search.matching_ids) it is skipped."""
+when the probe finds the word rare. Without a sha it is kept prepared on the connection (its
+plan is the same whatever the words); with one it is planned for each value, as Django's own
+statements are. On SQLite (history.text_search.matching_ids) it is skipped."""
 
 import json
 import operator
@@ -19,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from deployments.models import Deployment, Service
 from environments.models import Environment
 from history.text_search import pg_matching_ids
-from tests.conftest import login
+from tests.conftest import login, prepared_statements_off
 from tests.history.searchable import TEXTS, lookup_conditions, make_searchable
 
 pytestmark = [
@@ -88,3 +90,45 @@ def test_a_rare_word_costs_one_statement_more_than_the_page_without_a_search(ali
     assert response.status_code == 200
     assert len(response.context["deployments"]) == 1
     assert len(searched) == len(plain) + 1
+
+
+def _prepared_searches() -> list[tuple[str, int]]:
+    """The search statements this connection keeps prepared, with how often each ran."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
+            " WHERE NOT from_sql"
+        )
+        return [(sql, runs) for sql, runs in cursor.fetchall() if sql.startswith("WITH probe")]
+
+
+RUNS = 7
+
+
+@pytest.mark.usefixtures("made")
+def test_a_word_search_is_prepared_once_and_reused_and_a_sha_search_is_not(alice: User) -> None:
+    client = login(alice)
+    words = ["basket", "the ledger", "bask", "nothing", "feature/speed", "ledger", "speed"]
+    assert len(words) == RUNS
+    for text in words:  # any words, any number of them: one statement
+        assert client.get("/history/", {"q": text}).status_code == 200
+    prepared = _prepared_searches()
+    assert [runs for _, runs in prepared] == [RUNS]
+    assert "LIKE" in prepared[0][0]  # (the user name's way, with the words' ways)
+    for _ in range(3):
+        response = client.get("/history/", {"q": "abcd"})  # a sha prefix
+        assert response.status_code == 200
+        assert len(response.context["deployments"]) == 1
+    assert _prepared_searches() == prepared  # the sha's statement was not prepared
+
+
+@pytest.mark.usefixtures("made")
+@pytest.mark.parametrize(("text", "sha_prefix"), TEXTS)
+def test_with_prepared_statements_off_the_statement_reads_the_same(
+    text: str, sha_prefix: bool
+) -> None:
+    for _ in range(RUNS):  # past the runs after which PostgreSQL may keep its generic plan
+        prepared = pg_matching_ids(text, connection, sha_prefix=sha_prefix, probe=2, up_to=100)
+    with prepared_statements_off():
+        plain = pg_matching_ids(text, connection, sha_prefix=sha_prefix, probe=2, up_to=100)
+    assert plain == prepared
