@@ -141,13 +141,14 @@ PG_MATCHES = {
     "sha": "version_id IN (SELECT id FROM deployments_deployableversion "
     "WHERE git_commit_sha::text LIKE %s)",
 }
-# The newest {probe} deployments tested row by row (how many match: the plan's choice), then,
+# The newest {probe} deployments tested row by row (how many match, counting no further than
+# a quarter of them, {enough}: the plan's choice; a common word is known after a few rows), then,
 # only when fewer than a quarter match, each way read from its own index (UNION ALL: a row
 # matching two ways counts twice), up to a limit, their count and distinct ids (an array in
 # text). {any} is the ways ORed, {each} each way as a SELECT of ids.
-PG_IDS = """WITH probe AS (SELECT count(*) AS n FROM (SELECT id, message, version_id, deployed_by_id
-FROM "deployments_deployment"
-ORDER BY created_at DESC, id DESC LIMIT {probe}) d WHERE {any}),
+PG_IDS = """WITH probe AS (SELECT count(*) AS n FROM (SELECT FROM (SELECT id, message, version_id,
+deployed_by_id FROM "deployments_deployment"
+ORDER BY created_at DESC, id DESC LIMIT {probe}) d WHERE {any} LIMIT {enough}) m),
 found AS (SELECT u.id FROM ({each} LIMIT %s) u WHERE (SELECT n FROM probe) * 4 < {probe})
 SELECT (SELECT n FROM probe), (SELECT count(*) FROM found),
 coalesce((SELECT array_agg(DISTINCT id)::text FROM found), '{{}}')"""
@@ -293,13 +294,14 @@ def pg_matching_ids(
     text: str, connection: BaseDatabaseWrapper, *, sha_prefix: bool, probe: int, up_to: int
 ) -> tuple[int, int, str]:
     """PostgreSQL, one statement (PG_IDS): how many of the newest `probe` deployments a search
-    matches; then, only when fewer than a quarter of them do, how many rows reading each way
-    from its index gave (up to `up_to`; a row matching two ways counts twice) and their
-    distinct ids as an array in text (for AmongIds), else 0 and "{}". The ways of
-    matching_deployments and the selector's others (a user name containing the text; with
-    `sha_prefix`, a sha starting with it), written as fixed SQL: built as querysets, the
-    probe, the union and their compilation were two statements and a third of a millisecond
-    of Python more, and the ids came back as Python ints to be sent back."""
+    matches, counting no further than a quarter of them (rounded up); then, only when fewer
+    than a quarter of them do, how many rows reading each way from its index gave (up to
+    `up_to`; a row matching two ways counts twice) and their distinct ids as an array in text
+    (for AmongIds), else 0 and "{}". The ways of matching_deployments and the selector's
+    others (a user name containing the text; with `sha_prefix`, a sha starting with it),
+    written as fixed SQL: built as querysets, the probe, the union and their compilation were
+    two statements and a third of a millisecond of Python more, and the ids came back as
+    Python ints to be sent back."""
     found = words(text)
     query = " & ".join(f"{word}:*" for word in found)
     ways = _ways(text, query if found else None, connection, sha_prefix=sha_prefix)
@@ -310,7 +312,8 @@ def pg_matching_ids(
         for c in conditions
     )
     # SECURITY: the statement is this module's constants; the text travels as parameters.
-    sql = PG_IDS.format(probe=int(probe), any=" OR ".join(conditions), each=each)
+    enough = -(-int(probe) // 4)  # a quarter, rounded up: n * 4 >= probe
+    sql = PG_IDS.format(probe=int(probe), enough=enough, any=" OR ".join(conditions), each=each)
     # Kept prepared (apollo_site.prepared_sql) without a sha: each way then reads its own
     # index whatever the words (a common word never runs the reads: the probe stops it), so
     # PostgreSQL's generic plan is the plan every search had, without planning it each time

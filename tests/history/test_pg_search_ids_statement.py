@@ -72,6 +72,16 @@ def test_the_probe_counts_the_newest_only_and_a_common_word_reads_no_ids() -> No
 
 
 @pytest.mark.usefixtures("made")
+def test_the_probe_counts_no_further_than_a_quarter_of_the_newest() -> None:
+    """Three of the four deployments match "e" (a user name): a common word is known as soon
+    as a quarter of the newest match, without testing the rest of them."""
+    assert pg_matching_ids("e", connection, sha_prefix=False, probe=4, up_to=100) == (1, 0, "{}")
+    assert pg_matching_ids("e", connection, sha_prefix=False, probe=7, up_to=100) == (2, 0, "{}")
+    probed, found, _ = pg_matching_ids("e", connection, sha_prefix=False, probe=16, up_to=100)
+    assert (probed, found) == (3, 3)  # fewer than a quarter of 16: rare, the ids are read
+
+
+@pytest.mark.usefixtures("made")
 def test_the_statement_counts_no_further_than_its_limit() -> None:
     probed, found, ids = pg_matching_ids("e", connection, sha_prefix=False, probe=10**6, up_to=2)
     assert probed == 3  # deployed by alice (twice) and dev_ops%1: an e in the name
