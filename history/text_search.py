@@ -28,7 +28,7 @@ search right whatever another app's migrations do. Each statement is idempotent.
 
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, F, Func, Q
@@ -64,11 +64,19 @@ PG_INDEXES = (
 # of PG_MATCHES) from the index, without a visit to each row: from the foreign key's index,
 # pg_matching_ids read a commit word's 1,050 deployments from 1,050 table pages (EXPLAIN
 # ANALYZE at 100,000 deployments: statement 2.78 -> 1.43 ms at best, 7.9 -> 1.6 ms median on a
-# loaded machine). Rows too recent for the visibility map are still visited, as before. About
-# 2 MB at 100,000 deployments. SQLite's index on version_id holds the rowid (the id) already.
+# loaded machine). Rows too recent for the visibility map are still visited, as before. With
+# created_at too, for the newest matches a first page reads (PG_IDS). About 3 MB at 100,000
+# deployments. SQLite's index on version_id holds the rowid (the id) already.
 PG_COVERING_INDEXES = (
-    ("history_deployment_version_ids_idx", "deployments_deployment", "version_id", "id"),
+    (
+        "history_deployment_version_recent_idx",
+        "deployments_deployment",
+        "version_id",
+        "id, created_at",
+    ),
 )
+# Indexes an earlier PG_COVERING_INDEXES made, dropped by ensure_schema.
+PG_RETIRED_INDEXES = ("history_deployment_version_ids_idx",)
 
 
 class MessageMatches(Func):
@@ -144,14 +152,18 @@ PG_MATCHES = {
 # The newest {probe} deployments tested row by row (how many match, counting no further than
 # a quarter of them, {enough}: the plan's choice; a common word is known after a few rows), then,
 # only when fewer than a quarter match, each way read from its own index (UNION ALL: a row
-# matching two ways counts twice), up to a limit, their count and distinct ids (an array in
-# text). {any} is the ways ORed, {each} each way as a SELECT of ids.
+# matching two ways counts twice), up to a limit, their count, their distinct ids and the ids
+# of the newest of them, up to a second limit (arrays in text). {any} is the ways ORed, {each}
+# each way as a SELECT of ids and creation times.
 PG_IDS = """WITH probe AS (SELECT count(*) AS n FROM (SELECT FROM (SELECT id, message, version_id,
 deployed_by_id FROM "deployments_deployment"
 ORDER BY created_at DESC, id DESC LIMIT {probe}) d WHERE {any} LIMIT {enough}) m),
-found AS (SELECT u.id FROM ({each} LIMIT %s) u WHERE (SELECT n FROM probe) * 4 < {probe})
+found AS (SELECT u.id, u.created_at FROM ({each} LIMIT %s) u
+WHERE (SELECT n FROM probe) * 4 < {probe})
 SELECT (SELECT n FROM probe), (SELECT count(*) FROM found),
-coalesce((SELECT array_agg(DISTINCT id)::text FROM found), '{{}}')"""
+coalesce((SELECT array_agg(DISTINCT id)::text FROM found), '{{}}'),
+coalesce((SELECT array_agg(id)::text FROM (SELECT id FROM found GROUP BY id, created_at
+ORDER BY created_at DESC, id DESC LIMIT %s) newest), '{{}}')"""
 
 
 def words(text: str) -> list[str]:
@@ -290,25 +302,40 @@ def _ways(
     return ways
 
 
+class PgMatches(NamedTuple):
+    """What pg_matching_ids read (arrays in text, for AmongIds)."""
+
+    probed: int  # matches among the newest `probe` deployments, counted up to a quarter
+    found: int  # rows read from the ways' indexes (0 for a common word)
+    ids: str  # their distinct ids
+    newest: str  # the ids of the newest `newest` of them, by (created_at, id)
+
+
 def pg_matching_ids(
-    text: str, connection: BaseDatabaseWrapper, *, sha_prefix: bool, probe: int, up_to: int
-) -> tuple[int, int, str]:
+    text: str,
+    connection: BaseDatabaseWrapper,
+    *,
+    sha_prefix: bool,
+    probe: int,
+    up_to: int,
+    newest: int = 0,
+) -> PgMatches:
     """PostgreSQL, one statement (PG_IDS): how many of the newest `probe` deployments a search
     matches, counting no further than a quarter of them (rounded up); then, only when fewer
     than a quarter of them do, how many rows reading each way from its index gave (up to
-    `up_to`; a row matching two ways counts twice) and their distinct ids as an array in text
-    (for AmongIds), else 0 and "{}". The ways of matching_deployments and the selector's
-    others (a user name containing the text; with `sha_prefix`, a sha starting with it),
-    written as fixed SQL: built as querysets, the probe, the union and their compilation were
-    two statements and a third of a millisecond of Python more, and the ids came back as
-    Python ints to be sent back."""
+    `up_to`; a row matching two ways counts twice), their distinct ids and the ids of the
+    `newest` most recent of them, else 0 and "{}"s. The ways of matching_deployments and the
+    selector's others (a user name containing the text; with `sha_prefix`, a sha starting
+    with it), written as fixed SQL: built as querysets, the probe, the union and their
+    compilation were two statements and a third of a millisecond of Python more, and the ids
+    came back as Python ints to be sent back."""
     found = words(text)
     query = " & ".join(f"{word}:*" for word in found)
     ways = _ways(text, query if found else None, connection, sha_prefix=sha_prefix)
     conditions = [PG_MATCHES[way] for way, _ in ways]
     values = [value for _, value in ways]
     each = " UNION ALL ".join(
-        f'(SELECT id FROM "deployments_deployment" WHERE {c})'  # noqa: S608 -- constants
+        f'(SELECT id, created_at FROM "deployments_deployment" WHERE {c})'  # noqa: S608
         for c in conditions
     )
     # SECURITY: the statement is this module's constants; the text travels as parameters.
@@ -322,9 +349,9 @@ def pg_matching_ids(
     # plans its own statements.
     opened = connection.cursor() if sha_prefix else prepared_cursor(connection.alias)
     with opened as cursor:
-        cursor.execute(sql, (*values, *values, up_to))
-        probed, count, ids = cursor.fetchone()
-    return int(probed), int(count), str(ids)
+        cursor.execute(sql, (*values, *values, up_to, newest))
+        probed, count, ids, newest_ids = cursor.fetchone()
+    return PgMatches(int(probed), int(count), str(ids), str(newest_ids))
 
 
 def messages_found(text: str, connection: BaseDatabaseWrapper, *, up_to: int) -> int:
@@ -394,6 +421,8 @@ def ensure_schema(connection: BaseDatabaseWrapper) -> None:
                 if _has_table(cursor, content):
                     held = f"({key}) INCLUDE ({included})"
                     cursor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {content} {held}")
+            for name in PG_RETIRED_INDEXES:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
 
 
 def _has_table(cursor: Any, name: str) -> bool:

@@ -54,7 +54,7 @@ def test_the_statement_reads_what_djangos_lookups_read(text: str, sha_prefix: bo
     expected = _django_reads(text, sha_prefix=sha_prefix)
     anywhere = reduce(operator.or_, _conditions(text, sha_prefix=sha_prefix))
     among_newest = Deployment.objects.filter(anywhere).count()  # the newest 10**6: all of them
-    probed, found, ids = pg_matching_ids(
+    probed, found, ids, _ = pg_matching_ids(
         text, connection, sha_prefix=sha_prefix, probe=10**6, up_to=100
     )
     assert probed == among_newest
@@ -66,7 +66,9 @@ def test_the_statement_reads_what_djangos_lookups_read(text: str, sha_prefix: bo
 def test_the_probe_counts_the_newest_only_and_a_common_word_reads_no_ids() -> None:
     newest = Deployment.objects.order_by("-created_at", "-id")[:2]
     by_alice = [d for d in newest if d.deployed_by.username == "alice"]
-    probed, found, ids = pg_matching_ids("alice", connection, sha_prefix=False, probe=2, up_to=100)
+    probed, found, ids, _ = pg_matching_ids(
+        "alice", connection, sha_prefix=False, probe=2, up_to=100
+    )
     assert probed == len(by_alice) == 1  # "hotfix" by alice, "deployment 7" by back\slash
     assert (found, ids) == (0, "{}")  # a quarter of the newest match: no ids read
 
@@ -75,15 +77,23 @@ def test_the_probe_counts_the_newest_only_and_a_common_word_reads_no_ids() -> No
 def test_the_probe_counts_no_further_than_a_quarter_of_the_newest() -> None:
     """Three of the four deployments match "e" (a user name): a common word is known as soon
     as a quarter of the newest match, without testing the rest of them."""
-    assert pg_matching_ids("e", connection, sha_prefix=False, probe=4, up_to=100) == (1, 0, "{}")
-    assert pg_matching_ids("e", connection, sha_prefix=False, probe=7, up_to=100) == (2, 0, "{}")
-    probed, found, _ = pg_matching_ids("e", connection, sha_prefix=False, probe=16, up_to=100)
+    assert pg_matching_ids("e", connection, sha_prefix=False, probe=4, up_to=100)[:3] == (
+        1,
+        0,
+        "{}",
+    )
+    assert pg_matching_ids("e", connection, sha_prefix=False, probe=7, up_to=100)[:3] == (
+        2,
+        0,
+        "{}",
+    )
+    probed, found, *_ = pg_matching_ids("e", connection, sha_prefix=False, probe=16, up_to=100)
     assert (probed, found) == (3, 3)  # fewer than a quarter of 16: rare, the ids are read
 
 
 @pytest.mark.usefixtures("made")
 def test_the_statement_counts_no_further_than_its_limit() -> None:
-    probed, found, ids = pg_matching_ids("e", connection, sha_prefix=False, probe=10**6, up_to=2)
+    probed, found, ids, _ = pg_matching_ids("e", connection, sha_prefix=False, probe=10**6, up_to=2)
     assert probed == 3  # deployed by alice (twice) and dev_ops%1: an e in the name
     assert found == 2
     assert len(ids.strip("{}").split(",")) == 2
@@ -138,7 +148,11 @@ def test_with_prepared_statements_off_the_statement_reads_the_same(
     text: str, sha_prefix: bool
 ) -> None:
     for _ in range(RUNS):  # past the runs after which PostgreSQL may keep its generic plan
-        prepared = pg_matching_ids(text, connection, sha_prefix=sha_prefix, probe=2, up_to=100)
+        prepared = pg_matching_ids(
+            text, connection, sha_prefix=sha_prefix, probe=2, up_to=100, newest=2
+        )
     with prepared_statements_off():
-        plain = pg_matching_ids(text, connection, sha_prefix=sha_prefix, probe=2, up_to=100)
+        plain = pg_matching_ids(
+            text, connection, sha_prefix=sha_prefix, probe=2, up_to=100, newest=2
+        )
     assert plain == prepared
