@@ -899,7 +899,7 @@ def drive_deployment(
                 )
         if heartbeat is not None:
             heartbeat.release(deployment.pk)  # after the lease: then the lock
-        connections.close_all()
+        _connection_after_rollout()
         context.leave_deployment(tokens)
 
 
@@ -950,6 +950,18 @@ def _give_connection_back() -> None:
     connections are files of this process: kept. Never inside a transaction."""
     connection = connections["default"]
     if connection.vendor != "sqlite" and not connection.in_atomic_block:
+        connections.close_all()
+
+
+def _connection_after_rollout() -> None:
+    """This rollout thread's connection once its rollout is over: closed on PostgreSQL (back to
+    the worker process's pool: a thread waiting for its next rollout holds none of the server's
+    slots), kept on SQLite, where it is a file of this process, for the thread's next rollout.
+    Opened again, it made that rollout's first write, the timeline entry sent before the first
+    apply, wait 3.9 ms (Django's SQL functions registered again, the journal mode set again).
+    Closed on SQLite too when a transaction was left open."""
+    connection = connections["default"]
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
         connections.close_all()
 
 
