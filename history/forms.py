@@ -15,7 +15,7 @@ from deployments.models import Service
 from deployments.selectors import HistoryFilters
 from deployments.status import Status
 from environments.models import Environment
-from history.selectors import ALL_EVENTS, KINDS, EventFilters, filter_options
+from history.selectors import ALL_EVENTS, KINDS, EventFilters, filter_options, read_catalogue
 from permissions.selectors import Visibility, visibility
 
 
@@ -215,7 +215,14 @@ class HistoryFilterForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # Every service and environment (their names for the options, with what the rules
+        # decide over) and the user filter's name resolved, in one statement read before what
+        # the reader may view is decided (read_catalogue): it then reads neither table again.
+        self._username = self._username_to_find()
+        catalogue = read_catalogue(username=self._username, using=Service.objects.db)
+        self._user_id = catalogue.user_id
         seen = seen if seen is not None else visibility(user)
+        self.seen = seen  # what the page's rows are read with
         # SECURITY: offer (and accept) only the services and environments the user may view.
         services, environments = Service.objects.only("name"), Environment.objects.only("name")
         # A reader who may view every service of some environment may view every service, and
@@ -234,21 +241,15 @@ class HistoryFilterForm(forms.Form):
         environment: Any = self.fields["environment"]
         environment.queryset = environments
         # The options as plain names (the widgets would otherwise build a model instance per
-        # option), and the choice answered from the same rows; the user filter's name resolved
-        # in the same statement (filter_options).
-        # SECURITY: these pairs are read with the ids that filter the querysets above: a name
-        # the reader may not view is not among them and is refused as any unknown name.
-        self._username = self._username_to_find()
+        # option), and the choice answered from the same rows.
+        # SECURITY: these pairs are narrowed with the ids that filter the querysets above: a
+        # name the reader may not view is not among them and is refused as any unknown name.
         options = filter_options(
-            service_ids=service_ids,
-            environment_ids=environment_ids,
-            username=self._username,
-            using=services.db,
+            catalogue, service_ids=service_ids, environment_ids=environment_ids
         )
         for field, pairs in ((service, options.services), (environment, options.environments)):
             field.widget.names = tuple(name for name, _ in pairs)
             field.ids_by_name = dict(pairs)
-        self._user_id = options.user_id
 
     def _username_to_find(self) -> str | None:
         """The user filter's name as clean_user will see it, when it may be looked up with the

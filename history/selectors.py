@@ -15,16 +15,16 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Q, QuerySet, Value
+from django.db.models import CharField, Q, QuerySet, Value
 from django.utils import timezone
 
+from apollo_site.prepared_sql import prepared_cursor
 from deployments.models import Service
 from deployments.phases import elapsed_text
 from environments.models import Environment
 from history.models import AuditEvent
 from history.services import changes
-from history.text_search import AmongIds
-from permissions.selectors import Visibility, allowed_targets, visibility
+from permissions.selectors import Visibility, allowed_targets, share_catalogue, visibility
 from permissions.verbs import Verb
 
 # The kinds of event the History page filters by: how each reads, and which actions it holds.
@@ -51,104 +51,115 @@ ALL_EVENTS = "events"  # the kind filter's value for every kind of event
 class FilterOptions:
     services: list[tuple[str, int]]  # (name, id), by name
     environments: list[tuple[str, int]]  # (name, id), by name
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What the filter form reads first, in one statement (read_catalogue)."""
+
+    services: list[tuple[int, str]]  # every service's (id, name), in no order
+    environments: list[tuple[int, str, str]]  # every environment's (id, availability, name)
     user_id: int | None  # the user named, when one was asked for and exists
 
 
-# Which list each row of filter_options' statement is for: a text constant, because an integer
+# Which list each row of read_catalogue's statement is for: a text constant, because an integer
 # one (an IntegerField) is converted in Python row by row (550 rows: 0.5 ms on SQLite).
 SERVICE, ENVIRONMENT, USER = "s", "e", "u"
-# What the statement is compiled with, found again among its parameters and replaced: no id
-# list is [-1] (ids are positive), and PostgreSQL refuses a NUL in a parameter, so no name
-# compiled in can be sent.
-_IDS_STAND_IN = [-1]
+# What the statement is compiled with, found again among its parameters and replaced:
+# PostgreSQL refuses a NUL in a parameter, so no name compiled in can be sent.
 _NAME_STAND_IN = "\x00name"
 
 
+def read_catalogue(*, username: str | None, using: str = DEFAULT_DB_ALIAS) -> Catalogue:
+    """Every service's (id, name), every environment's (id, availability, name) and the id of
+    the user named, in one statement, before the page asks what its reader may view: the
+    services' ids and the environments' rows are given to the request's permission reads
+    (permissions.selectors.share_catalogue), which then decide over them instead of reading
+    both tables again.
+
+    One statement (UNION ALL) on every database: on PostgreSQL each statement is a round trip, a
+    parse and a plan. As the visibility's two reads and then the options with the user (their
+    names, among the ids the reader may view) they were three statements on a developer's
+    History page; one now (#16). Its SQL is Django's, compiled once per process and shape
+    (_catalogue_sql): compiled and read through Django's row iterators on every page, the 550
+    options cost 1.1 ms of Python on PostgreSQL where executing the compiled statement and
+    fetching its rows takes 0.24 (CPU, 2026-12).
+
+    SECURITY: the rows are every service and environment (the rules decide over all of them);
+    the options are narrowed to what the reader may view by filter_options."""
+    connection = connections[using]
+    sql, params, name_at = _catalogue_sql(using, connection.vendor, with_user=username is not None)
+    bound = list(params)
+    if name_at is not None:
+        bound[name_at] = username
+    # Kept prepared on PostgreSQL (apollo_site.prepared_sql): two tables read whole and a user
+    # by its unique name, the same plan for every name.
+    with prepared_cursor(using) as cursor:
+        cursor.execute(sql, bound)
+        rows = cursor.fetchall()
+    services, environments, users = [], [], []
+    for part, pk, name, availability in rows:
+        if part == SERVICE:
+            services.append((pk, name))
+        elif part == ENVIRONMENT:
+            environments.append((pk, availability, name))
+        else:
+            users.append(pk)
+    share_catalogue([pk for pk, _ in services], environments)
+    return Catalogue(services, environments, users[0] if users else None)
+
+
 def filter_options(
+    catalogue: Catalogue,
     *,
     service_ids: Collection[int] | None,
     environment_ids: Collection[int] | None,
-    username: str | None,
-    using: str = DEFAULT_DB_ALIAS,
 ) -> FilterOptions:
-    """The filter form's reads: the services' and environments' (name, id) pairs the reader may
-    choose from (those of `service_ids` and `environment_ids`; None: every one), by name, and
-    the id of the user named.
-
-    One statement (UNION ALL) on every database: on PostgreSQL each statement is a round trip, a
-    parse and a plan, and as three (two option lists and a user looked up by name) they were a
-    fixed cost of every History page (#16). Its SQL is Django's, compiled once per process and
-    shape (_options_sql): compiled and read through Django's row iterators on every page, the
-    550 options cost 1.1 ms of Python on PostgreSQL where executing the compiled statement and
-    fetching its rows takes 0.24 (CPU, 2026-12). Sorted here, by code point (as SQLite's
-    BINARY collation and PostgreSQL's C collation sort): sorting the union by name took
-    PostgreSQL 0.3 ms."""
-    connection = connections[using]
-    sql, params, ids_at, name_at = _options_sql(
-        using,
-        connection.vendor,
-        services_filtered=service_ids is not None,
-        environments_filtered=environment_ids is not None,
-        with_user=username is not None,
+    """The services' and environments' (name, id) pairs the reader may choose from (those of
+    `service_ids` and `environment_ids`; None: every one), by name: by code point, as SQLite's
+    BINARY collation and PostgreSQL's C collation sort (sorting the union by name took
+    PostgreSQL 0.3 ms)."""
+    services = sorted(
+        (name, pk) for pk, name in catalogue.services if service_ids is None or pk in service_ids
     )
-    bound = list(params)
-    lists = [ids for ids in (service_ids, environment_ids) if ids is not None]
-    for position, ids in zip(ids_at, lists, strict=True):
-        bound[position] = AmongIds.parameter(sorted(ids), connection)
-    if name_at is not None:
-        bound[name_at] = username
-    with connection.cursor() as cursor:
-        cursor.execute(sql, bound)
-        rows = cursor.fetchall()
-    rows.sort()  # by list, then name
-    read: dict[str, list[tuple[str, int]]] = {SERVICE: [], ENVIRONMENT: [], USER: []}
-    for part, name, pk in rows:
-        read[part].append((name, pk))
-    found = read[USER]
-    return FilterOptions(read[SERVICE], read[ENVIRONMENT], found[0][1] if found else None)
+    environments = sorted(
+        (name, pk)
+        for pk, _, name in catalogue.environments
+        if environment_ids is None or pk in environment_ids
+    )
+    return FilterOptions(services, environments)
 
 
 @cache
-def _options_sql(
-    using: str,
-    vendor: str,
-    *,
-    services_filtered: bool,
-    environments_filtered: bool,
-    with_user: bool,
-) -> tuple[str, tuple[Any, ...], tuple[int, ...], int | None]:
-    """filter_options' statement for one shape on one database (its alias and vendor, the key
-    of the cache), compiled by Django: (the SQL, its parameters,
-    the positions of the service and environment id lists among them, in that order, and of
-    the user's name). Each stand-in must be found exactly once, or this fails on the first
-    read rather than bind a list where another parameter belongs."""
-    services: QuerySet[Any] = Service.objects.all()
-    environments: QuerySet[Any] = Environment.objects.all()
-    filtered = []
-    if services_filtered:
-        services = services.filter(AmongIds(_IDS_STAND_IN))
-        filtered.append(SERVICE)
-    if environments_filtered:
-        environments = environments.filter(AmongIds(_IDS_STAND_IN))
-        filtered.append(ENVIRONMENT)
-    reads: dict[str, tuple[QuerySet[Any], str]] = {
-        SERVICE: (services, "name"),
-        ENVIRONMENT: (environments, "name"),
-    }
-    if with_user:
-        reads[USER] = (User.objects.filter(username=_NAME_STAND_IN), "username")
+def _catalogue_sql(
+    using: str, vendor: str, *, with_user: bool
+) -> tuple[str, tuple[Any, ...], int | None]:
+    """read_catalogue's statement for one shape on one database (its alias and vendor, the key
+    of the cache), compiled by Django: (the SQL, its parameters, the position of the user's
+    name among them). The stand-in must be found exactly once, or this fails on the first
+    read rather than bind the name where another parameter belongs."""
+    no_availability = Value("", output_field=CharField())
     parts: list[Any] = [
-        rows.order_by().annotate(part=Value(part)).values_list("part", name, "pk")
-        for part, (rows, name) in reads.items()
+        Service.objects.order_by()
+        .annotate(part=Value(SERVICE), availability_=no_availability)
+        .values_list("part", "pk", "name", "availability_"),
+        Environment.objects.order_by()
+        .annotate(part=Value(ENVIRONMENT))
+        .values_list("part", "pk", "name", "availability"),
     ]
+    if with_user:
+        parts.append(
+            User.objects.filter(username=_NAME_STAND_IN)
+            .order_by()
+            .annotate(part=Value(USER), availability_=no_availability)
+            .values_list("part", "pk", "username", "availability_")
+        )
     union = parts[0].union(*parts[1:], all=True)
     sql, params = union.query.get_compiler(using=using).as_sql()
-    stand_in = AmongIds.parameter(_IDS_STAND_IN, connections[using])
-    ids_at = tuple(i for i, value in enumerate(params) if value == stand_in)
     names_at = [i for i, value in enumerate(params) if value == _NAME_STAND_IN]
-    if len(ids_at) != len(filtered) or len(names_at) != with_user:
-        raise RuntimeError("the filter options' statement binds its stand-ins unexpectedly")
-    return sql, tuple(params), ids_at, names_at[0] if names_at else None
+    if len(names_at) != with_user:
+        raise RuntimeError("the catalogue's statement binds its stand-in unexpectedly")
+    return sql, tuple(params), names_at[0] if names_at else None
 
 
 def visible_events(

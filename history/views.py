@@ -6,7 +6,6 @@ from django.views.decorators.http import require_GET
 from deployments.selectors import TableRow, history_page, parse_cursor
 from history.forms import HistoryFilterForm
 from history.selectors import EventView, events_page
-from permissions.selectors import visibility
 
 PAGE_SIZE = 50
 
@@ -17,9 +16,10 @@ def history_list(request: HttpRequest) -> HttpResponse:
     """Deployments (or, with ?kind=, changes and actions: services, environments, clusters,
     groups, grants, blockers, shells, restarts, scaling...), newest first, filtered, in keyset
     pages. Only what the user may view (deployments.selectors, history.selectors)."""
-    # What the reader may view, computed once for the form's choices and the page's rows.
-    seen = visibility(request.user)
-    form = HistoryFilterForm(request.GET, user=request.user, seen=seen)
+    # What the reader may view, decided once (by the form, after its first read) for its
+    # choices and the page's rows.
+    form = HistoryFilterForm(request.GET, user=request.user)
+    seen = form.seen
     page: list[TableRow] = []
     events: list[EventView] | None = None
     next_cursor = ""

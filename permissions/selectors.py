@@ -352,6 +352,23 @@ def _environment_catalogue() -> list[tuple[int, str, str]]:
 _EVERY_ENVIRONMENT = ("every environment",)
 
 
+def share_catalogue(service_ids: list[int], environments: list[tuple[int, str, str]]) -> None:
+    """The catalogue a page read itself, with other rows in the same statement (History's
+    filter form: history.selectors.read_catalogue), given to this request's shared reads
+    before it asks what the user may view: the rules then decide over these rows and read
+    neither table again. Outside a request, nothing is kept. What was read before stays.
+
+    SECURITY: `service_ids` must be every service's id and `environments` every environment's
+    (id, availability, name), read from the tables as they are now: the rules decide over
+    them, and a row left out would be a service or an environment never allowed, or never
+    refused."""
+    reads = _request_reads.get()
+    if reads is None:
+        return
+    reads.setdefault(("services",), service_ids)
+    reads.setdefault(("environments",), environments)
+
+
 def every_environment() -> list[Environment]:
     """Every environment, in name order, read once per request (callers must not mutate them).
     A page that lists the environments with all they say (the Deploy page) reads them before

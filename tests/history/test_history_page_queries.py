@@ -19,9 +19,9 @@ from tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
-# What the page reads: the session and its user, the reader's view holdings, services and
-# environments (their visibility), the header's deploy holdings, the form's two option lists,
-# the page; a filter or a search adds its own lookups (a user by name, the matches). Bob holds
+# What the page reads: the session and its user, the services and environments with the user
+# named (the form's catalogue, which the visibility is decided over), the reader's view
+# holdings, the header's deploy holdings, the page; a search adds its matches. Bob holds
 # deploy grants: the header reads the services and environments to find where he may deploy.
 MAX_QUERIES = {"reader": 12, "carol": 12, "bob": 14}
 
