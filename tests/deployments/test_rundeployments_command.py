@@ -55,7 +55,8 @@ def test_sigterm_during_a_rollout_hands_the_deployment_over_to_the_next_worker(
     except AssertionError as exc:
         # Say what the worker process printed: the deployment alone does not tell why.
         raise AssertionError(f"{exc}\nworker output: {command.drain()}") from None
-    assert command.stop(signal.SIGTERM) == 0
+    stopped = command.stop(signal.SIGTERM)
+    assert stopped == 0, f"exit {stopped}; worker output: {command.drain()}"
     command.wait_for_line("deployment worker stopped", timeout=5)
     applied.refresh_from_db()
     # Not stuck: still STARTED, but with its lease released at once (not after 30 s).
