@@ -26,18 +26,28 @@ message when there is none). The figure is the difference of the medians: what A
 the moment kubectl would say the rollout is complete. Both sides run in the same loaded
 process and machine, alternating, so that the noise falls on both.
 
-Runs kubesim embedded (or starts the control plane) and the worker in a thread, DEBUG off as in
-production, on its own SQLite database under var/ (BENCH_DATABASE_URL overrides), never on the
-database DATABASE_URL names.
+Runs kubesim embedded (or starts the control plane) in this process, which also sends the POST
+through Django's test client, DEBUG off as in production, on its own SQLite database under var/
+(BENCH_DATABASE_URL overrides), never on the database DATABASE_URL names. The worker is
+`manage.py rundeployments` in a process of its own, as in production, woken at commit through
+its SQLite wake-up socket; its claim, applies, follow and finish are wrapped to stamp
+perf_counter() (CLOCK_MONOTONIC, one clock for the machine's processes) and the stamps come back
+on its stdout. `--worker thread` runs it in a thread of this process instead, as sessions up to
+13 measured: it then waits for the GIL behind the POST's own response and kubesim's threads
+(Python hands the GIL over every 5 ms), which production's separate process never does.
 """
 
+import contextlib
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +64,10 @@ SIDE_BY_SIDE_STARTUP = 2.0  # seconds a pod takes to start (kubesim), as in the 
 ROLLOUT_STATUS = ("rollout", "status", "deployment/web", "--timeout=60s")
 NAMESPACE = "bench"
 POLL_INTERVALS = (0.2, 0.05)  # rundeployments' default, and a tight loop
+WORKER_MODES = {
+    "process": "worker: manage.py rundeployments in a process of its own",
+    "thread": "worker in a thread of the process that serves the POST and runs kubesim",
+}
 SERVICE_TEMPLATE = """\
 apiVersion: v1
 kind: Service
@@ -67,20 +81,32 @@ spec:
 
 
 class Stamps:
-    """perf_counter() of each step of the deployment being measured (one at a time)."""
+    """perf_counter() of each step of the deployment being measured (one at a time).
+
+    perf_counter() is CLOCK_MONOTONIC on Linux, one clock for every process of the machine:
+    the worker's process stamps its steps and sends them here (`_read_stamps`), and they
+    compare with this process's stamps of the POST."""
 
     def __init__(self) -> None:
+        self.sink: Any = None  # the worker's process: where each first stamp is sent
         self.reset()
 
     def reset(self) -> None:
         self.at: dict[str, float] = {}
         self.finished = threading.Event()
 
-    def mark(self, step: str) -> None:
-        self.at.setdefault(step, time.perf_counter())
+    def mark(self, step: str, at: float | None = None) -> None:
+        stamp = time.perf_counter() if at is None else at
+        if self.at.setdefault(step, stamp) != stamp:
+            return  # (only a step's first time counts)
+        if self.sink is not None:
+            self.sink(step, stamp)
+        if step == "finished":
+            self.finished.set()
 
 
 STAMPS = Stamps()
+STAMP_PREFIX = "STAMP "  # the worker's lines that carry a stamp (its other output is not)
 
 
 def _instrument() -> None:
@@ -94,6 +120,8 @@ def _instrument() -> None:
     def timed_claim(*args: Any, **kwargs: Any) -> Any:
         claimed = claim(*args, **kwargs)
         if claimed is not None:
+            if STAMPS.sink is not None:
+                STAMPS.reset()  # the worker's process: a new deployment's steps
             STAMPS.mark("claimed")
         return claimed
 
@@ -105,9 +133,8 @@ def _instrument() -> None:
 
     def timed_finish(self: Any, status: Any, reason: str, **kwargs: Any) -> None:
         finish(self, status, reason, **kwargs)
+        STAMPS.mark("status", 1.0 if status == "DONE" else 0.0)
         STAMPS.mark("finished")
-        STAMPS.at["status"] = 1.0 if status == "DONE" else 0.0
-        STAMPS.finished.set()
 
     def timed_follow(self: Any, **kwargs: Any) -> Any:
         # Follower.follow is a generator (the worker records what it yields): wrap it as one.
@@ -120,6 +147,69 @@ def _instrument() -> None:
     rollout.Follower.follow = timed_follow  # type: ignore[method-assign]
     kube.apply = timed_apply
     worker.Run.finish = timed_finish  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _worker(poll: float, mode: str) -> Iterator[None]:
+    """A deployment worker for the duration: `manage.py rundeployments` in a process of its
+    own, as in production (mode "process"), or run_worker in a thread of this process, which
+    then shares the GIL with the POST and with kubesim (mode "thread")."""
+    if mode == "thread":
+        from deployments.engine import worker
+
+        shutdown = threading.Event()
+        thread = threading.Thread(
+            target=worker.run_worker,
+            kwargs={"shutdown": shutdown, "poll_interval": poll, "owner": "bench"},
+            daemon=True,
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            shutdown.set()
+            thread.join(timeout=30)
+        return
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker-child", str(poll)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert process.stdout is not None
+    reader = threading.Thread(target=_read_stamps, args=(process.stdout,), daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        process.terminate()  # SIGTERM: rundeployments stops claiming and exits
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+
+
+def _read_stamps(lines: Any) -> None:
+    for line in lines:
+        if line.startswith(STAMP_PREFIX):
+            step, at = json.loads(line[len(STAMP_PREFIX) :])
+            STAMPS.mark(step, at)
+
+
+def _worker_child(poll: float) -> None:
+    """The worker's process: rundeployments, its steps stamped and sent on stdout."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import override_settings
+
+    override_settings(DEBUG=False).enable()
+
+    lock = threading.Lock()  # the documents are applied by concurrent threads
+
+    def send(step: str, at: float) -> None:
+        with lock:
+            sys.stdout.write(f"{STAMP_PREFIX}{json.dumps([step, at])}\n")
+            sys.stdout.flush()
+
+    STAMPS.sink = send
+    _instrument()
+    call_command("rundeployments", poll_interval=poll)
 
 
 def _setup(sim: Any) -> tuple[Any, Any, Any]:
@@ -279,35 +369,23 @@ def _kubectl_once(kubectl: str, kubeconfig: Path, documents: list[dict[str, Any]
     return elapsed
 
 
-def _side_by_side(sim: Any, key: str, environment: Any, service: Any) -> dict[str, Any]:
+def _side_by_side(sim: Any, key: str, environment: Any, service: Any, mode: str) -> dict[str, Any]:
     """Apollo's POST → DONE and kubectl's apply + rollout status, alternating, realistic pods."""
     import secrets
 
     from bench.common import row
-    from deployments.engine import worker
 
     kubectl = _kubectl()
     if kubectl is None:
         return {"skipped": "no kubectl: `make kubectl` builds var/bin/kubectl"}
     apollo, bare = [], []
-    shutdown = threading.Event()
-    thread = threading.Thread(
-        target=worker.run_worker,
-        kwargs={"shutdown": shutdown, "poll_interval": POLL_INTERVALS[0], "owner": "bench"},
-        daemon=True,
-    )
-    thread.start()
-    try:
-        with sim.settings(startup_delay=SIDE_BY_SIDE_STARTUP):
-            _deploy_once(key, environment, service, 0)  # warm-up of both sides
-            _kubectl_once(kubectl, sim.kubeconfig_path, _documents(service, environment, "0" * 40))
-            for _ in range(SIDE_BY_SIDE_RUNS):
-                apollo.append(_deploy_once(key, environment, service, 0)["to_done"])
-                documents = _documents(service, environment, secrets.token_hex(20))
-                bare.append(_kubectl_once(kubectl, sim.kubeconfig_path, documents))
-    finally:
-        shutdown.set()
-        thread.join(timeout=30)
+    with _worker(POLL_INTERVALS[0], mode), sim.settings(startup_delay=SIDE_BY_SIDE_STARTUP):
+        _deploy_once(key, environment, service, 0)  # warm-up of both sides
+        _kubectl_once(kubectl, sim.kubeconfig_path, _documents(service, environment, "0" * 40))
+        for _ in range(SIDE_BY_SIDE_RUNS):
+            apollo.append(_deploy_once(key, environment, service, 0)["to_done"])
+            documents = _documents(service, environment, secrets.token_hex(20))
+            bare.append(_kubectl_once(kubectl, sim.kubeconfig_path, documents))
     difference = statistics.median(apollo) - statistics.median(bare)
     return {
         "kubectl": kubectl,
@@ -366,7 +444,9 @@ def _control_plane_with_namespace(tmp: Path) -> Any:
     return running()
 
 
-def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[str, Any]:
+def main(
+    cluster_kind: str = "kubesim", *, side_by_side: bool = True, worker_mode: str = "process"
+) -> dict[str, Any]:
     from bench.common import remove_sqlite_database
 
     remove_sqlite_database(BENCH_DB)
@@ -388,7 +468,6 @@ def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[st
     from django.core.management import call_command
 
     from bench.common import row, write_result
-    from deployments.engine import worker
 
     call_command("migrate", verbosity=0, interactive=False)
     _instrument()
@@ -399,20 +478,12 @@ def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[st
         _, key = issue_token(actor=None, user=user, name="bench")
         runs: dict[float, list[dict[str, float]]] = {}
         for poll in POLL_INTERVALS:
-            shutdown = threading.Event()
-            thread = threading.Thread(
-                target=worker.run_worker,
-                kwargs={"shutdown": shutdown, "poll_interval": poll, "owner": "bench"},
-                daemon=True,
-            )
-            thread.start()
-            _deploy_once(key, environment, service, poll)  # warm-up: clients, templates
-            runs[poll] = [_deploy_once(key, environment, service, poll) for _ in range(DEPLOYS)]
-            shutdown.set()
-            thread.join(timeout=30)
+            with _worker(poll, worker_mode):
+                _deploy_once(key, environment, service, poll)  # warm-up: clients, templates
+                runs[poll] = [_deploy_once(key, environment, service, poll) for _ in range(DEPLOYS)]
         applies, rollouts = _baselines(sim, service, environment)
         side = (
-            _side_by_side(sim, key, environment, service)
+            _side_by_side(sim, key, environment, service, worker_mode)
             if cluster_kind == "kubesim" and side_by_side
             else None
         )
@@ -450,7 +521,7 @@ def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[st
         "name": name,
         "cluster": cluster_kind,
         "setup": f"{DEPLOYS} sequential deployments of 2 replicas (Deployment + Service), "
-        f"{where}, worker in a thread, SQLite",
+        f"{where}, {WORKER_MODES[worker_mode]}, SQLite",
         "rows": rows,
         "breakdown_median_ms": breakdown,
     }
@@ -464,7 +535,6 @@ def main(cluster_kind: str = "kubesim", *, side_by_side: bool = True) -> dict[st
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     parser = argparse.ArgumentParser(description="Apollo's deploy latency on a cluster")
     parser.add_argument("--cluster", choices=("kubesim", "kubernetes"), default="kubesim")
@@ -473,5 +543,19 @@ if __name__ == "__main__":
         action="store_true",
         help="only the instant-pod runs (a quicker before/after of Apollo's own overhead)",
     )
+    parser.add_argument(
+        "--worker",
+        choices=tuple(WORKER_MODES),
+        default="process",
+        help="process (default): rundeployments in a process of its own, as in production; "
+        "thread: in this process, sharing its GIL with the POST and kubesim",
+    )
+    parser.add_argument("--worker-child", type=float, metavar="POLL", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    print(json.dumps(main(arguments.cluster, side_by_side=not arguments.no_side_by_side), indent=2))
+    if arguments.worker_child is not None:
+        _worker_child(arguments.worker_child)
+        sys.exit(0)
+    result = main(
+        arguments.cluster, side_by_side=not arguments.no_side_by_side, worker_mode=arguments.worker
+    )
+    print(json.dumps(result, indent=2))
