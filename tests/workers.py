@@ -103,7 +103,8 @@ class WorkerProcess:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -114,6 +115,11 @@ class WorkerProcess:
         while not self.lines.empty():
             self.output.append(self.lines.get())
         return self.output
+
+    def finished_output(self, timeout: float = 30) -> list[str]:
+        """Every line of a process that has exited: its reader has read the pipe to its end."""
+        self.reader.join(timeout)
+        return self.drain()
 
     def wait_for_line(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout

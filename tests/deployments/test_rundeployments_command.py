@@ -42,6 +42,18 @@ def test_the_worker_starts_and_stops_cleanly_on_a_signal(
     assert not any("Traceback" in line for line in command.output)
 
 
+def test_a_fatal_error_prints_every_thread_s_stack(command: WorkerProcess) -> None:
+    """faulthandler is on: a worker killed by a fatal error (SIGABRT here, as an abort at
+    exit or a crash in a C extension would) says where each of its threads was, rather than
+    leave a bare exit status."""
+    command.wait_for_line("waiting for work")  # in its claim loop
+    assert command.stop(signal.SIGABRT) == -signal.SIGABRT
+    output = "\n".join(command.finished_output())
+    assert "Fatal Python error: Aborted" in output
+    assert 'File "' in output
+    assert "run_worker" in output or "_claim_loop" in output, output
+
+
 def test_sigterm_during_a_rollout_hands_the_deployment_over_to_the_next_worker(
     command: WorkerProcess, bob: User, staging: Environment, kubesim: KubesimHandle
 ) -> None:

@@ -1,4 +1,5 @@
 import argparse
+import faulthandler
 import signal
 import threading
 from typing import Any
@@ -47,6 +48,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # A fatal error (a crash in a C extension, an abort at exit) prints every thread's
+        # Python stack on stderr before the process dies, rather than a bare exit status.
+        faulthandler.enable()
         use_pool()  # (PostgreSQL: before any thread of the worker opens a connection)
         frozen = startup.settle()  # (before its threads start: what lives as long as it)
         shutdown = threading.Event()
