@@ -84,6 +84,8 @@ STATUS_CHECK_SECONDS = following.STATUS_SECONDS  # how soon a cancellation is se
 # following 100 rollouts a seventh of its time. A worker killed meanwhile loses at most this
 # much of what it saw (the next worker judges the rollout on the cluster's state anyway).
 TIMELINE_WRITE_SECONDS = following.WRITE_SECONDS
+# How long a stopping worker waits, in all, for its closed watches' threads to end.
+WATCHES_CLOSING_SECONDS = 5.0
 T = TypeVar("T")
 RESUMABLE = [Status.STARTED, Status.PENDING_CANCELLATION, Status.CANCELING]
 
@@ -1072,7 +1074,9 @@ def run_worker(
     finally:
         heartbeat.stop()
         connections.close_all()
-        namespace_watch.close_unused()  # (those lingering for a next rollout: none will come)
+        # Those lingering for a next rollout (none will come), their threads ended: none may
+        # still be reading from a cluster when the process exits.
+        namespace_watch.close_unused(wait=WATCHES_CLOSING_SECONDS)
 
 
 def _finish_or_hand_over(

@@ -4,7 +4,9 @@ the worker needs nothing from the web process)."""
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -17,7 +19,7 @@ from environments.models import Environment
 from kubesim.testing import KubesimHandle
 from tests import factories
 from tests.kubeenv import deploy, wait_for, wait_until_terminal
-from tests.workers import WorkerProcess
+from tests.workers import WorkerProcess, WorkerThread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +70,7 @@ def test_sigterm_during_a_rollout_hands_the_deployment_over_to_the_next_worker(
         # Say what the worker process printed: the deployment alone does not tell why.
         raise AssertionError(f"{exc}\nworker output: {command.drain()}") from None
     stopped = command.stop(signal.SIGTERM)
-    assert stopped == 0, f"exit {stopped}; worker output: {command.drain()}"
+    assert stopped == 0, f"exit {stopped}; worker output: {command.finished_output()}"
     command.wait_for_line("deployment worker stopped", timeout=5)
     applied.refresh_from_db()
     # Not stuck: still STARTED, but with its lease released at once (not after 30 s).
@@ -95,3 +97,36 @@ def test_sigterm_during_a_rollout_hands_the_deployment_over_to_the_next_worker(
     messages = [entry["message"] for entry in deployment.timeline]
     assert any("resumed by another worker" in m for m in messages)
     assert len([m for m in messages if m.startswith("applied ")]) == 1
+
+
+def test_a_worker_that_ends_leaves_no_watch_of_its_rollouts_reading_from_the_cluster(
+    bob: User, staging: Environment, kubesim: KubesimHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_worker returns once the watches its rollouts left open for a next rollout are
+    closed and their threads have ended: a thread still in OpenSSL while the process exits
+    made a worker sent SIGTERM abort (SIGABRT) (once in 22 runs here, 2026-12)."""
+    from deployments.engine import namespace_watch
+
+    follow_from = namespace_watch.NamespaceWatch.follow_from
+
+    def slow_to_end(watch: namespace_watch.NamespaceWatch[Any], version: str) -> None:
+        follow_from(watch, version)
+        time.sleep(0.5)  # still at work a while after its stream was closed
+
+    monkeypatch.setattr(namespace_watch.NamespaceWatch, "follow_from", slow_to_end)
+    service = factories.make_service("watched", default_variables={"replicas": 1})
+    version = factories.make_version(service)
+    started = WorkerThread("ending")
+    try:
+        outcome = deploy(bob, service, staging, version)
+        deployment = wait_until_terminal(outcome.deployment)  # type: ignore[arg-type]
+        assert deployment.status == Status.DONE, deployment.status_reason
+        # Its watches: lingering for a next rollout in the namespace (LINGER_SECONDS).
+        with namespace_watch._open_lock:
+            watches = [w for w in namespace_watch._open if w.namespace == staging.namespace]
+        assert watches
+        assert all(w.is_alive() for w in watches)
+    finally:
+        started.stop()
+    assert not started.thread.is_alive()
+    assert [w.name for w in watches if w.is_alive()] == []

@@ -260,3 +260,25 @@ def test_a_worker_that_stops_closes_the_watches_left_open_for_a_next_rollout_at_
     busy.close()
     assert namespace_watch.close_unused() >= 1
     until(lambda: kubesim.watches_in(ns) == 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_the_unused_watches_can_wait_until_their_threads_have_ended(
+    kubesim_api: Any, staging: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's end waits for them: a watch's thread still reading its TLS connection while
+    the process exits ran into OpenSSL's cleanup (the worker aborted, SIGABRT)."""
+    ns = staging.namespace
+    create_deployment(kubesim_api, ns, "web")
+    monkeypatch.setattr(namespace_watch, "LINGER_SECONDS", 60.0)
+    seen = _Seen()
+    sub = object_watch.subscribe(
+        staging.cluster, ns, "Deployment", object_watch.named("web"), seen.queue
+    )
+    until(lambda: seen.lists() == [["web"]])
+    watch = sub._watch
+    assert watch is not None
+    sub.close()
+    assert watch.is_alive()  # lingering for a next rollout
+    assert namespace_watch.close_unused(wait=30) >= 1
+    assert not watch.is_alive()
