@@ -44,16 +44,19 @@ def test_the_worker_starts_and_stops_cleanly_on_a_signal(
     assert not any("Traceback" in line for line in command.output)
 
 
-def test_a_fatal_error_prints_every_thread_s_stack(command: WorkerProcess) -> None:
+def test_a_fatal_error_is_reported_by_faulthandler(command: WorkerProcess) -> None:
     """faulthandler is on: a worker killed by a fatal error (SIGABRT here, as an abort at
-    exit or a crash in a C extension would) says where each of its threads was, rather than
-    leave a bare exit status."""
+    exit or a crash in a C extension would) says so, then dumps its threads' stacks, rather
+    than leave a bare exit status. Only the report's first line is certain: faulthandler
+    reads the other threads' frames while they run, and that dump may itself crash the
+    process (SIGSEGV, once in six runs here), as its documentation warns."""
     command.wait_for_line("waiting for work")  # in its claim loop
-    assert command.stop(signal.SIGABRT) == -signal.SIGABRT
+    stopped = command.stop(signal.SIGABRT)
+    assert stopped in (-signal.SIGABRT, -signal.SIGSEGV), stopped
+    # (faulthandler writes the header in two writes to fd 2: a log line could fall between)
     output = "\n".join(command.finished_output())
-    assert "Fatal Python error: Aborted" in output
-    assert 'File "' in output
-    assert "run_worker" in output or "_claim_loop" in output, output
+    assert "Fatal Python error: " in output, output
+    assert "Aborted" in output, output
 
 
 def test_sigterm_during_a_rollout_hands_the_deployment_over_to_the_next_worker(
