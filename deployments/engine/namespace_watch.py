@@ -40,7 +40,8 @@ def close_unused(*, wait: float = 0.0) -> int:
     before its process exits: a watch's thread, woken by its stream's close, may otherwise
     still be in OpenSSL (reading its TLS connection's end) while the exiting process runs
     OpenSSL's cleanup: the likely cause of a worker sent SIGTERM mid-rollout aborting
-    (SIGABRT) at its exit, once in 22 runs on the real control plane (2026-12)."""
+    (SIGABRT) at its exit: 3 times in 57 runs of its test file on the real control plane
+    (2026-12), and in none of 49 runs since."""
     with _open_lock:
         watches = list(_open)
     closed = [watch for watch in watches if watch._close_if_unused(None)]
