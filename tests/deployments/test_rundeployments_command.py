@@ -49,7 +49,7 @@ def test_a_fatal_error_is_reported_by_faulthandler(command: WorkerProcess) -> No
     exit or a crash in a C extension would) says so, then dumps its threads' stacks, rather
     than leave a bare exit status. Only the report's first line is certain: faulthandler
     reads the other threads' frames while they run, and that dump may itself crash the
-    process (SIGSEGV, once in six runs here), as its documentation warns."""
+    process (SIGSEGV, once in 50 runs of this file here), as its documentation warns."""
     command.wait_for_line("waiting for work")  # in its claim loop
     stopped = command.stop(signal.SIGABRT)
     assert stopped in (-signal.SIGABRT, -signal.SIGSEGV), stopped
