@@ -340,7 +340,11 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC") or "UTC"
-USE_I18N = True
+# Apollo speaks English only (no translations of its own, no LocaleMiddleware): Django's
+# documented optimisation for a site without internationalisation, gettext and its lazy strings
+# answered without the translation machinery. The pages are byte for byte the same; History's
+# first page took 0.93 times as long (#16).
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"

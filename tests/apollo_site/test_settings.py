@@ -164,3 +164,21 @@ def test_the_throttles_share_redis_when_several_processes_do() -> None:
     assert result.stdout.strip() == "apollo_site.ops.fallback_cache.RedisCacheWithLocalFallback"
     result = _settings_in_subprocess({}, "s.CACHES['throttles']['BACKEND']")
     assert result.stdout.strip().endswith("LocMemCache")
+
+
+def test_apollo_speaks_english_without_the_translation_machinery() -> None:
+    """USE_I18N off (#16: Django's documented optimisation; History's first page took 0.93
+    times as long): Apollo has no catalogue of its own to translate with and picks no language
+    per request, so gettext answers its text as written, without the per-call lookups of the
+    active language."""
+    from django.conf import settings
+    from django.utils import translation
+    from django.utils.translation import trans_null
+
+    assert settings.USE_I18N is False
+    assert settings.LANGUAGE_CODE == "en-us"
+    assert "django.middleware.locale.LocaleMiddleware" not in settings.MIDDLEWARE
+    assert not [path for path in ROOT.glob("*/locale") if path.is_dir()]
+    assert not getattr(settings, "LOCALE_PATHS", [])
+    assert translation.gettext("%(num)d days") == "%(num)d days"
+    assert translation._trans.gettext is trans_null.gettext  # type: ignore[attr-defined]
