@@ -28,6 +28,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, load_back
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.contrib.sessions.base_session import AbstractBaseSession, BaseSessionManager
 from django.db import models
@@ -76,6 +77,11 @@ _ModelBackendGetUser = ModelBackend.get_user
 _OIDCGetUser = OIDCAuthenticationBackend.get_user
 
 
+# What a session key Django made is written with, and how long it may be.
+_KEY_CHARACTERS = frozenset(VALID_KEY_CHARS)
+SESSION_KEY_LENGTH = AbstractBaseSession._meta.get_field("session_key").max_length or 40
+
+
 class SessionStore(DBStore):
     """settings.SESSION_ENGINE: Django's database store on UserSession."""
 
@@ -84,6 +90,18 @@ class SessionStore(DBStore):
     @classmethod
     def get_model_class(cls) -> type[UserSession]:
         return UserSession
+
+    def _validate_session_key(self, key: str | None) -> bool:
+        """Django's check (8 characters at least), and the key made as Django makes its keys:
+        its alphabet, within the column's length. A cookie of anything else names no session
+        and is not looked up: with a NUL in it, PostgreSQL refused the read and the page
+        failed with a 500."""
+        return bool(
+            super()._validate_session_key(key)  # type: ignore[misc]
+            and key is not None
+            and len(key) <= SESSION_KEY_LENGTH
+            and set(key) <= _KEY_CHARACTERS
+        )
 
     def load(self) -> dict[str, Any]:
         row = self._get_session_from_db()  # type: ignore[attr-defined]  # Django's, unchanged

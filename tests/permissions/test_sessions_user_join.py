@@ -140,6 +140,29 @@ def test_a_session_whose_user_column_is_empty_still_finds_its_user(alice: User) 
     assert _signed_in(client)
 
 
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "abcdefgh\x00ijklmnop",  # PostgreSQL refuses a NUL: the page was a 500
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+        "a" * 41,  # longer than the column
+        "sessionkey-with-\u00e9-in-it",
+        "' OR '1'='1",
+    ],
+)
+def test_a_cookie_no_session_key_looks_like_is_anonymous_and_never_read(
+    alice: User, cookie: str
+) -> None:
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)  # a live session exists: the forged cookie replaces its key
+    client.cookies[settings.SESSION_COOKIE_NAME] = cookie
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(HOME)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+    assert not [q for q in queries.captured_queries if "user_session" in q["sql"]]
+
+
 def test_a_session_of_a_backend_no_longer_configured_is_anonymous(alice: User) -> None:
     client = Client()
     client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
