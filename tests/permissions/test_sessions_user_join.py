@@ -140,6 +140,34 @@ def test_a_session_whose_user_column_is_empty_still_finds_its_user(alice: User) 
     assert _signed_in(client)
 
 
+def test_a_session_whose_user_row_is_gone_is_anonymous(alice: User) -> None:
+    # The column names a user the table no longer has (deleted outside the ORM: the column has
+    # no constraint): nothing is joined, the backend's own read finds nobody.
+    client = Client()
+    client.force_login(alice)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    with connection.cursor() as cursor:
+        cursor.execute('DELETE FROM "auth_user" WHERE "id" = %s', [alice.pk])
+    store = SessionStore(session_key=key)
+    assert store.load()[SESSION_KEY] == str(alice.pk)
+    assert store.joined_user is None
+    assert not _signed_in(client)
+
+
+def test_a_key_with_no_live_session_loads_nothing_and_is_dropped(alice: User) -> None:
+    client = Client()
+    client.force_login(alice)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    UserSession.objects.filter(session_key=key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    for missing in (key, "no-such-session-key-0123456789ab"):
+        store = SessionStore(session_key=missing)
+        assert store.load() == {}
+        assert store.joined_user is None
+        assert store.session_key is None  # as Django's store: the key is not reused
+
+
 @pytest.mark.parametrize(
     "cookie",
     [
@@ -161,6 +189,52 @@ def test_a_cookie_no_session_key_looks_like_is_anonymous_and_never_read(
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
     assert not [q for q in queries.captured_queries if "user_session" in q["sql"]]
+
+
+def test_the_session_is_read_with_the_statement_django_compiles(alice: User) -> None:
+    """The statement compiled once (sessions._SessionRead) is the one Django compiles for its
+    store's read, with the same parameters: the key and the current time as the expiry
+    lookup prepares it."""
+    from permissions import sessions
+
+    client = Client()
+    client.force_login(alice)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    read = sessions._session_read(connection.alias, connection.vendor)
+    with CaptureQueriesContext(connection) as queries:
+        SessionStore(session_key=key).load()
+    assert len(queries.captured_queries) == 1  # the session, its user joined
+    now = timezone.now()
+    django_sql, django_params = (
+        UserSession.objects.filter(session_key=key, expire_date__gt=now)
+        .order_by()
+        .query.get_compiler(connection.alias)
+        .as_sql()
+    )
+    assert read.sql == django_sql
+    bound = list(read.params)
+    bound[read.key_at] = key
+    bound[read.now_at] = sessions._prepared_now(now, connection.alias)
+    assert bound == list(django_params)
+
+
+def test_the_joined_user_is_the_user_django_reads(alice: User) -> None:
+    # Every field as the ORM gives it: aware datetimes, booleans, the password's hash.
+    alice.last_login = timezone.now() - timedelta(days=3)
+    alice.first_name, alice.is_staff = "Alice", True
+    alice.save()
+    client = Client()
+    client.force_login(alice)
+    store = SessionStore(session_key=client.cookies[settings.SESSION_COOKIE_NAME].value)
+    store.load()
+    joined = store.joined_user
+    expected = User.objects.get(pk=alice.pk)
+    assert isinstance(joined, User)
+    assert joined._state.db == expected._state.db
+    assert not joined._state.adding
+    for field in User._meta.concrete_fields:
+        got, want = getattr(joined, field.attname), getattr(expected, field.attname)
+        assert (got, type(got)) == (want, type(want)), field.name
 
 
 def test_a_session_of_a_backend_no_longer_configured_is_anonymous(alice: User) -> None:
