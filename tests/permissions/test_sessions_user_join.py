@@ -161,9 +161,12 @@ def test_a_key_with_no_live_session_loads_nothing_and_is_dropped(alice: User) ->
     UserSession.objects.filter(session_key=key).update(
         expire_date=timezone.now() - timedelta(seconds=1)
     )
-    for missing in (key, "no-such-session-key-0123456789ab"):
+    # Both keys are of Django's alphabet, so both reach the database: one expired, one never made.
+    for missing in (key, "nosuchsessionkey0123456789abcdef"):
         store = SessionStore(session_key=missing)
-        assert store.load() == {}
+        with CaptureQueriesContext(connection) as queries:
+            assert store.load() == {}
+        assert [q for q in queries.captured_queries if missing in q["sql"]]  # it was read
         assert store.joined_user is None
         assert store.session_key is None  # as Django's store: the key is not reused
 
