@@ -145,6 +145,21 @@ def _memory_gb() -> str:
     return f"{kb / 1024 / 1024:.0f}"
 
 
+def _targets() -> str:
+    """#16's targets against every result file here (bench.targets), each from its own run:
+    the scale-100 files, for one, come from bench/scale_bench.py --rollouts 100 alone."""
+    if str(BENCH.parent) not in sys.path:  # run as a script, sys.path starts at bench/
+        sys.path.insert(0, str(BENCH.parent))
+    from bench.targets import markdown, verdicts
+
+    results = {
+        path.stem: json.loads(path.read_text())
+        for path in sorted(RESULTS.glob("*.json"))
+        if path.stem != "latest"
+    }
+    return "## Targets of #16\n\n" + markdown(verdicts(results))
+
+
 def main() -> int:
     """Run every bench (or those named on the command line: `bench/run.py deploy live`)."""
     RESULTS.mkdir(exist_ok=True)
@@ -177,7 +192,7 @@ def main() -> int:
             if produced.exists():
                 collected.append(json.loads(produced.read_text()))
     (RESULTS / "latest.json").write_text(json.dumps(collected, indent=2) + "\n")
-    table = _markdown(collected)
+    table = _markdown(collected) + "\n" + _targets()
     (RESULTS / "latest.md").write_text(_machine(started, load_before) + table)
     print(table)
     return 1 if failures else 0
