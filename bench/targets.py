@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-# The trivial view's median in session 12's run, the first page bench measured against it on
-# this project's reference VM: the page targets' milliseconds convert to ratios at this speed.
+# The trivial view's median in session 12's run on this project's VM, the speed at which the
+# page targets' milliseconds have been converted to ratios since (10 ms = 25.4x).
 REFERENCE_TRIVIAL_MS = 0.393
 
 Results = dict[str, dict[str, Any]]  # a bench's result by its name ("history-postgresql", ...)
