@@ -154,9 +154,9 @@ def _live(result: dict[str, Any] | None) -> list[Verdict]:
     )
     if not result:
         return [Verdict(t, "", None) for t in targets]
-    rows = {r["metric"].split(" (")[0]: r for r in result.get("rows", [])}
-    throughput = next((r for m, r in rows.items() if m.startswith("LiveTail ms per")), None)
-    latency = next((r for m, r in rows.items() if m.startswith("LiveTail line latency")), None)
+    rows = result.get("rows", [])
+    throughput = next((r for r in rows if r["metric"].startswith("LiveTail ms per")), None)
+    latency = next((r for r in rows if r["metric"].startswith("LiveTail line latency")), None)
     memory = result.get("memory")
     found = []
     if throughput is None:
