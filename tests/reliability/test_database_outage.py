@@ -30,12 +30,20 @@ from tests.reliability.helpers import (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.kubesim_only, on_postgresql]
 
 
-def _terminate_other_backends() -> int:
-    """Every other session on the test database, as an operator's pg_terminate_backend."""
+# The workers' sessions, named so that only they are terminated. Every other session once was,
+# the test process's own included: a thread of it that kept its connection (asgiref's, which
+# runs an async test's database calls) met "terminating connection due to administrator
+# command" in a later test (tests/reliability/test_redis_idle_sockets.py, run after this file).
+WORKERS_APPLICATION = "apollo-outage-test-worker"
+
+
+def _terminate_worker_backends() -> int:
+    """The workers' sessions on the test database, as an operator's pg_terminate_backend."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND application_name = %s",
+            [WORKERS_APPLICATION],
         )
         return int(cursor.fetchone()[0])
 
@@ -44,14 +52,15 @@ def test_workers_survive_terminated_backends_and_finish_their_rollouts(
     bob: User, env: Environment, sim: KubesimHandle
 ) -> None:
     services = [target(sim, f"pgkill-{i}", "slow", seconds=4) for i in range(2)]
-    with worker_processes(2) as workers:
+    url = f"{database_url()}?application_name={WORKERS_APPLICATION}"
+    with worker_processes(2, url=url) as workers:
         idle = [w.name for w in workers]
         deployments = [deploy(bob, s, env, v).deployment for s, v in services]
         for d in deployments:
             wait_for(d, lambda d: d.applied_at is not None)  # type: ignore[arg-type]
-        assert _terminate_other_backends() >= 2
+        assert _terminate_worker_backends() >= 2
         time.sleep(0.5)  # let the workers meet the dead connections (any time works)
-        assert _terminate_other_backends() >= 0  # and once more, mid-reconnect
+        assert _terminate_worker_backends() >= 0  # and once more, mid-reconnect
         done = [wait_until_terminal(d, timeout=40) for d in deployments]  # type: ignore[arg-type]
         alive_after(workers)
         for d in done:
