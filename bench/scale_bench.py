@@ -41,6 +41,8 @@ NAMESPACE = "scale"
 STARTUP = 3.0  # seconds a pod takes to start
 DEFAULT_ROLLOUTS = 20
 POLL = 0.01  # how often the bench looks for newly committed verdicts
+# How the worker is started (bench/scale_trace.py starts it through itself, its steps stamped).
+WORKER = [sys.executable, "manage.py"]
 
 
 def _setup(sim: Any, count: int) -> tuple[Any, Any, list[Any]]:
@@ -143,7 +145,7 @@ def _proc(pid: int) -> tuple[float, float, float]:
 
 
 def _start_worker(parallel: int, log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "manage.py", "rundeployments", "--parallel", str(parallel)]
+    command = [*WORKER, "rundeployments", "--parallel", str(parallel)]
     from django.conf import settings
 
     # As in production, DEBUG off: with it on (the settings' default for development) Django
