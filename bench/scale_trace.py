@@ -53,13 +53,18 @@ def stamp(what: str, name: str = "") -> None:
 
 
 def complete(obj: dict[str, Any]) -> bool:
-    """A Deployment (a dict) whose rollout is complete, as `kubectl rollout status` says."""
+    """A Deployment (a dict) whose rollout is complete: the rule of the bench's own watch
+    (bench/deploy_bench.py's _complete, on a client object), so that "complete" and "seen"
+    are the same moment's two views."""
     status, meta = obj.get("status") or {}, obj.get("metadata") or {}
-    wanted = (obj.get("spec") or {}).get("replicas", 1)
+    desired = (obj.get("spec") or {}).get("replicas") or 0
+    updated = status.get("updatedReplicas") or 0
     return bool(
-        status.get("observedGeneration", 0) >= meta.get("generation", 0)
-        and status.get("updatedReplicas") == wanted == status.get("availableReplicas")
-        and status.get("replicas") == wanted
+        (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
+        and updated >= desired
+        and (status.get("replicas") or 0) == updated
+        and (status.get("availableReplicas") or 0) >= desired
+        and (status.get("readyReplicas") or 0) >= desired
     )
 
 
@@ -137,8 +142,7 @@ def run_worker(arguments: list[str]) -> None:
     execute_from_command_line(["manage.py", *arguments])
 
 
-@contextmanager
-def _stamped_kubesim(run_kubesim: Any) -> Iterator[Callable[..., Any]]:
+def _stamped_kubesim(run_kubesim: Callable[..., Any]) -> Callable[..., Any]:
     """kubesim.testing.run_kubesim, with a listener on its store stamping completions."""
 
     @contextmanager
@@ -155,7 +159,15 @@ def _stamped_kubesim(run_kubesim: Any) -> Iterator[Callable[..., Any]]:
             sim.server.cluster.store.add_listener(listener)
             yield sim
 
-    yield run
+    return run
+
+
+class _Seen(dict[str, float]):
+    """The bench's watch's completions (Completions.at), each stamped as it is recorded."""
+
+    def __setitem__(self, name: str, value: float) -> None:
+        stamp("seen", name)
+        super().__setitem__(name, value)
 
 
 def trace(rollouts: int) -> Path:
@@ -167,27 +179,19 @@ def trace(rollouts: int) -> Path:
     os.environ["APOLLO_SCALE_TRACE"] = str(path)
     scale_bench.WORKER = [sys.executable, str(Path(__file__).resolve()), "--worker"]
     common.write_result = lambda name, result: path  # (scale_bench imports it when it runs)
-    seen = scale_bench.Completions.run
 
-    def completions(self: Any) -> None:
-        at = self.at
+    class Completions(scale_bench.Completions):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.at = _Seen()
 
-        class Stamped(dict[str, float]):
-            def __setitem__(self, name: str, value: float) -> None:
-                stamp("seen", name)
-                super().__setitem__(name, value)
+    scale_bench.Completions = Completions  # type: ignore[misc,assignment]
+    kubesim.testing.run_kubesim = _stamped_kubesim(kubesim.testing.run_kubesim)
+    import django
 
-        self.at = Stamped(at)
-        seen(self)
-
-    scale_bench.Completions.run = completions  # type: ignore[method-assign]
-    with _stamped_kubesim(kubesim.testing.run_kubesim) as run:
-        kubesim.testing.run_kubesim = run
-        import django
-
-        django.setup()
-        _stamp_sqlite_lock()
-        scale_bench.main(rollouts)
+    django.setup()
+    _stamp_sqlite_lock()
+    scale_bench.main(rollouts)
     return path
 
 

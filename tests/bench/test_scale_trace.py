@@ -1,6 +1,7 @@
 """bench/scale_trace.py's report: each step of a rollout in ms after kubesim held it complete."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,18 +47,44 @@ def test_each_step_after_the_completion_and_who_held_the_lock(
     assert "median   4.0" in held["worker"]
 
 
-def test_complete_is_kubectl_rollout_status() -> None:
-    done = {
-        "metadata": {"generation": 2},
-        "spec": {"replicas": 2},
-        "status": {
-            "observedGeneration": 2,
-            "replicas": 2,
-            "updatedReplicas": 2,
-            "availableReplicas": 2,
-        },
-    }
-    assert complete(done)
-    assert not complete({**done, "status": {**done["status"], "observedGeneration": 1}})
-    assert not complete({**done, "status": {**done["status"], "availableReplicas": 1}})
-    assert not complete({**done, "status": {**done["status"], "replicas": 3}})
+DONE: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "svc-001", "generation": 2},
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "svc-001"}},
+        "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+    },
+    "status": {
+        "observedGeneration": 2,
+        "replicas": 2,
+        "updatedReplicas": 2,
+        "readyReplicas": 2,
+        "availableReplicas": 2,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({}, True),
+        ({"observedGeneration": 1}, False),  # the controller has not seen the change yet
+        ({"availableReplicas": 1}, False),
+        ({"readyReplicas": 1}, False),
+        ({"replicas": 3}, False),  # an old replica is still there
+        ({"updatedReplicas": 1, "replicas": 1}, False),
+    ],
+)
+def test_complete_is_the_bench_watchs_rule(change: dict[str, int], expected: bool) -> None:
+    """The trace's "complete" (kubesim's dicts) and the bench's own watch (client objects,
+    deploy_bench._complete) judge the same Deployment alike."""
+    from kubernetes import client
+
+    from bench.deploy_bench import _complete
+
+    obj = {**DONE, "status": {**DONE["status"], **change}}
+    as_client_object = client.ApiClient()._ApiClient__deserialize(obj, "V1Deployment")
+    assert complete(obj) is expected
+    assert _complete(as_client_object) is expected
