@@ -378,3 +378,16 @@ def _nodes(node: dict[str, Any], depth: int = 0) -> Iterator[str]:
     )
     for child in node.get("Plans", []):
         yield from _nodes(child, depth + 1)
+
+
+def rollout_complete(obj: Any) -> bool:
+    """A Deployment (a kubernetes client object) whose rollout is complete, as the bare
+    client's watch judges it (kubectl rollout status's counts)."""
+    status, desired = obj.status, obj.spec.replicas or 0
+    return bool(
+        (status.observed_generation or 0) >= (obj.metadata.generation or 0)
+        and (status.updated_replicas or 0) >= desired
+        and (status.replicas or 0) == (status.updated_replicas or 0)
+        and (status.available_replicas or 0) >= desired
+        and (status.ready_replicas or 0) >= desired
+    )

@@ -296,22 +296,13 @@ def _bare_apply(apps: Any, core: Any, documents: list[dict[str, Any]]) -> None:
         )
 
 
-def _complete(obj: Any) -> bool:
-    status, desired = obj.status, obj.spec.replicas or 0
-    return bool(
-        (status.observed_generation or 0) >= (obj.metadata.generation or 0)
-        and (status.updated_replicas or 0) >= desired
-        and (status.replicas or 0) == (status.updated_replicas or 0)
-        and (status.available_replicas or 0) >= desired
-        and (status.ready_replicas or 0) >= desired
-    )
-
-
 def _baselines(sim: Any, service: Any, environment: Any) -> tuple[list[float], list[float]]:
     """The bare client: SSA round trip of the same manifests; SSA then watch until complete."""
     import secrets
 
     from kubernetes import client, watch
+
+    from bench.common import rollout_complete
 
     api = sim.api_client()
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
@@ -332,7 +323,7 @@ def _baselines(sim: Any, service: Any, environment: Any) -> tuple[list[float], l
             field_selector="metadata.name=web",
             timeout_seconds=30,
         ):
-            if _complete(event["object"]):
+            if rollout_complete(event["object"]):
                 watcher.stop()
         rollouts.append((time.perf_counter() - start) * 1000)
     api.close()

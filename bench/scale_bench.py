@@ -80,7 +80,7 @@ class Completions(threading.Thread):
     def run(self) -> None:
         from kubernetes import client, watch
 
-        from bench.deploy_bench import _complete
+        from bench.common import rollout_complete
 
         api = self.sim.api_client()
         apps = client.AppsV1Api(api)
@@ -94,7 +94,7 @@ class Completions(threading.Thread):
         )
         for event in stream:
             obj = event["object"]
-            if obj.metadata.name not in self.at and _complete(obj):
+            if obj.metadata.name not in self.at and rollout_complete(obj):
                 self.at[obj.metadata.name] = time.time()
                 if len(self.at) >= self.expected:
                     break

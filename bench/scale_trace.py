@@ -54,7 +54,7 @@ def stamp(what: str, name: str = "") -> None:
 
 def complete(obj: dict[str, Any]) -> bool:
     """A Deployment (a dict) whose rollout is complete: the rule of the bench's own watch
-    (bench/deploy_bench.py's _complete, on a client object), so that "complete" and "seen"
+    (bench.common.rollout_complete, on a client object), so that "complete" and "seen"
     are the same moment's two views."""
     status, meta = obj.get("status") or {}, obj.get("metadata") or {}
     desired = (obj.get("spec") or {}).get("replicas") or 0

@@ -79,12 +79,14 @@ DONE: dict[str, Any] = {
 )
 def test_complete_is_the_bench_watchs_rule(change: dict[str, int], expected: bool) -> None:
     """The trace's "complete" (kubesim's dicts) and the bench's own watch (client objects,
-    deploy_bench._complete) judge the same Deployment alike."""
+    bench.common.rollout_complete) judge the same Deployment alike. (Not imported from
+    bench/deploy_bench.py: importing it points DATABASE_URL at its bench database, and every
+    process the tests start later, such as the browser tests' live server, would inherit it.)"""
     from kubernetes import client
 
-    from bench.deploy_bench import _complete
+    from bench.common import rollout_complete
 
     obj = {**DONE, "status": {**DONE["status"], **change}}
     as_client_object = client.ApiClient()._ApiClient__deserialize(obj, "V1Deployment")
     assert complete(obj) is expected
-    assert _complete(as_client_object) is expected
+    assert rollout_complete(as_client_object) is expected
