@@ -391,3 +391,19 @@ def rollout_complete(obj: Any) -> bool:
         and (status.available_replicas or 0) >= desired
         and (status.ready_replicas or 0) >= desired
     )
+
+
+def rollout_complete_json(obj: dict[str, Any]) -> bool:
+    """rollout_complete on the Deployment as the API sends it (JSON, not deserialised into
+    client objects: a watch of 100 rollouts deserialising every event cost the bench's own
+    process, which also runs kubesim, a large share of a CPU)."""
+    status, meta = obj.get("status") or {}, obj.get("metadata") or {}
+    desired = (obj.get("spec") or {}).get("replicas") or 0
+    updated = status.get("updatedReplicas") or 0
+    return bool(
+        (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
+        and updated >= desired
+        and (status.get("replicas") or 0) == updated
+        and (status.get("availableReplicas") or 0) >= desired
+        and (status.get("readyReplicas") or 0) >= desired
+    )

@@ -37,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import rollout_complete_json  # noqa: E402 (after the path)
+
 STEPS = ("seen", "dispatch", "take", "verdict", "finish", "commit_in", "commit_out")
 _lock = threading.Lock()
 _out: Any = None
@@ -50,22 +52,6 @@ def stamp(what: str, name: str = "") -> None:
         if _out is None:
             _out = open(os.environ["APOLLO_SCALE_TRACE"], "a", buffering=1)  # noqa: SIM115
         _out.write(line)
-
-
-def complete(obj: dict[str, Any]) -> bool:
-    """A Deployment (a dict) whose rollout is complete: the rule of the bench's own watch
-    (bench.common.rollout_complete, on a client object), so that "complete" and "seen"
-    are the same moment's two views."""
-    status, meta = obj.get("status") or {}, obj.get("metadata") or {}
-    desired = (obj.get("spec") or {}).get("replicas") or 0
-    updated = status.get("updatedReplicas") or 0
-    return bool(
-        (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
-        and updated >= desired
-        and (status.get("replicas") or 0) == updated
-        and (status.get("availableReplicas") or 0) >= desired
-        and (status.get("readyReplicas") or 0) >= desired
-    )
 
 
 def _wrap(owner: Any, name: str, before: Callable[..., None]) -> None:
@@ -114,11 +100,15 @@ def run_worker(arguments: list[str]) -> None:
     from deployments.engine import object_watch, rollout, verdicts, worker
 
     def dispatch(self: Any, event: Any) -> None:
-        if self.kind == "Deployment" and complete(event.object):
+        if self.kind == "Deployment" and rollout_complete_json(event.object):
             stamp("dispatch", event.object["metadata"]["name"])
 
     def absorb(self: Any, kind: str, payload: Any) -> None:
-        if kind == "event" and payload[0] == "Deployment" and complete(payload[1].object):
+        if (
+            kind == "event"
+            and payload[0] == "Deployment"
+            and rollout_complete_json(payload[1].object)
+        ):
             stamp("take", self.name)
 
     def finish(self: Any, *_: Any) -> None:
@@ -152,7 +142,11 @@ def _stamped_kubesim(run_kubesim: Callable[..., Any]) -> Callable[..., Any]:
 
             def listener(rtype: Any, event: Any) -> None:
                 name = event.obj["metadata"]["name"]
-                if rtype.plural == "deployments" and name not in done and complete(event.obj):
+                if (
+                    rtype.plural == "deployments"
+                    and name not in done
+                    and rollout_complete_json(event.obj)
+                ):
                     done.add(name)
                     stamp("complete", name)
 

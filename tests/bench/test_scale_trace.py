@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from bench.scale_trace import complete, report
+from bench.common import rollout_complete, rollout_complete_json
+from bench.scale_trace import report
 
 BENCH, WORKER = "100", "200"
 
@@ -78,15 +79,13 @@ DONE: dict[str, Any] = {
     ],
 )
 def test_complete_is_the_bench_watchs_rule(change: dict[str, int], expected: bool) -> None:
-    """The trace's "complete" (kubesim's dicts) and the bench's own watch (client objects,
-    bench.common.rollout_complete) judge the same Deployment alike. (Not imported from
-    bench/deploy_bench.py: importing it points DATABASE_URL at its bench database, and every
-    process the tests start later, such as the browser tests' live server, would inherit it.)"""
+    """The rule on the API's JSON (the bench's own watch and the trace's "complete" in
+    kubesim) and on client objects (the deploy bench's bare watch) judge the same Deployment
+    alike. (Both from bench/common.py: importing bench/deploy_bench.py points DATABASE_URL at
+    its bench database, and every process the tests start later would inherit it.)"""
     from kubernetes import client
-
-    from bench.common import rollout_complete
 
     obj = {**DONE, "status": {**DONE["status"], **change}}
     as_client_object = client.ApiClient()._ApiClient__deserialize(obj, "V1Deployment")
-    assert complete(obj) is expected
+    assert rollout_complete_json(obj) is expected
     assert rollout_complete(as_client_object) is expected
