@@ -369,7 +369,12 @@ class Deployment(models.Model):
         return earlier.last_done().select_related("service", "environment").first()
 
     def transition_to(
-        self, new_status: Status, *, reason: str = "", also: Mapping[str, Any] | None = None
+        self,
+        new_status: Status,
+        *,
+        reason: str = "",
+        also: Mapping[str, Any] | None = None,
+        subscribed: bool | None = None,
     ) -> None:
         """Move to new_status if the state machine allows it, guarded against races.
 
@@ -378,6 +383,17 @@ class Deployment(models.Model):
         InvalidTransition and must re-read. `also`: other columns written by the same UPDATE
         (the worker's lease when it claims a deployment). This is the only place a
         deployment's status changes (tests/deployments/test_status_machine.py checks it).
+
+        With the status, in one transaction: its notifications' outbox rows and, for FAILED,
+        the rollbacks that stick. When there is neither (no subscription is enabled, the usual
+        case, and not FAILED), the conditional UPDATE is written alone: one statement, its
+        own transaction (or a part of the caller's). On SQLite the writer's lock is then held
+        only while SQLite runs that statement, never while this thread waits for the
+        interpreter: following 100 rollouts, a status change in a transaction of its own
+        (BEGIN, UPDATE, the subscriptions' SELECT, COMMIT) held the lock up to 50 ms (#16).
+        `subscribed`: whether some subscription is enabled (notifications.events.subscribed),
+        when the caller read it already (a batch of verdicts, once for all); None: read here,
+        before the UPDATE.
         """
         current = Status(self.status)
         if not current.can_become(new_status):
@@ -388,18 +404,27 @@ class Deployment(models.Model):
             changes.update(finished_at=changes["updated_at"], lease_owner="", lease_expires_at=None)
         if reason:
             changes["status_reason"] = reason
-        from deployments.notifications.events import status_changed
+        from deployments.notifications import events
         from deployments.services.auto_revert import on_failed
 
+        heard = str(new_status) in events.STATUS_EVENTS and (
+            events.subscribed() if subscribed is None else subscribed
+        )
+        if not heard and new_status != Status.FAILED:
+            self._set_status(current, changes)
+            return
         with transaction.atomic():  # the status and its notifications' outbox rows, together
-            updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
-            if updated != 1:
-                raise InvalidTransition(f"deployment {self.pk} is no longer {current}")
-            for field, value in changes.items():
-                setattr(self, field, value)
-            status_changed(self)
+            self._set_status(current, changes)
+            events.status_changed(self)
             if new_status == Status.FAILED:  # rollbacks that stick, automatic revert
                 on_failed(self, was=current)
+
+    def _set_status(self, current: Status, changes: dict[str, Any]) -> None:
+        updated = type(self).objects.filter(pk=self.pk, status=current).update(**changes)
+        if updated != 1:
+            raise InvalidTransition(f"deployment {self.pk} is no longer {current}")
+        for field, value in changes.items():
+            setattr(self, field, value)
 
 
 class CIStatus(models.Model):

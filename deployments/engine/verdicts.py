@@ -15,12 +15,17 @@ before (transition_to's own transaction, no savepoint). On PostgreSQL each verdi
 at once on its own connection, as before.
 
 Each verdict keeps its guards: it is `Deployment.transition_to` (conditional on the status the
-worker saw) in a savepoint of its own, so that one that lost a race (a cancel, a hand-over:
-InvalidTransition) or failed otherwise is undone alone and its caller gets its error, while the
-others commit. A lost connection aborts the whole transaction: it is retried whole
-(database.retrying) with each deployment's status as its caller saw it, as one verdict was. Its
-caller learns the outcome only once the transaction committed (or failed): a worker killed
-before the commit leaves every verdict of the batch to the next worker, which decides again.
+worker saw), so that one that lost a race (a cancel, a hand-over: InvalidTransition) or failed
+otherwise is undone alone and its caller gets its error, while the others commit. A verdict
+with more to write than its status (outbox rows, a FAILED's rollbacks that stick) is in a
+savepoint of its own; one that is its conditional UPDATE alone needs none (it changes nothing
+when it matches no row), and should it fail otherwise, the batch is rolled back and each of its
+verdicts written in a transaction of its own.
+
+A lost connection aborts the whole transaction: it is retried whole (database.retrying) with
+each deployment's status as its caller saw it, as one verdict was. Its caller learns the
+outcome only once the transaction committed (or failed): a worker killed before the commit
+leaves every verdict of the batch to the next worker, which decides again.
 """
 
 import logging
@@ -32,6 +37,7 @@ from django.db import connections, transaction
 
 from deployments.engine.database import CONNECTION_ERRORS, retrying
 from deployments.models import Deployment
+from deployments.notifications.events import subscribed
 from deployments.status import Status
 
 logger = logging.getLogger(__name__)
@@ -134,20 +140,33 @@ def busy() -> _Busy:
 
 
 def write_batch(batch: list[Verdict], *, shutdown: threading.Event) -> None:
-    """Every verdict of the batch in one transaction, each in a savepoint of its own; every
+    """Every verdict of the batch in one transaction, each undone alone when it fails; every
     verdict marked written (with its error, if any) whatever happens."""
     seen = [(verdict, verdict.deployment.status) for verdict in batch]
 
-    def attempt() -> None:
+    def reset() -> None:
         for verdict, status in seen:
             verdict.deployment.status = status  # (an aborted attempt may have moved it)
             verdict.error = None
+
+    def attempt() -> None:
+        reset()
         if len(batch) == 1:
-            # A lone verdict: transition_to's own transaction, the statements of before
-            # (no savepoint around it).
+            # A lone verdict: transition_to's own statements, no transaction around them.
             _write_one(batch[0])
             return
-        with transaction.atomic():
+        # Read once for the batch, before its transaction: a verdict with no message to queue
+        # is its conditional UPDATE alone (Deployment.transition_to), with no savepoint and
+        # no query more while the batch holds SQLite's writer's lock.
+        heard = subscribed()
+        try:
+            with transaction.atomic():
+                for verdict in batch:
+                    _write_one(verdict, subscribed=heard)
+        except _Unusable:
+            # A verdict written alone failed in a way that left the transaction unusable
+            # (rolled back whole): each verdict then in a transaction of its own.
+            reset()
             for verdict in batch:
                 _write_one(verdict)
 
@@ -165,12 +184,25 @@ def write_batch(batch: list[Verdict], *, shutdown: threading.Event) -> None:
         logger.info("%d verdicts committed in one transaction", len(batch))
 
 
-def _write_one(verdict: Verdict) -> None:
+def _write_one(verdict: Verdict, *, subscribed: bool | None = None) -> None:
     d = verdict.deployment
     try:
-        # transition_to's own atomic block is a savepoint here: undone alone when it fails.
-        d.transition_to(verdict.status, reason=verdict.reason, also=verdict.also)
+        # In a batch, undone alone when it fails: a status written with more (outbox rows, a
+        # FAILED's rollbacks that stick) in transition_to's own atomic block, a savepoint
+        # here; a status written alone in its one UPDATE, which changes nothing when it fails
+        # (an InvalidTransition: it matched no row).
+        d.transition_to(
+            verdict.status, reason=verdict.reason, also=verdict.also, subscribed=subscribed
+        )
     except CONNECTION_ERRORS:
         raise  # the transaction is lost: retried whole
     except Exception as exc:
         verdict.error = exc
+        connection = connections["default"]
+        if connection.in_atomic_block and connection.needs_rollback:
+            # (No savepoint undid it: only InvalidTransition leaves a batch usable then.)
+            raise _Unusable from exc
+
+
+class _Unusable(Exception):
+    """A verdict of a batch failed outside a savepoint of its own: the batch is rolled back."""

@@ -16,7 +16,15 @@ from django.utils import timezone
 
 from deployments.notifications.models import Delivery, Event, Subscription
 
-__all__ = ["Event", "blocked", "deployment_event", "marked_bad", "matching", "status_changed"]
+__all__ = [
+    "Event",
+    "blocked",
+    "deployment_event",
+    "marked_bad",
+    "matching",
+    "status_changed",
+    "subscribed",
+]
 
 if TYPE_CHECKING:
     from deployments.models import BadVersion, Deployment, Service
@@ -28,6 +36,12 @@ logger = logging.getLogger(__name__)
 # steps of a cancel, announced by its CANCELED.
 STATUS_EVENTS = {"STARTED": Event.STARTED, "DONE": Event.DONE, "FAILED": Event.FAILED}
 STATUS_EVENTS["CANCELED"] = Event.CANCELED
+
+
+def subscribed() -> bool:
+    """Whether any subscription is enabled (one query): without one, a status change queues
+    no message and is written alone (Deployment.transition_to)."""
+    return Subscription.objects.filter(enabled=True).exists()
 
 
 def matching(service_id: int, environment_id: int) -> "QuerySet[Subscription]":
@@ -100,7 +114,7 @@ def status_changed(deployment: "Deployment") -> None:
     again, with what a message names. A failure here is logged and rolled back to a savepoint:
     it never undoes or stops the status change (a rollout never waits on notifications)."""
     event = STATUS_EVENTS.get(str(deployment.status))
-    if event is None or not Subscription.objects.filter(enabled=True).exists():
+    if event is None or not subscribed():
         return
     from deployments.models import Deployment
 

@@ -144,3 +144,92 @@ def test_the_caller_of_a_verdict_that_lost_its_race_gets_invalid_transition(
             deployment, Status.DONE, reason="rollout complete", also={}, shutdown=threading.Event()
         )
     assert deployment.status == Status.STARTED  # as the worker saw it: it re-reads
+
+
+def _statements(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split(" ", 1)[0].upper() for q in queries]
+
+
+def test_a_verdict_with_no_message_to_queue_is_its_update_alone(alice: User) -> None:
+    """No subscription: the status is one UPDATE, its own transaction; the subscriptions are
+    read before it (on SQLite no thread then holds the writer's lock between statements)."""
+    (deployment,) = factories.make_started_deployments(alice, 1)
+    with CaptureQueriesContext(connection) as queries:
+        verdicts.commit(
+            deployment, Status.DONE, reason="rollout complete", also={}, shutdown=threading.Event()
+        )
+    assert _statements(queries) == ["SELECT", "UPDATE"]
+    assert Deployment.objects.get(pk=deployment.pk).status == Status.DONE
+
+
+def test_a_batch_with_no_message_to_queue_is_its_updates_alone(alice: User) -> None:
+    batch = _verdicts(factories.make_started_deployments(alice, 4))
+    with CaptureQueriesContext(connection) as queries:
+        verdicts.write_batch(batch, shutdown=threading.Event())
+    statements = [s for s in _statements(queries) if s not in ("BEGIN", "COMMIT")]
+    # The subscriptions read once, before the transaction; in it, the four UPDATEs alone.
+    assert statements == ["SELECT", "UPDATE", "UPDATE", "UPDATE", "UPDATE"]
+    assert all(v.error is None and v.batch == 4 for v in batch)
+    assert set(Deployment.objects.values_list("status", flat=True)) == {Status.DONE}
+
+
+def test_a_batch_with_subscribers_writes_each_verdict_in_a_savepoint(
+    alice: User, settings: Any
+) -> None:
+    settings.APOLLO_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    save_subscription(
+        actor=alice,
+        subscription=Subscription(name="hook", kind=Subscription.Kind.SLACK),
+        url="http://127.0.0.1:9/hook",
+    )
+    batch = _verdicts(factories.make_started_deployments(alice, 3))
+    with CaptureQueriesContext(connection) as queries:
+        verdicts.write_batch(batch, shutdown=threading.Event())
+    statements = _statements(queries)
+    assert statements.count("SAVEPOINT") >= 3
+    assert statements.count("SELECT") > 1  # (each verdict's message reads its deployment)
+    assert Delivery.objects.filter(event=Event.DONE).count() == 3
+
+
+def test_a_verdict_failing_outside_a_savepoint_leaves_the_others_committed(
+    alice: User,
+) -> None:
+    """A verdict written alone that fails otherwise than by matching no row (here a value
+    its UPDATE cannot write) leaves the batch's transaction unusable: the batch is rolled
+    back and each verdict written on its own, the others committed, its error its own."""
+    deployments = factories.make_started_deployments(alice, 3)
+    batch = _verdicts(deployments)
+    batch[1].also = {"environment_snapshot": {"not JSON": object()}}
+    verdicts.write_batch(batch, shutdown=threading.Event())
+    assert batch[0].error is None
+    assert isinstance(batch[1].error, TypeError)
+    assert batch[2].error is None
+    statuses = dict(
+        Deployment.objects.filter(pk__in=[d.pk for d in deployments]).values_list("pk", "status")
+    )
+    assert statuses == {
+        deployments[0].pk: Status.DONE,
+        deployments[1].pk: Status.STARTED,
+        deployments[2].pk: Status.DONE,
+    }
+    assert batch[1].deployment.status == Status.STARTED  # as its caller saw it
+
+
+def test_a_claim_with_no_message_to_queue_is_its_update_alone(alice: User) -> None:
+    from deployments.engine.worker import claim
+
+    deployment = factories.make_deployment(
+        service=factories.make_service(),
+        environment=factories.make_environment(),
+        deployed_by=alice,
+        status="PENDING",
+    )
+    with CaptureQueriesContext(connection) as queries:
+        claimed = claim("worker-1")
+    assert claimed is not None
+    assert claimed.pk == deployment.pk
+    statements = _statements(queries)
+    assert "BEGIN" not in statements
+    assert "SAVEPOINT" not in statements
+    assert statements.count("UPDATE") == 1
+    assert Deployment.objects.get(pk=deployment.pk).status == Status.STARTED
