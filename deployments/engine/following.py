@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from django.db import connections
 
 from deployments import live
+from deployments.engine import verdicts
 from deployments.engine.database import CONNECTION_ERRORS, OUTAGE, drop_connection
 from deployments.models import Deployment
 from deployments.status import Status
@@ -129,6 +130,7 @@ class _Desk:
                 try:
                     read_statuses(followed)
                     if time.monotonic() - written >= WRITE_SECONDS:
+                        verdicts.after_verdicts()
                         written = time.monotonic()
                         write_timelines(followed)
                     OUTAGE.answered()

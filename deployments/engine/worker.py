@@ -335,6 +335,7 @@ class Run:
                 _deployment_name(documents),
             )
             sha = d.version.git_commit_sha[:12]
+            verdicts.after_verdicts()
             if not self.apply(documents, what=sha, mark_applied=True):
                 return
         else:
@@ -837,7 +838,12 @@ class Run:
     def finish_with_snapshot(self, status: Status, reason: str) -> None:
         """End the deployment with a snapshot of what the environment runs now (DONE,
         CANCELED, and FAILED alike: what a failed rollout left behind matters most). Not when
-        the cluster was lost: the reason says so, and asking again would only wait longer."""
+        the cluster was lost: the reason says so, and asking again would only wait longer.
+        Verdicts first: this worker's new work waits meanwhile (verdicts.after_verdicts)."""
+        with verdicts.recording():
+            self._finish_with_snapshot(status, reason)
+
+    def _finish_with_snapshot(self, status: Status, reason: str) -> None:
         d = self.deployment
         if status == Status.FAILED and "unreachable" in reason:
             snapshot: dict[str, Any] = {"error": "no snapshot: the cluster was unreachable"}
@@ -1116,6 +1122,7 @@ def _claim_loop(
                 work = _open_signal(shutdown)
             try:
                 close_old_connections()
+                verdicts.after_verdicts()
                 with lock:
                     busy = set(active)
                 deployment = (
