@@ -538,6 +538,9 @@ def _create(
     cause: Deployment | None = None,
     subscribed: bool = True,
 ) -> Deployment | None:
+    # Computed before the transaction: on SQLite its BEGIN takes the one writer's lock, held
+    # until COMMIT, and the worker's verdicts wait for it (#16).
+    rendered, sealed = rendering.to_yaml(documents), seal(documents)
     try:
         with transaction.atomic():
             deployment = Deployment.objects.create(
@@ -551,8 +554,8 @@ def _create(
                 message=message,
                 batch=batch,
                 cause=cause,
-                rendered_manifests=rendering.to_yaml(documents),
-                manifest_documents=seal(documents),
+                rendered_manifests=rendered,
+                manifest_documents=sealed,
                 request_id=log_context.request_id.get(),
                 override_reason=override_reason if refusals else "",
                 overridden_blockers=[
