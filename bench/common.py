@@ -165,7 +165,7 @@ def fresh_site(path: Path, populate: Callable[[], Any]) -> Any:
     if connection.vendor == "sqlite":
         remove_sqlite_database(path)
     else:
-        _recreate_server_database()
+        recreate_server_database()
     call_command("migrate", verbosity=0, interactive=False)
     started = time.perf_counter()
     result = populate()
@@ -193,7 +193,8 @@ def analyze_server_database(*, full: bool = False) -> None:
         cursor.execute("VACUUM ANALYZE")
 
 
-def _recreate_server_database() -> None:
+def recreate_server_database() -> None:
+    """The bench's PostgreSQL database, dropped and created again (dropped at exit)."""
     import atexit
 
     from django.db import connection

@@ -14,10 +14,11 @@ the DONE became visible to a reader (committed), polled every POLL seconds by th
 finished_at figure is kept beside it. The worker's CPU seconds over the run and its peak RSS
 (VmHWM) come from /proc, beside its idle RSS measured in the same run.
 
-Its own SQLite database under var/ (BENCH_DATABASE_URL overrides, e.g. an empty PostgreSQL
-database, created again before each run: the results go to scale-100-postgresql.json; a
-following rollout holds no connection there, and at 100 rollouts the bench and the worker held
-at most 40 of the server's connections, while rollouts were being claimed and applied).
+Its own SQLite database under var/ (BENCH_DATABASE_URL overrides: a PostgreSQL database whose
+name contains "bench", dropped and created again before each run and dropped after it; the
+results go to scale-100-postgresql.json. A following rollout holds no connection there, and at
+100 rollouts the bench and the worker held at most 40 of the server's connections, while
+rollouts were being claimed and applied).
 """
 
 import os
@@ -32,10 +33,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = ROOT / "var" / "bench-scale.sqlite3"
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{BENCH_DB}")
+from bench.common import use_bench_database  # noqa: E402 (after the path)
+
+BENCH_DB = use_bench_database("scale")
 os.environ.pop("REDIS_URL", None)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "apollo_site.settings")
 
 NAMESPACE = "scale"
 STARTUP = 3.0  # seconds a pod takes to start
@@ -193,7 +194,7 @@ def _request_all(key: str, versions: list[Any]) -> dict[int, str]:
 
 
 def main(rollouts: int = DEFAULT_ROLLOUTS) -> dict[str, Any]:
-    from bench.common import remove_sqlite_database
+    from bench.common import recreate_server_database, remove_sqlite_database
 
     remove_sqlite_database(BENCH_DB)
     import django
@@ -206,6 +207,8 @@ def main(rollouts: int = DEFAULT_ROLLOUTS) -> dict[str, Any]:
         settings.DATABASES["default"].setdefault("OPTIONS", {}).update(
             timeout=20, transaction_mode="IMMEDIATE"
         )
+    else:
+        recreate_server_database()  # (empty: a run before left its rows)
     from bench.common import row, summary, write_result
     from deployments.models import Deployment, WorkerHeartbeat
     from deployments.status import Status

@@ -19,7 +19,11 @@ Deployment complete (a listener in the bench's process, where kubesim is embedde
 
 Then, for the whole run, which transactions held SQLite's write lock and for how long, by the
 thread (the bench's POSTs, the worker's claims, verdicts, timeline writes, heartbeat) that held
-it. The worker runs as `bench/scale_trace.py --worker <rundeployments arguments>`: the stamps are
+it. A write that is one statement outside any transaction (a claim, or a verdict, with no
+message to queue: Deployment.transition_to) holds the lock only while SQLite runs it and is
+not counted.
+
+The worker runs as `bench/scale_trace.py --worker <rundeployments arguments>`: the stamps are
 put around the functions named above, then the command runs as manage.py would run it.
 """
 
@@ -241,7 +245,8 @@ def report(path: Path, top: int) -> None:
     if held:
         print(
             "\nSQLite's write lock, held (from BEGIN's answer to COMMIT or ROLLBACK), by thread"
-            " (the bench's include its set-up, the services and versions):"
+            " (the bench's include its set-up, the services and versions; a one-statement write"
+            " outside a transaction is not counted):"
         )
         for who, times in sorted(held.items(), key=lambda item: -sum(item[1])):
             print(
