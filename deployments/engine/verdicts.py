@@ -172,10 +172,10 @@ def recording() -> AbstractContextManager[None]:
     return _PRIORITY.recording()
 
 
-def after_verdicts(limit: float = YIELD_SECONDS) -> bool:
+def after_verdicts(limit: float | None = None) -> bool:
     """Before new work (a claim, a first apply, a timeline write): let the verdicts being
-    recorded go first, for at most `limit` seconds."""
-    return _PRIORITY.after_verdicts(limit)
+    recorded go first, for at most `limit` seconds (YIELD_SECONDS, read now)."""
+    return _PRIORITY.after_verdicts(YIELD_SECONDS if limit is None else limit)
 
 
 def commit(

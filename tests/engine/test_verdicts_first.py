@@ -5,8 +5,13 @@ import threading
 import time
 
 import pytest
+from django.contrib.auth.models import User
 
 from deployments.engine import verdicts
+from deployments.models import Deployment
+from deployments.status import Status
+from tests import factories
+from tests.workers import WorkerThread, until
 
 WAIT = 30.0
 
@@ -70,3 +75,32 @@ def test_a_recording_that_fails_lets_new_work_go() -> None:
     with pytest.raises(RuntimeError), verdicts.recording():
         raise RuntimeError("the verdict's write failed")
     assert verdicts.after_verdicts(limit=WAIT) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_claims_once_the_verdict_being_recorded_is_committed(
+    alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim loop waits in after_verdicts (here with a limit longer than the test):
+    the PENDING deployment is claimed only once the verdict's recording ended."""
+    monkeypatch.setattr(verdicts, "YIELD_SECONDS", WAIT)
+    deployment = factories.make_deployment(
+        service=factories.make_service(),
+        environment=factories.make_environment(),
+        deployed_by=alice,
+        status="PENDING",
+    )
+
+    def status() -> str:
+        return str(Deployment.objects.values_list("status", flat=True).get(pk=deployment.pk))
+
+    worker = None
+    try:
+        with verdicts.recording():
+            worker = WorkerThread("verdicts-first")
+            until(lambda: verdicts.waiting() == 1, what="the claim loop waiting for the verdict")
+            assert status() == Status.PENDING
+        until(lambda: status() != Status.PENDING, what="the claim once the verdict was recorded")
+    finally:
+        if worker is not None:
+            worker.stop()
