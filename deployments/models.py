@@ -415,7 +415,8 @@ class Deployment(models.Model):
             return
         with transaction.atomic():  # the status and its notifications' outbox rows, together
             self._set_status(current, changes)
-            events.status_changed(self)
+            if heard:  # (subscriptions read above, once)
+                events.status_changed(self)
             if new_status == Status.FAILED:  # rollbacks that stick, automatic revert
                 on_failed(self, was=current)
 

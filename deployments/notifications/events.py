@@ -108,13 +108,14 @@ def deployment_event(*, deployment: "Deployment", event: Event, note: str = "") 
 
 
 def status_changed(deployment: "Deployment") -> None:
-    """Deployment.transition_to calls this, in the transaction of the status change.
+    """Deployment.transition_to calls this, in the transaction of the status change, when
+    some subscription is enabled (it read `subscribed` already).
 
     The instance may be a bare Deployment(pk=, status=) (the worker's claim): the row is read
     again, with what a message names. A failure here is logged and rolled back to a savepoint:
     it never undoes or stops the status change (a rollout never waits on notifications)."""
     event = STATUS_EVENTS.get(str(deployment.status))
-    if event is None or not subscribed():
+    if event is None:
         return
     from deployments.models import Deployment
 
