@@ -381,23 +381,12 @@ def _nodes(node: dict[str, Any], depth: int = 0) -> Iterator[str]:
         yield from _nodes(child, depth + 1)
 
 
-def rollout_complete(obj: Any) -> bool:
-    """A Deployment (a kubernetes client object) whose rollout is complete, as the bare
-    client's watch judges it (kubectl rollout status's counts)."""
-    status, desired = obj.status, obj.spec.replicas or 0
-    return bool(
-        (status.observed_generation or 0) >= (obj.metadata.generation or 0)
-        and (status.updated_replicas or 0) >= desired
-        and (status.replicas or 0) == (status.updated_replicas or 0)
-        and (status.available_replicas or 0) >= desired
-        and (status.ready_replicas or 0) >= desired
-    )
-
-
 def rollout_complete_json(obj: dict[str, Any]) -> bool:
-    """rollout_complete on the Deployment as the API sends it (JSON, not deserialised into
-    client objects: a watch of 100 rollouts deserialising every event cost the bench's own
-    process, which also runs kubesim, a large share of a CPU)."""
+    """A Deployment, as the API sends it (JSON), whose rollout is complete, as the bare
+    client's watch judges it (kubectl rollout status's counts). The benches' watches read the
+    events as JSON (Watch.stream(deserialize=False)), as kubectl does: deserialised into client
+    objects, a watch of 100 rollouts cost the bench's own process, which also runs kubesim, a
+    large share of a CPU."""
     status, meta = obj.get("status") or {}, obj.get("metadata") or {}
     desired = (obj.get("spec") or {}).get("replicas") or 0
     updated = status.get("updatedReplicas") or 0

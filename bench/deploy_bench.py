@@ -302,7 +302,7 @@ def _baselines(sim: Any, service: Any, environment: Any) -> tuple[list[float], l
 
     from kubernetes import client, watch
 
-    from bench.common import rollout_complete
+    from bench.common import rollout_complete_json
 
     api = sim.api_client()
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
@@ -322,8 +322,9 @@ def _baselines(sim: Any, service: Any, environment: Any) -> tuple[list[float], l
             NAMESPACE,
             field_selector="metadata.name=web",
             timeout_seconds=30,
+            deserialize=False,
         ):
-            if rollout_complete(event["object"]):
+            if rollout_complete_json(event["object"]):
                 watcher.stop()
         rollouts.append((time.perf_counter() - start) * 1000)
     api.close()

@@ -84,6 +84,14 @@ def make_deployment(
     )
 
 
+def make_rollout(user: User, *, status: str) -> Deployment:
+    """One deployment by `user`, of a new service to a new environment (the only one in
+    progress there, whatever its status)."""
+    return make_deployment(
+        service=make_service(), environment=make_environment(), deployed_by=user, status=status
+    )
+
+
 def make_started_deployments(user: User, count: int) -> list[Deployment]:
     """`count` deployments STARTED by `user`, each of a service of its own, in one new
     environment (rollouts a worker would be following side by side)."""

@@ -218,12 +218,7 @@ def test_a_verdict_failing_outside_a_savepoint_leaves_the_others_committed(
 def test_a_claim_with_no_message_to_queue_is_its_update_alone(alice: User) -> None:
     from deployments.engine.worker import claim
 
-    deployment = factories.make_deployment(
-        service=factories.make_service(),
-        environment=factories.make_environment(),
-        deployed_by=alice,
-        status="PENDING",
-    )
+    deployment = factories.make_rollout(alice, status="PENDING")
     with CaptureQueriesContext(connection) as queries:
         claimed = claim("worker-1")
     assert claimed is not None

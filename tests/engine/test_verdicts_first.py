@@ -2,7 +2,6 @@
 first apply and a timeline write wait for it, for a bounded time (#16)."""
 
 import threading
-import time
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,13 +13,6 @@ from tests import factories
 from tests.workers import WorkerThread, until
 
 WAIT = 30.0
-
-
-def _until(check: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
 
 
 def test_new_work_goes_at_once_when_no_verdict_is_being_recorded() -> None:
@@ -47,7 +39,7 @@ def test_new_work_waits_until_the_verdicts_being_recorded_are_committed() -> Non
     assert entered.wait(WAIT)
     worker = threading.Thread(target=new_work)
     worker.start()
-    _until(lambda: verdicts.waiting() == 1, "new work did not wait for the verdict")
+    until(lambda: verdicts.waiting() == 1, timeout=WAIT, what="new work waiting for the verdict")
     release.set()
     worker.join(WAIT)
     recorder.join(WAIT)
@@ -84,12 +76,7 @@ def test_the_worker_claims_once_the_verdict_being_recorded_is_committed(
     """The claim loop waits in after_verdicts (here with a limit longer than the test):
     the PENDING deployment is claimed only once the verdict's recording ended."""
     monkeypatch.setattr(verdicts, "YIELD_SECONDS", WAIT)
-    deployment = factories.make_deployment(
-        service=factories.make_service(),
-        environment=factories.make_environment(),
-        deployed_by=alice,
-        status="PENDING",
-    )
+    deployment = factories.make_rollout(alice, status="PENDING")
 
     def status() -> str:
         return str(Deployment.objects.values_list("status", flat=True).get(pk=deployment.pk))

@@ -37,12 +37,7 @@ def _page(user: User, deployment: Deployment) -> WebsocketCommunicator:
 
 
 def _started(user: User) -> Deployment:
-    deployment = factories.make_deployment(
-        service=factories.make_service(),
-        environment=factories.make_environment(),
-        deployed_by=user,
-        status="PENDING",
-    )
+    deployment = factories.make_rollout(user, status="PENDING")
     deployment.transition_to(Status.STARTED, reason="applying manifests")
     return deployment
 
