@@ -101,16 +101,23 @@ class Row:
     service: str
     group: str
     cells: list[str]  # markup, every value in it escaped by _cell
+    url: str = ""  # the service's page
 
     @property
     def key(self) -> str:
         return f"{self.service}/{self.group}" if self.group else self.service
 
     @property
-    def cells_html(self) -> SafeString:
-        """The row's cells joined once (a template variable per cell costs more than the cell)."""
-        # Marked safe once here, not once per cell (400 calls of mark_safe cost 4% of the board).
-        return mark_safe("".join(self.cells))  # noqa: S308 -- each cell is escaped by _cell
+    def html(self) -> str:
+        """The row's markup, its cells joined once: written here rather than by a {% for %}
+        in the template, whose lookups, tag and variables took 0.7 ms for 20 rows (a variable
+        per cell would cost more than the cell). The spaces are the template's, as before."""
+        # SECURITY: every value escaped here; the cells by _cell.
+        group = f' <span class="group">/ {_e(self.group)}</span>' if self.group else ""
+        return (
+            f'\n  <tr data-key="{_e(self.key)}">\n    <th scope="row"><a href="{_e(self.url)}">'
+            f"{_e(self.service)}</a>{group}</th>\n    {''.join(self.cells)}\n  </tr>\n  "
+        )
 
 
 @dataclass
@@ -119,6 +126,11 @@ class Board:
     rows: list[Row]
     live_environments: list[str]  # those whose watch had a state to show
     next_after: str = ""  # the last service name of this page when another page follows
+
+    @property
+    def rows_html(self) -> SafeString:
+        """Every row's markup, marked safe once (not once per row or cell)."""
+        return mark_safe("".join(row.html for row in self.rows))  # noqa: S308 -- Row.html escapes
 
 
 @cache
@@ -495,7 +507,9 @@ def status_board(
     for service_id, _, group in latest:
         groups[service_id].add(group)
     rows = []
+    urls = Context()  # row_url keeps the reversed pattern in its render context
     for service in services:
+        url = row_url(urls, "service-detail", service.name)
         for group in sorted(groups[service.pk] or {""}):
             if filters.group and group != filters.group:
                 continue
@@ -504,7 +518,7 @@ def status_board(
             cells = [
                 _cell(page, service, environment, group, names) for environment in environments
             ]
-            rows.append(Row(service=service.name, group=group, cells=cells))
+            rows.append(Row(service=service.name, group=group, cells=cells, url=url))
     with_state = {environment_id for environment_id, _, _ in live}
     shown = [e.name for e in environments if e.pk in with_state]
     return Board(
@@ -540,7 +554,7 @@ def _cell(
     group: str,
     labels: tuple[str, str],
 ) -> str:
-    """The cell's markup (Row.cells_html marks the row's cells safe at once).
+    """The cell's markup (Board.rows_html marks the rows' cells safe at once).
 
     SECURITY: every value from the database or the cluster goes through _e (html.escape,
     quotes included), here or once per row or version (labels, Commit); the rest is this
