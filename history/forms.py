@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from deployments.models import Service
-from deployments.selectors import HistoryFilters
+from deployments.selectors import HistoryFilters, KnownNames
 from deployments.status import Status
 from environments.models import Environment
 from history.selectors import ALL_EVENTS, KINDS, EventFilters, filter_options, read_catalogue
@@ -250,6 +250,9 @@ class HistoryFilterForm(forms.Form):
         for field, pairs in ((service, options.services), (environment, options.environments)):
             field.widget.names = tuple(name for name, _ in pairs)
             field.ids_by_name = dict(pairs)
+        # Every name, for the page's rows (deployments.selectors.table_rows): the rows are
+        # those the reader may view, whatever the options leave out.
+        self.names = KnownNames(catalogue.services, catalogue.environments)
 
     def _username_to_find(self) -> str | None:
         """The user filter's name as clean_user will see it, when it may be looked up with the

@@ -31,7 +31,7 @@ def history_list(request: HttpRequest) -> HttpResponse:
             )
         else:
             page, next_cursor = history_page(
-                form.filters(), cursor, PAGE_SIZE, user=request.user, seen=seen
+                form.filters(), cursor, PAGE_SIZE, user=request.user, seen=seen, names=form.names
             )
     # The next-page link keeps every filter and replaces only the cursor.
     params = request.GET.copy()

@@ -63,7 +63,7 @@ def test_a_search_reads_its_matches_once_and_shows_only_what_the_reader_may_view
     assert messages == {"ledger": shown, "seen": shown}.get(text, [])
     reads = [q["sql"] for q in queries if 'FROM "deployments_deployment"' in q["sql"]]
     unions = [sql for sql in reads if " UNION " in sql]
-    page = [sql for sql in reads if 'AS "service_name"' in sql]
+    page = [sql for sql in reads if 'AS "deployed_by_name"' in sql]
     assert len(unions) == 1, unions
     assert len(page) == 1, page
     assert AMONG[connection.vendor] in page[0]
