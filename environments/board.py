@@ -630,11 +630,15 @@ def _age(when: datetime, now: datetime) -> str:
 
 def _commit(page: _Page, running: Cell, commit: Commit) -> str:
     when = _moment(running.when)
+    iso = when.isoformat()
     local = when.astimezone(page.zone)
-    # "%Y-%m-%d %H:%M %Z" without strftime, which took twice as long (0.76 vs 0.35 ms a board).
-    stamp = f"{local.isoformat(' ', 'minutes')[:16]} {local.tzname()}"
+    # "%Y-%m-%d %H:%M %Z" without strftime, which took twice as long (0.76 vs 0.35 ms a board),
+    # sliced from an isoformat(): the UTC one already made when the zone's offset is the same
+    # (isoformat took 1.2 us, two a cell were a third of the cell's time).
+    local_iso = iso if local.utcoffset() == when.utcoffset() else local.isoformat()
+    stamp = f"{local_iso[:10]} {local_iso[11:16]} {local.tzname()}"
     return (
         f'<div class="cell-commit">{commit.message}{commit.author} · '
-        f'<time datetime="{when.isoformat()}" title="{stamp}">{_age(when, page.now)} ago</time>'
+        f'<time datetime="{iso}" title="{stamp}">{_age(when, page.now)} ago</time>'
         "</div>"
     )
