@@ -101,7 +101,7 @@ class Row:
     service: str
     group: str
     cells: list[str]  # markup, every value in it escaped by _cell
-    url: str = ""  # the service's page
+    url: str  # the service's page
 
     @property
     def key(self) -> str:
