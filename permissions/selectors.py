@@ -317,9 +317,7 @@ def _service_ids() -> list[int]:
     rows = reads.get(_SERVICE_ROWS) if reads else None
     if rows is not None:
         return _read_once(_SERVICES, lambda: [pk for pk, _, _ in rows])
-    return _read_once(
-        _SERVICES, lambda: list(Service.objects.order_by().values_list("pk", flat=True))
-    )
+    return _read_once(_SERVICES, lambda: [pk for (pk,) in _read_fixed("service ids")])
 
 
 _SERVICE_ROWS = ("service rows",)
@@ -334,32 +332,48 @@ def service_rows() -> list[tuple[int, str, bool]]:
 
 
 def _read_service_rows() -> list[tuple[int, str, bool]]:
-    """The rows of `Service.objects.order_by("name").values_list("pk", "name",
-    "deployed_per_group")`, by its statement compiled once (_service_rows_sql) and read
-    without Django's row iterator: at 1,000 services the queryset took 1.37 ms, this 0.80;
-    the Deploy page 0.94-0.96x as long on SQLite, 0.95-1.0x on PostgreSQL (the board bench's
-    data, A/B in one process, 2026-12). The flag is made a bool here as Django's converter
-    makes it (SQLite gives 0 or 1).
+    # SQLite gives the flag as 0 or 1: made a bool as Django's converter makes it.
+    return [(pk, name, bool(per_group)) for pk, name, per_group in _read_fixed("service rows")]
 
-    Kept prepared on PostgreSQL (apollo_site.prepared_sql): it has no parameter, so one plan
-    serves every page."""
+
+# The catalogue's reads: statements with no parameter, compiled by Django once per process and
+# database (_fixed_sql) and read without its row iterator (_read_fixed).
+_FIXED_READS: dict[str, Callable[[], "QuerySet[Any]"]] = {
+    "service rows": lambda: Service.objects.order_by("name").values_list(
+        "pk", "name", "deployed_per_group"
+    ),
+    "service ids": lambda: Service.objects.order_by().values_list("pk"),
+    "environment catalogue": lambda: Environment.objects.order_by().values_list(
+        "pk", "availability", "name"
+    ),
+}
+
+
+def _read_fixed(name: str) -> list[tuple[Any, ...]]:
+    """The rows of _FIXED_READS[name] (ids, names, availabilities: no column Django converts but
+    a flag, which the caller makes a bool), by its statement compiled once and read from the
+    cursor. At 1,000 services the service rows' queryset, compiled and read through Django's
+    row iterator and converters on every page, took 1.37 ms, this 0.80; the Deploy page
+    0.94-0.96x as long on SQLite, 0.95-1.0x on PostgreSQL (the board bench's data, A/B in one
+    process, 2026-12).
+
+    Kept prepared on PostgreSQL (apollo_site.prepared_sql): no parameter, so one plan serves
+    every page."""
     using = Service.objects.db
-    sql = _service_rows_sql(using, connections[using].vendor)
+    sql = _fixed_sql(using, connections[using].vendor, name)
     with prepared_cursor(using) as cursor:
         cursor.execute(sql)
-        rows = cursor.fetchall()
-    return [(pk, name, bool(per_group)) for pk, name, per_group in rows]
+        return list(cursor.fetchall())
 
 
 @cache
-def _service_rows_sql(using: str, vendor: str) -> str:
-    """service_rows' SQL as Django compiles it, for one database (its alias and vendor, the key
-    of the cache): a statement with no parameter."""
+def _fixed_sql(using: str, vendor: str, name: str) -> str:
+    """_FIXED_READS[name]'s SQL as Django compiles it, for one database (its alias and vendor,
+    the key of the cache)."""
     del vendor
-    rows = Service.objects.using(using).order_by("name")
-    sql, params = rows.values_list("pk", "name", "deployed_per_group").query.sql_with_params()
+    sql, params = _FIXED_READS[name]().using(using).query.sql_with_params()
     if params:
-        raise RuntimeError("the services' statement binds parameters: compile it with them")
+        raise RuntimeError(f"the {name} statement binds parameters: compile it with them")
     return sql
 
 
@@ -376,7 +390,7 @@ def _environment_catalogue() -> list[tuple[int, str, str]]:
         return _read_once(_ENVIRONMENTS, lambda: [(e.pk, e.availability, e.name) for e in rows])
     return _read_once(
         _ENVIRONMENTS,
-        lambda: list(Environment.objects.order_by().values_list("pk", "availability", "name")),
+        lambda: [(pk, av, name) for pk, av, name in _read_fixed("environment catalogue")],
     )
 
 
