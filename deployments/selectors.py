@@ -1115,10 +1115,8 @@ def version_picker(
     recent = recent_versions(services, limit)
     ids = [v.pk for _, versions in recent for v in versions]
     ci: dict[int, list[tuple[str, str]]] = {}
-    for row in CIStatus.objects.filter(version_id__in=ids).values_list(
-        "version_id", "context", "state"
-    ):
-        ci.setdefault(row[0], []).append((row[1], row[2]))
+    for version_id, context, state in _ci_statuses(ids):
+        ci.setdefault(version_id, []).append((context, state))
     runs_in: dict[int, list[str]] = {}
     for (_, _, group), d in sorted(
         (running_versions(services, environments) if running is None else running).items(),
@@ -1145,6 +1143,30 @@ def version_picker(
         )
         for service, versions in recent
     ]
+
+
+def _ci_statuses(version_ids: list[int]) -> list[tuple[int, str, str]]:
+    """(version id, context, state) of the CI statuses of these versions, in the model's
+    order, by _ci_sql's statement (none for no version, as Django's queryset)."""
+    if not version_ids:
+        return []
+    sql, before, after = _ci_sql(len(version_ids))
+    with prepared_cursor(CIStatus.objects.db) as cursor:
+        cursor.execute(sql, [*before, *version_ids, *after])
+        return list(cursor.fetchall())
+
+
+@lru_cache(maxsize=64)
+def _ci_sql(versions: int) -> tuple[str, list[Any], list[Any]]:
+    """_ci_statuses' SQL for this many versions, compiled by Django once per process and count
+    (as _recent_sql), with stand-ins no id can be (negative numbers). Its plan does not depend
+    on the ids (the version's index), so PostgreSQL keeps it prepared."""
+    stand_ins = [-n for n in range(1, versions + 1)]
+    query = CIStatus.objects.filter(version_id__in=stand_ins).values_list(
+        "version_id", "context", "state"
+    )
+    sql, bound = query.query.sql_with_params()
+    return sql, *_around(list(bound), stand_ins, "version_picker's CI statuses")
 
 
 @dataclass(frozen=True)
