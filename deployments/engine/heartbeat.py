@@ -21,13 +21,15 @@ import logging
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections
 from django.utils import timezone
 
+from apollo_site.prepared_sql import prepared_cursor
 from deployments.engine.database import CONNECTION_ERRORS, OUTAGE, drop_connection
 from deployments.models import Deployment, WorkerHeartbeat
 
@@ -282,13 +284,41 @@ START_HINT = "start one with `python manage.py rundeployments`"
 def worker_absence(*, now: Any = None) -> str:
     """ "" while a deployment worker is alive, otherwise what the pages say about it."""
     now = now or timezone.now()
-    last = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", "stopped_at").first()
+    last = _newest_beat()
     if last is not None and last[1] is None and now - last[0] <= STALE_AFTER:
         return ""
     if last is None:
         return f"no deployment worker has been seen yet: {START_HINT}"
     seconds = max(0, int((now - last[0]).total_seconds()))
     return f"no deployment worker has been seen for {seconds} s: {START_HINT}"
+
+
+def _newest_beat() -> "tuple[datetime, datetime | None] | None":
+    """The newest heartbeat's (seen_at, stopped_at), by _newest_beat_sql's statement, kept
+    prepared on PostgreSQL (it has no parameter). Read on every page that shows the worker
+    banner (the Deploy page, a deployment's page), /readyz and the API: its queryset, compiled
+    on each read, took 0.29 ms where the statement takes 0.03 (SQLite)."""
+    using = WorkerHeartbeat.objects.db
+    with prepared_cursor(using) as cursor:
+        cursor.execute(_newest_beat_sql(using, connections[using].vendor))
+        row = cursor.fetchone()
+    return None if row is None else (_utc(row[0]), row[1] and _utc(row[1]))
+
+
+@cache
+def _newest_beat_sql(using: str, vendor: str) -> str:
+    """The newest heartbeat's SQL as Django compiles it, once per database (alias and vendor)."""
+    del vendor
+    query = WorkerHeartbeat.objects.using(using).order_by("-seen_at")
+    sql, params = query.values_list("seen_at", "stopped_at")[:1].query.sql_with_params()
+    if params:
+        raise RuntimeError("the newest heartbeat's statement binds parameters")
+    return sql
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite's naive UTC made aware, as Django's converter makes it; PostgreSQL's are aware.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def pending_reason(deployment: Deployment, absence: str, *, now: Any = None) -> str:

@@ -2,8 +2,6 @@
 (deployments.selectors._ci_sql), kept prepared on PostgreSQL: each version shows its own
 statuses, in context order, whatever the number of versions read."""
 
-import re
-
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -66,10 +64,14 @@ def test_the_deploy_pages_ci_statuses_are_prepared_once_and_reused(
     for _ in range(7):
         response = client.get("/deploy/", {"services": checkout.pk, "environments": staging.pk})
         assert "unit: success" in response.content.decode()
+    assert prepared_runs("deployments_cistatus") == [7]
+
+
+def prepared_runs(table: str) -> list[int]:
+    """The runs of each statement this connection keeps prepared that selects FROM the table."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
             " WHERE NOT from_sql"
         )
-        runs = [n for sql, n in cursor.fetchall() if re.search(r'FROM "deployments_cistatus"', sql)]
-    assert runs == [7]
+        return [n for sql, n in cursor.fetchall() if f'FROM "{table}"' in sql]
