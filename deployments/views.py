@@ -241,14 +241,12 @@ def _group_boxes(form: DeployForm) -> SafeString:
 
     From (id, service, environment, names) rows: the widget built a Group instance with its
     service and environment and rendered two templates per group."""
-    field: Any = form.fields["groups"]
-    rows = field.queryset.select_related(None).values_list(
-        "pk", "service_id", "environment_id", "service__name", "environment__name", "name"
-    )
     value = form["groups"].value() or []
     checked = {str(v) for v in (value if isinstance(value, list | tuple) else [value])}
     lines = []
-    for index, (pk, service_id, environment_id, service, environment, name) in enumerate(rows):
+    for index, (pk, service_id, environment_id, service, environment, name) in enumerate(
+        _group_rows(form)
+    ):
         box_id = f"id_groups_{index}"
         state = " checked" if str(pk) in checked else ""
         # SECURITY: the names are escaped; the ids are integers.
@@ -259,6 +257,29 @@ def _group_boxes(form: DeployForm) -> SafeString:
             f' data-environment="{environment_id}"> <label for="{box_id}">{label}</label></div>'
         )
     return mark_safe("\n".join(lines))  # noqa: S308 (every part escaped above)
+
+
+def _group_rows(form: DeployForm) -> list[tuple[int, int, int, str, str, str]]:
+    """The groups the form offers as (id, service id, environment id, service, environment,
+    name), in the field's order (environment, service, group names). The group table alone,
+    in name order, then placed by the request's catalogue rows (every_environment,
+    service_rows: their positions are the database's name order): the two joins that named
+    them took longer to plan than the read (0.72 -> 0.45 ms on PostgreSQL with no group).
+    A group of a service or environment made since those rows were read is left out, as that
+    service or environment is from the page."""
+    field: Any = form.fields["groups"]
+    query = field.queryset.select_related(None).order_by("name")
+    rows = list(query.values_list("pk", "service_id", "environment_id", "name"))
+    if not rows:
+        return []
+    environments = {e.pk: (rank, e.name) for rank, e in enumerate(every_environment())}
+    services = {pk: (rank, name) for rank, (pk, name, _) in enumerate(service_rows())}
+    # A stable sort: the groups of one service in one environment keep their name order.
+    placed = sorted(
+        (row for row in rows if row[2] in environments and row[1] in services),
+        key=lambda row: (environments[row[2]][0], services[row[1]][0]),
+    )
+    return [(pk, s, e, services[s][1], environments[e][1], name) for pk, s, e, name in placed]
 
 
 def _deploy_page(
