@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django import forms
@@ -12,6 +12,7 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 
+from apollo_site.prepared_sql import prepared_cursor
 from deployments import selectors
 from deployments.models import (
     MAX_SCALING_FACTOR,
@@ -246,6 +247,21 @@ class DeployForm(forms.Form):
             return rows
         return [row for row in rows if row[0] in seen.service_ids]
 
+    def offered_group_rows(self) -> list[tuple[int, int, int, str]]:
+        """The groups the form offers as (id, service id, environment id, name), in name order.
+        When the user may view every service in every environment (_offered's filter then
+        keeps every group: each has both), by _every_group_sql's statement, kept prepared on
+        PostgreSQL (no parameter); otherwise by the groups' queryset."""
+        seen = visibility(self.offered_to)
+        if seen.everything or seen.all_pairs:
+            using = Group.objects.db
+            with prepared_cursor(using) as cursor:
+                cursor.execute(_every_group_sql(using, connections[using].vendor))
+                return list(cursor.fetchall())
+        field: Any = self.fields["groups"]
+        query = field.queryset.select_related(None).order_by("name")
+        return list(query.values_list(*_GROUP_COLUMNS))
+
     def listed_environments(self) -> list[Environment]:
         """Every environment the form offers, in name order: the request's read of every
         environment (permissions.selectors.every_environment), filtered as _offered filters
@@ -346,6 +362,20 @@ class DeployForm(forms.Form):
             versions=versions,
             wanted=wanted,
         )
+
+
+_GROUP_COLUMNS = ("pk", "service_id", "environment_id", "name")
+
+
+@cache
+def _every_group_sql(using: str, vendor: str) -> str:
+    """Every group's row (offered_group_rows) as Django compiles it, once per database."""
+    del vendor
+    query = Group.objects.using(using).order_by("name").values_list(*_GROUP_COLUMNS)
+    sql, params = query.query.sql_with_params()
+    if params:
+        raise RuntimeError("every group's statement binds parameters")
+    return sql
 
 
 class RedeployForm(forms.Form):

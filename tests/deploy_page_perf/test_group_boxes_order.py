@@ -4,15 +4,20 @@ field's order (environment, service, group names), the groups the user may view 
 their numbering."""
 
 import re
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 
 from deployments.models import Group
 from environments.models import Environment
-from permissions.selectors import every_environment
+from permissions.selectors import every_environment, reads_shared_for_one_request, visibility
+from permissions.services import grant
+from permissions.verbs import Verb
 from tests import factories
 from tests.conftest import login
+from tests.deploy_page_perf.test_ci_statuses_read import prepared_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +95,33 @@ def test_a_group_of_an_environment_the_catalogue_rows_lack_is_left_out(
     labels = _labels(admin)
     assert len(labels) == len(groups)
     assert not [label for label in labels if " / late / " in label]
+
+
+def test_a_user_who_views_every_pair_reads_every_group_by_the_fixed_statement(
+    groups: list[Group],
+) -> None:
+    viewer = factories.make_user("viewer")
+    for availability in ("staging", "production"):  # every environment's
+        grant(actor=None, user=viewer, verbs=[Verb.VIEW], availability=availability)
+    with reads_shared_for_one_request():
+        assert visibility(viewer).all_pairs
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(record):
+        labels = _labels(viewer)
+    assert labels == _labels(factories.make_user("root", is_superuser=True))
+    assert len(labels) == len(groups)
+    [read] = [sql for sql in statements if 'FROM "deployments_group"' in sql]
+    assert "WHERE" not in read
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
+def test_every_groups_read_is_prepared_once_and_reused(groups: list[Group]) -> None:
+    client = login(factories.make_user("root", is_superuser=True))
+    for _ in range(7):
+        assert "alpha / prod / eu" in client.get("/deploy/").content.decode()
+    assert prepared_runs("deployments_group") == [7]
